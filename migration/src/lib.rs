@@ -1,0 +1,18 @@
+//! Database migrations, portable across PostgreSQL and SQLite.
+//!
+//! Timestamps are always written by the application (UTC, from its clock), never by
+//! database defaults, so that both backends store and compare them the same way.
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261122_000001_identity;
+mod util;
+
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261122_000001_identity::Migration)]
+    }
+}

@@ -1,0 +1,80 @@
+//! Who is making a request, established once per request from the bearer token.
+
+use std::net::IpAddr;
+
+use crate::entities::user::Role;
+use crate::error::AppError;
+
+#[derive(Debug, Clone)]
+pub struct AuthUser {
+    pub id: i64,
+    pub role: Role,
+    pub email: String,
+    pub validated_medicinal: bool,
+    /// The access token's id and expiry (logout revokes exactly this token).
+    pub jti: String,
+    pub token_expires_at: chrono::DateTime<chrono::Utc>,
+    /// The refresh-token family this access token was issued with.
+    pub session_id: String,
+}
+
+#[derive(Debug, Clone)]
+pub enum Actor {
+    Anonymous,
+    User(AuthUser),
+}
+
+/// Per-request facts every resolver and service may need.
+#[derive(Debug, Clone)]
+pub struct RequestCtx {
+    pub actor: Actor,
+    /// Why a presented bearer token was not accepted (expired, revoked, ...), for a precise 401.
+    pub auth_problem: Option<&'static str>,
+    pub trace_id: String,
+    pub client_ip: IpAddr,
+}
+
+impl RequestCtx {
+    pub fn anonymous(trace_id: String, client_ip: IpAddr) -> Self {
+        RequestCtx {
+            actor: Actor::Anonymous,
+            auth_problem: None,
+            trace_id,
+            client_ip,
+        }
+    }
+
+    pub fn user(&self) -> Option<&AuthUser> {
+        match &self.actor {
+            Actor::User(u) => Some(u),
+            Actor::Anonymous => None,
+        }
+    }
+
+    pub fn user_id(&self) -> Option<i64> {
+        self.user().map(|u| u.id)
+    }
+
+    /// The signed-in user, or `unauthorized`.
+    pub fn require_user(&self) -> Result<&AuthUser, AppError> {
+        self.user().ok_or_else(|| {
+            AppError::unauthorized(
+                self.auth_problem
+                    .unwrap_or("Authentication required: send a bearer access token"),
+            )
+        })
+    }
+
+    /// A signed-in admin, or `unauthorized` / `forbidden`.
+    pub fn require_admin(&self) -> Result<&AuthUser, AppError> {
+        let u = self.require_user()?;
+        if u.role != Role::Admin {
+            return Err(AppError::forbidden("This action requires an administrator"));
+        }
+        Ok(u)
+    }
+
+    pub fn is_admin(&self) -> bool {
+        self.user().is_some_and(|u| u.role == Role::Admin)
+    }
+}

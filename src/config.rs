@@ -1,0 +1,323 @@
+//! Typed configuration from the environment (and `.env` when present, loaded by `main`).
+//!
+//! Every variable is parsed here, once, at start-up: a malformed value is an error that names the
+//! variable, and production refuses weak secrets.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::str::FromStr;
+
+use ipnet::IpNet;
+
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://data/dispensary.db?mode=rwc";
+pub const DEFAULT_SEED_ADMIN_EMAIL: &str = "admin@dispensario.local";
+/// Documented development default; refused when `APP_ENV=production`.
+pub const DEFAULT_SEED_ADMIN_PASSWORD: &str = "Admin12345!";
+/// Development-only signing key, used when `JWT_SECRET` is unset outside production.
+const DEV_JWT_SECRET: &str = "dev-only-insecure-jwt-secret-change-me-0123456789";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AppEnv {
+    Development,
+    Test,
+    Production,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Json,
+    Pretty,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub database_url: String,
+    pub database_max_connections: u32,
+    pub app_addr: SocketAddr,
+    pub app_env: AppEnv,
+    pub jwt_secret: String,
+    pub jwt_issuer: String,
+    pub jwt_audience: String,
+    pub access_token_ttl_seconds: i64,
+    pub refresh_token_ttl_seconds: i64,
+    pub cors_allowed_origins: Vec<String>,
+    pub auth_rate_limit_per_minute: u32,
+    pub login_failure_limit: u32,
+    pub login_failure_window_seconds: i64,
+    pub trusted_proxies: Vec<IpNet>,
+    pub log_format: LogFormat,
+    pub seed_admin_email: String,
+    pub seed_admin_password: String,
+    pub auto_migrate: bool,
+    pub graphql_max_depth: usize,
+    pub graphql_max_complexity: usize,
+    /// Argon2id cost (memory KiB, iterations). Defaults follow OWASP's argon2id minimum; tests lower it.
+    pub argon2_memory_kib: u32,
+    pub argon2_iterations: u32,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("configuration error: {0}")]
+pub struct ConfigError(pub String);
+
+impl Config {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let vars: HashMap<String, String> = std::env::vars().collect();
+        Self::from_map(&vars)
+    }
+
+    /// Reads configuration from a map of variables (the environment, or a test's own).
+    pub fn from_map(vars: &HashMap<String, String>) -> Result<Self, ConfigError> {
+        let r = Reader { vars };
+        let app_env = match r.raw("APP_ENV").as_deref() {
+            None | Some("development") => AppEnv::Development,
+            Some("test") => AppEnv::Test,
+            Some("production") => AppEnv::Production,
+            Some(other) => {
+                return Err(ConfigError(format!(
+                    "APP_ENV must be one of development, test, production (got {other:?})"
+                )))
+            }
+        };
+        let log_format = match r.raw("LOG_FORMAT").as_deref() {
+            None | Some("json") => LogFormat::Json,
+            Some("pretty") => LogFormat::Pretty,
+            Some(other) => {
+                return Err(ConfigError(format!(
+                    "LOG_FORMAT must be json or pretty (got {other:?})"
+                )))
+            }
+        };
+        let production = app_env == AppEnv::Production;
+
+        let jwt_secret = match r.raw("JWT_SECRET") {
+            Some(s) if s.len() >= 32 => s,
+            Some(_) if production => {
+                return Err(ConfigError(
+                    "JWT_SECRET must be at least 32 bytes in production".into(),
+                ))
+            }
+            None if production => {
+                return Err(ConfigError(
+                    "JWT_SECRET is required in production (at least 32 bytes)".into(),
+                ))
+            }
+            Some(s) => {
+                tracing::warn!(
+                    "JWT_SECRET is shorter than 32 bytes; acceptable only outside production"
+                );
+                s
+            }
+            None => DEV_JWT_SECRET.to_string(),
+        };
+        if jwt_secret.is_empty() {
+            return Err(ConfigError("JWT_SECRET must not be empty".into()));
+        }
+
+        let seed_admin_password = r
+            .raw("SEED_ADMIN_PASSWORD")
+            .unwrap_or_else(|| DEFAULT_SEED_ADMIN_PASSWORD.to_string());
+        if production && seed_admin_password == DEFAULT_SEED_ADMIN_PASSWORD {
+            return Err(ConfigError(
+                "SEED_ADMIN_PASSWORD must be set to a non-default value in production".into(),
+            ));
+        }
+        if let Err(e) = crate::domain::Password::parse(&seed_admin_password) {
+            return Err(ConfigError(format!(
+                "SEED_ADMIN_PASSWORD does not meet the password policy: {}",
+                e.message
+            )));
+        }
+        let seed_admin_email = r
+            .raw("SEED_ADMIN_EMAIL")
+            .unwrap_or_else(|| DEFAULT_SEED_ADMIN_EMAIL.to_string());
+        let seed_admin_email = crate::domain::Email::parse(&seed_admin_email)
+            .map_err(|_| {
+                ConfigError(format!(
+                    "SEED_ADMIN_EMAIL is not a valid email: {seed_admin_email:?}"
+                ))
+            })?
+            .into_inner();
+
+        let trusted_proxies = r
+            .list("TRUSTED_PROXIES")
+            .into_iter()
+            .map(|s| {
+                IpNet::from_str(&s)
+                    .or_else(|_| std::net::IpAddr::from_str(&s).map(IpNet::from))
+                    .map_err(|_| {
+                        ConfigError(format!(
+                            "TRUSTED_PROXIES: {s:?} is not an IP address or CIDR range"
+                        ))
+                    })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+
+        let cors_allowed_origins = r.list("CORS_ALLOWED_ORIGINS");
+        for o in &cors_allowed_origins {
+            if !(o.starts_with("http://") || o.starts_with("https://")) || o.ends_with('/') {
+                return Err(ConfigError(format!(
+                    "CORS_ALLOWED_ORIGINS: {o:?} must be an origin like https://shop.example.cl (scheme, host, optional port, no path)"
+                )));
+            }
+        }
+
+        let cfg = Config {
+            database_url: r
+                .raw("DATABASE_URL")
+                .unwrap_or_else(|| DEFAULT_DATABASE_URL.to_string()),
+            database_max_connections: r.parse("DATABASE_MAX_CONNECTIONS", 10u32)?,
+            app_addr: r.parse("APP_ADDR", SocketAddr::from(([127, 0, 0, 1], 8080)))?,
+            app_env,
+            jwt_secret,
+            jwt_issuer: r.raw("JWT_ISSUER").unwrap_or_else(|| "dispensary".into()),
+            jwt_audience: r
+                .raw("JWT_AUDIENCE")
+                .unwrap_or_else(|| "dispensary-api".into()),
+            access_token_ttl_seconds: r.positive("ACCESS_TOKEN_TTL_SECONDS", 900)?,
+            refresh_token_ttl_seconds: r.positive("REFRESH_TOKEN_TTL_SECONDS", 2_592_000)?,
+            cors_allowed_origins,
+            auth_rate_limit_per_minute: r.positive("AUTH_RATE_LIMIT_PER_MINUTE", 60)? as u32,
+            login_failure_limit: r.positive("LOGIN_FAILURE_LIMIT", 10)? as u32,
+            login_failure_window_seconds: r.positive("LOGIN_FAILURE_WINDOW_SECONDS", 900)?,
+            trusted_proxies,
+            log_format,
+            seed_admin_email,
+            seed_admin_password,
+            auto_migrate: r.parse("AUTO_MIGRATE", true)?,
+            graphql_max_depth: r.positive("GRAPHQL_MAX_DEPTH", 12)? as usize,
+            graphql_max_complexity: r.positive("GRAPHQL_MAX_COMPLEXITY", 2000)? as usize,
+            argon2_memory_kib: 19 * 1024,
+            argon2_iterations: 2,
+        };
+        if cfg.database_max_connections == 0 {
+            return Err(ConfigError(
+                "DATABASE_MAX_CONNECTIONS must be at least 1".into(),
+            ));
+        }
+        Ok(cfg)
+    }
+
+    pub fn is_production(&self) -> bool {
+        self.app_env == AppEnv::Production
+    }
+
+    pub fn is_sqlite(&self) -> bool {
+        self.database_url.starts_with("sqlite:")
+    }
+}
+
+struct Reader<'a> {
+    vars: &'a HashMap<String, String>,
+}
+
+impl Reader<'_> {
+    /// The trimmed value; empty counts as unset.
+    fn raw(&self, name: &str) -> Option<String> {
+        self.vars
+            .get(name)
+            .map(|v| v.trim().to_string())
+            .filter(|v| !v.is_empty())
+    }
+
+    fn list(&self, name: &str) -> Vec<String> {
+        self.raw(name)
+            .map(|v| {
+                v.split(',')
+                    .map(|s| s.trim().to_string())
+                    .filter(|s| !s.is_empty())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    fn parse<T: FromStr>(&self, name: &str, default: T) -> Result<T, ConfigError> {
+        match self.raw(name) {
+            None => Ok(default),
+            Some(v) => v
+                .parse()
+                .map_err(|_| ConfigError(format!("{name} has an invalid value: {v:?}"))),
+        }
+    }
+
+    fn positive(&self, name: &str, default: i64) -> Result<i64, ConfigError> {
+        let v: i64 = self.parse(name, default)?;
+        if v <= 0 || v > i64::from(u32::MAX) {
+            return Err(ConfigError(format!(
+                "{name} must be a positive whole number (got {v})"
+            )));
+        }
+        Ok(v)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn map(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_outside_production() {
+        let c = Config::from_map(&map(&[])).unwrap();
+        assert_eq!(c.database_url, DEFAULT_DATABASE_URL);
+        assert_eq!(c.app_addr.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.access_token_ttl_seconds, 900);
+        assert_eq!(c.refresh_token_ttl_seconds, 2_592_000);
+        assert_eq!(c.auth_rate_limit_per_minute, 60);
+        assert_eq!(c.log_format, LogFormat::Json);
+        assert!(c.auto_migrate);
+    }
+
+    #[test]
+    fn production_refuses_weak_or_missing_secret_and_default_seed_password() {
+        let strong = "x".repeat(32);
+        let e = Config::from_map(&map(&[("APP_ENV", "production")])).unwrap_err();
+        assert!(e.0.contains("JWT_SECRET"), "{e}");
+        let e = Config::from_map(&map(&[
+            ("APP_ENV", "production"),
+            ("JWT_SECRET", "short"),
+            ("SEED_ADMIN_PASSWORD", "Str0ngPassw0rd"),
+        ]))
+        .unwrap_err();
+        assert!(e.0.contains("JWT_SECRET"), "{e}");
+        let e = Config::from_map(&map(&[("APP_ENV", "production"), ("JWT_SECRET", &strong)]))
+            .unwrap_err();
+        assert!(e.0.contains("SEED_ADMIN_PASSWORD"), "{e}");
+        let ok = Config::from_map(&map(&[
+            ("APP_ENV", "production"),
+            ("JWT_SECRET", &strong),
+            ("SEED_ADMIN_PASSWORD", "Str0ngPassw0rd"),
+        ]));
+        assert!(ok.is_ok());
+    }
+
+    #[test]
+    fn malformed_values_name_the_variable() {
+        for (k, v) in [
+            ("APP_ADDR", "nope"),
+            ("ACCESS_TOKEN_TTL_SECONDS", "-5"),
+            ("AUTH_RATE_LIMIT_PER_MINUTE", "many"),
+            ("TRUSTED_PROXIES", "10.0.0.0/99"),
+            ("AUTO_MIGRATE", "maybe"),
+            ("APP_ENV", "staging"),
+            ("LOG_FORMAT", "xml"),
+            ("CORS_ALLOWED_ORIGINS", "shop.example.cl"),
+        ] {
+            let e = Config::from_map(&map(&[(k, v)])).unwrap_err();
+            assert!(e.0.contains(k), "{k}: {e}");
+        }
+    }
+
+    #[test]
+    fn trusted_proxies_accept_addresses_and_ranges() {
+        let c = Config::from_map(&map(&[("TRUSTED_PROXIES", "10.0.0.0/8, 127.0.0.1")])).unwrap();
+        assert_eq!(c.trusted_proxies.len(), 2);
+    }
+}

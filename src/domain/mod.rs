@@ -1,0 +1,48 @@
+//! Validated domain values. Each `parse` returns a `validation_error` naming the field and the issue.
+
+mod email;
+mod password;
+mod rut;
+
+pub use email::Email;
+pub use password::Password;
+pub use rut::Rut;
+
+use crate::error::AppError;
+
+/// A person's display name: trimmed, 1–120 characters, no control characters.
+pub fn parse_name(field: &str, raw: &str) -> Result<String, AppError> {
+    let name = raw.trim();
+    if name.is_empty() {
+        return Err(AppError::invalid(field, "required", "Name is required"));
+    }
+    if name.chars().count() > 120 {
+        return Err(AppError::invalid(
+            field,
+            "too_long",
+            "Name must be at most 120 characters",
+        ));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(AppError::invalid(
+            field,
+            "invalid_format",
+            "Name contains control characters",
+        ));
+    }
+    Ok(name.to_string())
+}
+
+/// A phone number: digits with an optional leading `+`, spaces allowed, 8–15 digits.
+pub fn parse_phone(field: &str, raw: &str) -> Result<String, AppError> {
+    let compact: String = raw.chars().filter(|c| !c.is_whitespace()).collect();
+    let digits = compact.strip_prefix('+').unwrap_or(&compact);
+    if digits.len() < 8 || digits.len() > 15 || !digits.chars().all(|c| c.is_ascii_digit()) {
+        return Err(AppError::invalid(
+            field,
+            "invalid_format",
+            "Phone must have 8 to 15 digits, optionally starting with +",
+        ));
+    }
+    Ok(compact)
+}

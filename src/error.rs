@@ -1,0 +1,374 @@
+//! One error type for every layer, with the spec's codes (spec §2).
+//!
+//! It renders as the REST error body with its HTTP status, and converts into a GraphQL error whose
+//! `extensions` carry the same `code` and `details` (the `traceId` is added when the response is sent).
+
+use async_graphql::ErrorExtensions;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use sea_orm::{DbErr, SqlErr};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorCode {
+    Validation,
+    /// A `validation_error` answered with 413 (body or file too large).
+    PayloadTooLarge,
+    Unauthorized,
+    Forbidden,
+    NotFound,
+    MethodNotAllowed,
+    Conflict,
+    RateLimited,
+    Internal,
+    /// 503: not ready (readiness probe).
+    Unavailable,
+}
+
+impl ErrorCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::Validation | ErrorCode::PayloadTooLarge => "validation_error",
+            ErrorCode::Unauthorized => "unauthorized",
+            ErrorCode::Forbidden => "forbidden",
+            ErrorCode::NotFound => "not_found",
+            ErrorCode::MethodNotAllowed => "method_not_allowed",
+            ErrorCode::Conflict => "conflict",
+            ErrorCode::RateLimited => "rate_limited",
+            ErrorCode::Internal => "internal_error",
+            ErrorCode::Unavailable => "unavailable",
+        }
+    }
+
+    pub fn status(self) -> StatusCode {
+        match self {
+            ErrorCode::Validation => StatusCode::BAD_REQUEST,
+            ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorCode::Unauthorized => StatusCode::UNAUTHORIZED,
+            ErrorCode::Forbidden => StatusCode::FORBIDDEN,
+            ErrorCode::NotFound => StatusCode::NOT_FOUND,
+            ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ErrorCode::Conflict => StatusCode::CONFLICT,
+            ErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+            ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            ErrorCode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    /// Reads back a code carried in GraphQL `extensions`; `too_large` in the details marks the 413 flavour.
+    pub fn parse(code: &str, details: &[FieldIssue]) -> Option<Self> {
+        Some(match code {
+            "validation_error" if details.iter().any(|d| d.issue == TOO_LARGE) => {
+                ErrorCode::PayloadTooLarge
+            }
+            "validation_error" => ErrorCode::Validation,
+            "unauthorized" => ErrorCode::Unauthorized,
+            "forbidden" => ErrorCode::Forbidden,
+            "not_found" => ErrorCode::NotFound,
+            "method_not_allowed" => ErrorCode::MethodNotAllowed,
+            "conflict" => ErrorCode::Conflict,
+            "rate_limited" => ErrorCode::RateLimited,
+            "internal_error" => ErrorCode::Internal,
+            "unavailable" => ErrorCode::Unavailable,
+            _ => return None,
+        })
+    }
+}
+
+/// The issue name that marks a too-large body or file.
+pub const TOO_LARGE: &str = "too_large";
+
+/// One problem with one input field.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct FieldIssue {
+    /// The field, in the request's own naming (`email`, `items[0].variantId`).
+    #[schema(example = "email")]
+    pub field: String,
+    /// A stable, machine-readable reason (`invalid_format`, `required`, `unknown_field`, ...).
+    #[schema(example = "invalid_format")]
+    pub issue: String,
+}
+
+impl FieldIssue {
+    pub fn new(field: impl Into<String>, issue: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            issue: issue.into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct AppError {
+    pub code: ErrorCode,
+    pub message: String,
+    pub details: Vec<FieldIssue>,
+    /// Seconds, for `rate_limited`.
+    pub retry_after: Option<u64>,
+}
+
+pub type AppResult<T> = Result<T, AppError>;
+
+impl AppError {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+            details: Vec::new(),
+            retry_after: None,
+        }
+    }
+
+    pub fn with_details(mut self, details: Vec<FieldIssue>) -> Self {
+        self.details = details;
+        self
+    }
+
+    /// A `validation_error` about a single field.
+    pub fn invalid(field: &str, issue: &str, message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::Validation, message).with_details(vec![FieldIssue::new(field, issue)])
+    }
+
+    /// A `validation_error` listing every field issue found.
+    pub fn invalid_fields(details: Vec<FieldIssue>) -> Self {
+        let message = match details.as_slice() {
+            [one] => format!("Invalid value for '{}': {}", one.field, one.issue),
+            _ => "The request has invalid fields".to_string(),
+        };
+        Self::new(ErrorCode::Validation, message).with_details(details)
+    }
+
+    pub fn too_large(field: &str, message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::PayloadTooLarge, message)
+            .with_details(vec![FieldIssue::new(field, TOO_LARGE)])
+    }
+
+    pub fn unauthorized(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::Unauthorized, message)
+    }
+
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::Forbidden, message)
+    }
+
+    pub fn not_found(what: &str) -> Self {
+        Self::new(ErrorCode::NotFound, format!("{what} not found"))
+    }
+
+    pub fn conflict(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::Conflict, message)
+    }
+
+    pub fn conflict_field(field: &str, issue: &str, message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::Conflict, message).with_details(vec![FieldIssue::new(field, issue)])
+    }
+
+    pub fn rate_limited(retry_after_secs: u64) -> Self {
+        Self {
+            retry_after: Some(retry_after_secs.max(1)),
+            ..Self::new(ErrorCode::RateLimited, "Too many requests, try again later")
+        }
+    }
+
+    /// An unexpected failure. The cause is logged here (with the trace id); the client only sees
+    /// a generic message.
+    pub fn internal(cause: impl std::fmt::Display) -> Self {
+        tracing::error!(
+            traceId = %crate::http::trace::current_trace_id(),
+            error = %cause,
+            "internal error"
+        );
+        Self::new(ErrorCode::Internal, "Internal server error")
+    }
+
+    pub fn status(&self) -> StatusCode {
+        self.code.status()
+    }
+
+    pub fn body(&self, trace_id: &str) -> ErrorBody {
+        ErrorBody {
+            error: ErrorObject {
+                code: self.code.as_str().to_string(),
+                message: self.message.clone(),
+                details: self.details.clone(),
+                trace_id: trace_id.to_string(),
+            },
+        }
+    }
+
+    /// Rebuilds the error from a GraphQL error's message and extensions (the REST bridge's way back).
+    pub fn from_graphql(err: &async_graphql::ServerError) -> Self {
+        let ext = err.extensions.as_ref();
+        let get = |k: &str| ext.and_then(|e| e.get(k)).cloned();
+        let details: Vec<FieldIssue> = get("details")
+            .and_then(|v| v.into_json().ok())
+            .and_then(|v| serde_json::from_value(v).ok())
+            .unwrap_or_default();
+        let code = match get("code") {
+            Some(async_graphql::Value::String(s)) => ErrorCode::parse(&s, &details),
+            _ => None,
+        }
+        .unwrap_or(ErrorCode::Validation);
+        let retry_after = match get("retryAfter") {
+            Some(async_graphql::Value::Number(n)) => n.as_u64(),
+            _ => None,
+        };
+        AppError {
+            code,
+            message: err.message.clone(),
+            details,
+            retry_after,
+        }
+    }
+}
+
+// Deliberately not `Display`/`std::error::Error`: async-graphql converts any `Display` error into a
+// GraphQL error without extensions, which would silently drop `code` and `details`.
+
+impl From<AppError> for anyhow::Error {
+    fn from(e: AppError) -> Self {
+        anyhow::anyhow!("{}: {}", e.code.as_str(), e.message)
+    }
+}
+
+/// The error body of every failing REST response.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({"error": {"code": "validation_error", "message": "Invalid value for 'email': invalid_format",
+    "details": [{"field": "email", "issue": "invalid_format"}], "traceId": "6f1c2a5e-0c1b-4f0e-9d43-3a1b2c3d4e5f"}}))]
+pub struct ErrorBody {
+    pub error: ErrorObject,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ErrorObject {
+    /// One of validation_error, unauthorized, forbidden, not_found, method_not_allowed, conflict, rate_limited, internal_error.
+    pub code: String,
+    pub message: String,
+    pub details: Vec<FieldIssue>,
+    /// Equals the response's `X-Request-Id` header.
+    pub trace_id: String,
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        let trace_id = crate::http::trace::current_trace_id();
+        let mut res = (self.status(), axum::Json(self.body(&trace_id))).into_response();
+        if let Some(secs) = self.retry_after {
+            if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
+                res.headers_mut().insert(header::RETRY_AFTER, v);
+            }
+        }
+        res
+    }
+}
+
+impl ErrorExtensions for AppError {
+    fn extend(&self) -> async_graphql::Error {
+        async_graphql::Error::new(self.message.clone()).extend_with(|_, e| {
+            e.set("code", self.code.as_str());
+            let details: Vec<async_graphql::Value> = self
+                .details
+                .iter()
+                .map(|d| {
+                    let mut m = async_graphql::indexmap::IndexMap::new();
+                    m.insert(
+                        async_graphql::Name::new("field"),
+                        async_graphql::Value::from(d.field.clone()),
+                    );
+                    m.insert(
+                        async_graphql::Name::new("issue"),
+                        async_graphql::Value::from(d.issue.clone()),
+                    );
+                    async_graphql::Value::Object(m)
+                })
+                .collect();
+            e.set("details", details);
+            if let Some(secs) = self.retry_after {
+                e.set("retryAfter", secs);
+            }
+        })
+    }
+}
+
+impl From<AppError> for async_graphql::Error {
+    fn from(e: AppError) -> Self {
+        e.extend()
+    }
+}
+
+impl From<DbErr> for AppError {
+    fn from(err: DbErr) -> Self {
+        match err.sql_err() {
+            Some(SqlErr::UniqueConstraintViolation(msg)) => {
+                let field = unique_violation_field(&msg);
+                AppError::conflict_field(
+                    &field,
+                    "already_exists",
+                    format!("A record with this {field} already exists"),
+                )
+            }
+            Some(SqlErr::ForeignKeyConstraintViolation(_)) => {
+                AppError::conflict("The record is still referenced by other records")
+            }
+            _ => AppError::internal(err),
+        }
+    }
+}
+
+/// Best-effort column name from a unique-violation message of SQLite
+/// (`UNIQUE constraint failed: users.email`) or PostgreSQL (`... constraint "users_email_key"`).
+fn unique_violation_field(msg: &str) -> String {
+    let snake = if let Some(rest) = msg.split("UNIQUE constraint failed: ").nth(1) {
+        rest.split(',')
+            .next()
+            .and_then(|c| c.trim().split('.').nth(1))
+            .unwrap_or("value")
+            .to_string()
+    } else if let Some(name) = msg.split('"').nth(1) {
+        let name = name.trim_end_matches("_key");
+        // `<table>_<column>`: tables here are single words or `<word>_<word>s`; take what follows the table.
+        let table_end = name.find("s_").map(|i| i + 2).unwrap_or(0);
+        name[table_end..].to_string()
+    } else {
+        "value".to_string()
+    };
+    crate::util::snake_to_camel(&snake)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unique_field_from_both_backends() {
+        assert_eq!(
+            unique_violation_field("UNIQUE constraint failed: users.email"),
+            "email"
+        );
+        assert_eq!(
+            unique_violation_field(
+                "duplicate key value violates unique constraint \"users_email_key\""
+            ),
+            "email"
+        );
+        assert_eq!(
+            unique_violation_field("UNIQUE constraint failed: product_variants.sku"),
+            "sku"
+        );
+    }
+
+    #[test]
+    fn too_large_details_map_back_to_413() {
+        let d = vec![FieldIssue::new("file", TOO_LARGE)];
+        assert_eq!(
+            ErrorCode::parse("validation_error", &d).unwrap().status(),
+            StatusCode::PAYLOAD_TOO_LARGE
+        );
+        assert_eq!(
+            ErrorCode::parse("validation_error", &[]).unwrap().status(),
+            StatusCode::BAD_REQUEST
+        );
+    }
+}

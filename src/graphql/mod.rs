@@ -1,0 +1,88 @@
+//! The GraphQL schema: one Query and one Mutation merged from the domain modules.
+
+pub mod auth;
+pub mod scalars;
+pub mod users;
+
+use async_graphql::{Context, EmptySubscription, MergedObject, Schema};
+
+use crate::actor::RequestCtx;
+use crate::error::AppError;
+use crate::state::AppState;
+
+pub type AppSchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;
+pub type GqlResult<T> = Result<T, AppError>;
+
+#[derive(MergedObject, Default)]
+#[graphql(name = "Query")]
+pub struct QueryRoot(users::UsersQuery);
+
+#[derive(MergedObject, Default)]
+#[graphql(name = "Mutation")]
+pub struct MutationRoot(auth::AuthMutation, users::UsersMutation);
+
+/// Builds the schema. `state` is absent only when printing the SDL.
+pub fn build_schema(state: Option<AppState>) -> AppSchema {
+    let mut builder = Schema::build(
+        QueryRoot::default(),
+        MutationRoot::default(),
+        EmptySubscription,
+    );
+    if let Some(st) = state {
+        builder = builder
+            .limit_depth(st.config.graphql_max_depth)
+            .limit_complexity(st.config.graphql_max_complexity)
+            .data(st);
+    }
+    builder.finish()
+}
+
+/// The SDL written to `schema.graphql`.
+pub fn sdl() -> String {
+    build_schema(None).sdl()
+}
+
+/// The app state and the request context every resolver needs. Both are always present: the HTTP
+/// layer puts the request context in, and the schema is built with the state.
+pub fn parts<'a>(ctx: &'a Context<'_>) -> (&'a AppState, &'a RequestCtx) {
+    (
+        ctx.data_unchecked::<AppState>(),
+        ctx.data_unchecked::<RequestCtx>(),
+    )
+}
+
+/// Executes a request for a given request context, and completes every error's extensions with
+/// a `code` (GraphQL parse and validation errors are `validation_error`) and the `traceId`.
+pub async fn execute(
+    schema: &AppSchema,
+    state: &AppState,
+    request: async_graphql::Request,
+    rctx: RequestCtx,
+) -> async_graphql::Response {
+    let operation = request.operation_name.clone();
+    let trace_id = rctx.trace_id.clone();
+    let mut response = schema.execute(request.data(rctx)).await;
+    for err in response.errors.iter_mut() {
+        let ext = err.extensions.get_or_insert_with(Default::default);
+        if ext.get("code").is_none() {
+            ext.set("code", "validation_error");
+            ext.set("details", Vec::<async_graphql::Value>::new());
+        }
+        ext.set("traceId", trace_id.clone());
+    }
+    let outcome = if response.errors.is_empty() {
+        "ok"
+    } else {
+        "error"
+    };
+    let op = operation
+        .as_deref()
+        .filter(|o| crate::rest::is_known_operation(o))
+        .unwrap_or("other");
+    state
+        .metrics
+        .graphql_operations
+        .with_label_values(&[op, outcome])
+        .inc();
+    response
+}

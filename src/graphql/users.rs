@@ -1,0 +1,153 @@
+//! GraphQL types and resolvers for users and the signed-in user's profile.
+
+use async_graphql::{Context, Object, SimpleObject};
+use chrono::NaiveDate;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use super::scalars::Timestamp;
+use super::{parts, GqlResult};
+use crate::entities::user::Role;
+use crate::services::pagination::Page;
+use crate::services::users::{self, UpdateMeInput, UpdateUserInput, UserFilter, UserView};
+
+#[derive(SimpleObject, Serialize, ToSchema, Clone)]
+#[serde(rename_all = "camelCase")]
+#[schema(example = json!({"id": 2, "name": "Ana Pérez", "email": "ana@example.cl", "rut": "12345678-5",
+    "role": "customer", "isActive": true, "validatedMedicinal": false,
+    "profile": {"phone": "+56912345678", "birthdate": null, "address": null, "comuna": null, "region": null, "defaultAddressId": null},
+    "createdAt": "2026-11-22T08:00:00Z", "updatedAt": "2026-11-22T08:00:00Z", "deletedAt": null}))]
+pub struct User {
+    pub id: i64,
+    pub name: String,
+    pub email: String,
+    pub rut: Option<String>,
+    pub role: Role,
+    pub is_active: bool,
+    pub validated_medicinal: bool,
+    pub profile: UserProfile,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+    pub deleted_at: Option<Timestamp>,
+}
+
+#[derive(SimpleObject, Serialize, ToSchema, Clone, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct UserProfile {
+    pub phone: Option<String>,
+    pub birthdate: Option<NaiveDate>,
+    pub address: Option<String>,
+    pub comuna: Option<String>,
+    pub region: Option<String>,
+    pub default_address_id: Option<i64>,
+}
+
+impl From<UserView> for User {
+    fn from(v: UserView) -> Self {
+        let u = v.user;
+        let profile = v
+            .profile
+            .map(|p| UserProfile {
+                phone: p.phone,
+                birthdate: p.birthdate,
+                address: p.address,
+                comuna: p.comuna,
+                region: p.region,
+                default_address_id: p.default_address_id,
+            })
+            .unwrap_or_default();
+        User {
+            id: u.id,
+            name: u.name,
+            email: u.email,
+            rut: u.rut,
+            role: u.role,
+            is_active: u.is_active,
+            validated_medicinal: u.validated_medicinal,
+            profile,
+            created_at: u.created_at.into(),
+            updated_at: u.updated_at.into(),
+            deleted_at: u.deleted_at.map(Into::into),
+        }
+    }
+}
+
+#[derive(SimpleObject, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(example = json!({"items": [{"id": 2, "name": "Ana Pérez", "email": "ana@example.cl", "role": "customer"}],
+    "total": 1, "page": 1, "pageSize": 20}))]
+pub struct UserPage {
+    pub items: Vec<User>,
+    pub total: u64,
+    pub page: u64,
+    pub page_size: u64,
+}
+
+#[derive(Default)]
+pub struct UsersQuery;
+
+#[Object]
+impl UsersQuery {
+    /// The signed-in user.
+    async fn me(&self, ctx: &Context<'_>) -> GqlResult<User> {
+        let (st, rc) = parts(ctx);
+        Ok(users::me(st, rc).await?.into())
+    }
+
+    /// Admin: users, filtered by free text (name, email, RUT), role and active flag.
+    #[allow(clippy::too_many_arguments)]
+    async fn users(
+        &self,
+        ctx: &Context<'_>,
+        page: Option<i64>,
+        page_size: Option<i64>,
+        q: Option<String>,
+        role: Option<Role>,
+        is_active: Option<bool>,
+    ) -> GqlResult<UserPage> {
+        let (st, rc) = parts(ctx);
+        let p = Page::parse(page, page_size)?;
+        let (items, total) = users::list(st, rc, UserFilter { q, role, is_active }, p).await?;
+        Ok(UserPage {
+            items: items.into_iter().map(User::from).collect(),
+            total,
+            page: p.page,
+            page_size: p.page_size,
+        })
+    }
+
+    /// Admin: one user by id.
+    async fn user(&self, ctx: &Context<'_>, id: i64) -> GqlResult<User> {
+        let (st, rc) = parts(ctx);
+        Ok(users::get(st, rc, id).await?.into())
+    }
+}
+
+#[derive(Default)]
+pub struct UsersMutation;
+
+#[Object]
+impl UsersMutation {
+    /// Updates the signed-in user's own name, email, RUT or phone.
+    async fn update_me(&self, ctx: &Context<'_>, input: UpdateMeInput) -> GqlResult<User> {
+        let (st, rc) = parts(ctx);
+        Ok(users::update_me(st, rc, input).await?.into())
+    }
+
+    /// Admin: changes a user's role, active flag or medicinal validation.
+    async fn update_user(
+        &self,
+        ctx: &Context<'_>,
+        id: i64,
+        input: UpdateUserInput,
+    ) -> GqlResult<User> {
+        let (st, rc) = parts(ctx);
+        Ok(users::update(st, rc, id, input).await?.into())
+    }
+
+    /// Admin: soft-deletes a user (deactivates and revokes every session).
+    async fn delete_user(&self, ctx: &Context<'_>, id: i64) -> GqlResult<bool> {
+        let (st, rc) = parts(ctx);
+        Ok(users::delete(st, rc, id).await?)
+    }
+}

@@ -1,0 +1,90 @@
+//! The HTTP surface: middleware stack and the router (GraphQL, REST bridge, operations).
+
+pub mod auth;
+pub mod client_ip;
+pub mod errors;
+pub mod graphql;
+pub mod observe;
+pub mod ops;
+pub mod trace;
+
+use axum::extract::DefaultBodyLimit;
+use axum::http::{header, HeaderName, HeaderValue, Method};
+use axum::middleware::{from_fn, from_fn_with_state};
+use axum::routing::get;
+use axum::Router;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use utoipa_swagger_ui::SwaggerUi;
+
+use crate::graphql::AppSchema;
+use crate::state::AppState;
+
+/// JSON bodies above this are refused with 413.
+pub const JSON_BODY_LIMIT: usize = 1024 * 1024;
+
+#[derive(Clone)]
+pub struct App {
+    pub state: AppState,
+    pub schema: AppSchema,
+}
+
+fn cors(origins: &[String]) -> CorsLayer {
+    let list: Vec<HeaderValue> = origins
+        .iter()
+        .filter_map(|o| HeaderValue::from_str(o).ok())
+        .collect();
+    CorsLayer::new()
+        .allow_origin(AllowOrigin::list(list))
+        .allow_methods([
+            Method::GET,
+            Method::POST,
+            Method::PUT,
+            Method::PATCH,
+            Method::DELETE,
+            Method::OPTIONS,
+        ])
+        .allow_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            header::ACCEPT,
+            HeaderName::from_static("idempotency-key"),
+            trace::REQUEST_ID,
+        ])
+        .expose_headers([trace::REQUEST_ID, header::RETRY_AFTER])
+        .max_age(std::time::Duration::from_secs(600))
+}
+
+pub fn router(app: App) -> Router {
+    let st = app.state.clone();
+    crate::rest::router()
+        .route("/graphql", get(graphql::get).post(graphql::post))
+        .route(
+            "/graphiql/assets/graphiql.min.js",
+            get(graphql::graphiql_js),
+        )
+        .route(
+            "/graphiql/assets/graphiql.min.css",
+            get(graphql::graphiql_css),
+        )
+        .route(
+            "/graphiql/assets/react.production.min.js",
+            get(graphql::react_js),
+        )
+        .route(
+            "/graphiql/assets/react-dom.production.min.js",
+            get(graphql::react_dom_js),
+        )
+        .route("/healthz", get(ops::healthz))
+        .route("/readyz", get(ops::readyz))
+        .route("/metrics", get(ops::metrics))
+        .merge(SwaggerUi::new("/docs").url("/openapi.json", crate::rest::openapi::document()))
+        .route_layer(from_fn(observe::route_label))
+        .fallback(errors::not_found)
+        .layer(DefaultBodyLimit::max(JSON_BODY_LIMIT))
+        .layer(from_fn_with_state(st.clone(), auth::middleware))
+        .layer(from_fn(errors::normalize))
+        .layer(cors(&st.config.cors_allowed_origins))
+        .layer(from_fn_with_state(st, observe::middleware))
+        .layer(from_fn(trace::middleware))
+        .with_state(app)
+}

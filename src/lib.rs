@@ -1,0 +1,47 @@
+//! dispensary: the GraphQL-first backend of a Chilean online dispensary.
+//!
+//! Layers (data flows down): HTTP (`http`, `rest`) → GraphQL (`graphql`) → services → entities.
+
+pub mod actor;
+pub mod clock;
+pub mod config;
+pub mod db;
+pub mod domain;
+pub mod entities;
+pub mod error;
+pub mod graphql;
+pub mod http;
+pub mod metrics;
+pub mod rest;
+pub mod seed;
+pub mod services;
+pub mod state;
+pub mod util;
+
+use axum::Router;
+
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::state::AppState;
+
+/// Connects to the database, applies migrations unless `AUTO_MIGRATE=false`, and builds the router.
+pub async fn build_app(config: Config, clock: Clock) -> anyhow::Result<(Router, AppState)> {
+    let metrics = Metrics::new();
+    let db = db::connect(
+        &config.database_url,
+        config.database_max_connections,
+        &metrics,
+    )
+    .await?;
+    if config.auto_migrate {
+        db::migrate(&db).await?;
+    }
+    let state = AppState::new(db, config, clock, metrics);
+    let schema = graphql::build_schema(Some(state.clone()));
+    let router = http::router(http::App {
+        state: state.clone(),
+        schema,
+    });
+    Ok((router, state))
+}

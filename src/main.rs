@@ -1,0 +1,158 @@
+use std::net::SocketAddr;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use dispensary::clock::Clock;
+use dispensary::config::{AppEnv, Config, LogFormat};
+
+#[derive(Parser)]
+#[command(
+    name = "dispensary",
+    version,
+    about = "Dispensary commerce API (GraphQL + REST)"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the HTTP server (default). Applies pending migrations first unless AUTO_MIGRATE=false.
+    Serve,
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Load the idempotent demo seed (admin from SEED_ADMIN_EMAIL / SEED_ADMIN_PASSWORD).
+    Seed,
+    /// Print the GraphQL schema (SDL) to stdout.
+    PrintSchema,
+    /// Print the OpenAPI document (YAML) to stdout.
+    PrintOpenapi,
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn,sea_orm=warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .init(),
+        LogFormat::Pretty => builder.init(),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Some(Command::PrintSchema) => {
+            print!("{}", dispensary::graphql::sdl());
+            return ExitCode::SUCCESS;
+        }
+        Some(Command::PrintOpenapi) => {
+            print!("{}", dispensary::rest::openapi::yaml());
+            return ExitCode::SUCCESS;
+        }
+        _ => {}
+    }
+    let _ = dotenvy::dotenv();
+    let config = match Config::from_env() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("dispensary: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    init_logging(config.log_format);
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("dispensary: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command.unwrap_or(Command::Serve) {
+            Command::Migrate => migrate(config).await,
+            Command::Seed => seed(config).await,
+            _ => serve(config).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %e, "fatal");
+            eprintln!("dispensary: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn migrate(config: Config) -> anyhow::Result<()> {
+    let metrics = dispensary::metrics::Metrics::new();
+    let db = dispensary::db::connect(&config.database_url, 1, &metrics).await?;
+    dispensary::db::migrate(&db).await?;
+    tracing::info!("migrations applied");
+    Ok(())
+}
+
+async fn seed(mut config: Config) -> anyhow::Result<()> {
+    config.auto_migrate = true;
+    let (_, state) = dispensary::build_app(config, Clock::default()).await?;
+    let report = dispensary::seed::run(&state).await?;
+    tracing::info!(
+        created = report.created,
+        updated = report.updated,
+        unchanged = report.unchanged,
+        "seed loaded"
+    );
+    Ok(())
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    let addr = config.app_addr;
+    let auto_seed = config.app_env == AppEnv::Development;
+    let (router, state) = dispensary::build_app(config, Clock::default()).await?;
+    if auto_seed && state.config.auto_migrate && !dispensary::seed::has_users(&state).await? {
+        let report = dispensary::seed::run(&state).await?;
+        tracing::info!(
+            created = report.created,
+            "empty development database: demo seed loaded"
+        );
+    }
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {addr} (APP_ADDR): {e}"))?;
+    tracing::info!(%addr, "listening");
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown_signal())
+    .await?;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
+            s.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutting down");
+}

@@ -1,0 +1,133 @@
+//! Prometheus metrics. Each app instance owns its registry (tests run many apps in one process).
+
+use std::time::Duration;
+
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
+    Registry, TextEncoder,
+};
+
+#[derive(Clone)]
+pub struct Metrics {
+    registry: Registry,
+    pub http_requests: IntCounterVec,
+    pub http_duration: HistogramVec,
+    pub db_statements: IntCounter,
+    pub db_statement_failures: IntCounter,
+    pub db_statement_duration: Histogram,
+    pub db_pool_size: IntGauge,
+    pub db_pool_idle: IntGauge,
+    pub graphql_operations: IntCounterVec,
+    pub login_failures: IntCounter,
+    pub rate_limited: IntCounterVec,
+}
+
+fn register<T: prometheus::core::Collector + Clone + 'static>(r: &Registry, c: T) -> T {
+    // Names are static and unique, so registration cannot fail.
+    r.register(Box::new(c.clone()))
+        .expect("metric registration");
+    c
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let r = Registry::new();
+        let buckets = vec![
+            0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+        ];
+        Metrics {
+            http_requests: register(
+                &r,
+                IntCounterVec::new(
+                    Opts::new("http_requests_total", "HTTP requests by route and status"),
+                    &["method", "route", "status"],
+                )
+                .expect("metric"),
+            ),
+            http_duration: register(
+                &r,
+                HistogramVec::new(
+                    HistogramOpts::new(
+                        "http_request_duration_seconds",
+                        "HTTP request latency by route and status",
+                    )
+                    .buckets(buckets.clone()),
+                    &["method", "route", "status"],
+                )
+                .expect("metric"),
+            ),
+            db_statements: register(
+                &r,
+                IntCounter::new("db_statements_total", "SQL statements executed").expect("metric"),
+            ),
+            db_statement_failures: register(
+                &r,
+                IntCounter::new("db_statement_failures_total", "SQL statements that failed")
+                    .expect("metric"),
+            ),
+            db_statement_duration: register(
+                &r,
+                Histogram::with_opts(
+                    HistogramOpts::new("db_statement_duration_seconds", "SQL statement latency")
+                        .buckets(buckets),
+                )
+                .expect("metric"),
+            ),
+            db_pool_size: register(
+                &r,
+                IntGauge::new("db_pool_connections", "Open database connections").expect("metric"),
+            ),
+            db_pool_idle: register(
+                &r,
+                IntGauge::new("db_pool_idle_connections", "Idle database connections")
+                    .expect("metric"),
+            ),
+            graphql_operations: register(
+                &r,
+                IntCounterVec::new(
+                    Opts::new("graphql_operations_total", "GraphQL operations executed"),
+                    &["operation", "outcome"],
+                )
+                .expect("metric"),
+            ),
+            login_failures: register(
+                &r,
+                IntCounter::new("auth_login_failures_total", "Failed login attempts")
+                    .expect("metric"),
+            ),
+            rate_limited: register(
+                &r,
+                IntCounterVec::new(
+                    Opts::new(
+                        "rate_limited_requests_total",
+                        "Requests refused by a rate limit",
+                    ),
+                    &["limit"],
+                )
+                .expect("metric"),
+            ),
+            registry: r,
+        }
+    }
+
+    pub fn observe_statement(&self, elapsed: Duration, failed: bool) {
+        self.db_statements.inc();
+        self.db_statement_duration.observe(elapsed.as_secs_f64());
+        if failed {
+            self.db_statement_failures.inc();
+        }
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut buf = Vec::new();
+        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut buf);
+        String::from_utf8(buf).unwrap_or_default()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}

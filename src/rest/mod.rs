@@ -1,0 +1,226 @@
+//! The REST compatibility layer: a table of routes, each executing a named GraphQL operation.
+//!
+//! A row says which operation runs, how its variables come from the path, the query string and
+//! the body (each parsed by a typed serde struct first, for precise field errors), which field of
+//! `data` is the response body, and the success status. The same table produces the OpenAPI paths.
+
+mod bridge;
+pub mod openapi;
+mod table;
+
+use std::collections::BTreeMap;
+use std::sync::LazyLock;
+
+use axum::http::{Method, StatusCode};
+use axum::routing::{on, MethodFilter, MethodRouter};
+use axum::Router;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use utoipa::openapi::path::Parameter;
+use utoipa::openapi::{RefOr, Schema};
+
+use crate::error::{AppError, AppResult, FieldIssue};
+use crate::http::App;
+
+pub use table::routes;
+
+/// Who may call a route (documentation; enforcement lives in the services).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    Public,
+    Customer,
+    Admin,
+}
+
+/// A type's OpenAPI schema, its name, and the schemas it refers to.
+#[derive(Clone, Copy)]
+pub struct SchemaRef {
+    pub name: fn() -> String,
+    pub schema: fn() -> RefOr<Schema>,
+    pub deps: fn(&mut Vec<(String, RefOr<Schema>)>),
+}
+
+pub fn schema_of<T: utoipa::ToSchema>() -> SchemaRef {
+    SchemaRef {
+        name: || T::name().into_owned(),
+        schema: T::schema,
+        deps: T::schemas,
+    }
+}
+
+/// A JSON request body bound to one GraphQL variable.
+#[derive(Clone, Copy)]
+pub struct BodySpec {
+    pub var: &'static str,
+    pub optional: bool,
+    pub parse: fn(&[u8]) -> AppResult<serde_json::Value>,
+    pub schema: SchemaRef,
+}
+
+/// Query-string parameters, each bound to the GraphQL variable of the same name.
+#[derive(Clone, Copy)]
+pub struct QuerySpec {
+    pub parse: fn(&str) -> AppResult<serde_json::Map<String, serde_json::Value>>,
+    pub params: fn() -> Vec<Parameter>,
+}
+
+pub struct RestRoute {
+    pub method: Method,
+    /// axum path syntax: `/api/users/{id}`. Path parameters are integer ids.
+    pub path: &'static str,
+    pub operation: &'static str,
+    pub document: &'static str,
+    /// The field of `data` returned as the body.
+    pub field: &'static str,
+    pub success: StatusCode,
+    pub access: Access,
+    pub tag: &'static str,
+    pub summary: &'static str,
+    pub body: Option<BodySpec>,
+    pub query: Option<QuerySpec>,
+    pub response: Option<SchemaRef>,
+}
+
+/// A body of type `T` (unknown fields rejected) bound to the variable `var`.
+pub fn json_body<T: DeserializeOwned + Serialize + utoipa::ToSchema>(
+    var: &'static str,
+) -> Option<BodySpec> {
+    Some(BodySpec {
+        var,
+        optional: false,
+        parse: parse_json::<T>,
+        schema: schema_of::<T>(),
+    })
+}
+
+/// Like [`json_body`], but an empty body counts as absent.
+pub fn optional_json_body<T: DeserializeOwned + Serialize + utoipa::ToSchema>(
+    var: &'static str,
+) -> Option<BodySpec> {
+    json_body::<T>(var).map(|b| BodySpec {
+        optional: true,
+        ..b
+    })
+}
+
+pub fn query<T: DeserializeOwned + Serialize + utoipa::IntoParams>() -> Option<QuerySpec> {
+    Some(QuerySpec {
+        parse: parse_query::<T>,
+        params: || T::into_params(|| Some(utoipa::openapi::path::ParameterIn::Query)),
+    })
+}
+
+fn parse_json<T: DeserializeOwned + Serialize>(bytes: &[u8]) -> AppResult<serde_json::Value> {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let value: T = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let path = e.path().to_string();
+        serde_error(
+            &path,
+            e.inner().to_string(),
+            e.inner().is_syntax() || e.inner().is_eof(),
+        )
+    })?;
+    de.end()
+        .map_err(|e| serde_error(".", e.to_string(), true))?;
+    serde_json::to_value(value).map_err(AppError::internal)
+}
+
+fn parse_query<T: DeserializeOwned + Serialize>(
+    raw: &str,
+) -> AppResult<serde_json::Map<String, serde_json::Value>> {
+    let de = serde_urlencoded::Deserializer::new(form_urlencoded_parse(raw));
+    let value: T = serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        serde_error(&path, e.inner().to_string(), false)
+    })?;
+    match serde_json::to_value(value).map_err(AppError::internal)? {
+        serde_json::Value::Object(m) => Ok(m),
+        _ => Ok(Default::default()),
+    }
+}
+
+fn form_urlencoded_parse(raw: &str) -> form_urlencoded::Parse<'_> {
+    form_urlencoded::parse(raw.as_bytes())
+}
+
+/// Turns a serde error into field-level details.
+fn serde_error(path: &str, message: String, syntax: bool) -> AppError {
+    if syntax {
+        return AppError::invalid("body", "invalid_json", "The body is not valid JSON");
+    }
+    let quoted = message.split('`').nth(1).map(str::to_string);
+    let (field, issue) = if message.starts_with("unknown field") {
+        // The path already ends at the unknown field.
+        let name = quoted.unwrap_or_default();
+        let field = if path.ends_with(&name) {
+            path.to_string()
+        } else {
+            join_path(path, &name)
+        };
+        (field, "unknown_field")
+    } else if message.starts_with("missing field") {
+        let name = quoted.unwrap_or_default();
+        (join_path(path, &name), "required")
+    } else if message.starts_with("invalid type")
+        || message.starts_with("invalid digit")
+        || message.contains("invalid value")
+    {
+        (path.to_string(), "invalid_type")
+    } else if message.starts_with("unknown variant") {
+        (path.to_string(), "invalid_value")
+    } else {
+        (path.to_string(), "invalid")
+    };
+    let field = if field.is_empty() || field == "." {
+        "body".to_string()
+    } else {
+        field
+    };
+    AppError::invalid_fields(vec![FieldIssue::new(field, issue)])
+        .with_message(format!("Invalid request: {message}"))
+}
+
+fn join_path(path: &str, name: &str) -> String {
+    if path.is_empty() || path == "." {
+        name.to_string()
+    } else {
+        format!("{path}.{name}")
+    }
+}
+
+/// Every operation name used by a REST row (bounded label set for metrics).
+static KNOWN_OPERATIONS: LazyLock<std::collections::HashSet<&'static str>> =
+    LazyLock::new(|| routes().iter().map(|r| r.operation).collect());
+
+pub fn is_known_operation(name: &str) -> bool {
+    KNOWN_OPERATIONS.contains(name)
+}
+
+fn method_filter(m: &Method) -> MethodFilter {
+    match *m {
+        Method::GET => MethodFilter::GET,
+        Method::POST => MethodFilter::POST,
+        Method::PUT => MethodFilter::PUT,
+        Method::PATCH => MethodFilter::PATCH,
+        Method::DELETE => MethodFilter::DELETE,
+        _ => MethodFilter::OPTIONS,
+    }
+}
+
+/// The `/api` router built from the table.
+pub fn router() -> Router<App> {
+    let mut by_path: BTreeMap<&'static str, MethodRouter<App>> = BTreeMap::new();
+    for route in routes().iter() {
+        let handler = move |state, ctx, path, query, body| {
+            bridge::handle(route, state, ctx, path, query, body)
+        };
+        let entry = by_path.remove(route.path).unwrap_or_default();
+        by_path.insert(
+            route.path,
+            entry.merge(on(method_filter(&route.method), handler)),
+        );
+    }
+    by_path
+        .into_iter()
+        .fold(Router::new(), |r, (path, mr)| r.route(path, mr))
+}

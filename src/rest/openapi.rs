@@ -1,0 +1,301 @@
+//! OpenAPI 3.1 document generated from the REST route table plus the operational routes.
+
+use utoipa::openapi::path::{OperationBuilder, ParameterBuilder, ParameterIn, Paths};
+use utoipa::openapi::request_body::RequestBodyBuilder;
+use utoipa::openapi::schema::{ComponentsBuilder, ObjectBuilder, Type};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
+use utoipa::openapi::tag::TagBuilder;
+use utoipa::openapi::{
+    ContentBuilder, HttpMethod, InfoBuilder, OpenApi, OpenApiBuilder, Ref, RefOr, Required,
+    ResponseBuilder, Schema,
+};
+use utoipa::PartialSchema;
+
+use super::{routes, Access, RestRoute, SchemaRef};
+use crate::error::ErrorBody;
+
+fn http_method(m: &axum::http::Method) -> HttpMethod {
+    match m.as_str() {
+        "GET" => HttpMethod::Get,
+        "POST" => HttpMethod::Post,
+        "PUT" => HttpMethod::Put,
+        "PATCH" => HttpMethod::Patch,
+        "DELETE" => HttpMethod::Delete,
+        _ => HttpMethod::Options,
+    }
+}
+
+fn schema_ref(s: &SchemaRef) -> RefOr<Schema> {
+    RefOr::Ref(Ref::from_schema_name((s.name)()))
+}
+
+fn error_response(description: &str) -> utoipa::openapi::Response {
+    ResponseBuilder::new()
+        .description(description)
+        .content(
+            "application/json",
+            ContentBuilder::new()
+                .schema(Some(RefOr::Ref(Ref::from_schema_name("ErrorBody"))))
+                .build(),
+        )
+        .build()
+}
+
+/// The example declared on a schema (`#[schema(example = ...)]`), if any.
+fn example_of(s: &SchemaRef) -> Option<serde_json::Value> {
+    match (s.schema)() {
+        RefOr::T(Schema::Object(o)) => o
+            .examples
+            .first()
+            .cloned()
+            .or_else(|| serde_json::to_value(&o).ok()?.get("example").cloned()),
+        _ => None,
+    }
+}
+
+fn operation(route: &RestRoute) -> utoipa::openapi::path::Operation {
+    let mut op = OperationBuilder::new()
+        .operation_id(Some(route.operation))
+        .summary(Some(route.summary))
+        .description(Some(format!(
+            "Executes the GraphQL operation `{}` (field `{}`). Access: {:?}.",
+            route.operation, route.field, route.access
+        )))
+        .tag(route.tag);
+    let path_params: Vec<&str> = route
+        .path
+        .split('/')
+        .filter_map(|seg| seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
+        .collect();
+    for p in &path_params {
+        op = op.parameter(
+            ParameterBuilder::new()
+                .name(*p)
+                .parameter_in(ParameterIn::Path)
+                .required(Required::True)
+                .schema(Some(
+                    ObjectBuilder::new().schema_type(Type::Integer).format(Some(
+                        utoipa::openapi::SchemaFormat::KnownFormat(
+                            utoipa::openapi::KnownFormat::Int64,
+                        ),
+                    )),
+                ))
+                .example(Some(serde_json::json!(1))),
+        );
+    }
+    if let Some(q) = &route.query {
+        for p in (q.params)() {
+            op = op.parameter(p);
+        }
+    }
+    if let Some(b) = &route.body {
+        op = op.request_body(Some(
+            RequestBodyBuilder::new()
+                .required(Some(if b.optional {
+                    Required::False
+                } else {
+                    Required::True
+                }))
+                .content(
+                    "application/json",
+                    ContentBuilder::new()
+                        .schema(Some(schema_ref(&b.schema)))
+                        .example(example_of(&b.schema))
+                        .build(),
+                )
+                .build(),
+        ));
+    }
+    let success = route.success;
+    let success_response = match &route.response {
+        Some(s) => ResponseBuilder::new()
+            .description(success.canonical_reason().unwrap_or("Success"))
+            .content(
+                "application/json",
+                ContentBuilder::new()
+                    .schema(Some(schema_ref(s)))
+                    .example(example_of(s))
+                    .build(),
+            )
+            .build(),
+        None => ResponseBuilder::new().description("No content").build(),
+    };
+    op = op.response(success.as_str(), success_response);
+    op = op.response(
+        "400",
+        error_response("validation_error: malformed or invalid input, with field details"),
+    );
+    if route.access != Access::Public || route.path.starts_with("/api/auth/logout") {
+        op = op
+            .response(
+                "401",
+                error_response("unauthorized: missing, invalid, expired or revoked token"),
+            )
+            .security(SecurityRequirement::new("bearer", Vec::<String>::new()));
+    }
+    if route.access == Access::Admin {
+        op = op.response("403", error_response("forbidden: administrators only"));
+    }
+    if !path_params.is_empty() {
+        op = op.response("404", error_response("not_found"));
+    }
+    if route.method != axum::http::Method::GET {
+        op = op.response("409", error_response("conflict"));
+    }
+    if route.path.starts_with("/api/auth/") {
+        op = op.response("429", error_response("rate_limited (see Retry-After)"));
+    }
+    op.response("500", error_response("internal_error")).build()
+}
+
+fn plain_get(
+    summary: &str,
+    tag: &str,
+    content_type: &str,
+    description: &str,
+) -> utoipa::openapi::path::Operation {
+    OperationBuilder::new()
+        .summary(Some(summary))
+        .tag(tag)
+        .response(
+            "200",
+            ResponseBuilder::new()
+                .description(description)
+                .content(content_type, ContentBuilder::new().build())
+                .build(),
+        )
+        .build()
+}
+
+/// The whole document (also written to `openapi.yaml` by `dispensary print-openapi`).
+pub fn document() -> OpenApi {
+    let mut paths = Paths::new();
+    let mut schemas: Vec<(String, RefOr<Schema>)> = vec![("ErrorBody".into(), ErrorBody::schema())];
+    <ErrorBody as utoipa::ToSchema>::schemas(&mut schemas);
+    for route in routes() {
+        paths.add_path_operation(
+            route.path,
+            vec![http_method(&route.method)],
+            operation(route),
+        );
+        for s in route
+            .body
+            .iter()
+            .map(|b| &b.schema)
+            .chain(route.response.iter())
+        {
+            schemas.push(((s.name)(), (s.schema)()));
+            (s.deps)(&mut schemas);
+        }
+    }
+    let ops = [
+        (
+            "/healthz",
+            plain_get(
+                "Liveness: the process is up",
+                "operations",
+                "application/json",
+                "Alive",
+            ),
+        ),
+        ("/readyz", {
+            let mut op = plain_get(
+                "Readiness: database reachable and migrations current",
+                "operations",
+                "application/json",
+                "Ready",
+            );
+            op.responses
+                .responses
+                .insert("503".into(), RefOr::T(error_response("Not ready")));
+            op
+        }),
+        (
+            "/metrics",
+            plain_get(
+                "Prometheus metrics",
+                "operations",
+                "text/plain",
+                "Metrics in the text exposition format",
+            ),
+        ),
+        (
+            "/openapi.json",
+            plain_get(
+                "This document",
+                "operations",
+                "application/json",
+                "OpenAPI 3.1",
+            ),
+        ),
+        (
+            "/graphql",
+            plain_get(
+                "GraphiQL (browsers) or a GraphQL query via GET",
+                "graphql",
+                "application/json",
+                "GraphQL response",
+            ),
+        ),
+    ];
+    for (p, op) in ops {
+        paths.add_path_operation(p, vec![HttpMethod::Get], op);
+    }
+    paths.add_path_operation(
+        "/graphql",
+        vec![HttpMethod::Post],
+        OperationBuilder::new()
+            .summary(Some(
+                "Execute a GraphQL request ({query, operationName, variables})",
+            ))
+            .tag("graphql")
+            .response(
+                "200",
+                ResponseBuilder::new()
+                    .description(
+                        "GraphQL response; errors carry extensions.code, details and traceId",
+                    )
+                    .build(),
+            )
+            .response("400", error_response("The body is not a GraphQL request"))
+            .response("429", error_response("rate_limited"))
+            .build(),
+    );
+    schemas.sort_by(|a, b| a.0.cmp(&b.0));
+    schemas.dedup_by(|a, b| a.0 == b.0);
+    let components = ComponentsBuilder::new()
+        .schemas_from_iter(schemas)
+        .security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .build(),
+            ),
+        )
+        .build();
+    OpenApiBuilder::new()
+        .info(
+            InfoBuilder::new()
+                .title("Dispensary API")
+                .version(env!("CARGO_PKG_VERSION"))
+                .description(Some(
+                    "REST compatibility layer of the dispensary backend. Every route executes a GraphQL operation \
+                     of the schema served at /graphql; errors use one shape: {\"error\": {code, message, details, traceId}}.",
+                ))
+                .build(),
+        )
+        .paths(paths)
+        .components(Some(components))
+        .tags(Some(
+            ["auth", "users", "operations", "graphql"]
+                .map(|t| TagBuilder::new().name(t).build())
+                .to_vec(),
+        ))
+        .build()
+}
+
+pub fn yaml() -> String {
+    document().to_yaml().unwrap_or_default()
+}

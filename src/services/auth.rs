@@ -1,0 +1,489 @@
+//! Registration, login, refresh-token rotation with reuse detection, logout, and bearer-token
+//! authentication of every request.
+
+use async_graphql::InputObject;
+use chrono::Duration;
+use sea_orm::sea_query::{Expr, ExprTrait, OnConflict, Query};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, FromQueryResult, QueryFilter,
+    QueryOrder, QuerySelect, Set, TransactionTrait,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use utoipa::ToSchema;
+
+use crate::actor::{AuthUser, RequestCtx};
+use crate::db::begin_write;
+use crate::domain::{parse_name, Email, Password, Rut};
+use crate::entities::user::{self, Role};
+use crate::entities::{auth_token, revoked_access_token, system_log};
+use crate::error::{AppError, AppResult, FieldIssue};
+use crate::services::audit::{self, Entry};
+use crate::services::tokens::{TokenProblem, ACCESS, REFRESH};
+use crate::services::users::{self, load_view, UserView};
+use crate::state::AppState;
+
+#[derive(InputObject, Deserialize, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(example = json!({"name": "Ana Pérez", "email": "ana@example.cl", "password": "cannabis123", "rut": "12.345.678-5"}))]
+pub struct RegisterInput {
+    pub name: String,
+    pub email: String,
+    /// At least 8 characters with a letter and a digit.
+    pub password: String,
+    /// Optional Chilean RUT; stored normalised (`12345678-5`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rut: Option<String>,
+}
+
+#[derive(InputObject, Deserialize, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(example = json!({"email": "ana@example.cl", "password": "cannabis123"}))]
+pub struct LoginInput {
+    pub email: String,
+    pub password: String,
+}
+
+#[derive(InputObject, Deserialize, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(example = json!({"refreshToken": "eyJhbGciOiJIUzI1NiJ9..."}))]
+pub struct RefreshInput {
+    pub refresh_token: String,
+}
+
+#[derive(InputObject, Deserialize, Serialize, ToSchema, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(example = json!({"refreshToken": "eyJhbGciOiJIUzI1NiJ9..."}))]
+pub struct LogoutInput {
+    /// The session's refresh token; its whole family is revoked. Optional: the access token's own
+    /// session is revoked in any case.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
+}
+
+/// Tokens plus the user they belong to.
+pub struct AuthSession {
+    pub access_token: String,
+    pub refresh_token: String,
+    pub expires_in: i64,
+    pub user: UserView,
+}
+
+pub async fn register(
+    st: &AppState,
+    ctx: &RequestCtx,
+    input: RegisterInput,
+) -> AppResult<AuthSession> {
+    limit_ip(st, ctx)?;
+    let mut issues: Vec<FieldIssue> = Vec::new();
+    let name = parse_name("name", &input.name)
+        .map_err(|e| issues.extend(e.details))
+        .ok();
+    let email = Email::parse(&input.email)
+        .map_err(|e| issues.extend(e.details))
+        .ok();
+    let password = Password::parse(&input.password)
+        .map_err(|e| issues.extend(e.details))
+        .ok();
+    let rut = match input
+        .rut
+        .as_deref()
+        .map(str::trim)
+        .filter(|r| !r.is_empty())
+    {
+        Some(r) => Rut::parse(r).map_err(|e| issues.extend(e.details)).ok(),
+        None => None,
+    };
+    let (Some(name), Some(email), Some(password)) = (name, email, password) else {
+        return Err(AppError::invalid_fields(issues));
+    };
+    if !issues.is_empty() {
+        return Err(AppError::invalid_fields(issues));
+    }
+    users::ensure_email_free(&st.db, email.as_str()).await?;
+    if let Some(r) = &rut {
+        users::ensure_rut_free(&st.db, r.as_str()).await?;
+    }
+    let hash = st.passwords.hash(&password).await?;
+
+    let now = st.clock.now();
+    let txn = begin_write(&st.db).await?;
+    let user = user::ActiveModel {
+        name: Set(name),
+        email: Set(email.into_inner()),
+        rut: Set(rut.map(Rut::into_inner)),
+        password_hash: Set(hash),
+        role: Set(Role::Customer),
+        is_active: Set(true),
+        validated_medicinal: Set(false),
+        deleted_at: Set(None),
+        created_at: Set(now),
+        updated_at: Set(now),
+        ..Default::default()
+    }
+    .insert(&txn)
+    .await?;
+    users::create_profile(&txn, user.id, now).await?;
+    audit::record(
+        &txn,
+        &st.clock,
+        ctx,
+        Entry::new("auth.register", "user", Some(user.id)).actor(user.id),
+    )
+    .await?;
+    let session = issue_session(st, &txn, &user, None).await?;
+    txn.commit().await?;
+    Ok(session)
+}
+
+pub async fn login(st: &AppState, ctx: &RequestCtx, input: LoginInput) -> AppResult<AuthSession> {
+    limit_ip(st, ctx)?;
+    let email = input.email.trim().to_lowercase();
+    let user = user::Entity::find()
+        .filter(user::Column::Email.eq(email.as_str()))
+        .one(&st.db)
+        .await?;
+    if let Some(u) = &user {
+        check_account_lockout(st, u.id).await?;
+    }
+    let ok = st
+        .passwords
+        .verify(
+            &input.password,
+            user.as_ref().map(|u| u.password_hash.as_str()),
+        )
+        .await?;
+    let user = match user {
+        Some(u) if ok && u.is_usable() => u,
+        other => {
+            st.metrics.login_failures.inc();
+            let reason = match &other {
+                None => "unknown_email",
+                Some(_) if !ok => "wrong_password",
+                Some(_) => "account_disabled",
+            };
+            audit::record(
+                &st.db,
+                &st.clock,
+                ctx,
+                Entry::new("auth.login_failed", "user", other.as_ref().map(|u| u.id))
+                    .meta(json!({ "email": email, "reason": reason })),
+            )
+            .await?;
+            return Err(AppError::unauthorized("Invalid email or password"));
+        }
+    };
+    let txn = begin_write(&st.db).await?;
+    audit::record(
+        &txn,
+        &st.clock,
+        ctx,
+        Entry::new("auth.login", "user", Some(user.id)).actor(user.id),
+    )
+    .await?;
+    let session = issue_session(st, &txn, &user, None).await?;
+    txn.commit().await?;
+    Ok(session)
+}
+
+/// After `LOGIN_FAILURE_LIMIT` failures within the window, the account refuses logins until the
+/// oldest of those failures leaves the window. Counted from the audit log, so it holds across instances.
+async fn check_account_lockout(st: &AppState, user_id: i64) -> AppResult<()> {
+    let now = st.clock.now();
+    let window = Duration::seconds(st.config.login_failure_window_seconds);
+    let limit = u64::from(st.config.login_failure_limit);
+    let recent: Vec<chrono::DateTime<chrono::Utc>> = system_log::Entity::find()
+        .select_only()
+        .column(system_log::Column::CreatedAt)
+        .filter(system_log::Column::Entity.eq("user"))
+        .filter(system_log::Column::EntityId.eq(user_id))
+        .filter(system_log::Column::Action.eq("auth.login_failed"))
+        .filter(system_log::Column::CreatedAt.gt(now - window))
+        .order_by_desc(system_log::Column::CreatedAt)
+        .limit(limit)
+        .into_tuple()
+        .all(&st.db)
+        .await?;
+    if recent.len() as u64 >= limit {
+        let oldest = recent.last().copied().unwrap_or(now);
+        let wait = std::cmp::max((oldest + window - now).num_seconds(), 1) as u64;
+        st.metrics
+            .rate_limited
+            .with_label_values(&["login_failures"])
+            .inc();
+        return Err(AppError::rate_limited(wait)
+            .with_message("Too many failed logins for this account; try again later"));
+    }
+    Ok(())
+}
+
+pub async fn refresh(
+    st: &AppState,
+    ctx: &RequestCtx,
+    input: RefreshInput,
+) -> AppResult<AuthSession> {
+    limit_ip(st, ctx)?;
+    let now = st.clock.now();
+    let claims = st
+        .tokens
+        .verify(&input.refresh_token, REFRESH, now)
+        .map_err(|p| AppError::unauthorized(p.message()))?;
+    let stored = auth_token::Entity::find()
+        .filter(auth_token::Column::Jti.eq(claims.jti.as_str()))
+        .one(&st.db)
+        .await?
+        .ok_or_else(|| AppError::unauthorized(TokenProblem::Invalid.message()))?;
+    if stored.revoked_at.is_some() {
+        if stored.replaced_by.is_some() {
+            return Err(refresh_reuse(st, ctx, &stored).await);
+        }
+        return Err(AppError::unauthorized("The session has been revoked"));
+    }
+    let user = user::Entity::find_by_id(stored.user_id)
+        .one(&st.db)
+        .await?
+        .filter(user::Model::is_usable)
+        .ok_or_else(|| AppError::unauthorized("The account is disabled"))?;
+
+    let txn = begin_write(&st.db).await?;
+    let new_jti = uuid::Uuid::new_v4().simple().to_string();
+    // Compare-and-set: only one of two concurrent refreshes with the same token may rotate it.
+    let rotated = auth_token::Entity::update_many()
+        .col_expr(auth_token::Column::RevokedAt, Expr::value(now))
+        .col_expr(auth_token::Column::ReplacedBy, Expr::value(new_jti.clone()))
+        .filter(auth_token::Column::Id.eq(stored.id))
+        .filter(auth_token::Column::RevokedAt.is_null())
+        .exec(&txn)
+        .await?;
+    if rotated.rows_affected != 1 {
+        txn.rollback().await?;
+        return Err(refresh_reuse(st, ctx, &stored).await);
+    }
+    let session =
+        issue_session_with_jti(st, &txn, &user, Some(stored.family_id.clone()), new_jti).await?;
+    txn.commit().await?;
+    Ok(session)
+}
+
+/// A refresh token was presented again after rotation: someone holds a stolen copy. The whole
+/// family (every session descended from the same login) is revoked.
+async fn refresh_reuse(st: &AppState, ctx: &RequestCtx, stored: &auth_token::Model) -> AppError {
+    let now = st.clock.now();
+    let result = async {
+        let txn = st.db.begin().await?;
+        revoke_family(&txn, &stored.family_id, now).await?;
+        audit::record(
+            &txn,
+            &st.clock,
+            ctx,
+            Entry::new("auth.refresh_reuse", "user", Some(stored.user_id))
+                .actor(stored.user_id)
+                .meta(json!({ "familyRevoked": true })),
+        )
+        .await?;
+        txn.commit().await?;
+        Ok::<_, AppError>(())
+    }
+    .await;
+    match result {
+        Ok(()) => AppError::unauthorized(
+            "This refresh token was already used; the session has been revoked",
+        ),
+        Err(e) => e,
+    }
+}
+
+async fn revoke_family<C: ConnectionTrait>(
+    conn: &C,
+    family_id: &str,
+    now: chrono::DateTime<chrono::Utc>,
+) -> AppResult<()> {
+    auth_token::Entity::update_many()
+        .col_expr(auth_token::Column::RevokedAt, Expr::value(now))
+        .filter(auth_token::Column::FamilyId.eq(family_id))
+        .filter(auth_token::Column::RevokedAt.is_null())
+        .exec(conn)
+        .await?;
+    Ok(())
+}
+
+pub async fn logout(st: &AppState, ctx: &RequestCtx, input: LogoutInput) -> AppResult<bool> {
+    let me = ctx.require_user()?.clone();
+    let now = st.clock.now();
+    let mut families = vec![me.session_id.clone()];
+    if let Some(rt) = input.refresh_token.as_deref() {
+        // A refresh token of someone else's session is ignored, never an oracle.
+        if let Ok(c) = st.tokens.verify(rt, REFRESH, now) {
+            if c.user_id() == Some(me.id) && c.sid != me.session_id {
+                families.push(c.sid);
+            }
+        }
+    }
+    let txn = begin_write(&st.db).await?;
+    for f in &families {
+        revoke_family(&txn, f, now).await?;
+    }
+    revoked_access_token::Entity::insert(revoked_access_token::ActiveModel {
+        jti: Set(me.jti.clone()),
+        expires_at: Set(me.token_expires_at),
+        created_at: Set(now),
+        ..Default::default()
+    })
+    .on_conflict(
+        OnConflict::column(revoked_access_token::Column::Jti)
+            .do_nothing()
+            .to_owned(),
+    )
+    .exec_without_returning(&txn)
+    .await?;
+    audit::record(
+        &txn,
+        &st.clock,
+        ctx,
+        Entry::new("auth.logout", "user", Some(me.id)),
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(true)
+}
+
+fn limit_ip(st: &AppState, ctx: &RequestCtx) -> AppResult<()> {
+    st.limits.check_auth(ctx.client_ip).inspect_err(|_| {
+        st.metrics
+            .rate_limited
+            .with_label_values(&["auth_ip"])
+            .inc();
+    })
+}
+
+async fn issue_session<C: ConnectionTrait>(
+    st: &AppState,
+    conn: &C,
+    user: &user::Model,
+    family: Option<String>,
+) -> AppResult<AuthSession> {
+    let jti = uuid::Uuid::new_v4().simple().to_string();
+    issue_session_with_jti(st, conn, user, family, jti).await
+}
+
+async fn issue_session_with_jti<C: ConnectionTrait>(
+    st: &AppState,
+    conn: &C,
+    user: &user::Model,
+    family: Option<String>,
+    refresh_jti: String,
+) -> AppResult<AuthSession> {
+    let now = st.clock.now();
+    let cfg = &st.config;
+    let family = family.unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
+    auth_token::ActiveModel {
+        user_id: Set(user.id),
+        jti: Set(refresh_jti.clone()),
+        family_id: Set(family.clone()),
+        kind: Set(REFRESH.to_string()),
+        expires_at: Set(now + Duration::seconds(cfg.refresh_token_ttl_seconds)),
+        revoked_at: Set(None),
+        replaced_by: Set(None),
+        created_at: Set(now),
+        ..Default::default()
+    }
+    .insert(conn)
+    .await?;
+    let access_jti = uuid::Uuid::new_v4().simple().to_string();
+    let access_token = st
+        .tokens
+        .sign(
+            ACCESS,
+            user.id,
+            Some(user.role),
+            &access_jti,
+            &family,
+            now,
+            cfg.access_token_ttl_seconds,
+        )
+        .map_err(AppError::internal)?;
+    let refresh_token = st
+        .tokens
+        .sign(
+            REFRESH,
+            user.id,
+            None,
+            &refresh_jti,
+            &family,
+            now,
+            cfg.refresh_token_ttl_seconds,
+        )
+        .map_err(AppError::internal)?;
+    let view = load_view(conn, user.id)
+        .await?
+        .ok_or_else(|| AppError::not_found("User"))?;
+    Ok(AuthSession {
+        access_token,
+        refresh_token,
+        expires_in: cfg.access_token_ttl_seconds,
+        user: view,
+    })
+}
+
+#[derive(FromQueryResult)]
+struct BearerRow {
+    id: i64,
+    email: String,
+    role: Role,
+    is_active: bool,
+    validated_medicinal: bool,
+    deleted_at: Option<chrono::DateTime<chrono::Utc>>,
+    revoked: bool,
+}
+
+/// Resolves a bearer access token to its user with one query, re-reading the account so that a
+/// deactivation, deletion, demotion or logout takes effect on the very next request.
+pub async fn authenticate(st: &AppState, token: &str) -> Result<AuthUser, &'static str> {
+    let now = st.clock.now();
+    let claims = st
+        .tokens
+        .verify(token, ACCESS, now)
+        .map_err(TokenProblem::message)?;
+    let user_id = claims.user_id().ok_or(TokenProblem::Invalid.message())?;
+    let revoked = Expr::exists(
+        Query::select()
+            .expr(Expr::val(1))
+            .from(revoked_access_token::Entity)
+            .and_where(Expr::col(revoked_access_token::Column::Jti).eq(claims.jti.as_str()))
+            .to_owned(),
+    );
+    let row = user::Entity::find_by_id(user_id)
+        .select_only()
+        .columns([
+            user::Column::Id,
+            user::Column::Email,
+            user::Column::Role,
+            user::Column::IsActive,
+            user::Column::ValidatedMedicinal,
+            user::Column::DeletedAt,
+        ])
+        .expr_as(revoked, "revoked")
+        .into_model::<BearerRow>()
+        .one(&st.db)
+        .await
+        .map_err(|e| {
+            AppError::internal(e);
+            "The token could not be checked"
+        })?
+        .ok_or("The account no longer exists")?;
+    if row.revoked {
+        return Err("The token has been revoked");
+    }
+    if !row.is_active || row.deleted_at.is_some() {
+        return Err("The account is disabled");
+    }
+    Ok(AuthUser {
+        id: row.id,
+        role: row.role,
+        email: row.email,
+        validated_medicinal: row.validated_medicinal,
+        token_expires_at: claims.expires_at(),
+        jti: claims.jti,
+        session_id: claims.sid,
+    })
+}

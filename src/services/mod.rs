@@ -1,0 +1,9 @@
+//! Domain services: business rules, transactions and the audit log. Resolvers and webhooks call these.
+
+pub mod audit;
+pub mod auth;
+pub mod pagination;
+pub mod passwords;
+pub mod rate_limit;
+pub mod tokens;
+pub mod users;

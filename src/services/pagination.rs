@@ -1,0 +1,84 @@
+//! Page arguments (spec §2): `page` ≥ 1 (default 1), `pageSize` 1–100 (default 20). Out of range is an error.
+
+use crate::error::{AppError, AppResult, FieldIssue};
+
+pub const DEFAULT_PAGE_SIZE: u64 = 20;
+pub const MAX_PAGE_SIZE: u64 = 100;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Page {
+    pub page: u64,
+    pub page_size: u64,
+}
+
+impl Page {
+    pub fn parse(page: Option<i64>, page_size: Option<i64>) -> AppResult<Self> {
+        let mut issues = Vec::new();
+        let p = page.unwrap_or(1);
+        if p < 1 {
+            issues.push(FieldIssue::new("page", "out_of_range"));
+        }
+        let s = page_size.unwrap_or(DEFAULT_PAGE_SIZE as i64);
+        if s < 1 || s > MAX_PAGE_SIZE as i64 {
+            issues.push(FieldIssue::new("pageSize", "out_of_range"));
+        }
+        if !issues.is_empty() {
+            return Err(AppError::invalid_fields(issues)
+                .with_message("page must be ≥ 1 and pageSize between 1 and 100"));
+        }
+        Ok(Page {
+            page: p as u64,
+            page_size: s as u64,
+        })
+    }
+
+    pub fn offset(&self) -> u64 {
+        (self.page - 1).saturating_mul(self.page_size)
+    }
+}
+
+impl AppError {
+    pub fn with_message(mut self, message: impl Into<String>) -> Self {
+        self.message = message.into();
+        self
+    }
+}
+
+/// Escapes `%`, `_` and `\` for a `LIKE ... ESCAPE '\'` pattern and wraps it in `%...%`, lower-cased.
+pub fn like_pattern(q: &str) -> String {
+    let mut out = String::with_capacity(q.len() + 2);
+    out.push('%');
+    for c in q.trim().to_lowercase().chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('%');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bounds() {
+        assert_eq!(
+            Page::parse(None, None).unwrap(),
+            Page {
+                page: 1,
+                page_size: 20
+            }
+        );
+        assert!(Page::parse(Some(0), None).is_err());
+        assert!(Page::parse(None, Some(0)).is_err());
+        assert!(Page::parse(None, Some(101)).is_err());
+        assert_eq!(Page::parse(Some(3), Some(100)).unwrap().offset(), 200);
+    }
+
+    #[test]
+    fn like_escapes_wildcards() {
+        assert_eq!(like_pattern(" A_b%c "), "%a\\_b\\%c%");
+    }
+}

@@ -1,0 +1,419 @@
+//! Users: the signed-in user's own profile and the admin's user management.
+
+use async_graphql::{InputObject, MaybeUndefined};
+use sea_orm::sea_query::{Expr, ExprTrait, LikeExpr};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, EntityTrait, PaginatorTrait,
+    QueryFilter, QueryOrder, QuerySelect, Set,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use utoipa::ToSchema;
+
+use crate::actor::RequestCtx;
+use crate::db::begin_write;
+use crate::domain::{parse_name, parse_phone, Email, Rut};
+use crate::entities::user::{self, Role};
+use crate::entities::{auth_token, user_profile};
+use crate::error::{AppError, AppResult, FieldIssue};
+use crate::services::audit::{self, Entry};
+use crate::services::pagination::{like_pattern, Page};
+use crate::state::AppState;
+
+/// A user with their profile (absent only for rows created outside the API).
+#[derive(Debug, Clone)]
+pub struct UserView {
+    pub user: user::Model,
+    pub profile: Option<user_profile::Model>,
+}
+
+#[derive(InputObject, Deserialize, Serialize, ToSchema, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(example = json!({"name": "Ana María Pérez", "phone": "+56 9 1234 5678"}))]
+pub struct UpdateMeInput {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    /// A Chilean RUT (any common spelling); `null` clears it.
+    #[serde(default, skip_serializing_if = "MaybeUndefined::is_undefined")]
+    #[schema(value_type = Option<String>)]
+    pub rut: MaybeUndefined<String>,
+    /// `null` clears it.
+    #[serde(default, skip_serializing_if = "MaybeUndefined::is_undefined")]
+    #[schema(value_type = Option<String>)]
+    pub phone: MaybeUndefined<String>,
+}
+
+#[derive(InputObject, Deserialize, Serialize, ToSchema, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(example = json!({"role": "admin", "isActive": true, "validatedMedicinal": false}))]
+pub struct UpdateUserInput {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<Role>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub is_active: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub validated_medicinal: Option<bool>,
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct UserFilter {
+    pub q: Option<String>,
+    pub role: Option<Role>,
+    pub is_active: Option<bool>,
+}
+
+pub async fn load_view<C: ConnectionTrait>(conn: &C, id: i64) -> AppResult<Option<UserView>> {
+    Ok(user::Entity::find_by_id(id)
+        .find_also_related(user_profile::Entity)
+        .one(conn)
+        .await?
+        .map(|(user, profile)| UserView { user, profile }))
+}
+
+pub async fn me(st: &AppState, ctx: &RequestCtx) -> AppResult<UserView> {
+    let me = ctx.require_user()?;
+    load_view(&st.db, me.id)
+        .await?
+        .ok_or_else(|| AppError::unauthorized("The account no longer exists"))
+}
+
+pub async fn update_me(
+    st: &AppState,
+    ctx: &RequestCtx,
+    input: UpdateMeInput,
+) -> AppResult<UserView> {
+    let me = ctx.require_user()?;
+    let mut issues: Vec<FieldIssue> = Vec::new();
+    let mut collect = |r: Result<(), AppError>| {
+        if let Err(e) = r {
+            issues.extend(e.details);
+        }
+    };
+    let mut name = None;
+    let mut email = None;
+    let mut rut: MaybeUndefined<String> = MaybeUndefined::Undefined;
+    let mut phone: MaybeUndefined<String> = MaybeUndefined::Undefined;
+    if let Some(n) = &input.name {
+        collect(parse_name("name", n).map(|v| name = Some(v)));
+    }
+    if let Some(e) = &input.email {
+        collect(Email::parse(e).map(|v| email = Some(v.into_inner())));
+    }
+    match &input.rut {
+        MaybeUndefined::Value(r) => {
+            collect(Rut::parse(r).map(|v| rut = MaybeUndefined::Value(v.into_inner())))
+        }
+        MaybeUndefined::Null => rut = MaybeUndefined::Null,
+        MaybeUndefined::Undefined => {}
+    }
+    match &input.phone {
+        MaybeUndefined::Value(p) => {
+            collect(parse_phone("phone", p).map(|v| phone = MaybeUndefined::Value(v)))
+        }
+        MaybeUndefined::Null => phone = MaybeUndefined::Null,
+        MaybeUndefined::Undefined => {}
+    }
+    if !issues.is_empty() {
+        return Err(AppError::invalid_fields(issues));
+    }
+
+    let now = st.clock.now();
+    let txn = begin_write(&st.db).await?;
+    let current = load_view(&txn, me.id)
+        .await?
+        .ok_or_else(|| AppError::unauthorized("The account no longer exists"))?;
+    let mut changed: Vec<&str> = Vec::new();
+    let mut am: user::ActiveModel = current.user.clone().into();
+    if let Some(n) = name.filter(|n| *n != current.user.name) {
+        am.name = Set(n);
+        changed.push("name");
+    }
+    if let Some(e) = email.filter(|e| *e != current.user.email) {
+        ensure_email_free(&txn, &e).await?;
+        am.email = Set(e);
+        changed.push("email");
+    }
+    match rut {
+        MaybeUndefined::Value(r) if current.user.rut.as_deref() != Some(r.as_str()) => {
+            ensure_rut_free(&txn, &r).await?;
+            am.rut = Set(Some(r));
+            changed.push("rut");
+        }
+        MaybeUndefined::Null if current.user.rut.is_some() => {
+            am.rut = Set(None);
+            changed.push("rut");
+        }
+        _ => {}
+    }
+    if !changed.is_empty() {
+        am.updated_at = Set(now);
+        am.update(&txn).await?;
+    }
+    if !phone.is_undefined() {
+        let new_phone = phone.take();
+        let profile = match current.profile {
+            Some(p) => p,
+            None => create_profile(&txn, me.id, now).await?,
+        };
+        if profile.phone != new_phone {
+            let mut pam: user_profile::ActiveModel = profile.into();
+            pam.phone = Set(new_phone);
+            pam.updated_at = Set(now);
+            pam.update(&txn).await?;
+            changed.push("phone");
+        }
+    }
+    if !changed.is_empty() {
+        audit::record(
+            &txn,
+            &st.clock,
+            ctx,
+            Entry::new("user.updated", "user", Some(me.id))
+                .meta(json!({ "fields": changed, "by": "self" })),
+        )
+        .await?;
+    }
+    let view = load_view(&txn, me.id)
+        .await?
+        .ok_or_else(|| AppError::not_found("User"))?;
+    txn.commit().await?;
+    Ok(view)
+}
+
+pub async fn create_profile<C: ConnectionTrait>(
+    conn: &C,
+    user_id: i64,
+    now: chrono::DateTime<chrono::Utc>,
+) -> AppResult<user_profile::Model> {
+    Ok(user_profile::ActiveModel {
+        user_id: Set(user_id),
+        created_at: Set(now),
+        updated_at: Set(now),
+        ..Default::default()
+    }
+    .insert(conn)
+    .await?)
+}
+
+pub async fn ensure_email_free<C: ConnectionTrait>(conn: &C, email: &str) -> AppResult<()> {
+    let taken = user::Entity::find()
+        .filter(user::Column::Email.eq(email))
+        .count(conn)
+        .await?
+        > 0;
+    if taken {
+        return Err(AppError::conflict_field(
+            "email",
+            "already_exists",
+            "An account with this email already exists",
+        ));
+    }
+    Ok(())
+}
+
+pub async fn ensure_rut_free<C: ConnectionTrait>(conn: &C, rut: &str) -> AppResult<()> {
+    let taken = user::Entity::find()
+        .filter(user::Column::Rut.eq(rut))
+        .count(conn)
+        .await?
+        > 0;
+    if taken {
+        return Err(AppError::conflict_field(
+            "rut",
+            "already_exists",
+            "An account with this RUT already exists",
+        ));
+    }
+    Ok(())
+}
+
+pub async fn list(
+    st: &AppState,
+    ctx: &RequestCtx,
+    filter: UserFilter,
+    page: Page,
+) -> AppResult<(Vec<UserView>, u64)> {
+    ctx.require_admin()?;
+    let mut cond = Condition::all();
+    if let Some(q) = filter.q.as_deref().map(str::trim).filter(|q| !q.is_empty()) {
+        let pattern = like_pattern(q);
+        let like = |col: user::Column| {
+            Expr::expr(sea_orm::sea_query::Func::lower(Expr::col(col)))
+                .like(LikeExpr::new(pattern.clone()).escape('\\'))
+        };
+        cond = cond.add(
+            Condition::any()
+                .add(like(user::Column::Name))
+                .add(like(user::Column::Email))
+                .add(like(user::Column::Rut)),
+        );
+    }
+    if let Some(role) = filter.role {
+        cond = cond.add(user::Column::Role.eq(role));
+    }
+    if let Some(active) = filter.is_active {
+        cond = cond.add(user::Column::IsActive.eq(active));
+    }
+    let base = user::Entity::find().filter(cond);
+    let total = base.clone().count(&st.db).await?;
+    let rows = base
+        .find_also_related(user_profile::Entity)
+        .order_by_asc(user::Column::Id)
+        .offset(page.offset())
+        .limit(page.page_size)
+        .all(&st.db)
+        .await?;
+    Ok((
+        rows.into_iter()
+            .map(|(user, profile)| UserView { user, profile })
+            .collect(),
+        total,
+    ))
+}
+
+pub async fn get(st: &AppState, ctx: &RequestCtx, id: i64) -> AppResult<UserView> {
+    ctx.require_admin()?;
+    load_view(&st.db, id)
+        .await?
+        .ok_or_else(|| AppError::not_found("User"))
+}
+
+/// Refuses when `user` is the only active admin left (it would lock every admin out).
+async fn ensure_not_last_admin<C: ConnectionTrait>(
+    conn: &C,
+    user: &user::Model,
+    field: &str,
+) -> AppResult<()> {
+    if user.role != Role::Admin || !user.is_usable() {
+        return Ok(());
+    }
+    // Locks the active admins' rows on PostgreSQL so two admins cannot demote each other at once;
+    // on SQLite the write transaction already serialises writers.
+    let others = user::Entity::find()
+        .filter(user::Column::Role.eq(Role::Admin))
+        .filter(user::Column::IsActive.eq(true))
+        .filter(user::Column::DeletedAt.is_null())
+        .filter(user::Column::Id.ne(user.id))
+        .lock_exclusive()
+        .all(conn)
+        .await?;
+    if others.is_empty() {
+        return Err(AppError::conflict_field(
+            field,
+            "last_admin",
+            "The last active administrator cannot be demoted, deactivated or deleted",
+        ));
+    }
+    Ok(())
+}
+
+/// Revokes every refresh token of the user (their sessions end at the next refresh; access
+/// tokens are refused at once because every request re-reads the account).
+pub async fn revoke_all_sessions<C: ConnectionTrait>(
+    conn: &C,
+    user_id: i64,
+    now: chrono::DateTime<chrono::Utc>,
+) -> AppResult<()> {
+    auth_token::Entity::update_many()
+        .col_expr(auth_token::Column::RevokedAt, Expr::value(now))
+        .filter(auth_token::Column::UserId.eq(user_id))
+        .filter(auth_token::Column::RevokedAt.is_null())
+        .exec(conn)
+        .await?;
+    Ok(())
+}
+
+pub async fn update(
+    st: &AppState,
+    ctx: &RequestCtx,
+    id: i64,
+    input: UpdateUserInput,
+) -> AppResult<UserView> {
+    ctx.require_admin()?;
+    let now = st.clock.now();
+    let txn = begin_write(&st.db).await?;
+    let current = user::Entity::find_by_id(id)
+        .one(&txn)
+        .await?
+        .ok_or_else(|| AppError::not_found("User"))?;
+    if current.deleted_at.is_some() {
+        return Err(AppError::conflict("A deleted user cannot be changed"));
+    }
+    let mut changes = serde_json::Map::new();
+    let mut am: user::ActiveModel = current.clone().into();
+    if let Some(role) = input.role.filter(|r| *r != current.role) {
+        if role != Role::Admin {
+            ensure_not_last_admin(&txn, &current, "role").await?;
+        }
+        am.role = Set(role);
+        changes.insert("role".into(), json!({"from": current.role, "to": role}));
+    }
+    if let Some(active) = input.is_active.filter(|a| *a != current.is_active) {
+        if !active {
+            ensure_not_last_admin(&txn, &current, "isActive").await?;
+            revoke_all_sessions(&txn, id, now).await?;
+        }
+        am.is_active = Set(active);
+        changes.insert(
+            "isActive".into(),
+            json!({"from": current.is_active, "to": active}),
+        );
+    }
+    if let Some(v) = input
+        .validated_medicinal
+        .filter(|v| *v != current.validated_medicinal)
+    {
+        am.validated_medicinal = Set(v);
+        changes.insert(
+            "validatedMedicinal".into(),
+            json!({"from": current.validated_medicinal, "to": v}),
+        );
+    }
+    if !changes.is_empty() {
+        am.updated_at = Set(now);
+        am.update(&txn).await?;
+        audit::record(
+            &txn,
+            &st.clock,
+            ctx,
+            Entry::new("user.updated", "user", Some(id))
+                .meta(json!({ "changes": changes, "by": "admin" })),
+        )
+        .await?;
+    }
+    let view = load_view(&txn, id)
+        .await?
+        .ok_or_else(|| AppError::not_found("User"))?;
+    txn.commit().await?;
+    Ok(view)
+}
+
+/// Soft delete: deactivates, stamps `deleted_at`, revokes every session.
+pub async fn delete(st: &AppState, ctx: &RequestCtx, id: i64) -> AppResult<bool> {
+    ctx.require_admin()?;
+    let now = st.clock.now();
+    let txn = begin_write(&st.db).await?;
+    let current = user::Entity::find_by_id(id)
+        .one(&txn)
+        .await?
+        .filter(|u| u.deleted_at.is_none())
+        .ok_or_else(|| AppError::not_found("User"))?;
+    ensure_not_last_admin(&txn, &current, "id").await?;
+    let mut am: user::ActiveModel = current.into();
+    am.is_active = Set(false);
+    am.deleted_at = Set(Some(now));
+    am.updated_at = Set(now);
+    am.update(&txn).await?;
+    revoke_all_sessions(&txn, id, now).await?;
+    audit::record(
+        &txn,
+        &st.clock,
+        ctx,
+        Entry::new("user.deleted", "user", Some(id)),
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(true)
+}

@@ -1,0 +1,39 @@
+//! Shared application state: one per running app (tests run many side by side).
+
+use std::sync::Arc;
+
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::db::Db;
+use crate::metrics::Metrics;
+use crate::services::passwords::PasswordHasher;
+use crate::services::rate_limit::RateLimits;
+use crate::services::tokens::TokenKeys;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub db: Db,
+    pub config: Arc<Config>,
+    pub clock: Clock,
+    pub metrics: Metrics,
+    pub tokens: Arc<TokenKeys>,
+    pub passwords: PasswordHasher,
+    pub limits: Arc<RateLimits>,
+}
+
+impl AppState {
+    pub fn new(db: Db, config: Config, clock: Clock, metrics: Metrics) -> Self {
+        let tokens = Arc::new(TokenKeys::new(&config));
+        let passwords = PasswordHasher::new(config.argon2_memory_kib, config.argon2_iterations);
+        let limits = Arc::new(RateLimits::new(config.auth_rate_limit_per_minute));
+        AppState {
+            db,
+            config: Arc::new(config),
+            clock,
+            metrics,
+            tokens,
+            passwords,
+            limits,
+        }
+    }
+}

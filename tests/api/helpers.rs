@@ -1,0 +1,280 @@
+//! Test harness: `TestApp::spawn()` starts the app on 127.0.0.1:0 over a fresh database.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+
+use dispensary::clock::Clock;
+use dispensary::config::Config;
+use dispensary::state::AppState;
+use reqwest::header::HeaderMap;
+use reqwest::{Method, StatusCode};
+use sea_orm::{ConnectionTrait, Database};
+use serde_json::{json, Value};
+
+pub const ADMIN_EMAIL: &str = "admin@dispensario.local";
+pub const ADMIN_PASSWORD: &str = "Admin12345!";
+pub const CUSTOMER_EMAIL: &str = "cliente@dispensario.local";
+pub const CUSTOMER_PASSWORD: &str = "Cliente12345";
+
+pub struct TestApp {
+    pub base: String,
+    pub client: reqwest::Client,
+    pub state: AppState,
+    pub clock: Clock,
+    sqlite_file: Option<std::path::PathBuf>,
+}
+
+pub struct Resp {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Value,
+    pub text: String,
+}
+
+impl Resp {
+    /// The error body's code; panics with the body when the response is not in the error model.
+    pub fn error_code(&self) -> &str {
+        self.body["error"]["code"]
+            .as_str()
+            .unwrap_or_else(|| panic!("not an error body: {}", self.text))
+    }
+
+    pub fn has_detail(&self, field: &str, issue: &str) -> bool {
+        self.body["error"]["details"]
+            .as_array()
+            .is_some_and(|d| d.iter().any(|x| x["field"] == field && x["issue"] == issue))
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+async fn fresh_database_url() -> (String, Option<std::path::PathBuf>) {
+    match std::env::var("TEST_DATABASE_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
+    {
+        Some(admin_url) => {
+            let name = format!("dispensary_test_{}", uuid::Uuid::new_v4().simple());
+            let admin = Database::connect(&admin_url)
+                .await
+                .expect("connect to TEST_DATABASE_URL");
+            admin
+                .execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
+                .await
+                .expect("create test database");
+            admin.close().await.ok();
+            let (prefix, _) = admin_url
+                .rsplit_once('/')
+                .expect("database URL with a path");
+            (format!("{prefix}/{name}"), None)
+        }
+        None => {
+            let path = std::env::temp_dir().join(format!(
+                "dispensary-test-{}.db",
+                uuid::Uuid::new_v4().simple()
+            ));
+            (format!("sqlite://{}?mode=rwc", path.display()), Some(path))
+        }
+    }
+}
+
+impl TestApp {
+    pub async fn spawn() -> TestApp {
+        Self::spawn_with(&[]).await
+    }
+
+    /// Starts an app with extra environment variables on top of the test defaults.
+    pub async fn spawn_with(extra: &[(&str, &str)]) -> TestApp {
+        let (url, sqlite_file) = fresh_database_url().await;
+        let mut vars: HashMap<String, String> = HashMap::from([
+            ("APP_ENV".into(), "test".into()),
+            ("DATABASE_URL".into(), url),
+            ("DATABASE_MAX_CONNECTIONS".into(), "5".into()),
+            (
+                "JWT_SECRET".into(),
+                "test-secret-that-is-long-enough-0123456789".into(),
+            ),
+            ("AUTH_RATE_LIMIT_PER_MINUTE".into(), "1000".into()),
+        ]);
+        for (k, v) in extra {
+            vars.insert(k.to_string(), v.to_string());
+        }
+        let mut config = Config::from_map(&vars).expect("test config");
+        // Cheap hashing keeps the suite fast; production cost is covered by the config defaults.
+        config.argon2_memory_kib = 64;
+        config.argon2_iterations = 1;
+        let clock = Clock::default();
+        let (router, state) = dispensary::build_app(config, clock.clone())
+            .await
+            .expect("build app");
+        dispensary::seed::run(&state).await.expect("seed");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(async move {
+            axum::serve(
+                listener,
+                router.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .await
+            .ok();
+        });
+        TestApp {
+            base: format!("http://{addr}"),
+            client: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .expect("client"),
+            state,
+            clock,
+            sqlite_file,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    pub async fn send(&self, req: reqwest::RequestBuilder) -> Resp {
+        let res = req.send().await.expect("request");
+        let status = res.status();
+        let headers = res.headers().clone();
+        let text = res.text().await.expect("body");
+        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+        Resp {
+            status,
+            headers,
+            body,
+            text,
+        }
+    }
+
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Resp {
+        let mut req = self.client.request(method, self.url(path));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        self.send(req).await
+    }
+
+    pub async fn get(&self, path: &str, token: Option<&str>) -> Resp {
+        self.call(Method::GET, path, token, None).await
+    }
+
+    pub async fn post(&self, path: &str, token: Option<&str>, body: Value) -> Resp {
+        self.call(Method::POST, path, token, Some(body)).await
+    }
+
+    pub async fn patch(&self, path: &str, token: Option<&str>, body: Value) -> Resp {
+        self.call(Method::PATCH, path, token, Some(body)).await
+    }
+
+    pub async fn delete(&self, path: &str, token: Option<&str>) -> Resp {
+        self.call(Method::DELETE, path, token, None).await
+    }
+
+    /// POST /graphql.
+    pub async fn gql(&self, token: Option<&str>, query: &str, variables: Value) -> Resp {
+        self.post_gql(token, json!({ "query": query, "variables": variables }))
+            .await
+    }
+
+    pub async fn post_gql(&self, token: Option<&str>, body: Value) -> Resp {
+        self.call(Method::POST, "/graphql", token, Some(body)).await
+    }
+
+    /// Logs in and returns the whole REST login body.
+    pub async fn login(&self, email: &str, password: &str) -> Value {
+        let r = self
+            .post(
+                "/api/auth/login",
+                None,
+                json!({"email": email, "password": password}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "login failed: {}", r.text);
+        r.body
+    }
+
+    pub async fn admin_token(&self) -> String {
+        self.login(ADMIN_EMAIL, ADMIN_PASSWORD).await["accessToken"]
+            .as_str()
+            .expect("token")
+            .to_string()
+    }
+
+    /// Registers a new customer and returns (access token, user id, the whole body).
+    pub async fn register(&self, email: &str) -> (String, i64, Value) {
+        let r = self
+            .post(
+                "/api/auth/register",
+                None,
+                json!({"name": "Test Customer", "email": email, "password": "secreto123"}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "register failed: {}", r.text);
+        (
+            r.body["accessToken"].as_str().expect("token").to_string(),
+            r.body["user"]["id"].as_i64().expect("id"),
+            r.body,
+        )
+    }
+
+    /// One scalar from the database (count(*) and the like).
+    pub async fn scalar_i64(&self, sql: &str) -> i64 {
+        let backend = self.state.db.get_database_backend();
+        let row = self
+            .state
+            .db
+            .query_one_raw(sea_orm::Statement::from_string(backend, sql.to_string()))
+            .await
+            .expect("query")
+            .expect("row");
+        row.try_get_by_index::<i64>(0).expect("i64 column")
+    }
+
+    pub async fn scalar_string(&self, sql: &str) -> Option<String> {
+        let backend = self.state.db.get_database_backend();
+        let row = self
+            .state
+            .db
+            .query_one_raw(sea_orm::Statement::from_string(backend, sql.to_string()))
+            .await
+            .expect("query")?;
+        row.try_get_by_index::<Option<String>>(0)
+            .expect("string column")
+    }
+
+    /// The current value of a Prometheus counter (summing every label set when `labels` is empty).
+    pub async fn metric(&self, name: &str, labels: &str) -> f64 {
+        let text = self.get("/metrics", None).await.text;
+        text.lines()
+            .filter(|l| !l.starts_with('#'))
+            .filter(|l| l.starts_with(&format!("{name} ")) || l.starts_with(&format!("{name}{{")))
+            .filter(|l| l.contains(labels))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(p) = &self.sqlite_file {
+            for suffix in ["", "-wal", "-shm"] {
+                let _ = std::fs::remove_file(format!("{}{suffix}", p.display()));
+            }
+        }
+    }
+}

@@ -1,0 +1,8 @@
+//! The integration suite: HTTP against the real router, a fresh database per test.
+//! Runs on SQLite by default; set TEST_DATABASE_URL=postgres://... to run it on PostgreSQL.
+
+mod auth;
+mod contract;
+mod helpers;
+mod http;
+mod users;
