@@ -4,8 +4,10 @@ use async_graphql::{Context, Object, SimpleObject};
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use super::guards::RoleGuard;
 use super::users::User;
 use super::{parts, GqlResult};
+use crate::entities::user::Role;
 use crate::services::auth::{
     self, AuthSession, LoginInput, LogoutInput, RefreshInput, RegisterInput,
 };
@@ -64,6 +66,7 @@ impl AuthMutation {
     }
 
     /// Revokes the current access token and its session's refresh tokens.
+    #[graphql(guard = "RoleGuard(Role::Customer)")]
     async fn logout(&self, ctx: &Context<'_>, input: Option<LogoutInput>) -> GqlResult<bool> {
         let (st, rc) = parts(ctx);
         Ok(auth::logout(st, rc, input.unwrap_or_default()).await?)

@@ -1,6 +1,7 @@
 //! The GraphQL schema: one Query and one Mutation merged from the domain modules.
 
 pub mod auth;
+pub mod guards;
 pub mod scalars;
 pub mod users;
 

@@ -5,6 +5,7 @@ use chrono::NaiveDate;
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use super::guards::RoleGuard;
 use super::scalars::Timestamp;
 use super::{parts, GqlResult};
 use crate::entities::user::Role;
@@ -89,6 +90,7 @@ pub struct UsersQuery;
 #[Object]
 impl UsersQuery {
     /// The signed-in user.
+    #[graphql(guard = "RoleGuard(Role::Customer)")]
     async fn me(&self, ctx: &Context<'_>) -> GqlResult<User> {
         let (st, rc) = parts(ctx);
         Ok(users::me(st, rc).await?.into())
@@ -96,6 +98,7 @@ impl UsersQuery {
 
     /// Admin: users, filtered by free text (name, email, RUT), role and active flag.
     #[allow(clippy::too_many_arguments)]
+    #[graphql(guard = "RoleGuard(Role::Admin)")]
     async fn users(
         &self,
         ctx: &Context<'_>,
@@ -117,6 +120,7 @@ impl UsersQuery {
     }
 
     /// Admin: one user by id.
+    #[graphql(guard = "RoleGuard(Role::Admin)")]
     async fn user(&self, ctx: &Context<'_>, id: i64) -> GqlResult<User> {
         let (st, rc) = parts(ctx);
         Ok(users::get(st, rc, id).await?.into())
@@ -129,12 +133,14 @@ pub struct UsersMutation;
 #[Object]
 impl UsersMutation {
     /// Updates the signed-in user's own name, email, RUT or phone.
+    #[graphql(guard = "RoleGuard(Role::Customer)")]
     async fn update_me(&self, ctx: &Context<'_>, input: UpdateMeInput) -> GqlResult<User> {
         let (st, rc) = parts(ctx);
         Ok(users::update_me(st, rc, input).await?.into())
     }
 
     /// Admin: changes a user's role, active flag or medicinal validation.
+    #[graphql(guard = "RoleGuard(Role::Admin)")]
     async fn update_user(
         &self,
         ctx: &Context<'_>,
@@ -146,6 +152,7 @@ impl UsersMutation {
     }
 
     /// Admin: soft-deletes a user (deactivates and revokes every session).
+    #[graphql(guard = "RoleGuard(Role::Admin)")]
     async fn delete_user(&self, ctx: &Context<'_>, id: i64) -> GqlResult<bool> {
         let (st, rc) = parts(ctx);
         Ok(users::delete(st, rc, id).await?)
