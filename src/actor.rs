@@ -32,6 +32,8 @@ pub struct RequestCtx {
     pub auth_problem: Option<&'static str>,
     pub trace_id: String,
     pub client_ip: IpAddr,
+    /// The medicinal-gate decision, computed at most once per request.
+    pub medicinal_access: std::sync::Arc<tokio::sync::OnceCell<bool>>,
 }
 
 impl RequestCtx {
@@ -41,6 +43,7 @@ impl RequestCtx {
             auth_problem: None,
             trace_id,
             client_ip,
+            medicinal_access: Default::default(),
         }
     }
 

@@ -54,6 +54,9 @@ pub struct Config {
     /// Argon2id cost (memory KiB, iterations). Defaults follow OWASP's argon2id minimum; tests lower it.
     pub argon2_memory_kib: u32,
     pub argon2_iterations: u32,
+    pub medicinal_catalog_mode: crate::services::catalog::gate::CatalogMode,
+    /// Where uploaded files are stored (public images under `public/`, private documents elsewhere).
+    pub upload_dir: std::path::PathBuf,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -163,6 +166,16 @@ impl Config {
             }
         }
 
+        let medicinal_catalog_mode = match r.raw("MEDICINAL_CATALOG_MODE").as_deref() {
+            None | Some("hidden") => crate::services::catalog::gate::CatalogMode::Hidden,
+            Some("teaser") => crate::services::catalog::gate::CatalogMode::Teaser,
+            Some(other) => {
+                return Err(ConfigError(format!(
+                    "MEDICINAL_CATALOG_MODE must be hidden or teaser (got {other:?})"
+                )))
+            }
+        };
+
         let cfg = Config {
             database_url: r
                 .raw("DATABASE_URL")
@@ -190,6 +203,11 @@ impl Config {
             graphql_max_complexity: r.positive("GRAPHQL_MAX_COMPLEXITY", 2000)? as usize,
             argon2_memory_kib: 19 * 1024,
             argon2_iterations: 2,
+            medicinal_catalog_mode,
+            upload_dir: r
+                .raw("UPLOAD_DIR")
+                .unwrap_or_else(|| "data/uploads".into())
+                .into(),
         };
         if cfg.database_max_connections == 0 {
             return Err(ConfigError(
@@ -309,6 +327,7 @@ mod tests {
             ("APP_ENV", "staging"),
             ("LOG_FORMAT", "xml"),
             ("CORS_ALLOWED_ORIGINS", "shop.example.cl"),
+            ("MEDICINAL_CATALOG_MODE", "visible"),
         ] {
             let e = Config::from_map(&map(&[(k, v)])).unwrap_err();
             assert!(e.0.contains(k), "{k}: {e}");

@@ -1,5 +1,6 @@
-//! Idempotent demo data: the admin from `SEED_ADMIN_EMAIL`/`SEED_ADMIN_PASSWORD`, plus the demo users
-//! of `seed/users.json` (outside production). Running it twice changes nothing.
+//! Idempotent demo data: the admin from `SEED_ADMIN_EMAIL`/`SEED_ADMIN_PASSWORD`, the demo users of
+//! `seed/users.json` (outside production) and the demo catalogue of `seed/catalog.json`.
+//! Running it twice changes nothing.
 
 use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, Set};
 use serde::Deserialize;
@@ -51,7 +52,124 @@ pub async fn run(st: &AppState) -> anyhow::Result<SeedReport> {
     for u in users {
         upsert(st, u, &mut report).await?;
     }
+    seed_catalog(st, &mut report).await?;
     Ok(report)
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct SeedCatalog {
+    categories: Vec<SeedCategory>,
+    products: Vec<SeedProduct>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct SeedCategory {
+    slug: String,
+    name: String,
+    description: String,
+    is_medicinal: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct SeedProduct {
+    slug: String,
+    category_slug: String,
+    name: String,
+    description: String,
+    variants: Vec<crate::services::catalog::variants::CreateVariantInput>,
+}
+
+/// Creates what is missing (by slug and SKU); never overwrites what an admin changed.
+async fn seed_catalog(st: &AppState, report: &mut SeedReport) -> anyhow::Result<()> {
+    use crate::entities::{category, product, product_variant};
+    use crate::services::catalog::products::{insert_product, NewProduct};
+    use crate::services::catalog::variants::insert_variant;
+    use crate::services::catalog::Issues;
+
+    let data: SeedCatalog = serde_json::from_str(include_str!("../seed/catalog.json"))?;
+    let now = st.clock.now();
+    let txn = crate::db::begin_write(&st.db).await?;
+    for c in data.categories {
+        let exists = category::Entity::find()
+            .filter(category::Column::Slug.eq(c.slug.as_str()))
+            .count(&txn)
+            .await?
+            > 0;
+        if exists {
+            report.unchanged += 1;
+            continue;
+        }
+        category::ActiveModel {
+            slug: Set(c.slug),
+            name: Set(c.name),
+            description: Set(c.description),
+            is_medicinal: Set(c.is_medicinal),
+            is_active: Set(true),
+            created_at: Set(now),
+            updated_at: Set(now),
+            ..Default::default()
+        }
+        .insert(&txn)
+        .await?;
+        report.created += 1;
+    }
+    for p in data.products {
+        let existing = product::Entity::find()
+            .filter(product::Column::Slug.eq(p.slug.as_str()))
+            .one(&txn)
+            .await?;
+        let product_id = match existing {
+            Some(e) => {
+                report.unchanged += 1;
+                e.id
+            }
+            None => {
+                let category = category::Entity::find()
+                    .filter(category::Column::Slug.eq(p.category_slug.as_str()))
+                    .one(&txn)
+                    .await?
+                    .ok_or_else(|| {
+                        anyhow::anyhow!(
+                            "seed product {}: unknown category {}",
+                            p.slug,
+                            p.category_slug
+                        )
+                    })?;
+                let new = NewProduct {
+                    category_id: category.id,
+                    slug: p.slug.clone(),
+                    name: p.name,
+                    description: p.description,
+                    image_url: None,
+                    is_active: true,
+                };
+                report.created += 1;
+                insert_product(&txn, now, new).await?.id
+            }
+        };
+        for v in p.variants {
+            let exists = product_variant::Entity::find()
+                .filter(product_variant::Column::Sku.eq(v.sku.as_str()))
+                .count(&txn)
+                .await?
+                > 0;
+            if exists {
+                report.unchanged += 1;
+                continue;
+            }
+            let mut issues = Issues::default();
+            let new = v.validate(&mut issues);
+            issues.finish()?;
+            let new = new.ok_or_else(|| anyhow::anyhow!("seed variant {} is invalid", v.sku))?;
+            insert_variant(&txn, now, product_id, new).await?;
+            report.created += 1;
+        }
+    }
+    txn.commit().await?;
+    Ok(())
 }
 
 async fn upsert(st: &AppState, seed: SeedUser, report: &mut SeedReport) -> anyhow::Result<()> {

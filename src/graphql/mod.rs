@@ -1,7 +1,9 @@
 //! The GraphQL schema: one Query and one Mutation merged from the domain modules.
 
 pub mod auth;
+pub mod catalog;
 pub mod guards;
+pub mod loaders;
 pub mod scalars;
 pub mod users;
 
@@ -16,11 +18,15 @@ pub type GqlResult<T> = Result<T, AppError>;
 
 #[derive(MergedObject, Default)]
 #[graphql(name = "Query")]
-pub struct QueryRoot(users::UsersQuery);
+pub struct QueryRoot(users::UsersQuery, catalog::CatalogQuery);
 
 #[derive(MergedObject, Default)]
 #[graphql(name = "Mutation")]
-pub struct MutationRoot(auth::AuthMutation, users::UsersMutation);
+pub struct MutationRoot(
+    auth::AuthMutation,
+    users::UsersMutation,
+    catalog::CatalogMutation,
+);
 
 /// Builds the schema. `state` is absent only when printing the SDL.
 pub fn build_schema(state: Option<AppState>) -> AppSchema {
@@ -62,7 +68,12 @@ pub async fn execute(
 ) -> async_graphql::Response {
     let operation = request.operation_name.clone();
     let trace_id = rctx.trace_id.clone();
-    let mut response = schema.execute(request.data(rctx)).await;
+    let loader: loaders::RequestLoader = async_graphql::dataloader::DataLoader::with_cache(
+        loaders::CatalogLoader::new(state.db.clone()),
+        tokio::spawn,
+        async_graphql::dataloader::HashMapCache::default(),
+    );
+    let mut response = schema.execute(request.data(rctx).data(loader)).await;
     for err in response.errors.iter_mut() {
         let ext = err.extensions.get_or_insert_with(Default::default);
         if ext.get("code").is_none() {

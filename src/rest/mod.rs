@@ -4,7 +4,16 @@
 //! the body (each parsed by a typed serde struct first, for precise field errors), which field of
 //! `data` is the response body, and the success status. The same table produces the OpenAPI paths.
 
+/// An operation document: one operation file plus the fragment files it uses (paths under `src/rest/operations`).
+macro_rules! doc {
+    ($op:literal $(, $fragment:literal)*) => {
+        concat!(include_str!(concat!("operations/", $op)) $(, include_str!(concat!("operations/fragments/", $fragment)))*)
+    };
+}
+
 mod bridge;
+mod catalog_routes;
+mod identity_routes;
 pub mod openapi;
 mod table;
 
@@ -82,6 +91,63 @@ pub struct RestRoute {
 }
 
 /// A body of type `T` (unknown fields rejected) bound to the variable `var`.
+impl RestRoute {
+    /// A row with the common defaults: 200, public, no body, no query, no response schema.
+    pub fn new(
+        method: Method,
+        path: &'static str,
+        operation: &'static str,
+        document: &'static str,
+        field: &'static str,
+    ) -> Self {
+        RestRoute {
+            method,
+            path,
+            operation,
+            document,
+            field,
+            success: StatusCode::OK,
+            access: Access::Public,
+            tag: "",
+            summary: "",
+            body: None,
+            query: None,
+            response: None,
+        }
+    }
+
+    pub fn status(mut self, s: StatusCode) -> Self {
+        self.success = s;
+        self
+    }
+
+    pub fn access(mut self, a: Access) -> Self {
+        self.access = a;
+        self
+    }
+
+    pub fn doc(mut self, tag: &'static str, summary: &'static str) -> Self {
+        self.tag = tag;
+        self.summary = summary;
+        self
+    }
+
+    pub fn body(mut self, b: Option<BodySpec>) -> Self {
+        self.body = b;
+        self
+    }
+
+    pub fn query(mut self, q: Option<QuerySpec>) -> Self {
+        self.query = q;
+        self
+    }
+
+    pub fn returns<T: utoipa::ToSchema>(mut self) -> Self {
+        self.response = Some(schema_of::<T>());
+        self
+    }
+}
+
 pub fn json_body<T: DeserializeOwned + Serialize + utoipa::ToSchema>(
     var: &'static str,
 ) -> Option<BodySpec> {

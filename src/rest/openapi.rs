@@ -289,7 +289,7 @@ pub fn document() -> OpenApi {
         .paths(paths)
         .components(Some(components))
         .tags(Some(
-            ["auth", "users", "operations", "graphql"]
+            ["auth", "users", "catalog", "operations", "graphql"]
                 .map(|t| TagBuilder::new().name(t).build())
                 .to_vec(),
         ))

@@ -2,6 +2,7 @@
 
 pub mod audit;
 pub mod auth;
+pub mod catalog;
 pub mod pagination;
 pub mod passwords;
 pub mod rate_limit;

@@ -2,6 +2,7 @@
 //! Runs on SQLite by default; set TEST_DATABASE_URL=postgres://... to run it on PostgreSQL.
 
 mod auth;
+mod catalog;
 mod contract;
 mod helpers;
 mod http;

@@ -462,7 +462,11 @@ async fn seed_is_idempotent() {
     let logs = app.scalar_i64("SELECT COUNT(*) FROM system_logs").await;
     let report = dispensary::seed::run(&app.state).await.unwrap();
     assert_eq!(report.created + report.updated, 0, "{report:?}");
-    assert_eq!(report.unchanged, 2);
+    assert_eq!(
+        report.unchanged,
+        2 + 2 + 4 + 12,
+        "users, categories, products, variants"
+    );
     assert_eq!(app.scalar_i64("SELECT COUNT(*) FROM users").await, users);
     assert_eq!(
         app.scalar_i64("SELECT COUNT(*) FROM system_logs").await,

@@ -1,0 +1,428 @@
+//! GraphQL types and resolvers for the catalogue. `Product.category` and `Product.variants` go
+//! through the request's DataLoader, so a page costs a constant number of statements.
+
+use async_graphql::{ComplexObject, Context, Object, SimpleObject};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use super::guards::RoleGuard;
+use super::loaders::{CategoryId, RequestLoader, VariantsOf};
+use super::scalars::Timestamp;
+use super::{parts, GqlResult};
+use crate::entities::user::Role;
+use crate::entities::{category, product, product_variant};
+use crate::error::AppError;
+use crate::services::catalog::categories::{self, CreateCategoryInput, UpdateCategoryInput};
+use crate::services::catalog::gate;
+use crate::services::catalog::products::{
+    self, CreateProductInput, ProductFilter, UpdateProductInput,
+};
+use crate::services::catalog::variants::{self, CreateVariantInput, UpdateVariantInput};
+use crate::services::pagination::Page;
+
+#[derive(SimpleObject, Serialize, ToSchema, Clone)]
+#[serde(rename_all = "camelCase")]
+#[schema(example = json!({"id": 1, "slug": "semillas", "name": "Semillas", "description": "Semillas feminizadas",
+    "isMedicinal": false, "isActive": true, "createdAt": "2026-11-22T08:00:00Z", "updatedAt": "2026-11-22T08:00:00Z"}))]
+pub struct Category {
+    pub id: i64,
+    pub slug: String,
+    pub name: String,
+    pub description: String,
+    pub is_medicinal: bool,
+    pub is_active: bool,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+impl From<category::Model> for Category {
+    fn from(c: category::Model) -> Self {
+        Category {
+            id: c.id,
+            slug: c.slug,
+            name: c.name,
+            description: c.description,
+            is_medicinal: c.is_medicinal,
+            is_active: c.is_active,
+            created_at: c.created_at.into(),
+            updated_at: c.updated_at.into(),
+        }
+    }
+}
+
+#[derive(SimpleObject, Serialize, ToSchema, Clone)]
+#[serde(rename_all = "camelCase")]
+#[schema(example = json!({"id": 1, "productId": 1, "sku": "NL-AUTO-1G", "optionLabel": "1g", "priceCents": 4990,
+    "stock": 25, "weightGrams": 1, "isActive": true, "createdAt": "2026-11-22T08:00:00Z", "updatedAt": "2026-11-22T08:00:00Z"}))]
+pub struct Variant {
+    pub id: i64,
+    pub product_id: i64,
+    pub sku: String,
+    pub option_label: String,
+    /// Whole CLP pesos.
+    pub price_cents: i64,
+    pub stock: i32,
+    pub weight_grams: i32,
+    pub is_active: bool,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+impl From<product_variant::Model> for Variant {
+    fn from(v: product_variant::Model) -> Self {
+        Variant {
+            id: v.id,
+            product_id: v.product_id,
+            sku: v.sku,
+            option_label: v.option_label,
+            price_cents: v.price_cents,
+            stock: v.stock,
+            weight_grams: v.weight_grams,
+            is_active: v.is_active,
+            created_at: v.created_at.into(),
+            updated_at: v.updated_at.into(),
+        }
+    }
+}
+
+#[derive(SimpleObject, Clone)]
+#[graphql(complex)]
+pub struct Product {
+    pub id: i64,
+    pub category_id: i64,
+    pub slug: String,
+    pub name: String,
+    pub description: String,
+    pub image_url: Option<String>,
+    pub is_active: bool,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+impl From<product::Model> for Product {
+    fn from(p: product::Model) -> Self {
+        Product {
+            id: p.id,
+            category_id: p.category_id,
+            slug: p.slug,
+            name: p.name,
+            description: p.description,
+            image_url: p.image_url,
+            is_active: p.is_active,
+            created_at: p.created_at.into(),
+            updated_at: p.updated_at.into(),
+        }
+    }
+}
+
+fn loader<'a>(ctx: &'a Context<'_>) -> &'a RequestLoader {
+    ctx.data_unchecked::<RequestLoader>()
+}
+
+impl Product {
+    async fn category_model(&self, ctx: &Context<'_>) -> GqlResult<category::Model> {
+        loader(ctx)
+            .load_one(CategoryId(self.category_id))
+            .await?
+            .ok_or_else(|| AppError::internal(format!("product {} has no category", self.id)))
+    }
+
+    /// Teaser mode: a medicinal product shown to a viewer without access carries no variants.
+    async fn restricted(&self, ctx: &Context<'_>) -> GqlResult<bool> {
+        let (st, rc) = parts(ctx);
+        if gate::has_access(st, rc).await? {
+            return Ok(false);
+        }
+        Ok(self.category_model(ctx).await?.is_medicinal)
+    }
+}
+
+#[ComplexObject]
+impl Product {
+    async fn category(&self, ctx: &Context<'_>) -> GqlResult<Category> {
+        Ok(self.category_model(ctx).await?.into())
+    }
+
+    /// Active variants, cheapest first (admins also see inactive ones). Empty when the product
+    /// requires a medicinal validation the viewer lacks.
+    async fn variants(&self, ctx: &Context<'_>) -> GqlResult<Vec<Variant>> {
+        if self.restricted(ctx).await? {
+            return Ok(Vec::new());
+        }
+        let (_, rc) = parts(ctx);
+        let admin = rc.is_admin();
+        let all = loader(ctx)
+            .load_one(VariantsOf(self.id))
+            .await?
+            .unwrap_or_default();
+        Ok(all
+            .into_iter()
+            .filter(|v| admin || v.is_active)
+            .map(Variant::from)
+            .collect())
+    }
+
+    /// True when this is a medicinal product the viewer may not buy (teaser mode).
+    async fn requires_medicinal_validation(&self, ctx: &Context<'_>) -> GqlResult<bool> {
+        self.restricted(ctx).await
+    }
+}
+
+/// The REST shape of a product (documentation only: GraphQL resolves the nested fields).
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(as = Product, example = json!({"id": 1, "categoryId": 1, "slug": "northern-lights-auto", "name": "Northern Lights Auto",
+    "description": "Autofloreciente", "imageUrl": null, "isActive": true, "requiresMedicinalValidation": false,
+    "createdAt": "2026-11-22T08:00:00Z", "updatedAt": "2026-11-22T08:00:00Z",
+    "category": {"id": 1, "slug": "semillas", "name": "Semillas", "isMedicinal": false},
+    "variants": [{"id": 1, "sku": "NL-AUTO-1G", "optionLabel": "1g", "priceCents": 4990, "stock": 25}]}))]
+pub struct ProductDoc {
+    pub id: i64,
+    pub category_id: i64,
+    pub slug: String,
+    pub name: String,
+    pub description: String,
+    pub image_url: Option<String>,
+    pub is_active: bool,
+    pub requires_medicinal_validation: bool,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+    pub category: Category,
+    pub variants: Vec<Variant>,
+}
+
+#[derive(SimpleObject)]
+pub struct ProductPage {
+    pub items: Vec<Product>,
+    pub total: u64,
+    pub page: u64,
+    pub page_size: u64,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(as = ProductPage, example = json!({"items": [{"id": 1, "name": "Northern Lights Auto", "variants": []}], "total": 1, "page": 1, "pageSize": 20}))]
+pub struct ProductPageDoc {
+    pub items: Vec<ProductDoc>,
+    pub total: u64,
+    pub page: u64,
+    pub page_size: u64,
+}
+
+#[derive(SimpleObject, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(example = json!({"items": [{"id": 1, "slug": "semillas", "name": "Semillas", "isMedicinal": false}], "total": 1, "page": 1, "pageSize": 20}))]
+pub struct CategoryPage {
+    pub items: Vec<Category>,
+    pub total: u64,
+    pub page: u64,
+    pub page_size: u64,
+}
+
+#[derive(SimpleObject, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(example = json!({"items": [{"id": 1, "sku": "NL-AUTO-1G", "optionLabel": "1g", "priceCents": 4990, "stock": 25}],
+    "total": 1, "page": 1, "pageSize": 20, "requiresMedicinalValidation": false}))]
+pub struct VariantPage {
+    pub items: Vec<Variant>,
+    pub total: u64,
+    pub page: u64,
+    pub page_size: u64,
+    /// True when variants are withheld (medicinal product, teaser mode, no access).
+    pub requires_medicinal_validation: bool,
+}
+
+/// Loads the categories and variants a page will ask for in one batch each, up front, so the
+/// per-product resolvers hit the request's cache whatever the scheduling of their futures.
+async fn prime_loaders(ctx: &Context<'_>, items: &[product::Model]) -> GqlResult<()> {
+    let selection = ctx.look_ahead().field("items");
+    let wants_variants = selection.field("variants").exists();
+    if wants_variants
+        || selection.field("category").exists()
+        || selection.field("requiresMedicinalValidation").exists()
+    {
+        loader(ctx)
+            .load_many(items.iter().map(|p| CategoryId(p.category_id)))
+            .await?;
+    }
+    if wants_variants {
+        loader(ctx)
+            .load_many(items.iter().map(|p| VariantsOf(p.id)))
+            .await?;
+    }
+    Ok(())
+}
+
+#[derive(Default)]
+pub struct CatalogQuery;
+
+#[Object]
+impl CatalogQuery {
+    /// Categories (inactive ones only for admins).
+    async fn categories(
+        &self,
+        ctx: &Context<'_>,
+        page: Option<i64>,
+        page_size: Option<i64>,
+        is_medicinal: Option<bool>,
+    ) -> GqlResult<CategoryPage> {
+        let (st, rc) = parts(ctx);
+        let p = Page::parse(page, page_size)?;
+        let (items, total) = categories::list(st, rc, is_medicinal, p).await?;
+        Ok(CategoryPage {
+            items: items.into_iter().map(Category::from).collect(),
+            total,
+            page: p.page,
+            page_size: p.page_size,
+        })
+    }
+
+    /// Products the viewer may see. `category` is a slug or an id; price filters match active
+    /// variants; `sort` is a comma list of price, name, createdAt, updatedAt, id (`-` = descending).
+    #[allow(clippy::too_many_arguments)]
+    async fn products(
+        &self,
+        ctx: &Context<'_>,
+        page: Option<i64>,
+        page_size: Option<i64>,
+        q: Option<String>,
+        category: Option<String>,
+        is_active: Option<bool>,
+        price_min: Option<i64>,
+        price_max: Option<i64>,
+        sort: Option<String>,
+    ) -> GqlResult<ProductPage> {
+        let (st, rc) = parts(ctx);
+        let p = Page::parse(page, page_size)?;
+        let filter = ProductFilter {
+            q,
+            category,
+            is_active,
+            price_min,
+            price_max,
+            sort,
+        };
+        let (items, total) = products::list(st, rc, filter, p).await?;
+        prime_loaders(ctx, &items).await?;
+        Ok(ProductPage {
+            items: items.into_iter().map(Product::from).collect(),
+            total,
+            page: p.page,
+            page_size: p.page_size,
+        })
+    }
+
+    async fn product(&self, ctx: &Context<'_>, id: i64) -> GqlResult<Product> {
+        let (st, rc) = parts(ctx);
+        Ok(products::get(st, rc, id).await?.into())
+    }
+
+    /// A product's variants, paginated.
+    async fn product_variants(
+        &self,
+        ctx: &Context<'_>,
+        product_id: i64,
+        page: Option<i64>,
+        page_size: Option<i64>,
+    ) -> GqlResult<VariantPage> {
+        let (st, rc) = parts(ctx);
+        let p = Page::parse(page, page_size)?;
+        let (items, total, restricted) = variants::list_for_product(st, rc, product_id, p).await?;
+        Ok(VariantPage {
+            items: items.into_iter().map(Variant::from).collect(),
+            total,
+            page: p.page,
+            page_size: p.page_size,
+            requires_medicinal_validation: restricted,
+        })
+    }
+}
+
+#[derive(Default)]
+pub struct CatalogMutation;
+
+#[Object]
+impl CatalogMutation {
+    #[graphql(guard = "RoleGuard(Role::Admin)")]
+    async fn create_category(
+        &self,
+        ctx: &Context<'_>,
+        input: CreateCategoryInput,
+    ) -> GqlResult<Category> {
+        let (st, rc) = parts(ctx);
+        Ok(categories::create(st, rc, input).await?.into())
+    }
+
+    #[graphql(guard = "RoleGuard(Role::Admin)")]
+    async fn update_category(
+        &self,
+        ctx: &Context<'_>,
+        id: i64,
+        input: UpdateCategoryInput,
+    ) -> GqlResult<Category> {
+        let (st, rc) = parts(ctx);
+        Ok(categories::update(st, rc, id, input).await?.into())
+    }
+
+    /// Refused with `conflict` while the category has products.
+    #[graphql(guard = "RoleGuard(Role::Admin)")]
+    async fn delete_category(&self, ctx: &Context<'_>, id: i64) -> GqlResult<bool> {
+        let (st, rc) = parts(ctx);
+        categories::delete(st, rc, id).await
+    }
+
+    #[graphql(guard = "RoleGuard(Role::Admin)")]
+    async fn create_product(
+        &self,
+        ctx: &Context<'_>,
+        input: CreateProductInput,
+    ) -> GqlResult<Product> {
+        let (st, rc) = parts(ctx);
+        Ok(products::create(st, rc, input).await?.into())
+    }
+
+    #[graphql(guard = "RoleGuard(Role::Admin)")]
+    async fn update_product(
+        &self,
+        ctx: &Context<'_>,
+        id: i64,
+        input: UpdateProductInput,
+    ) -> GqlResult<Product> {
+        let (st, rc) = parts(ctx);
+        Ok(products::update(st, rc, id, input).await?.into())
+    }
+
+    #[graphql(guard = "RoleGuard(Role::Admin)")]
+    async fn delete_product(&self, ctx: &Context<'_>, id: i64) -> GqlResult<bool> {
+        let (st, rc) = parts(ctx);
+        products::delete(st, rc, id).await
+    }
+
+    #[graphql(guard = "RoleGuard(Role::Admin)")]
+    async fn create_variant(
+        &self,
+        ctx: &Context<'_>,
+        product_id: i64,
+        input: CreateVariantInput,
+    ) -> GqlResult<Variant> {
+        let (st, rc) = parts(ctx);
+        Ok(variants::create(st, rc, product_id, input).await?.into())
+    }
+
+    #[graphql(guard = "RoleGuard(Role::Admin)")]
+    async fn update_variant(
+        &self,
+        ctx: &Context<'_>,
+        id: i64,
+        input: UpdateVariantInput,
+    ) -> GqlResult<Variant> {
+        let (st, rc) = parts(ctx);
+        Ok(variants::update(st, rc, id, input).await?.into())
+    }
+
+    #[graphql(guard = "RoleGuard(Role::Admin)")]
+    async fn delete_variant(&self, ctx: &Context<'_>, id: i64) -> GqlResult<bool> {
+        let (st, rc) = parts(ctx);
+        variants::delete(st, rc, id).await
+    }
+}

@@ -1,0 +1,71 @@
+//! DataLoaders: batch the per-product lookups of a page into one query each.
+//! A fresh loader per request, so nothing is cached across requests.
+
+use std::collections::HashMap;
+
+use async_graphql::dataloader::Loader;
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
+
+use crate::db::Db;
+use crate::entities::{category, product_variant};
+use crate::error::AppError;
+
+/// The per-request loader type put into the GraphQL request data.
+pub type RequestLoader =
+    async_graphql::dataloader::DataLoader<CatalogLoader, async_graphql::dataloader::HashMapCache>;
+
+pub struct CatalogLoader {
+    db: Db,
+}
+
+impl CatalogLoader {
+    pub fn new(db: Db) -> Self {
+        CatalogLoader { db }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct CategoryId(pub i64);
+
+/// All variants of a product (the resolver applies the viewer's visibility).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct VariantsOf(pub i64);
+
+impl Loader<CategoryId> for CatalogLoader {
+    type Value = category::Model;
+    type Error = AppError;
+
+    async fn load(
+        &self,
+        keys: &[CategoryId],
+    ) -> Result<HashMap<CategoryId, Self::Value>, Self::Error> {
+        let rows = category::Entity::find()
+            .filter(category::Column::Id.is_in(keys.iter().map(|k| k.0)))
+            .all(&self.db)
+            .await?;
+        Ok(rows.into_iter().map(|c| (CategoryId(c.id), c)).collect())
+    }
+}
+
+impl Loader<VariantsOf> for CatalogLoader {
+    type Value = Vec<product_variant::Model>;
+    type Error = AppError;
+
+    async fn load(
+        &self,
+        keys: &[VariantsOf],
+    ) -> Result<HashMap<VariantsOf, Self::Value>, Self::Error> {
+        let rows = product_variant::Entity::find()
+            .filter(product_variant::Column::ProductId.is_in(keys.iter().map(|k| k.0)))
+            .order_by_asc(product_variant::Column::PriceCents)
+            .order_by_asc(product_variant::Column::Id)
+            .all(&self.db)
+            .await?;
+        let mut map: HashMap<VariantsOf, Self::Value> =
+            keys.iter().map(|k| (*k, Vec::new())).collect();
+        for v in rows {
+            map.entry(VariantsOf(v.product_id)).or_default().push(v);
+        }
+        Ok(map)
+    }
+}

@@ -1,0 +1,155 @@
+//! REST rows for authentication, the signed-in user and user administration.
+
+use axum::http::{Method, StatusCode};
+use serde::{Deserialize, Serialize};
+use utoipa::IntoParams;
+
+use super::{json_body, optional_json_body, query, Access, RestRoute};
+use crate::entities::user::Role;
+use crate::graphql::auth::AuthPayload;
+use crate::graphql::users::{User, UserPage};
+use crate::services::auth::{LoginInput, LogoutInput, RefreshInput, RegisterInput};
+use crate::services::users::{UpdateMeInput, UpdateUserInput};
+
+/// Query parameters of `GET /api/users`.
+#[derive(Deserialize, Serialize, IntoParams)]
+#[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
+pub struct UsersParams {
+    /// Page number, from 1 (default 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub page: Option<i64>,
+    /// Items per page, 1–100 (default 20).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub page_size: Option<i64>,
+    /// Free text matched against name, email and RUT, case-insensitively.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub q: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<Role>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub is_active: Option<bool>,
+}
+
+pub fn routes() -> Vec<RestRoute> {
+    use Method as M;
+    vec![
+        RestRoute::new(
+            M::POST,
+            "/api/auth/register",
+            "Register",
+            doc!("auth/register.graphql", "user_fields.graphql"),
+            "register",
+        )
+        .status(StatusCode::CREATED)
+        .doc("auth", "Register a customer account and sign it in")
+        .body(json_body::<RegisterInput>("input"))
+        .returns::<AuthPayload>(),
+        RestRoute::new(
+            M::POST,
+            "/api/auth/login",
+            "Login",
+            doc!("auth/login.graphql", "user_fields.graphql"),
+            "login",
+        )
+        .doc("auth", "Sign in with email and password")
+        .body(json_body::<LoginInput>("input"))
+        .returns::<AuthPayload>(),
+        RestRoute::new(
+            M::POST,
+            "/api/auth/refresh",
+            "RefreshToken",
+            doc!("auth/refresh_token.graphql", "user_fields.graphql"),
+            "refreshToken",
+        )
+        .doc("auth", "Rotate a refresh token into a new token pair")
+        .body(json_body::<RefreshInput>("input"))
+        .returns::<AuthPayload>(),
+        RestRoute::new(
+            M::POST,
+            "/api/auth/logout",
+            "Logout",
+            doc!("auth/logout.graphql"),
+            "logout",
+        )
+        .status(StatusCode::NO_CONTENT)
+        .access(Access::Customer)
+        .doc(
+            "auth",
+            "Revoke the access token and its session's refresh tokens",
+        )
+        .body(optional_json_body::<LogoutInput>("input")),
+        RestRoute::new(
+            M::GET,
+            "/api/me",
+            "Me",
+            doc!("users/me.graphql", "user_fields.graphql"),
+            "me",
+        )
+        .access(Access::Customer)
+        .doc("users", "The signed-in user")
+        .returns::<User>(),
+        RestRoute::new(
+            M::PATCH,
+            "/api/me",
+            "UpdateMe",
+            doc!("users/update_me.graphql", "user_fields.graphql"),
+            "updateMe",
+        )
+        .access(Access::Customer)
+        .doc(
+            "users",
+            "Update the signed-in user's name, email, RUT or phone",
+        )
+        .body(json_body::<UpdateMeInput>("input"))
+        .returns::<User>(),
+        RestRoute::new(
+            M::GET,
+            "/api/users",
+            "Users",
+            doc!("users/users.graphql", "user_fields.graphql"),
+            "users",
+        )
+        .access(Access::Admin)
+        .doc("users", "List users (admin)")
+        .query(query::<UsersParams>())
+        .returns::<UserPage>(),
+        RestRoute::new(
+            M::GET,
+            "/api/users/{id}",
+            "User",
+            doc!("users/user.graphql", "user_fields.graphql"),
+            "user",
+        )
+        .access(Access::Admin)
+        .doc("users", "Get a user (admin)")
+        .returns::<User>(),
+        RestRoute::new(
+            M::PATCH,
+            "/api/users/{id}",
+            "UpdateUser",
+            doc!("users/update_user.graphql", "user_fields.graphql"),
+            "updateUser",
+        )
+        .access(Access::Admin)
+        .doc(
+            "users",
+            "Change a user's role, active flag or medicinal validation (admin)",
+        )
+        .body(json_body::<UpdateUserInput>("input"))
+        .returns::<User>(),
+        RestRoute::new(
+            M::DELETE,
+            "/api/users/{id}",
+            "DeleteUser",
+            doc!("users/delete_user.graphql"),
+            "deleteUser",
+        )
+        .status(StatusCode::NO_CONTENT)
+        .access(Access::Admin)
+        .doc(
+            "users",
+            "Soft-delete a user: deactivate and revoke every session (admin)",
+        ),
+    ]
+}

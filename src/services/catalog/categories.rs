@@ -1,0 +1,247 @@
+//! Categories: listing for everyone, CRUD for admins.
+
+use async_graphql::InputObject;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, Condition, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
+    QuerySelect, Set,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use utoipa::ToSchema;
+
+use super::text::{parse_description, parse_slug, parse_text, slugify};
+use super::Issues;
+use crate::actor::RequestCtx;
+use crate::db::begin_write;
+use crate::entities::{category, product};
+use crate::error::{AppError, AppResult};
+use crate::services::audit::{self, Entry};
+use crate::services::pagination::Page;
+use crate::state::AppState;
+
+#[derive(InputObject, Deserialize, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(example = json!({"name": "Semillas", "slug": "semillas", "description": "Semillas feminizadas y autoflorecientes", "isMedicinal": false}))]
+pub struct CreateCategoryInput {
+    pub name: String,
+    /// Derived from the name when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slug: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(default)]
+    #[graphql(default)]
+    pub is_medicinal: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub is_active: Option<bool>,
+}
+
+#[derive(InputObject, Deserialize, Serialize, ToSchema, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(example = json!({"name": "Semillas premium", "isActive": true}))]
+pub struct UpdateCategoryInput {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slug: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub is_medicinal: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub is_active: Option<bool>,
+}
+
+pub async fn list(
+    st: &AppState,
+    ctx: &RequestCtx,
+    is_medicinal: Option<bool>,
+    page: Page,
+) -> AppResult<(Vec<category::Model>, u64)> {
+    let mut cond = Condition::all();
+    if !ctx.is_admin() {
+        cond = cond.add(category::Column::IsActive.eq(true));
+    }
+    if let Some(m) = is_medicinal {
+        cond = cond.add(category::Column::IsMedicinal.eq(m));
+    }
+    let base = category::Entity::find().filter(cond);
+    let total = base.clone().count(&st.db).await?;
+    let items = base
+        .order_by_asc(category::Column::Name)
+        .order_by_asc(category::Column::Id)
+        .offset(page.offset())
+        .limit(page.page_size)
+        .all(&st.db)
+        .await?;
+    Ok((items, total))
+}
+
+async fn ensure_slug_free<C: sea_orm::ConnectionTrait>(
+    conn: &C,
+    slug: &str,
+    except: Option<i64>,
+) -> AppResult<()> {
+    let mut q = category::Entity::find().filter(category::Column::Slug.eq(slug));
+    if let Some(id) = except {
+        q = q.filter(category::Column::Id.ne(id));
+    }
+    if q.count(conn).await? > 0 {
+        return Err(AppError::conflict_field(
+            "slug",
+            "already_exists",
+            "A category with this slug already exists",
+        ));
+    }
+    Ok(())
+}
+
+pub async fn create(
+    st: &AppState,
+    ctx: &RequestCtx,
+    input: CreateCategoryInput,
+) -> AppResult<category::Model> {
+    ctx.require_admin()?;
+    let mut issues = Issues::default();
+    let name = issues.take(parse_text("name", &input.name, 120));
+    let slug = match input.slug.as_deref() {
+        Some(s) => issues.take(parse_slug("slug", s)),
+        None => name.as_deref().map(slugify).filter(|s| !s.is_empty()),
+    };
+    let description = issues.take(parse_description(
+        "description",
+        input.description.as_deref(),
+    ));
+    issues.finish()?;
+    let (Some(name), Some(slug), Some(description)) = (name, slug, description) else {
+        return Err(AppError::invalid(
+            "slug",
+            "required",
+            "A slug could not be derived from the name",
+        ));
+    };
+    let now = st.clock.now();
+    let txn = begin_write(&st.db).await?;
+    ensure_slug_free(&txn, &slug, None).await?;
+    let created = category::ActiveModel {
+        slug: Set(slug),
+        name: Set(name),
+        description: Set(description),
+        is_medicinal: Set(input.is_medicinal),
+        is_active: Set(input.is_active.unwrap_or(true)),
+        created_at: Set(now),
+        updated_at: Set(now),
+        ..Default::default()
+    }
+    .insert(&txn)
+    .await?;
+    audit::record(
+        &txn,
+        &st.clock,
+        ctx,
+        Entry::new("category.created", "category", Some(created.id))
+            .meta(json!({"slug": created.slug})),
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(created)
+}
+
+pub async fn update(
+    st: &AppState,
+    ctx: &RequestCtx,
+    id: i64,
+    input: UpdateCategoryInput,
+) -> AppResult<category::Model> {
+    ctx.require_admin()?;
+    let mut issues = Issues::default();
+    let name = input
+        .name
+        .as_deref()
+        .and_then(|n| issues.take(parse_text("name", n, 120)));
+    let slug = input
+        .slug
+        .as_deref()
+        .and_then(|s| issues.take(parse_slug("slug", s)));
+    let description = input
+        .description
+        .as_deref()
+        .and_then(|d| issues.take(parse_description("description", Some(d))));
+    issues.finish()?;
+    let now = st.clock.now();
+    let txn = begin_write(&st.db).await?;
+    let current = category::Entity::find_by_id(id)
+        .one(&txn)
+        .await?
+        .ok_or_else(|| AppError::not_found("Category"))?;
+    let mut am: category::ActiveModel = current.clone().into();
+    let mut fields: Vec<&str> = Vec::new();
+    if let Some(n) = name.filter(|n| *n != current.name) {
+        am.name = Set(n);
+        fields.push("name");
+    }
+    if let Some(s) = slug.filter(|s| *s != current.slug) {
+        ensure_slug_free(&txn, &s, Some(id)).await?;
+        am.slug = Set(s);
+        fields.push("slug");
+    }
+    if let Some(d) = description.filter(|d| *d != current.description) {
+        am.description = Set(d);
+        fields.push("description");
+    }
+    if let Some(m) = input.is_medicinal.filter(|m| *m != current.is_medicinal) {
+        am.is_medicinal = Set(m);
+        fields.push("isMedicinal");
+    }
+    if let Some(a) = input.is_active.filter(|a| *a != current.is_active) {
+        am.is_active = Set(a);
+        fields.push("isActive");
+    }
+    let updated = if fields.is_empty() {
+        current
+    } else {
+        am.updated_at = Set(now);
+        let m = am.update(&txn).await?;
+        audit::record(
+            &txn,
+            &st.clock,
+            ctx,
+            Entry::new("category.updated", "category", Some(id)).meta(json!({"fields": fields})),
+        )
+        .await?;
+        m
+    };
+    txn.commit().await?;
+    Ok(updated)
+}
+
+/// Refused with `conflict` while the category still has products.
+pub async fn delete(st: &AppState, ctx: &RequestCtx, id: i64) -> AppResult<bool> {
+    ctx.require_admin()?;
+    let txn = begin_write(&st.db).await?;
+    let current = category::Entity::find_by_id(id)
+        .one(&txn)
+        .await?
+        .ok_or_else(|| AppError::not_found("Category"))?;
+    let products = product::Entity::find()
+        .filter(product::Column::CategoryId.eq(id))
+        .count(&txn)
+        .await?;
+    if products > 0 {
+        return Err(AppError::conflict_field(
+            "id",
+            "has_products",
+            format!("The category still has {products} product(s); move or delete them first"),
+        ));
+    }
+    category::Entity::delete_by_id(id).exec(&txn).await?;
+    audit::record(
+        &txn,
+        &st.clock,
+        ctx,
+        Entry::new("category.deleted", "category", Some(id)).meta(json!({"slug": current.slug})),
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(true)
+}

@@ -1,0 +1,55 @@
+//! The medicinal gate (spec §4), in one place: who may see and buy medicinal products, and how
+//! catalogue queries and purchases apply it.
+
+use sea_orm::sea_query::SimpleExpr;
+use sea_orm::ColumnTrait;
+
+use crate::actor::RequestCtx;
+use crate::entities::category;
+use crate::entities::user::Role;
+use crate::error::{AppError, AppResult, FieldIssue};
+use crate::state::AppState;
+
+/// How medicinal products appear to viewers without access.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CatalogMode {
+    /// Absent from lists and counts; `not_found` by id.
+    Hidden,
+    /// Listed to everyone, without variants, prices or stock, flagged `requiresMedicinalValidation`.
+    Teaser,
+}
+
+/// Whether the viewer may access medicinal products: admins always; customers when validated.
+/// Computed once per request.
+pub async fn has_access(_st: &AppState, ctx: &RequestCtx) -> AppResult<bool> {
+    ctx.medicinal_access
+        .get_or_try_init(|| async {
+            Ok(match ctx.user() {
+                Some(u) if u.role == Role::Admin => true,
+                Some(u) => u.validated_medicinal,
+                None => false,
+            })
+        })
+        .await
+        .copied()
+}
+
+/// The filter that removes medicinal products from a catalogue query (joined with `categories`),
+/// or `None` when the viewer may see them (access, or teaser mode).
+pub fn visibility_filter(access: bool, mode: CatalogMode) -> Option<SimpleExpr> {
+    (!access && mode == CatalogMode::Hidden).then(|| category::Column::IsMedicinal.eq(false))
+}
+
+/// Refuses a purchase (cart, preview, confirm) of a medicinal product without access.
+pub fn ensure_purchasable(access: bool, is_medicinal: bool, field: &str) -> AppResult<()> {
+    if is_medicinal && !access {
+        return Err(AppError::forbidden(
+            "This product requires an approved medicinal prescription",
+        )
+        .with_details(vec![FieldIssue::new(
+            field,
+            "medicinal_validation_required",
+        )]));
+    }
+    Ok(())
+}

@@ -1,0 +1,534 @@
+//! Products: gated listing with filters and whitelisted sorting, admin CRUD.
+
+use async_graphql::{InputObject, MaybeUndefined};
+use sea_orm::sea_query::{Alias, Expr, ExprTrait, Func, LikeExpr, Order, Query, SimpleExpr};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, EntityTrait, JoinType,
+    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, RelationTrait, Set,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use utoipa::ToSchema;
+
+use super::gate;
+use super::text::{
+    fold, parse_description, parse_image_url, parse_slug, parse_text, search_text, slugify,
+};
+use super::variants::{insert_variant, CreateVariantInput};
+use super::Issues;
+use crate::actor::RequestCtx;
+use crate::db::begin_write;
+use crate::entities::{category, product, product_variant};
+use crate::error::{AppError, AppResult, FieldIssue};
+use crate::services::audit::{self, Entry};
+use crate::services::pagination::{like_pattern, Page};
+use crate::state::AppState;
+
+#[derive(InputObject, Deserialize, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(example = json!({"categoryId": 1, "name": "Northern Lights Auto", "description": "Autofloreciente, 8 semanas",
+    "variants": [{"sku": "NL-AUTO-1", "optionLabel": "1 semilla", "priceCents": 4990, "stock": 25, "weightGrams": 1}]}))]
+pub struct CreateProductInput {
+    pub category_id: i64,
+    pub name: String,
+    /// Derived from the name when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slug: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// An http(s) URL or an `/uploads/...` path from `POST /api/uploads/image`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub is_active: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub variants: Option<Vec<CreateVariantInput>>,
+}
+
+#[derive(InputObject, Deserialize, Serialize, ToSchema, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(example = json!({"name": "Northern Lights Auto (x3)", "isActive": false}))]
+pub struct UpdateProductInput {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub category_id: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slug: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// `null` removes the image.
+    #[serde(default, skip_serializing_if = "MaybeUndefined::is_undefined")]
+    #[schema(value_type = Option<String>)]
+    pub image_url: MaybeUndefined<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub is_active: Option<bool>,
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct ProductFilter {
+    pub q: Option<String>,
+    /// A category slug or id.
+    pub category: Option<String>,
+    pub is_active: Option<bool>,
+    pub price_min: Option<i64>,
+    pub price_max: Option<i64>,
+    pub sort: Option<String>,
+}
+
+/// Sortable fields (spec §2: `sort=price,-createdAt`).
+const SORT_FIELDS: &[&str] = &["price", "name", "createdAt", "updatedAt", "id"];
+
+/// The cheapest active variant's price (products without one sort last on both databases).
+fn min_price_expr() -> SimpleExpr {
+    let v = Alias::new("v");
+    let sub = Query::select()
+        .expr(Func::min(Expr::col((
+            v.clone(),
+            product_variant::Column::PriceCents,
+        ))))
+        .from_as(product_variant::Entity, v.clone())
+        .and_where(
+            Expr::col((v.clone(), product_variant::Column::ProductId))
+                .equals((product::Entity, product::Column::Id)),
+        )
+        .and_where(Expr::col((v, product_variant::Column::IsActive)).eq(true))
+        .to_owned();
+    Func::coalesce([
+        SimpleExpr::SubQuery(None, Box::new(sub.into())),
+        Expr::val(i64::MAX),
+    ])
+    .into()
+}
+
+fn parse_sort(raw: Option<&str>) -> AppResult<Vec<(&'static str, Order)>> {
+    let Some(raw) = raw.map(str::trim).filter(|s| !s.is_empty()) else {
+        return Ok(vec![("createdAt", Order::Desc), ("id", Order::Desc)]);
+    };
+    let mut out = Vec::new();
+    for part in raw.split(',').map(str::trim) {
+        let (name, order) = match part.strip_prefix('-') {
+            Some(n) => (n, Order::Desc),
+            None => (part.strip_prefix('+').unwrap_or(part), Order::Asc),
+        };
+        let Some(field) = SORT_FIELDS.iter().find(|f| **f == name) else {
+            return Err(AppError::invalid(
+                "sort",
+                "invalid_sort_field",
+                format!(
+                    "Cannot sort by '{name}'; allowed: {}",
+                    SORT_FIELDS.join(", ")
+                ),
+            ));
+        };
+        out.push((*field, order));
+    }
+    if !out.iter().any(|(f, _)| *f == "id") {
+        out.push(("id", Order::Asc));
+    }
+    Ok(out)
+}
+
+pub async fn list(
+    st: &AppState,
+    ctx: &RequestCtx,
+    filter: ProductFilter,
+    page: Page,
+) -> AppResult<(Vec<product::Model>, u64)> {
+    let mut issues = Issues::default();
+    for (field, v) in [
+        ("priceMin", filter.price_min),
+        ("priceMax", filter.price_max),
+    ] {
+        if v.is_some_and(|v| v < 0) {
+            issues.push(field, "negative");
+        }
+    }
+    if let (Some(a), Some(b)) = (filter.price_min, filter.price_max) {
+        if a > b {
+            issues.push("priceMin", "greater_than_price_max");
+        }
+    }
+    let sort = issues.take(parse_sort(filter.sort.as_deref()));
+    issues.finish()?;
+    let sort = sort.unwrap_or_default();
+
+    let access = gate::has_access(st, ctx).await?;
+    let admin = ctx.is_admin();
+    let mut cond = Condition::all();
+    if let Some(f) = gate::visibility_filter(access, st.config.medicinal_catalog_mode) {
+        cond = cond.add(f);
+    }
+    if !admin {
+        cond = cond
+            .add(product::Column::IsActive.eq(true))
+            .add(category::Column::IsActive.eq(true));
+    }
+    if let Some(a) = filter.is_active {
+        cond = cond.add(product::Column::IsActive.eq(a));
+    }
+    if let Some(c) = filter
+        .category
+        .as_deref()
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+    {
+        cond = cond.add(match c.parse::<i64>() {
+            Ok(id) => category::Column::Id.eq(id),
+            Err(_) => category::Column::Slug.eq(c),
+        });
+    }
+    if let Some(q) = filter.q.as_deref().map(str::trim).filter(|q| !q.is_empty()) {
+        let pattern = like_pattern(&fold(q));
+        cond = cond.add(
+            Expr::col((product::Entity, product::Column::SearchText))
+                .like(LikeExpr::new(pattern).escape('\\')),
+        );
+    }
+    if filter.price_min.is_some() || filter.price_max.is_some() {
+        let v = Alias::new("v");
+        let mut sub = Query::select();
+        sub.expr(Expr::val(1))
+            .from_as(product_variant::Entity, v.clone())
+            .and_where(
+                Expr::col((v.clone(), product_variant::Column::ProductId))
+                    .equals((product::Entity, product::Column::Id)),
+            )
+            .and_where(Expr::col((v.clone(), product_variant::Column::IsActive)).eq(true));
+        if let Some(min) = filter.price_min {
+            sub.and_where(Expr::col((v.clone(), product_variant::Column::PriceCents)).gte(min));
+        }
+        if let Some(max) = filter.price_max {
+            sub.and_where(Expr::col((v, product_variant::Column::PriceCents)).lte(max));
+        }
+        cond = cond.add(Expr::exists(sub.to_owned()));
+    }
+
+    let base = product::Entity::find()
+        .join(JoinType::InnerJoin, product::Relation::Category.def())
+        .filter(cond);
+    let total = base.clone().count(&st.db).await?;
+    let mut q = base;
+    for (field, order) in sort {
+        q = match field {
+            "price" => q.order_by(min_price_expr(), order),
+            "name" => q.order_by(product::Column::Name, order),
+            "createdAt" => q.order_by(product::Column::CreatedAt, order),
+            "updatedAt" => q.order_by(product::Column::UpdatedAt, order),
+            _ => q.order_by(product::Column::Id, order),
+        };
+    }
+    let items = q
+        .offset(page.offset())
+        .limit(page.page_size)
+        .all(&st.db)
+        .await?;
+    Ok((items, total))
+}
+
+/// A product the viewer may see; `not_found` otherwise (inactive for non-admins, or gated).
+pub async fn get(st: &AppState, ctx: &RequestCtx, id: i64) -> AppResult<product::Model> {
+    let found = product::Entity::find_by_id(id)
+        .find_also_related(category::Entity)
+        .one(&st.db)
+        .await?;
+    let Some((p, Some(c))) = found else {
+        return Err(AppError::not_found("Product"));
+    };
+    let visible = p.is_active && c.is_active;
+    if !ctx.is_admin() && !visible {
+        return Err(AppError::not_found("Product"));
+    }
+    let access = gate::has_access(st, ctx).await?;
+    if c.is_medicinal && gate::visibility_filter(access, st.config.medicinal_catalog_mode).is_some()
+    {
+        return Err(AppError::not_found("Product"));
+    }
+    Ok(p)
+}
+
+async fn ensure_category<C: ConnectionTrait>(conn: &C, id: i64) -> AppResult<category::Model> {
+    category::Entity::find_by_id(id)
+        .one(conn)
+        .await?
+        .ok_or_else(|| AppError::invalid("categoryId", "not_found", "The category does not exist"))
+}
+
+async fn ensure_slug_free<C: ConnectionTrait>(
+    conn: &C,
+    slug: &str,
+    except: Option<i64>,
+) -> AppResult<()> {
+    let mut q = product::Entity::find().filter(product::Column::Slug.eq(slug));
+    if let Some(id) = except {
+        q = q.filter(product::Column::Id.ne(id));
+    }
+    if q.count(conn).await? > 0 {
+        return Err(AppError::conflict_field(
+            "slug",
+            "already_exists",
+            "A product with this slug already exists",
+        ));
+    }
+    Ok(())
+}
+
+/// Validated fields of a new product (shared by the API and the CSV import).
+pub struct NewProduct {
+    pub category_id: i64,
+    pub slug: String,
+    pub name: String,
+    pub description: String,
+    pub image_url: Option<String>,
+    pub is_active: bool,
+}
+
+pub fn validate_new(input: &CreateProductInput, issues: &mut Issues) -> Option<NewProduct> {
+    let name = issues.take(parse_text("name", &input.name, 200));
+    let slug = match input.slug.as_deref() {
+        Some(s) => issues.take(parse_slug("slug", s)),
+        None => name.as_deref().map(slugify).filter(|s| !s.is_empty()),
+    };
+    let description = issues.take(parse_description(
+        "description",
+        input.description.as_deref(),
+    ));
+    let image_url = match input.image_url.as_deref().filter(|s| !s.trim().is_empty()) {
+        Some(u) => issues.take(parse_image_url("imageUrl", u)).map(Some),
+        None => Some(None),
+    };
+    Some(NewProduct {
+        category_id: input.category_id,
+        slug: slug?,
+        name: name?,
+        description: description?,
+        image_url: image_url?,
+        is_active: input.is_active.unwrap_or(true),
+    })
+}
+
+pub async fn insert_product<C: ConnectionTrait>(
+    conn: &C,
+    now: chrono::DateTime<chrono::Utc>,
+    p: NewProduct,
+) -> AppResult<product::Model> {
+    ensure_category(conn, p.category_id).await?;
+    ensure_slug_free(conn, &p.slug, None).await?;
+    Ok(product::ActiveModel {
+        category_id: Set(p.category_id),
+        search_text: Set(search_text(&p.name, &p.description)),
+        slug: Set(p.slug),
+        name: Set(p.name),
+        description: Set(p.description),
+        image_url: Set(p.image_url),
+        is_active: Set(p.is_active),
+        created_at: Set(now),
+        updated_at: Set(now),
+        ..Default::default()
+    }
+    .insert(conn)
+    .await?)
+}
+
+pub async fn create(
+    st: &AppState,
+    ctx: &RequestCtx,
+    input: CreateProductInput,
+) -> AppResult<product::Model> {
+    ctx.require_admin()?;
+    let mut issues = Issues::default();
+    let new = validate_new(&input, &mut issues);
+    let variants: Vec<_> = input
+        .variants
+        .as_deref()
+        .unwrap_or_default()
+        .iter()
+        .enumerate()
+        .map(|(i, v)| {
+            let mut vi = Issues::default();
+            let parsed = v.validate(&mut vi);
+            issues.0.extend(
+                vi.0.into_iter()
+                    .map(|d| FieldIssue::new(format!("variants[{i}].{}", d.field), d.issue)),
+            );
+            parsed
+        })
+        .collect();
+    let mut seen = std::collections::HashSet::new();
+    for (i, v) in variants.iter().enumerate() {
+        if let Some(v) = v {
+            if !seen.insert(v.sku.clone()) {
+                issues.push(&format!("variants[{i}].sku"), "duplicate");
+            }
+        }
+    }
+    issues.finish()?;
+    let Some(new) = new else {
+        return Err(AppError::invalid(
+            "slug",
+            "required",
+            "A slug could not be derived from the name",
+        ));
+    };
+    let now = st.clock.now();
+    let txn = begin_write(&st.db).await?;
+    let created = insert_product(&txn, now, new).await?;
+    for (i, v) in variants.into_iter().flatten().enumerate() {
+        insert_variant(&txn, now, created.id, v)
+            .await
+            .map_err(|e| prefix_details(e, &format!("variants[{i}].")))?;
+    }
+    audit::record(
+        &txn,
+        &st.clock,
+        ctx,
+        Entry::new("product.created", "product", Some(created.id))
+            .meta(json!({"slug": created.slug})),
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(created)
+}
+
+pub fn prefix_details(mut e: AppError, prefix: &str) -> AppError {
+    for d in &mut e.details {
+        d.field = format!("{prefix}{}", d.field);
+    }
+    e
+}
+
+pub async fn update(
+    st: &AppState,
+    ctx: &RequestCtx,
+    id: i64,
+    input: UpdateProductInput,
+) -> AppResult<product::Model> {
+    ctx.require_admin()?;
+    let mut issues = Issues::default();
+    let name = input
+        .name
+        .as_deref()
+        .and_then(|n| issues.take(parse_text("name", n, 200)));
+    let slug = input
+        .slug
+        .as_deref()
+        .and_then(|s| issues.take(parse_slug("slug", s)));
+    let description = input
+        .description
+        .as_deref()
+        .and_then(|d| issues.take(parse_description("description", Some(d))));
+    let image_url = match &input.image_url {
+        MaybeUndefined::Value(u) => issues
+            .take(parse_image_url("imageUrl", u))
+            .map(MaybeUndefined::Value),
+        MaybeUndefined::Null => Some(MaybeUndefined::Null),
+        MaybeUndefined::Undefined => Some(MaybeUndefined::Undefined),
+    };
+    issues.finish()?;
+    let now = st.clock.now();
+    let txn = begin_write(&st.db).await?;
+    let current = product::Entity::find_by_id(id)
+        .one(&txn)
+        .await?
+        .ok_or_else(|| AppError::not_found("Product"))?;
+    let mut am: product::ActiveModel = current.clone().into();
+    let mut fields: Vec<&str> = Vec::new();
+    if let Some(c) = input.category_id.filter(|c| *c != current.category_id) {
+        ensure_category(&txn, c).await?;
+        am.category_id = Set(c);
+        fields.push("categoryId");
+    }
+    let new_name = name.filter(|n| *n != current.name);
+    let new_description = description.filter(|d| *d != current.description);
+    if new_name.is_some() || new_description.is_some() {
+        let n = new_name.clone().unwrap_or_else(|| current.name.clone());
+        let d = new_description
+            .clone()
+            .unwrap_or_else(|| current.description.clone());
+        am.search_text = Set(search_text(&n, &d));
+    }
+    if let Some(n) = new_name {
+        am.name = Set(n);
+        fields.push("name");
+    }
+    if let Some(d) = new_description {
+        am.description = Set(d);
+        fields.push("description");
+    }
+    if let Some(s) = slug.filter(|s| *s != current.slug) {
+        ensure_slug_free(&txn, &s, Some(id)).await?;
+        am.slug = Set(s);
+        fields.push("slug");
+    }
+    match image_url {
+        Some(MaybeUndefined::Value(u)) if current.image_url.as_deref() != Some(u.as_str()) => {
+            am.image_url = Set(Some(u));
+            fields.push("imageUrl");
+        }
+        Some(MaybeUndefined::Null) if current.image_url.is_some() => {
+            am.image_url = Set(None);
+            fields.push("imageUrl");
+        }
+        _ => {}
+    }
+    if let Some(a) = input.is_active.filter(|a| *a != current.is_active) {
+        am.is_active = Set(a);
+        fields.push("isActive");
+    }
+    let updated = if fields.is_empty() {
+        current
+    } else {
+        am.updated_at = Set(now);
+        let m = am.update(&txn).await?;
+        audit::record(
+            &txn,
+            &st.clock,
+            ctx,
+            Entry::new("product.updated", "product", Some(id)).meta(json!({"fields": fields})),
+        )
+        .await?;
+        m
+    };
+    txn.commit().await?;
+    Ok(updated)
+}
+
+/// Deletes the product and its variants. (Once orders exist, a product with orders is deactivated
+/// instead; the audit row says which.)
+pub async fn delete(st: &AppState, ctx: &RequestCtx, id: i64) -> AppResult<bool> {
+    ctx.require_admin()?;
+    let txn = begin_write(&st.db).await?;
+    let current = product::Entity::find_by_id(id)
+        .one(&txn)
+        .await?
+        .ok_or_else(|| AppError::not_found("Product"))?;
+    product_variant::Entity::delete_many()
+        .filter(product_variant::Column::ProductId.eq(id))
+        .exec(&txn)
+        .await?;
+    product::Entity::delete_by_id(id).exec(&txn).await?;
+    audit::record(
+        &txn,
+        &st.clock,
+        ctx,
+        Entry::new("product.deleted", "product", Some(id))
+            .meta(json!({"slug": current.slug, "outcome": "deleted"})),
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(true)
+}
+
+/// Whether the product's prices and variants are withheld from this viewer (teaser mode, no access).
+pub async fn is_restricted(st: &AppState, ctx: &RequestCtx, product_id: i64) -> AppResult<bool> {
+    if gate::has_access(st, ctx).await? {
+        return Ok(false);
+    }
+    let medicinal = product::Entity::find_by_id(product_id)
+        .find_also_related(category::Entity)
+        .one(&st.db)
+        .await?
+        .and_then(|(_, c)| c)
+        .is_some_and(|c| c.is_medicinal);
+    Ok(medicinal)
+}

@@ -1,0 +1,169 @@
+//! Validation and normalisation of catalogue text: slugs, SKUs, names, search folding.
+
+use crate::error::AppError;
+
+/// Lower-case and strip the accents used in Spanish, so that `Índica` is found by `indica`.
+/// Applied to both the stored search text and the query, identically on every database.
+pub fn fold(s: &str) -> String {
+    s.chars()
+        .flat_map(char::to_lowercase)
+        .map(|c| match c {
+            'á' | 'à' | 'ä' | 'â' => 'a',
+            'é' | 'è' | 'ë' | 'ê' => 'e',
+            'í' | 'ì' | 'ï' | 'î' => 'i',
+            'ó' | 'ò' | 'ö' | 'ô' => 'o',
+            'ú' | 'ù' | 'ü' | 'û' => 'u',
+            'ñ' => 'n',
+            other => other,
+        })
+        .collect()
+}
+
+pub fn search_text(name: &str, description: &str) -> String {
+    fold(&format!("{name}\n{description}"))
+}
+
+/// `Semillas Autoflorecientes!` → `semillas-autoflorecientes`.
+pub fn slugify(s: &str) -> String {
+    let mut out = String::new();
+    for c in fold(s).chars() {
+        if c.is_ascii_alphanumeric() {
+            out.push(c);
+        } else if !out.ends_with('-') && !out.is_empty() {
+            out.push('-');
+        }
+    }
+    while out.ends_with('-') {
+        out.pop();
+    }
+    out.truncate(80);
+    out
+}
+
+pub fn parse_slug(field: &str, raw: &str) -> Result<String, AppError> {
+    let s = raw.trim();
+    let ok = !s.is_empty()
+        && s.len() <= 80
+        && s.split('-').all(|part| {
+            !part.is_empty()
+                && part
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        });
+    if !ok {
+        return Err(AppError::invalid(
+            field,
+            "invalid_format",
+            "A slug is lower-case letters and digits separated by single hyphens",
+        ));
+    }
+    Ok(s.to_string())
+}
+
+pub fn parse_sku(field: &str, raw: &str) -> Result<String, AppError> {
+    let s = raw.trim();
+    let ok = !s.is_empty()
+        && s.len() <= 64
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+    if !ok {
+        return Err(AppError::invalid(
+            field,
+            "invalid_format",
+            "A SKU is 1–64 letters, digits, '-', '_' or '.'",
+        ));
+    }
+    Ok(s.to_string())
+}
+
+/// Trimmed, non-empty, at most `max` characters, no control characters.
+pub fn parse_text(field: &str, raw: &str, max: usize) -> Result<String, AppError> {
+    let s = raw.trim();
+    if s.is_empty() {
+        return Err(AppError::invalid(
+            field,
+            "required",
+            format!("{field} is required"),
+        ));
+    }
+    if s.chars().count() > max {
+        return Err(AppError::invalid(
+            field,
+            "too_long",
+            format!("{field} must be at most {max} characters"),
+        ));
+    }
+    if s.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
+        return Err(AppError::invalid(
+            field,
+            "invalid_format",
+            format!("{field} contains control characters"),
+        ));
+    }
+    Ok(s.to_string())
+}
+
+pub fn parse_description(field: &str, raw: Option<&str>) -> Result<String, AppError> {
+    match raw.map(str::trim).filter(|s| !s.is_empty()) {
+        None => Ok(String::new()),
+        Some(s) => parse_text(field, s, 5000),
+    }
+}
+
+/// An image URL: absolute http(s), or a path served by this app (`/uploads/...`).
+pub fn parse_image_url(field: &str, raw: &str) -> Result<String, AppError> {
+    let s = raw.trim();
+    let ok = s.len() <= 500
+        && (s.starts_with("https://") || s.starts_with("http://") || s.starts_with("/uploads/"))
+        && !s.contains(char::is_whitespace)
+        && !s.contains("..");
+    if !ok {
+        return Err(AppError::invalid(
+            field,
+            "invalid_format",
+            "imageUrl must be an http(s) URL or an /uploads/ path",
+        ));
+    }
+    Ok(s.to_string())
+}
+
+pub fn non_negative(field: &str, v: i64, max: i64) -> Result<i64, AppError> {
+    if v < 0 {
+        return Err(AppError::invalid(
+            field,
+            "negative",
+            format!("{field} must be zero or more"),
+        ));
+    }
+    if v > max {
+        return Err(AppError::invalid(
+            field,
+            "out_of_range",
+            format!("{field} must be at most {max}"),
+        ));
+    }
+    Ok(v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn folding_and_slugs() {
+        assert_eq!(fold("Índica AÑEJA"), "indica aneja");
+        assert_eq!(
+            slugify("  Semillas Autoflorecientes! (x3) "),
+            "semillas-autoflorecientes-x3"
+        );
+        assert!(parse_slug("slug", "semillas-auto").is_ok());
+        for bad in ["", "Semillas", "a--b", "-a", "a_b", "ñ"] {
+            assert!(parse_slug("slug", bad).is_err(), "{bad}");
+        }
+        assert!(parse_sku("sku", "SEM-AUTO-1G").is_ok());
+        assert!(parse_sku("sku", "bad sku").is_err());
+        assert!(parse_image_url("imageUrl", "/uploads/ab.png").is_ok());
+        assert!(parse_image_url("imageUrl", "javascript:alert(1)").is_err());
+        assert!(parse_image_url("imageUrl", "/uploads/../etc/passwd").is_err());
+    }
+}

@@ -1,0 +1,300 @@
+//! Product variants: the purchasable units (SKU, option label, price, stock, weight).
+
+use async_graphql::InputObject;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter,
+    QueryOrder, QuerySelect, Set,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use utoipa::ToSchema;
+
+use super::text::{non_negative, parse_sku, parse_text};
+use super::{products, Issues};
+use crate::actor::RequestCtx;
+use crate::db::begin_write;
+use crate::entities::{product, product_variant};
+use crate::error::{AppError, AppResult};
+use crate::services::audit::{self, Entry};
+use crate::services::pagination::Page;
+use crate::state::AppState;
+
+/// Highest accepted price (CLP) and stock/weight values.
+const MAX_PRICE: i64 = 1_000_000_000;
+const MAX_QUANTITY: i64 = i32::MAX as i64;
+
+#[derive(InputObject, Deserialize, Serialize, ToSchema, Clone)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(example = json!({"sku": "NL-AUTO-5", "optionLabel": "5g", "priceCents": 19990, "stock": 10, "weightGrams": 5}))]
+pub struct CreateVariantInput {
+    pub sku: String,
+    /// What the buyer chooses: "1g", "5g", "M".
+    pub option_label: String,
+    /// Whole CLP pesos, ≥ 0.
+    pub price_cents: i64,
+    #[serde(default)]
+    #[graphql(default)]
+    pub stock: i64,
+    #[serde(default)]
+    #[graphql(default)]
+    pub weight_grams: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub is_active: Option<bool>,
+}
+
+#[derive(InputObject, Deserialize, Serialize, ToSchema, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(example = json!({"priceCents": 17990, "stock": 40}))]
+pub struct UpdateVariantInput {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sku: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub option_label: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub price_cents: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stock: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weight_grams: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub is_active: Option<bool>,
+}
+
+pub struct NewVariant {
+    pub sku: String,
+    pub option_label: String,
+    pub price_cents: i64,
+    pub stock: i32,
+    pub weight_grams: i32,
+    pub is_active: bool,
+}
+
+impl CreateVariantInput {
+    pub fn validate(&self, issues: &mut Issues) -> Option<NewVariant> {
+        let sku = issues.take(parse_sku("sku", &self.sku));
+        let label = issues.take(parse_text("optionLabel", &self.option_label, 40));
+        let price = issues.take(non_negative("priceCents", self.price_cents, MAX_PRICE));
+        let stock = issues.take(non_negative("stock", self.stock, MAX_QUANTITY));
+        let weight = issues.take(non_negative("weightGrams", self.weight_grams, MAX_QUANTITY));
+        Some(NewVariant {
+            sku: sku?,
+            option_label: label?,
+            price_cents: price?,
+            stock: stock? as i32,
+            weight_grams: weight? as i32,
+            is_active: self.is_active.unwrap_or(true),
+        })
+    }
+}
+
+async fn ensure_sku_free<C: ConnectionTrait>(
+    conn: &C,
+    sku: &str,
+    except: Option<i64>,
+) -> AppResult<()> {
+    let mut q = product_variant::Entity::find().filter(product_variant::Column::Sku.eq(sku));
+    if let Some(id) = except {
+        q = q.filter(product_variant::Column::Id.ne(id));
+    }
+    if q.count(conn).await? > 0 {
+        return Err(AppError::conflict_field(
+            "sku",
+            "already_exists",
+            format!("A variant with SKU {sku} already exists"),
+        ));
+    }
+    Ok(())
+}
+
+pub async fn insert_variant<C: ConnectionTrait>(
+    conn: &C,
+    now: chrono::DateTime<chrono::Utc>,
+    product_id: i64,
+    v: NewVariant,
+) -> AppResult<product_variant::Model> {
+    ensure_sku_free(conn, &v.sku, None).await?;
+    Ok(product_variant::ActiveModel {
+        product_id: Set(product_id),
+        sku: Set(v.sku),
+        option_label: Set(v.option_label),
+        price_cents: Set(v.price_cents),
+        stock: Set(v.stock),
+        weight_grams: Set(v.weight_grams),
+        is_active: Set(v.is_active),
+        created_at: Set(now),
+        updated_at: Set(now),
+        ..Default::default()
+    }
+    .insert(conn)
+    .await?)
+}
+
+/// The variants of a product the viewer may see (the product itself goes through the gate).
+pub async fn list_for_product(
+    st: &AppState,
+    ctx: &RequestCtx,
+    product_id: i64,
+    page: Page,
+) -> AppResult<(Vec<product_variant::Model>, u64, bool)> {
+    products::get(st, ctx, product_id).await?;
+    let restricted = products::is_restricted(st, ctx, product_id).await?;
+    if restricted {
+        return Ok((Vec::new(), 0, true));
+    }
+    let mut q =
+        product_variant::Entity::find().filter(product_variant::Column::ProductId.eq(product_id));
+    if !ctx.is_admin() {
+        q = q.filter(product_variant::Column::IsActive.eq(true));
+    }
+    let total = q.clone().count(&st.db).await?;
+    let items = q
+        .order_by_asc(product_variant::Column::PriceCents)
+        .order_by_asc(product_variant::Column::Id)
+        .offset(page.offset())
+        .limit(page.page_size)
+        .all(&st.db)
+        .await?;
+    Ok((items, total, false))
+}
+
+pub async fn create(
+    st: &AppState,
+    ctx: &RequestCtx,
+    product_id: i64,
+    input: CreateVariantInput,
+) -> AppResult<product_variant::Model> {
+    ctx.require_admin()?;
+    let mut issues = Issues::default();
+    let v = input.validate(&mut issues);
+    issues.finish()?;
+    let v = v.ok_or_else(|| AppError::invalid("sku", "required", "Invalid variant"))?;
+    let now = st.clock.now();
+    let txn = begin_write(&st.db).await?;
+    product::Entity::find_by_id(product_id)
+        .one(&txn)
+        .await?
+        .ok_or_else(|| AppError::not_found("Product"))?;
+    let created = insert_variant(&txn, now, product_id, v).await?;
+    audit::record(
+        &txn,
+        &st.clock,
+        ctx,
+        Entry::new("variant.created", "variant", Some(created.id))
+            .meta(json!({"productId": product_id, "sku": created.sku})),
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(created)
+}
+
+pub async fn update(
+    st: &AppState,
+    ctx: &RequestCtx,
+    id: i64,
+    input: UpdateVariantInput,
+) -> AppResult<product_variant::Model> {
+    ctx.require_admin()?;
+    let mut issues = Issues::default();
+    let sku = input
+        .sku
+        .as_deref()
+        .and_then(|s| issues.take(parse_sku("sku", s)));
+    let label = input
+        .option_label
+        .as_deref()
+        .and_then(|s| issues.take(parse_text("optionLabel", s, 40)));
+    let price = input
+        .price_cents
+        .and_then(|p| issues.take(non_negative("priceCents", p, MAX_PRICE)));
+    let stock = input
+        .stock
+        .and_then(|p| issues.take(non_negative("stock", p, MAX_QUANTITY)));
+    let weight = input
+        .weight_grams
+        .and_then(|p| issues.take(non_negative("weightGrams", p, MAX_QUANTITY)));
+    issues.finish()?;
+    let now = st.clock.now();
+    let txn = begin_write(&st.db).await?;
+    let current = product_variant::Entity::find_by_id(id)
+        .one(&txn)
+        .await?
+        .ok_or_else(|| AppError::not_found("Variant"))?;
+    let mut am: product_variant::ActiveModel = current.clone().into();
+    let mut changes = serde_json::Map::new();
+    if let Some(s) = sku.filter(|s| *s != current.sku) {
+        ensure_sku_free(&txn, &s, Some(id)).await?;
+        changes.insert("sku".into(), json!({"from": current.sku, "to": s}));
+        am.sku = Set(s);
+    }
+    if let Some(l) = label.filter(|l| *l != current.option_label) {
+        changes.insert(
+            "optionLabel".into(),
+            json!({"from": current.option_label, "to": l}),
+        );
+        am.option_label = Set(l);
+    }
+    if let Some(p) = price.filter(|p| *p != current.price_cents) {
+        changes.insert(
+            "priceCents".into(),
+            json!({"from": current.price_cents, "to": p}),
+        );
+        am.price_cents = Set(p);
+    }
+    if let Some(s) = stock.map(|s| s as i32).filter(|s| *s != current.stock) {
+        changes.insert("stock".into(), json!({"from": current.stock, "to": s}));
+        am.stock = Set(s);
+    }
+    if let Some(w) = weight
+        .map(|w| w as i32)
+        .filter(|w| *w != current.weight_grams)
+    {
+        changes.insert(
+            "weightGrams".into(),
+            json!({"from": current.weight_grams, "to": w}),
+        );
+        am.weight_grams = Set(w);
+    }
+    if let Some(a) = input.is_active.filter(|a| *a != current.is_active) {
+        changes.insert(
+            "isActive".into(),
+            json!({"from": current.is_active, "to": a}),
+        );
+        am.is_active = Set(a);
+    }
+    let updated = if changes.is_empty() {
+        current
+    } else {
+        am.updated_at = Set(now);
+        let m = am.update(&txn).await?;
+        audit::record(
+            &txn,
+            &st.clock,
+            ctx,
+            Entry::new("variant.updated", "variant", Some(id)).meta(json!({"changes": changes})),
+        )
+        .await?;
+        m
+    };
+    txn.commit().await?;
+    Ok(updated)
+}
+
+pub async fn delete(st: &AppState, ctx: &RequestCtx, id: i64) -> AppResult<bool> {
+    ctx.require_admin()?;
+    let txn = begin_write(&st.db).await?;
+    let current = product_variant::Entity::find_by_id(id)
+        .one(&txn)
+        .await?
+        .ok_or_else(|| AppError::not_found("Variant"))?;
+    product_variant::Entity::delete_by_id(id).exec(&txn).await?;
+    audit::record(
+        &txn,
+        &st.clock,
+        ctx,
+        Entry::new("variant.deleted", "variant", Some(id))
+            .meta(json!({"productId": current.product_id, "sku": current.sku})),
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(true)
+}
