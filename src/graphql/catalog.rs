@@ -371,14 +371,19 @@ impl CatalogMutation {
         categories::delete(st, rc, id).await
     }
 
+    /// Creates a product; `image` (optional) is stored as its main image.
     #[graphql(guard = "RoleGuard(Role::Admin)")]
     async fn create_product(
         &self,
         ctx: &Context<'_>,
         input: CreateProductInput,
+        image: Option<async_graphql::Upload>,
     ) -> GqlResult<Product> {
         let (st, rc) = parts(ctx);
-        Ok(products::create(st, rc, input).await?.into())
+        let image = image
+            .map(|u| super::files::upload_value(ctx, u))
+            .transpose()?;
+        Ok(products::create(st, rc, input, image).await?.into())
     }
 
     #[graphql(guard = "RoleGuard(Role::Admin)")]

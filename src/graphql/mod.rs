@@ -2,6 +2,7 @@
 
 pub mod auth;
 pub mod catalog;
+pub mod files;
 pub mod guards;
 pub mod loaders;
 pub mod scalars;
@@ -26,6 +27,7 @@ pub struct MutationRoot(
     auth::AuthMutation,
     users::UsersMutation,
     catalog::CatalogMutation,
+    files::FilesMutation,
 );
 
 /// Builds the schema. `state` is absent only when printing the SDL.

@@ -1,8 +1,7 @@
 //! `/graphql`: POST for any operation, GET for queries (or the GraphiQL page for browsers).
 
 use async_graphql::parser::types::OperationType;
-use axum::body::Bytes;
-use axum::extract::{RawQuery, State};
+use axum::extract::{RawQuery, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::Extension;
@@ -16,20 +15,71 @@ use crate::graphql;
 pub async fn post(
     State(app): State<App>,
     Extension(ctx): Extension<RequestCtx>,
-    body: Bytes,
+    req: Request,
 ) -> Response {
-    let request: async_graphql::Request = match serde_json::from_slice(&body) {
-        Ok(r) => r,
-        Err(e) => {
-            return AppError::invalid(
-                "body",
-                "invalid_json",
-                format!("The body is not a GraphQL request: {e}"),
-            )
-            .into_response()
-        }
+    let content_type = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let request = if content_type
+        .as_deref()
+        .is_some_and(|c| c.to_ascii_lowercase().starts_with("multipart/"))
+    {
+        read_multipart(content_type, req).await
+    } else {
+        read_json(req).await
     };
-    respond(graphql::execute(&app.schema, &app.state, request, ctx).await)
+    match request {
+        Ok(r) => respond(graphql::execute(&app.schema, &app.state, r, ctx).await),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn read_json(req: Request) -> Result<async_graphql::Request, AppError> {
+    let body = axum::body::to_bytes(req.into_body(), super::JSON_BODY_LIMIT)
+        .await
+        .map_err(|_| AppError::too_large("body", "The request body is larger than 1 MB"))?;
+    serde_json::from_slice(&body).map_err(|e| {
+        AppError::invalid(
+            "body",
+            "invalid_json",
+            format!("The body is not a GraphQL request: {e}"),
+        )
+    })
+}
+
+/// The GraphQL multipart request spec (operations + map + files); files are spooled to disk.
+async fn read_multipart(
+    content_type: Option<String>,
+    req: Request,
+) -> Result<async_graphql::Request, AppError> {
+    use futures_util::TryStreamExt;
+    use tokio_util::compat::TokioAsyncReadCompatExt;
+
+    let limited =
+        http_body_util::Limited::new(req.into_body(), super::upload::MULTIPART_BODY_LIMIT);
+    let stream = axum::body::Body::new(limited)
+        .into_data_stream()
+        .map_err(std::io::Error::other);
+    let reader = tokio_util::io::StreamReader::new(stream).compat();
+    let opts = async_graphql::http::MultipartOptions::default()
+        .max_file_size(crate::services::files::MAX_UPLOAD_BYTES as usize)
+        .max_num_files(4);
+    let batch = async_graphql::http::receive_batch_body(content_type, reader, opts)
+        .await
+        .map_err(|e| match e {
+            async_graphql::ParseRequestError::PayloadTooLarge => {
+                AppError::too_large("file", "The upload is larger than 10 MB")
+            }
+            async_graphql::ParseRequestError::Io(io) if io.to_string().contains("length limit") => {
+                AppError::too_large("body", "The request body is too large")
+            }
+            other => AppError::invalid("body", "invalid_multipart", other.to_string()),
+        })?;
+    batch
+        .into_single()
+        .map_err(|e| AppError::invalid("body", "batch_not_supported", e.to_string()))
 }
 
 #[derive(Deserialize)]

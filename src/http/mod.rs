@@ -7,6 +7,7 @@ pub mod graphql;
 pub mod observe;
 pub mod ops;
 pub mod trace;
+pub mod upload;
 
 use axum::extract::DefaultBodyLimit;
 use axum::http::{header, HeaderName, HeaderValue, Method};
@@ -54,6 +55,43 @@ fn cors(origins: &[String]) -> CorsLayer {
         .max_age(std::time::Duration::from_secs(600))
 }
 
+/// Public uploads (product images) at `/uploads/<random key>`: never-changing content, cached for a year.
+fn public_files(
+    st: &AppState,
+) -> impl tower::Service<
+    axum::extract::Request,
+    Response = axum::response::Response,
+    Error = std::convert::Infallible,
+    Future = impl Send,
+> + Clone
+       + Send
+       + Sync
+       + 'static {
+    use axum::response::IntoResponse;
+    let dir = crate::services::files::public_dir(st);
+    tower::ServiceBuilder::new()
+        .map_response(
+            |res: axum::response::Response<
+                tower_http::services::fs::ServeFileSystemResponseBody,
+            >| {
+                let mut res = res.into_response();
+                if res.status().is_success() {
+                    let h = res.headers_mut();
+                    h.insert(
+                        header::CACHE_CONTROL,
+                        HeaderValue::from_static("public, max-age=31536000, immutable"),
+                    );
+                    h.insert(
+                        header::X_CONTENT_TYPE_OPTIONS,
+                        HeaderValue::from_static("nosniff"),
+                    );
+                }
+                res
+            },
+        )
+        .service(tower_http::services::ServeDir::new(dir).append_index_html_on_directories(false))
+}
+
 pub fn router(app: App) -> Router {
     let st = app.state.clone();
     crate::rest::router()
@@ -78,6 +116,7 @@ pub fn router(app: App) -> Router {
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
         .merge(SwaggerUi::new("/docs").url("/openapi.json", crate::rest::openapi::document()))
+        .nest_service("/uploads", public_files(&st))
         .route_layer(from_fn(observe::route_label))
         .fallback(errors::not_found)
         .layer(DefaultBodyLimit::max(JSON_BODY_LIMIT))

@@ -5,13 +5,12 @@ use std::sync::LazyLock;
 
 use async_graphql::parser::types::ExecutableDocument;
 use async_graphql::Variables;
-use axum::body::Bytes;
-use axum::extract::{RawPathParams, RawQuery, State};
+use axum::extract::{FromRequest, Multipart, RawPathParams, RawQuery, Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
 
-use super::{routes, RestRoute};
+use super::{routes, RestRoute, UploadSpec};
 use crate::actor::RequestCtx;
 use crate::error::{AppError, AppResult};
 use crate::graphql;
@@ -35,12 +34,84 @@ pub async fn handle(
     Extension(ctx): Extension<RequestCtx>,
     params: RawPathParams,
     RawQuery(raw_query): RawQuery,
-    body: Bytes,
+    req: Request,
 ) -> Response {
-    match run(route, &app, ctx, &params, raw_query.as_deref(), &body).await {
+    match run(route, &app, ctx, &params, raw_query.as_deref(), req).await {
         Ok(res) => res,
         Err(e) => e.into_response(),
     }
+}
+
+fn is_multipart(req: &Request) -> bool {
+    req.headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.to_ascii_lowercase().starts_with("multipart/form-data"))
+}
+
+/// Reads a JSON (or CSV) body up to the JSON limit; more is 413.
+async fn read_body(req: Request) -> AppResult<axum::body::Bytes> {
+    axum::body::to_bytes(req.into_body(), crate::http::JSON_BODY_LIMIT)
+        .await
+        .map_err(|e| {
+            let inner = e.into_inner();
+            if inner
+                .downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some()
+            {
+                AppError::too_large("body", "The request body is larger than 1 MB")
+            } else {
+                AppError::invalid("body", "unreadable", "The request body could not be read")
+            }
+        })
+}
+
+/// A multipart request: the file part (streamed to disk), and the body from a JSON part or from
+/// the remaining text parts.
+async fn read_multipart(
+    spec: &UploadSpec,
+    req: Request,
+) -> AppResult<(Option<async_graphql::UploadValue>, Option<Vec<u8>>)> {
+    use crate::http::upload::{multipart_error, spool};
+    let mut mp = Multipart::from_request(req, &())
+        .await
+        .map_err(|e| AppError::invalid("body", "invalid_multipart", e.body_text()))?;
+    let mut file = None;
+    let mut json_text = None;
+    let mut fields = serde_json::Map::new();
+    while let Some(field) = mp.next_field().await.map_err(multipart_error)? {
+        let name = field.name().unwrap_or_default().to_string();
+        if name == spec.file_field {
+            if file.is_some() {
+                return Err(AppError::invalid(
+                    spec.file_field,
+                    "duplicate",
+                    "Send one file per request",
+                ));
+            }
+            file = Some(spool(field).await?);
+        } else if Some(name.as_str()) == spec.json_field {
+            json_text = Some(field.text().await.map_err(multipart_error)?);
+        } else {
+            let text = field.text().await.map_err(multipart_error)?;
+            fields.insert(name, serde_json::Value::String(text));
+        }
+    }
+    if file.is_none() && spec.multipart_only {
+        return Err(AppError::invalid(
+            spec.file_field,
+            "required",
+            format!("A '{}' file part is required", spec.file_field),
+        ));
+    }
+    let body = match json_text {
+        Some(t) => Some(t.into_bytes()),
+        None if !fields.is_empty() => {
+            Some(serde_json::to_vec(&fields).map_err(AppError::internal)?)
+        }
+        None => None,
+    };
+    Ok((file, body))
 }
 
 fn variables(
@@ -85,12 +156,35 @@ async fn run(
     ctx: RequestCtx,
     params: &RawPathParams,
     raw_query: Option<&str>,
-    body: &[u8],
+    req: Request,
 ) -> AppResult<Response> {
-    let vars = variables(route, params, raw_query, body)?;
+    let (upload, body) = match route.upload {
+        Some(spec) if is_multipart(&req) => {
+            let (file, body) = read_multipart(&spec, req).await?;
+            (file.map(|f| (spec.var, f)), body.unwrap_or_default())
+        }
+        Some(spec) if spec.multipart_only => {
+            return Err(AppError::invalid(
+                spec.file_field,
+                "required",
+                format!(
+                    "Send multipart/form-data with a '{}' file part",
+                    spec.file_field
+                ),
+            ));
+        }
+        _ => (None, read_body(req).await?.to_vec()),
+    };
+    let mut vars = variables(route, params, raw_query, &body)?;
+    if let Some((var, _)) = &upload {
+        vars.insert(var.to_string(), serde_json::Value::Null);
+    }
     let mut request = async_graphql::Request::new(route.document)
         .operation_name(route.operation)
         .variables(Variables::from_json(serde_json::Value::Object(vars)));
+    if let Some((var, file)) = upload {
+        request.set_upload(&format!("variables.{var}"), file);
+    }
     if let Some(doc) = PARSED.get(route.document) {
         request.set_parsed_query(doc.clone());
     }

@@ -4,10 +4,11 @@ use axum::http::{Method, StatusCode};
 use serde::{Deserialize, Serialize};
 use utoipa::IntoParams;
 
-use super::{json_body, query, Access, RestRoute};
+use super::{json_body, query, Access, RestRoute, UploadSpec};
 use crate::graphql::catalog::{
     Category, CategoryPage, ProductDoc, ProductPageDoc, Variant, VariantPage,
 };
+use crate::graphql::files::UploadedImage;
 use crate::services::catalog::categories::{CreateCategoryInput, UpdateCategoryInput};
 use crate::services::catalog::products::{CreateProductInput, UpdateProductInput};
 use crate::services::catalog::variants::{CreateVariantInput, UpdateVariantInput};
@@ -147,9 +148,11 @@ pub fn routes() -> Vec<RestRoute> {
         .access(Access::Admin)
         .doc(
             "catalog",
-            "Create a product, optionally with variants (admin)",
+            "Create a product, optionally with variants (admin). JSON, or multipart/form-data with the product \
+             JSON in a `product` part and the main image in an `image` part",
         )
         .body(json_body::<CreateProductInput>("input"))
+        .upload(UploadSpec { file_field: "image", var: "image", json_field: Some("product"), multipart_only: false })
         .returns::<ProductDoc>(),
         RestRoute::new(
             M::GET,
@@ -237,5 +240,11 @@ pub fn routes() -> Vec<RestRoute> {
         .status(StatusCode::NO_CONTENT)
         .access(Access::Admin)
         .doc("catalog", "Delete a variant (admin)"),
+        RestRoute::new(M::POST, "/api/uploads/image", "UploadImage", doc!("files/upload_image.graphql"), "uploadImage")
+            .status(StatusCode::CREATED)
+            .access(Access::Admin)
+            .doc("uploads", "Upload a product image (admin): multipart `file`, JPEG/PNG/WebP by content, ≤ 10 MB")
+            .upload(UploadSpec { file_field: "file", var: "file", json_field: None, multipart_only: true })
+            .returns::<UploadedImage>(),
     ]
 }

@@ -73,6 +73,20 @@ pub struct QuerySpec {
     pub params: fn() -> Vec<Parameter>,
 }
 
+/// A route that also takes `multipart/form-data`: the file part becomes a GraphQL `Upload`
+/// variable; the other text parts are the body's fields (or one part holds the body as JSON).
+#[derive(Clone, Copy)]
+pub struct UploadSpec {
+    /// The multipart part holding the file.
+    pub file_field: &'static str,
+    /// The GraphQL variable the file is bound to.
+    pub var: &'static str,
+    /// A part whose text is the JSON body (e.g. `product`), if any.
+    pub json_field: Option<&'static str>,
+    /// Whether the route only accepts multipart (true) or also a JSON body (false).
+    pub multipart_only: bool,
+}
+
 pub struct RestRoute {
     pub method: Method,
     /// axum path syntax: `/api/users/{id}`. Path parameters are integer ids.
@@ -88,6 +102,7 @@ pub struct RestRoute {
     pub body: Option<BodySpec>,
     pub query: Option<QuerySpec>,
     pub response: Option<SchemaRef>,
+    pub upload: Option<UploadSpec>,
 }
 
 /// A body of type `T` (unknown fields rejected) bound to the variable `var`.
@@ -113,7 +128,13 @@ impl RestRoute {
             body: None,
             query: None,
             response: None,
+            upload: None,
         }
+    }
+
+    pub fn upload(mut self, u: UploadSpec) -> Self {
+        self.upload = Some(u);
+        self
     }
 
     pub fn status(mut self, s: StatusCode) -> Self {

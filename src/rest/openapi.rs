@@ -88,23 +88,52 @@ fn operation(route: &RestRoute) -> utoipa::openapi::path::Operation {
             op = op.parameter(p);
         }
     }
+    let mut body = RequestBodyBuilder::new();
+    let mut has_body = false;
     if let Some(b) = &route.body {
-        op = op.request_body(Some(
-            RequestBodyBuilder::new()
-                .required(Some(if b.optional {
-                    Required::False
-                } else {
-                    Required::True
-                }))
-                .content(
-                    "application/json",
-                    ContentBuilder::new()
-                        .schema(Some(schema_ref(&b.schema)))
-                        .example(example_of(&b.schema))
-                        .build(),
-                )
-                .build(),
-        ));
+        has_body = true;
+        body = body
+            .required(Some(if b.optional {
+                Required::False
+            } else {
+                Required::True
+            }))
+            .content(
+                "application/json",
+                ContentBuilder::new()
+                    .schema(Some(schema_ref(&b.schema)))
+                    .example(example_of(&b.schema))
+                    .build(),
+            );
+    }
+    if let Some(u) = &route.upload {
+        has_body = true;
+        let mut form = ObjectBuilder::new().property(
+            u.file_field,
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .content_media_type("application/octet-stream")
+                .description(Some("The file (≤ 10 MB); its type is decided by its content and must agree with its name")),
+        );
+        if u.multipart_only {
+            form = form.required(u.file_field);
+            body = body.required(Some(Required::True));
+        }
+        if let Some(j) = u.json_field {
+            form = form.property(
+                j,
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .description(Some("The JSON body, as text")),
+            );
+        }
+        body = body.content(
+            "multipart/form-data",
+            ContentBuilder::new().schema(Some(form)).build(),
+        );
+    }
+    if has_body {
+        op = op.request_body(Some(body.build()));
     }
     let success = route.success;
     let success_response = match &route.response {
@@ -289,7 +318,7 @@ pub fn document() -> OpenApi {
         .paths(paths)
         .components(Some(components))
         .tags(Some(
-            ["auth", "users", "catalog", "operations", "graphql"]
+            ["auth", "users", "catalog", "uploads", "operations", "graphql"]
                 .map(|t| TagBuilder::new().name(t).build())
                 .to_vec(),
         ))

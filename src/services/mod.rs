@@ -3,6 +3,7 @@
 pub mod audit;
 pub mod auth;
 pub mod catalog;
+pub mod files;
 pub mod pagination;
 pub mod passwords;
 pub mod rate_limit;

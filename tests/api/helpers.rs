@@ -22,6 +22,7 @@ pub struct TestApp {
     pub state: AppState,
     pub clock: Clock,
     sqlite_file: Option<std::path::PathBuf>,
+    pub upload_dir: std::path::PathBuf,
 }
 
 pub struct Resp {
@@ -88,6 +89,10 @@ impl TestApp {
     /// Starts an app with extra environment variables on top of the test defaults.
     pub async fn spawn_with(extra: &[(&str, &str)]) -> TestApp {
         let (url, sqlite_file) = fresh_database_url().await;
+        let upload_dir = std::env::temp_dir().join(format!(
+            "dispensary-uploads-{}",
+            uuid::Uuid::new_v4().simple()
+        ));
         let mut vars: HashMap<String, String> = HashMap::from([
             ("APP_ENV".into(), "test".into()),
             ("DATABASE_URL".into(), url),
@@ -97,6 +102,7 @@ impl TestApp {
                 "test-secret-that-is-long-enough-0123456789".into(),
             ),
             ("AUTH_RATE_LIMIT_PER_MINUTE".into(), "1000".into()),
+            ("UPLOAD_DIR".into(), upload_dir.display().to_string()),
         ]);
         for (k, v) in extra {
             vars.insert(k.to_string(), v.to_string());
@@ -131,6 +137,7 @@ impl TestApp {
             state,
             clock,
             sqlite_file,
+            upload_dir,
         }
     }
 
@@ -271,6 +278,7 @@ impl TestApp {
 
 impl Drop for TestApp {
     fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.upload_dir);
         if let Some(p) = &self.sqlite_file {
             for suffix in ["", "-wal", "-shm"] {
                 let _ = std::fs::remove_file(format!("{}{suffix}", p.display()));

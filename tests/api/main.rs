@@ -6,4 +6,5 @@ mod catalog;
 mod contract;
 mod helpers;
 mod http;
+mod uploads;
 mod users;

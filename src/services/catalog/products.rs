@@ -21,6 +21,7 @@ use crate::db::begin_write;
 use crate::entities::{category, product, product_variant};
 use crate::error::{AppError, AppResult, FieldIssue};
 use crate::services::audit::{self, Entry};
+use crate::services::files;
 use crate::services::pagination::{like_pattern, Page};
 use crate::state::AppState;
 
@@ -334,6 +335,7 @@ pub async fn create(
     st: &AppState,
     ctx: &RequestCtx,
     input: CreateProductInput,
+    image: Option<async_graphql::UploadValue>,
 ) -> AppResult<product::Model> {
     ctx.require_admin()?;
     let mut issues = Issues::default();
@@ -363,7 +365,7 @@ pub async fn create(
         }
     }
     issues.finish()?;
-    let Some(new) = new else {
+    let Some(mut new) = new else {
         return Err(AppError::invalid(
             "slug",
             "required",
@@ -372,22 +374,59 @@ pub async fn create(
     };
     let now = st.clock.now();
     let txn = begin_write(&st.db).await?;
-    let created = insert_product(&txn, now, new).await?;
-    for (i, v) in variants.into_iter().flatten().enumerate() {
-        insert_variant(&txn, now, created.id, v)
-            .await
-            .map_err(|e| prefix_details(e, &format!("variants[{i}].")))?;
+    let mut stored_image = None;
+    if let Some(upload) = image {
+        let (f, path) = files::store(
+            st,
+            &txn,
+            ctx,
+            upload,
+            "product_image",
+            files::IMAGE_KINDS,
+            true,
+        )
+        .await
+        .map_err(|e| rename_field(e, "file", "image"))?;
+        new.image_url = Some(files::public_url(&f));
+        stored_image = Some(path);
     }
-    audit::record(
-        &txn,
-        &st.clock,
-        ctx,
-        Entry::new("product.created", "product", Some(created.id))
-            .meta(json!({"slug": created.slug})),
-    )
-    .await?;
-    txn.commit().await?;
-    Ok(created)
+    let result = async {
+        let created = insert_product(&txn, now, new).await?;
+        for (i, v) in variants.into_iter().flatten().enumerate() {
+            insert_variant(&txn, now, created.id, v)
+                .await
+                .map_err(|e| prefix_details(e, &format!("variants[{i}].")))?;
+        }
+        audit::record(
+            &txn,
+            &st.clock,
+            ctx,
+            Entry::new("product.created", "product", Some(created.id))
+                .meta(json!({"slug": created.slug})),
+        )
+        .await?;
+        Ok::<_, AppError>(created)
+    }
+    .await;
+    let committed = match result {
+        Ok(created) => txn.commit().await.map(|_| created).map_err(AppError::from),
+        Err(e) => Err(e),
+    };
+    if committed.is_err() {
+        if let Some(path) = &stored_image {
+            files::discard(path).await;
+        }
+    }
+    committed
+}
+
+fn rename_field(mut e: AppError, from: &str, to: &str) -> AppError {
+    for d in &mut e.details {
+        if d.field == from {
+            d.field = to.to_string();
+        }
+    }
+    e
 }
 
 pub fn prefix_details(mut e: AppError, prefix: &str) -> AppError {
