@@ -13,6 +13,7 @@ use crate::entities::user::Role;
 use crate::entities::{category, product, product_variant};
 use crate::error::AppError;
 use crate::services::catalog::categories::{self, CreateCategoryInput, UpdateCategoryInput};
+use crate::services::catalog::csv_io::{self, ImportReport};
 use crate::services::catalog::gate;
 use crate::services::catalog::products::{
     self, CreateProductInput, ProductFilter, UpdateProductInput,
@@ -336,6 +337,13 @@ impl CatalogQuery {
             requires_medicinal_validation: restricted,
         })
     }
+
+    /// Admin: the whole catalogue as CSV (one row per variant).
+    #[graphql(guard = "RoleGuard(Role::Admin)")]
+    async fn export_products(&self, ctx: &Context<'_>) -> GqlResult<String> {
+        let (st, rc) = parts(ctx);
+        csv_io::export(st, rc).await
+    }
 }
 
 #[derive(Default)]
@@ -429,5 +437,18 @@ impl CatalogMutation {
     async fn delete_variant(&self, ctx: &Context<'_>, id: i64) -> GqlResult<bool> {
         let (st, rc) = parts(ctx);
         variants::delete(st, rc, id).await
+    }
+
+    /// Admin: imports products and variants from CSV. `dryRun` reports every row's problems and
+    /// writes nothing; a real import with any problem is refused as a whole.
+    #[graphql(guard = "RoleGuard(Role::Admin)")]
+    async fn import_products(
+        &self,
+        ctx: &Context<'_>,
+        csv: String,
+        dry_run: Option<bool>,
+    ) -> GqlResult<ImportReport> {
+        let (st, rc) = parts(ctx);
+        csv_io::import(st, rc, &csv, dry_run.unwrap_or(false)).await
     }
 }

@@ -201,6 +201,30 @@ async fn run(
             .unwrap_or(async_graphql::Value::Null),
         _ => async_graphql::Value::Null,
     };
+    if let Some((content_type, filename)) = route.raw_response {
+        let text = match value {
+            async_graphql::Value::String(s) => s,
+            _ => {
+                return Err(AppError::internal(format!(
+                    "{} did not return text",
+                    route.operation
+                )))
+            }
+        };
+        return Ok((
+            route.success,
+            [
+                (header::CONTENT_TYPE, HeaderValue::from_static(content_type)),
+                (
+                    header::CONTENT_DISPOSITION,
+                    HeaderValue::from_str(&format!("attachment; filename=\"{filename}\""))
+                        .map_err(AppError::internal)?,
+                ),
+            ],
+            text,
+        )
+            .into_response());
+    }
     let bytes = serde_json::to_vec(&value).map_err(AppError::internal)?;
     Ok((
         route.success,

@@ -4,12 +4,13 @@ use axum::http::{Method, StatusCode};
 use serde::{Deserialize, Serialize};
 use utoipa::IntoParams;
 
-use super::{json_body, query, Access, RestRoute, UploadSpec};
+use super::{csv_body, json_body, query, Access, RestRoute, UploadSpec};
 use crate::graphql::catalog::{
     Category, CategoryPage, ProductDoc, ProductPageDoc, Variant, VariantPage,
 };
 use crate::graphql::files::UploadedImage;
 use crate::services::catalog::categories::{CreateCategoryInput, UpdateCategoryInput};
+use crate::services::catalog::csv_io::ImportReport;
 use crate::services::catalog::products::{CreateProductInput, UpdateProductInput};
 use crate::services::catalog::variants::{CreateVariantInput, UpdateVariantInput};
 
@@ -63,6 +64,15 @@ pub struct ProductsParams {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[param(example = "price,-createdAt")]
     pub sort: Option<String>,
+}
+
+#[derive(Deserialize, Serialize, IntoParams)]
+#[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
+pub struct ImportParams {
+    /// Report every row's problems and write nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dry_run: Option<bool>,
 }
 
 pub fn routes() -> Vec<RestRoute> {
@@ -246,5 +256,19 @@ pub fn routes() -> Vec<RestRoute> {
             .doc("uploads", "Upload a product image (admin): multipart `file`, JPEG/PNG/WebP by content, ≤ 10 MB")
             .upload(UploadSpec { file_field: "file", var: "file", json_field: None, multipart_only: true })
             .returns::<UploadedImage>(),
+        RestRoute::new(M::POST, "/api/products/import", "ImportProducts", doc!("catalog/import_products.graphql"), "importProducts")
+            .access(Access::Admin)
+            .doc(
+                "catalog",
+                "Import products from CSV (admin). Columns: name,categorySlug,description,imageUrl,isActive,variantSku,\
+                 variantLabel,variantPriceCents,variantStock. `dryRun=true` reports per-row errors; a real import is all-or-nothing",
+            )
+            .body(csv_body("csv"))
+            .query(query::<ImportParams>())
+            .returns::<ImportReport>(),
+        RestRoute::new(M::GET, "/api/products/export", "ExportProducts", doc!("catalog/export_products.graphql"), "exportProducts")
+            .access(Access::Admin)
+            .doc("catalog", "Export the catalogue as CSV, one row per variant (admin)")
+            .raw("text/csv; charset=utf-8", "products.csv"),
     ]
 }

@@ -61,6 +61,8 @@ pub fn schema_of<T: utoipa::ToSchema>() -> SchemaRef {
 #[derive(Clone, Copy)]
 pub struct BodySpec {
     pub var: &'static str,
+    /// `application/json`, or `text/csv` for a raw text body bound to a String variable.
+    pub content_type: &'static str,
     pub optional: bool,
     pub parse: fn(&[u8]) -> AppResult<serde_json::Value>,
     pub schema: SchemaRef,
@@ -103,6 +105,8 @@ pub struct RestRoute {
     pub query: Option<QuerySpec>,
     pub response: Option<SchemaRef>,
     pub upload: Option<UploadSpec>,
+    /// When set, the field is a String sent as is with this content type (and an attachment name).
+    pub raw_response: Option<(&'static str, &'static str)>,
 }
 
 /// A body of type `T` (unknown fields rejected) bound to the variable `var`.
@@ -129,7 +133,14 @@ impl RestRoute {
             query: None,
             response: None,
             upload: None,
+            raw_response: None,
         }
+    }
+
+    /// The field is a String sent as a file download (e.g. `text/csv`, `products.csv`).
+    pub fn raw(mut self, content_type: &'static str, filename: &'static str) -> Self {
+        self.raw_response = Some((content_type, filename));
+        self
     }
 
     pub fn upload(mut self, u: UploadSpec) -> Self {
@@ -174,6 +185,7 @@ pub fn json_body<T: DeserializeOwned + Serialize + utoipa::ToSchema>(
 ) -> Option<BodySpec> {
     Some(BodySpec {
         var,
+        content_type: "application/json",
         optional: false,
         parse: parse_json::<T>,
         schema: schema_of::<T>(),
@@ -187,6 +199,21 @@ pub fn optional_json_body<T: DeserializeOwned + Serialize + utoipa::ToSchema>(
     json_body::<T>(var).map(|b| BodySpec {
         optional: true,
         ..b
+    })
+}
+
+/// A raw CSV body bound to the String variable `var`.
+pub fn csv_body(var: &'static str) -> Option<BodySpec> {
+    Some(BodySpec {
+        var,
+        content_type: "text/csv",
+        optional: false,
+        parse: |bytes| {
+            std::str::from_utf8(bytes)
+                .map(|s| serde_json::Value::String(s.to_string()))
+                .map_err(|_| AppError::invalid("body", "invalid_encoding", "The CSV must be UTF-8"))
+        },
+        schema: schema_of::<String>(),
     })
 }
 

@@ -99,10 +99,21 @@ fn operation(route: &RestRoute) -> utoipa::openapi::path::Operation {
                 Required::True
             }))
             .content(
-                "application/json",
+                b.content_type,
                 ContentBuilder::new()
-                    .schema(Some(schema_ref(&b.schema)))
-                    .example(example_of(&b.schema))
+                    .schema(Some(if b.content_type == "application/json" {
+                        schema_ref(&b.schema)
+                    } else {
+                        (b.schema.schema)()
+                    }))
+                    .example(if b.content_type == "application/json" {
+                        example_of(&b.schema)
+                    } else {
+                        Some(serde_json::json!(format!(
+                            "{}\nNorthern Lights Auto,semillas,Autofloreciente,,true,NL-AUTO-1G,1g,4990,40\n",
+                            crate::services::catalog::csv_io::COLUMNS.join(",")
+                        )))
+                    })
                     .build(),
             );
     }
@@ -136,8 +147,20 @@ fn operation(route: &RestRoute) -> utoipa::openapi::path::Operation {
         op = op.request_body(Some(body.build()));
     }
     let success = route.success;
-    let success_response = match &route.response {
-        Some(s) => ResponseBuilder::new()
+    let success_response = match (&route.response, route.raw_response) {
+        (_, Some((content_type, _))) => ResponseBuilder::new()
+            .description("A file download")
+            .content(
+                content_type,
+                ContentBuilder::new()
+                    .schema(Some(ObjectBuilder::new().schema_type(Type::String)))
+                    .example(Some(serde_json::json!(
+                        crate::services::catalog::csv_io::COLUMNS.join(",")
+                    )))
+                    .build(),
+            )
+            .build(),
+        (Some(s), None) => ResponseBuilder::new()
             .description(success.canonical_reason().unwrap_or("Success"))
             .content(
                 "application/json",
@@ -147,7 +170,7 @@ fn operation(route: &RestRoute) -> utoipa::openapi::path::Operation {
                     .build(),
             )
             .build(),
-        None => ResponseBuilder::new().description("No content").build(),
+        (None, None) => ResponseBuilder::new().description("No content").build(),
     };
     op = op.response(success.as_str(), success_response);
     op = op.response(

@@ -39,17 +39,35 @@ fn openapi_documents_every_rest_route_with_examples() {
             route.path
         );
         assert_eq!(op["operationId"], route.operation);
-        if route.body.is_some() {
-            let content = &op["requestBody"]["content"]["application/json"];
+        if let Some(body) = &route.body {
+            let content = &op["requestBody"]["content"][body.content_type];
+            if body.content_type == "application/json" {
+                assert!(
+                    content["schema"]["$ref"].is_string(),
+                    "{} {}",
+                    route.method,
+                    route.path
+                );
+                assert!(
+                    content["example"].is_object(),
+                    "{} {} request example",
+                    route.method,
+                    route.path
+                );
+            } else {
+                assert!(
+                    content["example"].is_string(),
+                    "{} {} request example",
+                    route.method,
+                    route.path
+                );
+            }
+        }
+        if let Some(upload) = &route.upload {
+            let form = &op["requestBody"]["content"]["multipart/form-data"]["schema"];
             assert!(
-                content["schema"]["$ref"].is_string(),
-                "{} {}",
-                route.method,
-                route.path
-            );
-            assert!(
-                content["example"].is_object(),
-                "{} {} request example",
+                form["properties"][upload.file_field].is_object(),
+                "{} {} multipart",
                 route.method,
                 route.path
             );
@@ -61,7 +79,18 @@ fn openapi_documents_every_rest_route_with_examples() {
             route.method,
             route.path
         );
-        if route.response.is_some() {
+        if route.raw_response.is_some() {
+            assert!(
+                ok["content"]
+                    .as_object()
+                    .unwrap()
+                    .keys()
+                    .any(|k| k.starts_with("text/csv")),
+                "{} {}",
+                route.method,
+                route.path
+            );
+        } else if route.response.is_some() {
             assert!(
                 ok["content"]["application/json"]["example"].is_object(),
                 "{} {} response example",

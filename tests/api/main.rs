@@ -6,5 +6,6 @@ mod catalog;
 mod contract;
 mod helpers;
 mod http;
+mod import_export;
 mod uploads;
 mod users;

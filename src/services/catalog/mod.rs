@@ -1,6 +1,7 @@
 //! The catalogue: categories, products, variants, the medicinal gate, CSV import/export.
 
 pub mod categories;
+pub mod csv_io;
 pub mod gate;
 pub mod products;
 pub mod text;
