@@ -8,4 +8,5 @@ pub mod pagination;
 pub mod passwords;
 pub mod rate_limit;
 pub mod tokens;
+pub mod unique;
 pub mod users;

@@ -18,6 +18,7 @@ use crate::entities::{auth_token, user_profile};
 use crate::error::{AppError, AppResult, FieldIssue};
 use crate::services::audit::{self, Entry};
 use crate::services::pagination::{like_pattern, Page};
+use crate::services::unique::ensure_free;
 use crate::state::AppState;
 
 /// A user with their profile (absent only for rows created outside the API).
@@ -198,35 +199,27 @@ pub async fn create_profile<C: ConnectionTrait>(
 }
 
 pub async fn ensure_email_free<C: ConnectionTrait>(conn: &C, email: &str) -> AppResult<()> {
-    let taken = user::Entity::find()
-        .filter(user::Column::Email.eq(email))
-        .count(conn)
-        .await?
-        > 0;
-    if taken {
-        return Err(AppError::conflict_field(
-            "email",
-            "already_exists",
-            "An account with this email already exists",
-        ));
-    }
-    Ok(())
+    ensure_free::<user::Entity, _>(
+        conn,
+        user::Column::Email,
+        email,
+        None,
+        "email",
+        "An account with this email already exists",
+    )
+    .await
 }
 
 pub async fn ensure_rut_free<C: ConnectionTrait>(conn: &C, rut: &str) -> AppResult<()> {
-    let taken = user::Entity::find()
-        .filter(user::Column::Rut.eq(rut))
-        .count(conn)
-        .await?
-        > 0;
-    if taken {
-        return Err(AppError::conflict_field(
-            "rut",
-            "already_exists",
-            "An account with this RUT already exists",
-        ));
-    }
-    Ok(())
+    ensure_free::<user::Entity, _>(
+        conn,
+        user::Column::Rut,
+        rut,
+        None,
+        "rut",
+        "An account with this RUT already exists",
+    )
+    .await
 }
 
 pub async fn list(

@@ -17,6 +17,7 @@ use crate::entities::{category, product};
 use crate::error::{AppError, AppResult};
 use crate::services::audit::{self, Entry};
 use crate::services::pagination::Page;
+use crate::services::unique::ensure_free;
 use crate::state::AppState;
 
 #[derive(InputObject, Deserialize, Serialize, ToSchema)]
@@ -82,18 +83,16 @@ async fn ensure_slug_free<C: sea_orm::ConnectionTrait>(
     slug: &str,
     except: Option<i64>,
 ) -> AppResult<()> {
-    let mut q = category::Entity::find().filter(category::Column::Slug.eq(slug));
-    if let Some(id) = except {
-        q = q.filter(category::Column::Id.ne(id));
-    }
-    if q.count(conn).await? > 0 {
-        return Err(AppError::conflict_field(
-            "slug",
-            "already_exists",
-            "A category with this slug already exists",
-        ));
-    }
-    Ok(())
+    let except = except.map(|id| (category::Column::Id, id));
+    ensure_free::<category::Entity, _>(
+        conn,
+        category::Column::Slug,
+        slug,
+        except,
+        "slug",
+        "A category with this slug already exists",
+    )
+    .await
 }
 
 pub async fn create(

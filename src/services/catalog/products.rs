@@ -23,6 +23,7 @@ use crate::error::{AppError, AppResult, FieldIssue};
 use crate::services::audit::{self, Entry};
 use crate::services::files;
 use crate::services::pagination::{like_pattern, Page};
+use crate::services::unique::ensure_free;
 use crate::state::AppState;
 
 #[derive(InputObject, Deserialize, Serialize, ToSchema)]
@@ -260,18 +261,16 @@ async fn ensure_slug_free<C: ConnectionTrait>(
     slug: &str,
     except: Option<i64>,
 ) -> AppResult<()> {
-    let mut q = product::Entity::find().filter(product::Column::Slug.eq(slug));
-    if let Some(id) = except {
-        q = q.filter(product::Column::Id.ne(id));
-    }
-    if q.count(conn).await? > 0 {
-        return Err(AppError::conflict_field(
-            "slug",
-            "already_exists",
-            "A product with this slug already exists",
-        ));
-    }
-    Ok(())
+    let except = except.map(|id| (product::Column::Id, id));
+    ensure_free::<product::Entity, _>(
+        conn,
+        product::Column::Slug,
+        slug,
+        except,
+        "slug",
+        "A product with this slug already exists",
+    )
+    .await
 }
 
 /// Validated fields of a new product (shared by the API and the CSV import).

@@ -17,6 +17,7 @@ use crate::entities::{product, product_variant};
 use crate::error::{AppError, AppResult};
 use crate::services::audit::{self, Entry};
 use crate::services::pagination::Page;
+use crate::services::unique::ensure_free;
 use crate::state::AppState;
 
 /// Highest accepted price (CLP) and stock/weight values.
@@ -92,18 +93,16 @@ async fn ensure_sku_free<C: ConnectionTrait>(
     sku: &str,
     except: Option<i64>,
 ) -> AppResult<()> {
-    let mut q = product_variant::Entity::find().filter(product_variant::Column::Sku.eq(sku));
-    if let Some(id) = except {
-        q = q.filter(product_variant::Column::Id.ne(id));
-    }
-    if q.count(conn).await? > 0 {
-        return Err(AppError::conflict_field(
-            "sku",
-            "already_exists",
-            format!("A variant with SKU {sku} already exists"),
-        ));
-    }
-    Ok(())
+    let except = except.map(|id| (product_variant::Column::Id, id));
+    ensure_free::<product_variant::Entity, _>(
+        conn,
+        product_variant::Column::Sku,
+        sku,
+        except,
+        "sku",
+        &format!("A variant with SKU {sku} already exists"),
+    )
+    .await
 }
 
 pub async fn insert_variant<C: ConnectionTrait>(
