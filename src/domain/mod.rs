@@ -2,10 +2,12 @@
 
 mod email;
 mod password;
+mod region;
 mod rut;
 
 pub use email::Email;
 pub use password::Password;
+pub use region::{parse_region, REGIONS};
 pub use rut::Rut;
 
 use crate::error::AppError;

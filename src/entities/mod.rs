@@ -1,11 +1,19 @@
 //! SeaORM entities, one module per table.
 
+pub mod address;
 pub mod auth_token;
+pub mod cart;
+pub mod cart_item;
 pub mod category;
+pub mod coupon;
 pub mod file;
+pub mod idempotency_key;
+pub mod order;
+pub mod order_item;
 pub mod product;
 pub mod product_variant;
 pub mod revoked_access_token;
+pub mod stock_reservation;
 pub mod system_log;
 pub mod user;
 pub mod user_profile;

@@ -1,6 +1,8 @@
 //! The GraphQL schema: one Query and one Mutation merged from the domain modules.
 
+pub mod addresses;
 pub mod auth;
+pub mod cart;
 pub mod catalog;
 pub mod files;
 pub mod guards;
@@ -19,7 +21,12 @@ pub type GqlResult<T> = Result<T, AppError>;
 
 #[derive(MergedObject, Default)]
 #[graphql(name = "Query")]
-pub struct QueryRoot(users::UsersQuery, catalog::CatalogQuery);
+pub struct QueryRoot(
+    users::UsersQuery,
+    catalog::CatalogQuery,
+    addresses::AddressesQuery,
+    cart::CartQuery,
+);
 
 #[derive(MergedObject, Default)]
 #[graphql(name = "Mutation")]
@@ -28,6 +35,8 @@ pub struct MutationRoot(
     users::UsersMutation,
     catalog::CatalogMutation,
     files::FilesMutation,
+    addresses::AddressesMutation,
+    cart::CartMutation,
 );
 
 /// Builds the schema. `state` is absent only when printing the SDL.

@@ -13,6 +13,7 @@ macro_rules! doc {
 
 mod bridge;
 mod catalog_routes;
+mod commerce_routes;
 mod identity_routes;
 pub mod openapi;
 mod table;

@@ -8,6 +8,7 @@ use super::RestRoute;
 static ROUTES: LazyLock<Vec<RestRoute>> = LazyLock::new(|| {
     let mut all = super::identity_routes::routes();
     all.extend(super::catalog_routes::routes());
+    all.extend(super::commerce_routes::routes());
     all
 });
 

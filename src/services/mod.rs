@@ -1,12 +1,15 @@
 //! Domain services: business rules, transactions and the audit log. Resolvers and webhooks call these.
 
+pub mod addresses;
 pub mod audit;
 pub mod auth;
+pub mod cart;
 pub mod catalog;
 pub mod files;
 pub mod pagination;
 pub mod passwords;
 pub mod rate_limit;
+pub mod stock;
 pub mod tokens;
 pub mod unique;
 pub mod users;

@@ -212,6 +212,10 @@ async fn graphql_get_serves_queries_graphiql_and_refuses_mutations() {
         .unwrap();
     assert_eq!(js.status(), StatusCode::OK);
     assert!(js.bytes().await.unwrap().len() > 100_000);
+    let spec = app.get("/openapi.json", None).await;
+    assert_eq!(spec.status, StatusCode::OK);
+    assert_eq!(spec.body["openapi"], "3.1.0");
+    assert!(spec.body["paths"]["/api/products"]["get"].is_object());
     let docs = app.send(app.client.get(app.url("/docs/"))).await;
     assert_eq!(docs.status, StatusCode::OK);
     assert!(

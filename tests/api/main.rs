@@ -1,7 +1,9 @@
 //! The integration suite: HTTP against the real router, a fresh database per test.
 //! Runs on SQLite by default; set TEST_DATABASE_URL=postgres://... to run it on PostgreSQL.
 
+mod addresses;
 mod auth;
+mod cart;
 mod catalog;
 mod contract;
 mod helpers;

@@ -18,7 +18,7 @@ use super::variants::{insert_variant, CreateVariantInput};
 use super::Issues;
 use crate::actor::RequestCtx;
 use crate::db::begin_write;
-use crate::entities::{category, product, product_variant};
+use crate::entities::{cart_item, category, order_item, product, product_variant};
 use crate::error::{AppError, AppResult, FieldIssue};
 use crate::services::audit::{self, Entry};
 use crate::services::files;
@@ -531,8 +531,8 @@ pub async fn update(
     Ok(updated)
 }
 
-/// Deletes the product and its variants. (Once orders exist, a product with orders is deactivated
-/// instead; the audit row says which.)
+/// Deletes the product and its variants, or — when orders hold it — deactivates it instead (the
+/// order history must keep pointing at it). Either way 204; the audit row says which.
 pub async fn delete(st: &AppState, ctx: &RequestCtx, id: i64) -> AppResult<bool> {
     ctx.require_admin()?;
     let txn = begin_write(&st.db).await?;
@@ -540,17 +540,41 @@ pub async fn delete(st: &AppState, ctx: &RequestCtx, id: i64) -> AppResult<bool>
         .one(&txn)
         .await?
         .ok_or_else(|| AppError::not_found("Product"))?;
-    product_variant::Entity::delete_many()
-        .filter(product_variant::Column::ProductId.eq(id))
-        .exec(&txn)
-        .await?;
-    product::Entity::delete_by_id(id).exec(&txn).await?;
+    let ordered = order_item::Entity::find()
+        .filter(order_item::Column::ProductId.eq(id))
+        .count(&txn)
+        .await?
+        > 0;
+    let outcome = if ordered {
+        let mut am: product::ActiveModel = current.clone().into();
+        am.is_active = Set(false);
+        am.updated_at = Set(st.clock.now());
+        am.update(&txn).await?;
+        "deactivated"
+    } else {
+        let variant_ids = product_variant::Entity::find()
+            .filter(product_variant::Column::ProductId.eq(id))
+            .all(&txn)
+            .await?
+            .into_iter()
+            .map(|v| v.id);
+        cart_item::Entity::delete_many()
+            .filter(cart_item::Column::VariantId.is_in(variant_ids))
+            .exec(&txn)
+            .await?;
+        product_variant::Entity::delete_many()
+            .filter(product_variant::Column::ProductId.eq(id))
+            .exec(&txn)
+            .await?;
+        product::Entity::delete_by_id(id).exec(&txn).await?;
+        "deleted"
+    };
     audit::record(
         &txn,
         &st.clock,
         ctx,
         Entry::new("product.deleted", "product", Some(id))
-            .meta(json!({"slug": current.slug, "outcome": "deleted"})),
+            .meta(json!({"slug": current.slug, "outcome": outcome})),
     )
     .await?;
     txn.commit().await?;

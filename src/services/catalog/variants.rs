@@ -13,7 +13,7 @@ use super::text::{non_negative, parse_sku, parse_text};
 use super::{products, Issues};
 use crate::actor::RequestCtx;
 use crate::db::begin_write;
-use crate::entities::{product, product_variant};
+use crate::entities::{cart_item, order_item, product, product_variant};
 use crate::error::{AppError, AppResult};
 use crate::services::audit::{self, Entry};
 use crate::services::pagination::Page;
@@ -278,6 +278,7 @@ pub async fn update(
     Ok(updated)
 }
 
+/// Deletes the variant (and any cart lines holding it), or deactivates it when orders hold it.
 pub async fn delete(st: &AppState, ctx: &RequestCtx, id: i64) -> AppResult<bool> {
     ctx.require_admin()?;
     let txn = begin_write(&st.db).await?;
@@ -285,13 +286,31 @@ pub async fn delete(st: &AppState, ctx: &RequestCtx, id: i64) -> AppResult<bool>
         .one(&txn)
         .await?
         .ok_or_else(|| AppError::not_found("Variant"))?;
-    product_variant::Entity::delete_by_id(id).exec(&txn).await?;
+    let ordered = order_item::Entity::find()
+        .filter(order_item::Column::VariantId.eq(id))
+        .count(&txn)
+        .await?
+        > 0;
+    let outcome = if ordered {
+        let mut am: product_variant::ActiveModel = current.clone().into();
+        am.is_active = Set(false);
+        am.updated_at = Set(st.clock.now());
+        am.update(&txn).await?;
+        "deactivated"
+    } else {
+        cart_item::Entity::delete_many()
+            .filter(cart_item::Column::VariantId.eq(id))
+            .exec(&txn)
+            .await?;
+        product_variant::Entity::delete_by_id(id).exec(&txn).await?;
+        "deleted"
+    };
     audit::record(
         &txn,
         &st.clock,
         ctx,
         Entry::new("variant.deleted", "variant", Some(id))
-            .meta(json!({"productId": current.product_id, "sku": current.sku})),
+            .meta(json!({"productId": current.product_id, "sku": current.sku, "outcome": outcome})),
     )
     .await?;
     txn.commit().await?;
