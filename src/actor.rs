@@ -34,6 +34,8 @@ pub struct RequestCtx {
     pub client_ip: IpAddr,
     /// The medicinal-gate decision, computed at most once per request.
     pub medicinal_access: std::sync::Arc<tokio::sync::OnceCell<bool>>,
+    /// The request's `Idempotency-Key` header, if any.
+    pub idempotency_key: Option<String>,
 }
 
 impl RequestCtx {
@@ -44,6 +46,7 @@ impl RequestCtx {
             trace_id,
             client_ip,
             medicinal_access: Default::default(),
+            idempotency_key: None,
         }
     }
 

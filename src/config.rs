@@ -57,6 +57,8 @@ pub struct Config {
     pub medicinal_catalog_mode: crate::services::catalog::gate::CatalogMode,
     /// Where uploaded files are stored (public images under `public/`, private documents elsewhere).
     pub upload_dir: std::path::PathBuf,
+    /// How long a checkout holds its stock (seconds).
+    pub reservation_ttl_seconds: i64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -208,6 +210,7 @@ impl Config {
                 .raw("UPLOAD_DIR")
                 .unwrap_or_else(|| "data/uploads".into())
                 .into(),
+            reservation_ttl_seconds: r.positive("RESERVATION_TTL_SECONDS", 900)?,
         };
         if cfg.database_max_connections == 0 {
             return Err(ConfigError(

@@ -20,6 +20,7 @@ pub struct Metrics {
     pub graphql_operations: IntCounterVec,
     pub login_failures: IntCounter,
     pub rate_limited: IntCounterVec,
+    pub orders_created: IntCounter,
 }
 
 fn register<T: prometheus::core::Collector + Clone + 'static>(r: &Registry, c: T) -> T {
@@ -105,6 +106,11 @@ impl Metrics {
                     &["limit"],
                 )
                 .expect("metric"),
+            ),
+            orders_created: register(
+                &r,
+                IntCounter::new("orders_created_total", "Orders created by checkout")
+                    .expect("metric"),
             ),
             registry: r,
         }

@@ -4,6 +4,7 @@ pub mod addresses;
 pub mod auth;
 pub mod cart;
 pub mod catalog;
+pub mod checkout;
 pub mod files;
 pub mod guards;
 pub mod loaders;
@@ -26,6 +27,7 @@ pub struct QueryRoot(
     catalog::CatalogQuery,
     addresses::AddressesQuery,
     cart::CartQuery,
+    checkout::CheckoutQuery,
 );
 
 #[derive(MergedObject, Default)]
@@ -37,6 +39,7 @@ pub struct MutationRoot(
     files::FilesMutation,
     addresses::AddressesMutation,
     cart::CartMutation,
+    checkout::CheckoutMutation,
 );
 
 /// Builds the schema. `state` is absent only when printing the SDL.

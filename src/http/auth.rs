@@ -49,6 +49,10 @@ pub async fn middleware(State(st): State<AppState>, mut req: Request, next: Next
             }
         }
     }
+    ctx.idempotency_key = req
+        .headers()
+        .get("idempotency-key")
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
     let user_id = ctx.user_id();
     req.extensions_mut().insert(ctx);
     let mut res = next.run(req).await;

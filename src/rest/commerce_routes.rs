@@ -6,8 +6,10 @@ use super::catalog_routes::PageParams;
 use super::{json_body, query, Access, RestRoute};
 use crate::graphql::addresses::{Address, AddressPage};
 use crate::graphql::cart::Cart;
+use crate::graphql::checkout::{CheckoutPreview, CouponApplication, OrderDoc, ShippingQuote};
 use crate::services::addresses::{AddressInput, UpdateAddressInput};
 use crate::services::cart::CartItemInput;
+use crate::services::checkout::{ApplyCouponInput, CheckoutInput, QuoteInput};
 
 pub fn routes() -> Vec<RestRoute> {
     use Method as M;
@@ -112,5 +114,29 @@ pub fn routes() -> Vec<RestRoute> {
         .status(StatusCode::NO_CONTENT)
         .access(Access::Customer)
         .doc("cart", "Empty the cart"),
+        RestRoute::new(M::POST, "/api/shipping/quote", "ShippingQuote", doc!("commerce/shipping_quote.graphql"), "shippingQuote")
+            .access(Access::Customer)
+            .doc("checkout", "Shipping methods and prices for an address (or addressId) and items; `best` is the cheapest")
+            .body(json_body::<QuoteInput>("input"))
+            .returns::<ShippingQuote>(),
+        RestRoute::new(M::POST, "/api/checkout/preview", "CheckoutPreview", doc!("commerce/checkout_preview.graphql"), "checkoutPreview")
+            .access(Access::Customer)
+            .doc("checkout", "Lines, subtotal, discount, shipping, total and warnings, computed by the server (items or the cart)")
+            .body(json_body::<CheckoutInput>("input"))
+            .returns::<CheckoutPreview>(),
+        RestRoute::new(M::POST, "/api/checkout/coupon/apply", "CouponApplication", doc!("commerce/coupon_application.graphql"), "couponApplication")
+            .access(Access::Customer)
+            .doc("checkout", "The discount a coupon gives, or a validation_error on couponCode saying why not")
+            .body(json_body::<ApplyCouponInput>("input"))
+            .returns::<CouponApplication>(),
+        RestRoute::new(M::POST, "/api/checkout/confirm", "ConfirmCheckout", doc!("commerce/confirm_checkout.graphql", "order_fields.graphql"), "confirmCheckout")
+            .status(StatusCode::CREATED)
+            .access(Access::Customer)
+            .doc(
+                "checkout",
+                "Create the pending order and reserve its stock, or write nothing (409 listing short lines). Honours Idempotency-Key",
+            )
+            .body(json_body::<CheckoutInput>("input"))
+            .returns::<OrderDoc>(),
     ]
 }

@@ -5,6 +5,7 @@ mod addresses;
 mod auth;
 mod cart;
 mod catalog;
+mod checkout;
 mod contract;
 mod helpers;
 mod http;
