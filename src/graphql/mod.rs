@@ -5,6 +5,7 @@ pub mod auth;
 pub mod cart;
 pub mod catalog;
 pub mod checkout;
+pub mod coupons;
 pub mod files;
 pub mod guards;
 pub mod loaders;
@@ -28,6 +29,7 @@ pub struct QueryRoot(
     addresses::AddressesQuery,
     cart::CartQuery,
     checkout::CheckoutQuery,
+    coupons::CouponsQuery,
 );
 
 #[derive(MergedObject, Default)]
@@ -40,6 +42,7 @@ pub struct MutationRoot(
     addresses::AddressesMutation,
     cart::CartMutation,
     checkout::CheckoutMutation,
+    coupons::CouponsMutation,
 );
 
 /// Builds the schema. `state` is absent only when printing the SDL.

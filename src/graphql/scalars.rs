@@ -56,3 +56,16 @@ impl utoipa::PartialSchema for Timestamp {
 }
 
 impl utoipa::ToSchema for Timestamp {}
+
+impl<'de> serde::Deserialize<'de> for Timestamp {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        DateTime::parse_from_rfc3339(&s)
+            .map(|t| Timestamp(t.with_timezone(&Utc)))
+            .map_err(|_| {
+                serde::de::Error::custom(
+                    "expected an ISO 8601 date-time such as 2026-11-22T08:00:00Z",
+                )
+            })
+    }
+}

@@ -7,9 +7,11 @@ use super::{json_body, query, Access, RestRoute};
 use crate::graphql::addresses::{Address, AddressPage};
 use crate::graphql::cart::Cart;
 use crate::graphql::checkout::{CheckoutPreview, CouponApplication, OrderDoc, ShippingQuote};
+use crate::graphql::coupons::{Coupon, CouponPage};
 use crate::services::addresses::{AddressInput, UpdateAddressInput};
 use crate::services::cart::CartItemInput;
 use crate::services::checkout::{ApplyCouponInput, CheckoutInput, QuoteInput};
+use crate::services::coupons::{CouponInput, UpdateCouponInput};
 
 pub fn routes() -> Vec<RestRoute> {
     use Method as M;
@@ -138,5 +140,25 @@ pub fn routes() -> Vec<RestRoute> {
             )
             .body(json_body::<CheckoutInput>("input"))
             .returns::<OrderDoc>(),
+        RestRoute::new(M::GET, "/api/coupons", "Coupons", doc!("commerce/coupons.graphql", "coupon_fields.graphql"), "coupons")
+            .access(Access::Admin)
+            .doc("coupons", "List coupons (admin)")
+            .query(query::<PageParams>())
+            .returns::<CouponPage>(),
+        RestRoute::new(M::POST, "/api/coupons", "CreateCoupon", doc!("commerce/create_coupon.graphql", "coupon_fields.graphql"), "createCoupon")
+            .status(StatusCode::CREATED)
+            .access(Access::Admin)
+            .doc("coupons", "Create a coupon (admin): percent 1–100 or fixed pesos, window, minimum, limits")
+            .body(json_body::<CouponInput>("input"))
+            .returns::<Coupon>(),
+        RestRoute::new(M::PATCH, "/api/coupons/{id}", "UpdateCoupon", doc!("commerce/update_coupon.graphql", "coupon_fields.graphql"), "updateCoupon")
+            .access(Access::Admin)
+            .doc("coupons", "Update a coupon (admin)")
+            .body(json_body::<UpdateCouponInput>("input"))
+            .returns::<Coupon>(),
+        RestRoute::new(M::DELETE, "/api/coupons/{id}", "DeleteCoupon", doc!("commerce/delete_coupon.graphql"), "deleteCoupon")
+            .status(StatusCode::NO_CONTENT)
+            .access(Access::Admin)
+            .doc("coupons", "Delete an unused coupon, or deactivate one that orders refer to (admin)"),
     ]
 }

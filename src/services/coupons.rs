@@ -160,3 +160,288 @@ mod tests {
         assert_eq!(normalise_code(" verano10 "), "VERANO10");
     }
 }
+
+// ---- Admin management -------------------------------------------------------------------------
+
+use async_graphql::{InputObject, MaybeUndefined};
+use sea_orm::{ActiveModelTrait, QueryOrder, Set};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use utoipa::ToSchema;
+
+use crate::actor::RequestCtx;
+use crate::db::begin_write;
+use crate::services::audit::{self, Entry};
+use crate::services::catalog::Issues;
+use crate::services::pagination::Page;
+use crate::services::unique::ensure_free;
+use crate::state::AppState;
+
+#[derive(InputObject, Deserialize, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(example = json!({"code": "VERANO10", "type": "percent", "value": 10, "minOrderCents": 20000,
+    "startsAt": "2026-12-01T00:00:00Z", "endsAt": "2027-03-01T00:00:00Z", "usageLimit": 500, "perUserLimit": 1}))]
+pub struct CouponInput {
+    /// 3–40 letters, digits, `-` or `_`; matched case-insensitively.
+    pub code: String,
+    #[serde(rename = "type")]
+    #[graphql(name = "type")]
+    pub coupon_type: CouponType,
+    /// Percent 1–100, or whole pesos.
+    pub value: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_order_cents: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub starts_at: Option<crate::graphql::scalars::Timestamp>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub ends_at: Option<crate::graphql::scalars::Timestamp>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage_limit: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub per_user_limit: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub is_active: Option<bool>,
+}
+
+#[derive(InputObject, Deserialize, Serialize, ToSchema, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(example = json!({"isActive": false}))]
+pub struct UpdateCouponInput {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_order_cents: Option<i64>,
+    /// `null` removes the start.
+    #[serde(default, skip_serializing_if = "MaybeUndefined::is_undefined")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub starts_at: MaybeUndefined<crate::graphql::scalars::Timestamp>,
+    /// `null` removes the end.
+    #[serde(default, skip_serializing_if = "MaybeUndefined::is_undefined")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub ends_at: MaybeUndefined<crate::graphql::scalars::Timestamp>,
+    #[serde(default, skip_serializing_if = "MaybeUndefined::is_undefined")]
+    #[schema(value_type = Option<i64>)]
+    pub usage_limit: MaybeUndefined<i64>,
+    #[serde(default, skip_serializing_if = "MaybeUndefined::is_undefined")]
+    #[schema(value_type = Option<i64>)]
+    pub per_user_limit: MaybeUndefined<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub is_active: Option<bool>,
+}
+
+fn check_value(kind: CouponType, value: i64, issues: &mut Issues) {
+    let ok = match kind {
+        CouponType::Percent => (1..=100).contains(&value),
+        CouponType::Fixed => (1..=1_000_000_000).contains(&value),
+    };
+    if !ok {
+        issues.push("value", "out_of_range");
+    }
+}
+
+fn check_limit(field: &str, v: Option<i64>, issues: &mut Issues) -> Option<i32> {
+    match v {
+        Some(n) if !(1..=i64::from(i32::MAX)).contains(&n) => {
+            issues.push(field, "out_of_range");
+            None
+        }
+        Some(n) => Some(n as i32),
+        None => None,
+    }
+}
+
+fn check_window(starts: Option<DateTime<Utc>>, ends: Option<DateTime<Utc>>, issues: &mut Issues) {
+    if let (Some(s), Some(e)) = (starts, ends) {
+        if e <= s {
+            issues.push("endsAt", "before_start");
+        }
+    }
+}
+
+pub async fn list(
+    st: &AppState,
+    ctx: &RequestCtx,
+    page: Page,
+) -> AppResult<(Vec<coupon::Model>, u64)> {
+    ctx.require_admin()?;
+    let base = coupon::Entity::find();
+    let total = base.clone().count(&st.db).await?;
+    let items = base
+        .order_by_desc(coupon::Column::Id)
+        .offset(page.offset())
+        .limit(page.page_size)
+        .all(&st.db)
+        .await?;
+    Ok((items, total))
+}
+
+pub async fn create(
+    st: &AppState,
+    ctx: &RequestCtx,
+    input: CouponInput,
+) -> AppResult<coupon::Model> {
+    ctx.require_admin()?;
+    let mut issues = Issues::default();
+    let code = normalise_code(&input.code);
+    if !(3..=40).contains(&code.len())
+        || !code
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
+        issues.push("code", "invalid_format");
+    }
+    check_value(input.coupon_type, input.value, &mut issues);
+    let min = input.min_order_cents.unwrap_or(0);
+    if min < 0 {
+        issues.push("minOrderCents", "negative");
+    }
+    let usage = check_limit("usageLimit", input.usage_limit, &mut issues);
+    let per_user = check_limit("perUserLimit", input.per_user_limit, &mut issues);
+    let (starts, ends) = (input.starts_at.map(|t| t.0), input.ends_at.map(|t| t.0));
+    check_window(starts, ends, &mut issues);
+    issues.finish()?;
+    let now = st.clock.now();
+    let txn = begin_write(&st.db).await?;
+    ensure_free::<coupon::Entity, _>(
+        &txn,
+        coupon::Column::Code,
+        &code,
+        None,
+        "code",
+        "A coupon with this code already exists",
+    )
+    .await?;
+    let created = coupon::ActiveModel {
+        code: Set(code),
+        coupon_type: Set(input.coupon_type),
+        value: Set(input.value),
+        min_order_cents: Set(min),
+        starts_at: Set(starts),
+        ends_at: Set(ends),
+        usage_limit: Set(usage),
+        per_user_limit: Set(per_user),
+        used_count: Set(0),
+        is_active: Set(input.is_active.unwrap_or(true)),
+        created_at: Set(now),
+        updated_at: Set(now),
+        ..Default::default()
+    }
+    .insert(&txn)
+    .await?;
+    audit::record(
+        &txn,
+        &st.clock,
+        ctx,
+        Entry::new("coupon.created", "coupon", Some(created.id))
+            .meta(json!({"code": created.code})),
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(created)
+}
+
+pub async fn update(
+    st: &AppState,
+    ctx: &RequestCtx,
+    id: i64,
+    input: UpdateCouponInput,
+) -> AppResult<coupon::Model> {
+    ctx.require_admin()?;
+    let now = st.clock.now();
+    let txn = begin_write(&st.db).await?;
+    let current = coupon::Entity::find_by_id(id)
+        .one(&txn)
+        .await?
+        .ok_or_else(|| AppError::not_found("Coupon"))?;
+    let mut issues = Issues::default();
+    let mut am: coupon::ActiveModel = current.clone().into();
+    if let Some(v) = input.value {
+        check_value(current.coupon_type, v, &mut issues);
+        am.value = Set(v);
+    }
+    if let Some(m) = input.min_order_cents {
+        if m < 0 {
+            issues.push("minOrderCents", "negative");
+        }
+        am.min_order_cents = Set(m);
+    }
+    let starts = match input.starts_at {
+        MaybeUndefined::Value(t) => Some(t.0),
+        MaybeUndefined::Null => None,
+        MaybeUndefined::Undefined => current.starts_at,
+    };
+    let ends = match input.ends_at {
+        MaybeUndefined::Value(t) => Some(t.0),
+        MaybeUndefined::Null => None,
+        MaybeUndefined::Undefined => current.ends_at,
+    };
+    check_window(starts, ends, &mut issues);
+    am.starts_at = Set(starts);
+    am.ends_at = Set(ends);
+    match input.usage_limit {
+        MaybeUndefined::Value(v) => {
+            am.usage_limit = Set(check_limit("usageLimit", Some(v), &mut issues))
+        }
+        MaybeUndefined::Null => am.usage_limit = Set(None),
+        MaybeUndefined::Undefined => {}
+    }
+    match input.per_user_limit {
+        MaybeUndefined::Value(v) => {
+            am.per_user_limit = Set(check_limit("perUserLimit", Some(v), &mut issues))
+        }
+        MaybeUndefined::Null => am.per_user_limit = Set(None),
+        MaybeUndefined::Undefined => {}
+    }
+    if let Some(a) = input.is_active {
+        am.is_active = Set(a);
+    }
+    issues.finish()?;
+    am.updated_at = Set(now);
+    let updated = am.update(&txn).await?;
+    audit::record(
+        &txn,
+        &st.clock,
+        ctx,
+        Entry::new("coupon.updated", "coupon", Some(id)).meta(json!({"code": updated.code})),
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(updated)
+}
+
+/// Deletes an unused coupon; one that orders refer to is deactivated instead (204 either way).
+pub async fn delete(st: &AppState, ctx: &RequestCtx, id: i64) -> AppResult<bool> {
+    ctx.require_admin()?;
+    let txn = begin_write(&st.db).await?;
+    let current = coupon::Entity::find_by_id(id)
+        .one(&txn)
+        .await?
+        .ok_or_else(|| AppError::not_found("Coupon"))?;
+    let used = order::Entity::find()
+        .filter(order::Column::CouponId.eq(id))
+        .count(&txn)
+        .await?
+        > 0;
+    let outcome = if used {
+        let mut am: coupon::ActiveModel = current.clone().into();
+        am.is_active = Set(false);
+        am.updated_at = Set(st.clock.now());
+        am.update(&txn).await?;
+        "deactivated"
+    } else {
+        coupon::Entity::delete_by_id(id).exec(&txn).await?;
+        "deleted"
+    };
+    audit::record(
+        &txn,
+        &st.clock,
+        ctx,
+        Entry::new("coupon.deleted", "coupon", Some(id))
+            .meta(json!({"code": current.code, "outcome": outcome})),
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(true)
+}

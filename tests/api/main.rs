@@ -7,6 +7,7 @@ mod cart;
 mod catalog;
 mod checkout;
 mod contract;
+mod coupons;
 mod helpers;
 mod http;
 mod import_export;
