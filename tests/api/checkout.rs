@@ -315,50 +315,234 @@ async fn a_short_line_writes_nothing_and_names_each_line() {
     assert_eq!(app.scalar_i64("SELECT COUNT(*) FROM order_items").await, 0);
 }
 
+/// Confirms concurrently, one request per customer; returns each response and its latency.
+async fn race(
+    app: &TestApp,
+    tokens: &[String],
+    vid: i64,
+    quantities: &[i64],
+) -> Vec<(Resp, std::time::Duration)> {
+    let attempts = tokens.iter().zip(quantities).map(|(t, q)| async move {
+        let start = std::time::Instant::now();
+        let r = confirm(app, t, json!({"items": [{"variantId": vid, "quantity": q}], "address": rm_address(), "shippingMethod": "chilexpress"}), None).await;
+        (r, start.elapsed())
+    });
+    futures::future::join_all(attempts).await
+}
+
+fn report(label: &str, results: &[(Resp, std::time::Duration)]) {
+    let mut lat: Vec<_> = results.iter().map(|(_, d)| *d).collect();
+    lat.sort();
+    let pct = |p: f64| lat[((lat.len() as f64 * p) as usize).min(lat.len() - 1)];
+    let backend = if std::env::var("TEST_DATABASE_URL").is_ok() {
+        "postgres"
+    } else {
+        "sqlite"
+    };
+    println!(
+        "{label} [{backend}]: {} confirms, latency p50 {:?}, p99 {:?}, max {:?}",
+        lat.len(),
+        pct(0.5),
+        pct(0.99),
+        lat[lat.len() - 1]
+    );
+}
+
 #[tokio::test]
-async fn racing_buyers_never_reserve_more_than_exists() {
+async fn forty_buyers_racing_for_five_units_get_exactly_five_orders() {
     let app = TestApp::spawn().await;
     let admin = app.admin_token().await;
     let vid = variant_id(&app, "WW-FEM-10G").await;
     app.patch(
         &format!("/api/variants/{vid}"),
         Some(&admin),
-        json!({"stock": 3}),
+        json!({"stock": 5}),
     )
     .await;
     let mut tokens = Vec::new();
-    for i in 0..10 {
+    for i in 0..40 {
         tokens.push(app.register(&format!("rush{i}@example.cl")).await.0);
     }
-    let attempts = tokens.iter().map(|t| {
-        confirm(&app, t, json!({"items": [{"variantId": vid, "quantity": 1}], "address": rm_address(), "shippingMethod": "chilexpress"}), None)
-    });
-    let results = futures::future::join_all(attempts).await;
+    let results = race(&app, &tokens, vid, &[1; 40]).await;
+    report("40 buyers x 1 unit, stock 5", &results);
     let created = results
         .iter()
-        .filter(|r| r.status == StatusCode::CREATED)
+        .filter(|(r, _)| r.status == StatusCode::CREATED)
         .count();
-    let refused = results
+    let refused: Vec<_> = results
         .iter()
-        .filter(|r| r.status == StatusCode::CONFLICT)
-        .count();
+        .filter(|(r, _)| r.status == StatusCode::CONFLICT)
+        .collect();
     assert_eq!(
         created,
-        3,
-        "{:?}",
-        results.iter().map(|r| r.status).collect::<Vec<_>>()
-    );
-    assert_eq!(
-        refused,
-        7,
+        5,
         "{:?}",
         results
             .iter()
-            .map(|r| (r.status, r.text.clone()))
+            .map(|(r, _)| (r.status, r.text.clone()))
             .collect::<Vec<_>>()
     );
-    assert_eq!(app.scalar_i64(&format!("SELECT CAST(SUM(quantity) AS BIGINT) FROM stock_reservations WHERE variant_id = {vid} AND state = 'active'")).await, 3);
-    assert_eq!(app.scalar_i64("SELECT COUNT(*) FROM orders").await, 3);
+    assert_eq!(
+        refused.len(),
+        35,
+        "no 500s, no 'database is locked': {:?}",
+        results
+            .iter()
+            .map(|(r, _)| r.text.clone())
+            .collect::<Vec<_>>()
+    );
+    assert!(refused
+        .iter()
+        .all(|(r, _)| r.has_detail("items[0].variantId", "insufficient_stock")));
+    assert_eq!(app.scalar_i64(&format!("SELECT CAST(SUM(quantity) AS BIGINT) FROM stock_reservations WHERE variant_id = {vid} AND state = 'active'")).await, 5);
+    assert_eq!(app.scalar_i64("SELECT COUNT(*) FROM orders").await, 5);
+    // Available stock is now 0 for everyone.
+    let (late, _, _) = app.register("late@example.cl").await;
+    let r = app
+        .call(
+            Method::PUT,
+            "/api/cart/items",
+            Some(&late),
+            Some(json!({"variantId": vid, "quantity": 1})),
+        )
+        .await;
+    assert!(r.has_detail("quantity", "insufficient_stock"), "{}", r.text);
+    assert!(
+        r.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("Only 0"),
+        "{}",
+        r.text
+    );
+}
+
+#[tokio::test]
+async fn racing_buyers_with_mixed_quantities_never_oversell() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin_token().await;
+    let vid = variant_id(&app, "WW-FEM-10G").await;
+    app.patch(
+        &format!("/api/variants/{vid}"),
+        Some(&admin),
+        json!({"stock": 10}),
+    )
+    .await;
+    let mut tokens = Vec::new();
+    for i in 0..24 {
+        tokens.push(app.register(&format!("mix{i}@example.cl")).await.0);
+    }
+    let quantities: Vec<i64> = (0..24).map(|i| 1 + (i % 3)).collect();
+    let results = race(&app, &tokens, vid, &quantities).await;
+    report("24 buyers x 1-3 units, stock 10", &results);
+    assert!(
+        results
+            .iter()
+            .all(|(r, _)| r.status == StatusCode::CREATED || r.status == StatusCode::CONFLICT),
+        "{:?}",
+        results
+            .iter()
+            .map(|(r, _)| r.text.clone())
+            .collect::<Vec<_>>()
+    );
+    let reserved_by_responses: i64 = results
+        .iter()
+        .zip(&quantities)
+        .filter(|((r, _), _)| r.status == StatusCode::CREATED)
+        .map(|(_, q)| *q)
+        .sum();
+    let reserved = app.scalar_i64(&format!("SELECT CAST(COALESCE(SUM(quantity), 0) AS BIGINT) FROM stock_reservations WHERE variant_id = {vid} AND state = 'active'")).await;
+    assert_eq!(reserved, reserved_by_responses);
+    assert!(reserved <= 10, "oversold: {reserved}");
+    assert!(
+        reserved >= 8,
+        "a refusal happened while 3 or more units were free: {reserved}"
+    );
+}
+
+#[tokio::test]
+async fn checkout_bad_input_writes_nothing() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin_token().await;
+    let (token, _, _) = app.register("malo@example.cl").await;
+    let (other, _, _) = app.register("ajeno@example.cl").await;
+    let foreign = app
+        .post("/api/addresses", Some(&other), rm_address())
+        .await
+        .body["id"]
+        .as_i64()
+        .unwrap();
+    let nl1 = variant_id(&app, "NL-AUTO-1G").await;
+    let nl5 = variant_id(&app, "NL-AUTO-5G").await;
+    app.patch(
+        &format!("/api/variants/{nl5}"),
+        Some(&admin),
+        json!({"isActive": false}),
+    )
+    .await;
+    let line = |v: i64, q: i64| json!([{"variantId": v, "quantity": q}]);
+    for (body, field, issue) in [
+        (
+            json!({"items": line(nl1, 0), "address": rm_address(), "shippingMethod": "chilexpress"}),
+            "items[0].quantity",
+            "out_of_range",
+        ),
+        (
+            json!({"items": line(nl1, -2), "address": rm_address(), "shippingMethod": "chilexpress"}),
+            "items[0].quantity",
+            "out_of_range",
+        ),
+        (
+            json!({"items": line(nl5, 1), "address": rm_address(), "shippingMethod": "chilexpress"}),
+            "items[0].variantId",
+            "not_found",
+        ),
+        (
+            json!({"items": line(nl1, 1), "addressId": foreign, "shippingMethod": "chilexpress"}),
+            "addressId",
+            "not_found",
+        ),
+        (
+            json!({"items": line(nl1, 1), "address": {"addressLine": "x", "comuna": "y"}, "shippingMethod": "chilexpress"}),
+            "address.region",
+            "required",
+        ),
+        (
+            json!({"items": line(nl1, 1), "address": rm_address(), "shippingMethod": "chilexpress", "couponCode": "NOPE"}),
+            "couponCode",
+            "unknown",
+        ),
+        (
+            json!({"items": [{"variantId": nl1, "quantity": 1, "unitPriceCents": 1}], "address": rm_address(), "shippingMethod": "chilexpress"}),
+            "items[0].unitPriceCents",
+            "unknown_field",
+        ),
+        (
+            json!({"items": line(nl1, 1), "address": rm_address(), "shippingMethod": "dron"}),
+            "shippingMethod",
+            "invalid_value",
+        ),
+        (
+            json!({"address": rm_address(), "shippingMethod": "chilexpress"}),
+            "items",
+            "empty_cart",
+        ),
+        (
+            json!({"items": [{"variantId": nl1, "quantity": 1}, {"variantId": nl1, "quantity": 2}], "address": rm_address(), "shippingMethod": "chilexpress"}),
+            "items[1].variantId",
+            "duplicate",
+        ),
+    ] {
+        let r = confirm(&app, &token, body, None).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{field}: {}", r.text);
+        assert!(r.has_detail(field, issue), "{field}: {}", r.text);
+    }
+    assert_eq!(app.scalar_i64("SELECT COUNT(*) FROM orders").await, 0);
+    assert_eq!(
+        app.scalar_i64("SELECT COUNT(*) FROM stock_reservations")
+            .await,
+        0
+    );
 }
 
 #[tokio::test]
