@@ -101,6 +101,26 @@ async fn coupon_rules_explain_every_refusal() {
         .to_string();
     let r = apply(&app, &token, "DOS", one.clone()).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    // Paid orders count whatever their reservations.
+    let coupon = app
+        .scalar_i64("SELECT id FROM coupons WHERE code = 'DOS'")
+        .await;
+    let backend = app.state.db.get_database_backend();
+    use sea_orm::ConnectionTrait;
+    app.state
+        .db
+        .execute_raw(sea_orm::Statement::from_string(
+            backend,
+            format!("UPDATE orders SET status = 'paid' WHERE coupon_id = {coupon}"),
+        ))
+        .await
+        .unwrap();
+    let r = apply(&app, &token, "DOS", one.clone()).await;
+    assert!(
+        r.has_detail("couponCode", "usage_limit_reached"),
+        "{}",
+        r.text
+    );
 }
 
 #[tokio::test]
