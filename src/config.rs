@@ -59,6 +59,10 @@ pub struct Config {
     pub upload_dir: std::path::PathBuf,
     /// How long a checkout holds its stock (seconds).
     pub reservation_ttl_seconds: i64,
+    /// Pending orders older than this become `failed` (seconds).
+    pub payment_timeout_seconds: i64,
+    /// How often the expiry sweep runs (seconds).
+    pub sweep_interval_seconds: i64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -210,6 +214,8 @@ impl Config {
                 .raw("UPLOAD_DIR")
                 .unwrap_or_else(|| "data/uploads".into())
                 .into(),
+            payment_timeout_seconds: r.positive("PAYMENT_TIMEOUT_SECONDS", 1800)?,
+            sweep_interval_seconds: r.positive("SWEEP_INTERVAL_SECONDS", 30)?,
             reservation_ttl_seconds: r.positive("RESERVATION_TTL_SECONDS", 900)?,
         };
         if cfg.database_max_connections == 0 {

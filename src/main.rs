@@ -124,6 +124,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             "empty development database: demo seed loaded"
         );
     }
+    dispensary::services::orders::spawn_sweeper(state.clone());
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {addr} (APP_ADDR): {e}"))?;

@@ -21,6 +21,7 @@ pub struct Metrics {
     pub login_failures: IntCounter,
     pub rate_limited: IntCounterVec,
     pub orders_created: IntCounter,
+    pub order_transitions: IntCounterVec,
 }
 
 fn register<T: prometheus::core::Collector + Clone + 'static>(r: &Registry, c: T) -> T {
@@ -111,6 +112,14 @@ impl Metrics {
                 &r,
                 IntCounter::new("orders_created_total", "Orders created by checkout")
                     .expect("metric"),
+            ),
+            order_transitions: register(
+                &r,
+                IntCounterVec::new(
+                    Opts::new("order_status_transitions_total", "Order status changes"),
+                    &["from", "to"],
+                )
+                .expect("metric"),
             ),
             registry: r,
         }

@@ -113,3 +113,60 @@ pub struct Model {
 pub enum Relation {}
 
 impl ActiveModelBehavior for ActiveModel {}
+
+impl OrderStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OrderStatus::Pending => "pending",
+            OrderStatus::Paid => "paid",
+            OrderStatus::Shipped => "shipped",
+            OrderStatus::Delivered => "delivered",
+            OrderStatus::Cancelled => "cancelled",
+            OrderStatus::Failed => "failed",
+        }
+    }
+
+    /// The lifecycle of spec §6: pending → paid → shipped → delivered; pending → failed | cancelled;
+    /// paid → cancelled; failed → pending (only by a new payment). cancelled and delivered are final.
+    pub fn can_transition_to(self, to: OrderStatus) -> bool {
+        use OrderStatus::*;
+        matches!(
+            (self, to),
+            (Pending, Paid)
+                | (Pending, Failed)
+                | (Pending, Cancelled)
+                | (Paid, Shipped)
+                | (Paid, Cancelled)
+                | (Shipped, Delivered)
+                | (Failed, Pending)
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::OrderStatus::{self, *};
+    use sea_orm::Iterable;
+
+    #[test]
+    fn every_transition_allowed_or_not() {
+        let allowed = [
+            (Pending, Paid),
+            (Pending, Failed),
+            (Pending, Cancelled),
+            (Paid, Shipped),
+            (Paid, Cancelled),
+            (Shipped, Delivered),
+            (Failed, Pending),
+        ];
+        for from in OrderStatus::iter() {
+            for to in OrderStatus::iter() {
+                assert_eq!(
+                    from.can_transition_to(to),
+                    allowed.contains(&(from, to)),
+                    "{from:?} -> {to:?}"
+                );
+            }
+        }
+    }
+}

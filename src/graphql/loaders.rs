@@ -7,7 +7,7 @@ use async_graphql::dataloader::Loader;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
 
 use crate::db::Db;
-use crate::entities::{category, product_variant};
+use crate::entities::{category, order_item, product_variant};
 use crate::error::AppError;
 
 /// The per-request loader type put into the GraphQL request data.
@@ -65,6 +65,32 @@ impl Loader<VariantsOf> for CatalogLoader {
             keys.iter().map(|k| (*k, Vec::new())).collect();
         for v in rows {
             map.entry(VariantsOf(v.product_id)).or_default().push(v);
+        }
+        Ok(map)
+    }
+}
+
+/// The lines of an order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct OrderItemsOf(pub i64);
+
+impl Loader<OrderItemsOf> for CatalogLoader {
+    type Value = Vec<order_item::Model>;
+    type Error = AppError;
+
+    async fn load(
+        &self,
+        keys: &[OrderItemsOf],
+    ) -> Result<HashMap<OrderItemsOf, Self::Value>, Self::Error> {
+        let rows = order_item::Entity::find()
+            .filter(order_item::Column::OrderId.is_in(keys.iter().map(|k| k.0)))
+            .order_by_asc(order_item::Column::Id)
+            .all(&self.db)
+            .await?;
+        let mut map: HashMap<OrderItemsOf, Self::Value> =
+            keys.iter().map(|k| (*k, Vec::new())).collect();
+        for i in rows {
+            map.entry(OrderItemsOf(i.order_id)).or_default().push(i);
         }
         Ok(map)
     }

@@ -9,6 +9,7 @@ pub mod coupons;
 pub mod files;
 pub mod guards;
 pub mod loaders;
+pub mod orders;
 pub mod scalars;
 pub mod users;
 
@@ -30,6 +31,7 @@ pub struct QueryRoot(
     cart::CartQuery,
     checkout::CheckoutQuery,
     coupons::CouponsQuery,
+    orders::OrdersQuery,
 );
 
 #[derive(MergedObject, Default)]
@@ -43,6 +45,7 @@ pub struct MutationRoot(
     cart::CartMutation,
     checkout::CheckoutMutation,
     coupons::CouponsMutation,
+    orders::OrdersMutation,
 );
 
 /// Builds the schema. `state` is absent only when printing the SDL.

@@ -1,6 +1,12 @@
 //! REST rows for addresses, the cart, shipping quotes, coupons and checkout.
 
 use axum::http::{Method, StatusCode};
+use serde::{Deserialize, Serialize};
+use utoipa::IntoParams;
+
+use crate::entities::order::OrderStatus;
+use crate::graphql::orders::OrderPageDoc;
+use crate::services::orders::{TrackingInput, UpdateOrderStatusInput};
 
 use super::catalog_routes::PageParams;
 use super::{json_body, query, Access, RestRoute};
@@ -12,6 +18,44 @@ use crate::services::addresses::{AddressInput, UpdateAddressInput};
 use crate::services::cart::CartItemInput;
 use crate::services::checkout::{ApplyCouponInput, CheckoutInput, QuoteInput};
 use crate::services::coupons::{CouponInput, UpdateCouponInput};
+
+#[derive(Deserialize, Serialize, IntoParams)]
+#[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
+pub struct OrdersParams {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub page: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub page_size: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<OrderStatus>,
+}
+
+#[derive(Deserialize, Serialize, IntoParams)]
+#[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
+pub struct AdminOrdersParams {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub page: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub page_size: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<OrderStatus>,
+    /// webpay, flow, mp or test.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payment_provider: Option<String>,
+    /// Created at or after (ISO 8601).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[param(value_type = Option<String>, format = DateTime)]
+    pub date_from: Option<crate::graphql::scalars::Timestamp>,
+    /// Created at or before (ISO 8601).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[param(value_type = Option<String>, format = DateTime)]
+    pub date_to: Option<crate::graphql::scalars::Timestamp>,
+    /// Customer email (part), order id or payment reference.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub q: Option<String>,
+}
 
 pub fn routes() -> Vec<RestRoute> {
     use Method as M;
@@ -160,5 +204,33 @@ pub fn routes() -> Vec<RestRoute> {
             .status(StatusCode::NO_CONTENT)
             .access(Access::Admin)
             .doc("coupons", "Delete an unused coupon, or deactivate one that orders refer to (admin)"),
+        RestRoute::new(M::GET, "/api/orders", "Orders", doc!("commerce/orders.graphql", "order_fields.graphql"), "orders")
+            .access(Access::Customer)
+            .doc("orders", "The signed-in customer's orders, newest first")
+            .query(query::<OrdersParams>())
+            .returns::<OrderPageDoc>(),
+        RestRoute::new(M::GET, "/api/orders/{id}", "Order", doc!("commerce/order.graphql", "order_fields.graphql"), "order")
+            .access(Access::Customer)
+            .doc("orders", "One order (the owner's, or any for an admin; others are 404)")
+            .returns::<OrderDoc>(),
+        RestRoute::new(M::POST, "/api/orders/{id}/cancel", "CancelOrder", doc!("commerce/cancel_order.graphql", "order_fields.graphql"), "cancelOrder")
+            .access(Access::Customer)
+            .doc("orders", "Cancel a pending order (owner); its reservations are released")
+            .returns::<OrderDoc>(),
+        RestRoute::new(M::GET, "/api/admin/orders", "AdminOrders", doc!("commerce/admin_orders.graphql", "order_fields.graphql"), "adminOrders")
+            .access(Access::Admin)
+            .doc("orders", "Every order (admin): status, paymentProvider, dateFrom, dateTo, q")
+            .query(query::<AdminOrdersParams>())
+            .returns::<OrderPageDoc>(),
+        RestRoute::new(M::PATCH, "/api/admin/orders/{id}", "UpdateOrderStatus", doc!("commerce/update_order_status.graphql", "order_fields.graphql"), "updateOrderStatus")
+            .access(Access::Admin)
+            .doc("orders", "Change an order's status along its lifecycle (admin); others are 409 invalid_transition")
+            .body(json_body::<UpdateOrderStatusInput>("input"))
+            .returns::<OrderDoc>(),
+        RestRoute::new(M::PATCH, "/api/admin/orders/{id}/tracking", "UpdateOrderTracking", doc!("commerce/update_order_tracking.graphql", "order_fields.graphql"), "updateOrderTracking")
+            .access(Access::Admin)
+            .doc("orders", "Set courier, tracking number and estimated delivery (admin)")
+            .body(json_body::<TrackingInput>("input"))
+            .returns::<OrderDoc>(),
     ]
 }

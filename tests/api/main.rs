@@ -11,5 +11,6 @@ mod coupons;
 mod helpers;
 mod http;
 mod import_export;
+mod orders;
 mod uploads;
 mod users;

@@ -1,0 +1,410 @@
+//! Orders: the lifecycle state machine (one function for every path), the customer's and the
+//! admin's order views, tracking, and the expiry sweep of unpaid orders.
+
+use async_graphql::InputObject;
+use chrono::{DateTime, Duration, Utc};
+use sea_orm::sea_query::{Expr, ExprTrait};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, EntityTrait, JoinType,
+    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, RelationDef, Set,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use utoipa::ToSchema;
+
+use crate::actor::RequestCtx;
+use crate::db::begin_write;
+use crate::entities::order::{self, OrderStatus};
+use crate::entities::{order_item, product_variant, stock_reservation, user};
+use crate::error::{AppError, AppResult};
+use crate::graphql::scalars::Timestamp;
+use crate::services::audit::{self, Entry};
+use crate::services::pagination::Page;
+use crate::services::stock::{ACTIVE, RELEASED};
+use crate::state::AppState;
+
+#[derive(InputObject, Deserialize, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(example = json!({"status": "shipped", "note": "Despachado por Starken"}))]
+pub struct UpdateOrderStatusInput {
+    pub status: OrderStatus,
+    /// Kept in the audit log.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+#[derive(InputObject, Deserialize, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(example = json!({"courier": "Starken", "trackingNumber": "ST123456789CL", "estimatedDeliveryAt": "2026-11-25T18:00:00Z"}))]
+pub struct TrackingInput {
+    pub courier: String,
+    pub tracking_number: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub estimated_delivery_at: Option<Timestamp>,
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct AdminOrderFilter {
+    pub status: Option<OrderStatus>,
+    pub payment_provider: Option<String>,
+    pub date_from: Option<DateTime<Utc>>,
+    pub date_to: Option<DateTime<Utc>>,
+    /// A customer email (part of it), an order id or a payment reference.
+    pub q: Option<String>,
+}
+
+fn invalid_transition(from: OrderStatus, to: OrderStatus) -> AppError {
+    AppError::conflict_field(
+        "status",
+        "invalid_transition",
+        format!(
+            "An order cannot go from {} to {}",
+            from.as_str(),
+            to.as_str()
+        ),
+    )
+}
+
+/// Releases the order's live reservations.
+pub async fn release_reservations<C: ConnectionTrait>(
+    conn: &C,
+    order_id: i64,
+    now: DateTime<Utc>,
+) -> AppResult<u64> {
+    let r = stock_reservation::Entity::update_many()
+        .col_expr(stock_reservation::Column::State, Expr::value(RELEASED))
+        .col_expr(stock_reservation::Column::UpdatedAt, Expr::value(now))
+        .filter(stock_reservation::Column::OrderId.eq(order_id))
+        .filter(stock_reservation::Column::State.eq(ACTIVE))
+        .exec(conn)
+        .await?;
+    Ok(r.rows_affected)
+}
+
+/// Puts a paid order's units back on the shelf.
+async fn restock<C: ConnectionTrait>(conn: &C, order_id: i64, now: DateTime<Utc>) -> AppResult<()> {
+    let items = order_item::Entity::find()
+        .filter(order_item::Column::OrderId.eq(order_id))
+        .all(conn)
+        .await?;
+    for item in items {
+        product_variant::Entity::update_many()
+            .col_expr(
+                product_variant::Column::Stock,
+                Expr::col(product_variant::Column::Stock).add(item.quantity),
+            )
+            .col_expr(product_variant::Column::UpdatedAt, Expr::value(now))
+            .filter(product_variant::Column::Id.eq(item.variant_id))
+            .exec(conn)
+            .await?;
+    }
+    Ok(())
+}
+
+/// The one way an order changes status: checks the lifecycle, compare-and-sets the status (a
+/// concurrent change makes this a `conflict`), applies the side effects and writes the audit row.
+pub async fn transition<C: ConnectionTrait>(
+    st: &AppState,
+    conn: &C,
+    ctx: &RequestCtx,
+    current: &order::Model,
+    to: OrderStatus,
+    reason: &str,
+) -> AppResult<order::Model> {
+    let from = current.status;
+    if !from.can_transition_to(to) {
+        return Err(invalid_transition(from, to));
+    }
+    let now = st.clock.now();
+    let changed = order::Entity::update_many()
+        .col_expr(order::Column::Status, Expr::value(to))
+        .col_expr(order::Column::UpdatedAt, Expr::value(now))
+        .filter(order::Column::Id.eq(current.id))
+        .filter(order::Column::Status.eq(from))
+        .exec(conn)
+        .await?;
+    if changed.rows_affected != 1 {
+        return Err(AppError::conflict_field(
+            "status",
+            "concurrent_change",
+            "The order changed meanwhile; reload it",
+        ));
+    }
+    match (from, to) {
+        (OrderStatus::Pending, OrderStatus::Cancelled | OrderStatus::Failed) => {
+            release_reservations(conn, current.id, now).await?;
+        }
+        (OrderStatus::Paid, OrderStatus::Cancelled) => restock(conn, current.id, now).await?,
+        _ => {}
+    }
+    audit::record(
+        conn,
+        &st.clock,
+        ctx,
+        Entry::new("order.status_changed", "order", Some(current.id))
+            .meta(json!({"from": from.as_str(), "to": to.as_str(), "reason": reason})),
+    )
+    .await?;
+    st.metrics
+        .order_transitions
+        .with_label_values(&[from.as_str(), to.as_str()])
+        .inc();
+    order::Entity::find_by_id(current.id)
+        .one(conn)
+        .await?
+        .ok_or_else(|| AppError::not_found("Order"))
+}
+
+/// An order the caller may see: their own, or any for an admin. Others are `not_found`.
+pub async fn visible<C: ConnectionTrait>(
+    conn: &C,
+    ctx: &RequestCtx,
+    id: i64,
+) -> AppResult<order::Model> {
+    let me = ctx.require_user()?;
+    let found = order::Entity::find_by_id(id).one(conn).await?;
+    match found {
+        Some(o) if o.user_id == me.id || ctx.is_admin() => Ok(o),
+        _ => Err(AppError::not_found("Order")),
+    }
+}
+
+pub async fn list_own(
+    st: &AppState,
+    ctx: &RequestCtx,
+    status: Option<OrderStatus>,
+    page: Page,
+) -> AppResult<(Vec<order::Model>, u64)> {
+    let me = ctx.require_user()?;
+    let mut q = order::Entity::find().filter(order::Column::UserId.eq(me.id));
+    if let Some(s) = status {
+        q = q.filter(order::Column::Status.eq(s));
+    }
+    let total = q.clone().count(&st.db).await?;
+    let items = q
+        .order_by_desc(order::Column::CreatedAt)
+        .order_by_desc(order::Column::Id)
+        .offset(page.offset())
+        .limit(page.page_size)
+        .all(&st.db)
+        .await?;
+    Ok((items, total))
+}
+
+fn order_user() -> RelationDef {
+    order::Entity::belongs_to(user::Entity)
+        .from(order::Column::UserId)
+        .to(user::Column::Id)
+        .into()
+}
+
+pub async fn list_admin(
+    st: &AppState,
+    ctx: &RequestCtx,
+    f: AdminOrderFilter,
+    page: Page,
+) -> AppResult<(Vec<order::Model>, u64)> {
+    ctx.require_admin()?;
+    if let (Some(a), Some(b)) = (f.date_from, f.date_to) {
+        if b < a {
+            return Err(AppError::invalid(
+                "dateTo",
+                "before_date_from",
+                "dateTo must not be before dateFrom",
+            ));
+        }
+    }
+    let mut cond = Condition::all();
+    if let Some(s) = f.status {
+        cond = cond.add(order::Column::Status.eq(s));
+    }
+    if let Some(p) = f.payment_provider.as_deref().filter(|p| !p.is_empty()) {
+        cond = cond.add(order::Column::PaymentProvider.eq(p));
+    }
+    if let Some(d) = f.date_from {
+        cond = cond.add(order::Column::CreatedAt.gte(d));
+    }
+    if let Some(d) = f.date_to {
+        cond = cond.add(order::Column::CreatedAt.lte(d));
+    }
+    if let Some(q) = f.q.as_deref().map(str::trim).filter(|q| !q.is_empty()) {
+        let mut any = Condition::any().add(order::Column::PaymentRef.eq(q)).add(
+            Expr::col((user::Entity, user::Column::Email))
+                .like(crate::services::pagination::like_pattern(q)),
+        );
+        if let Ok(id) = q.trim_start_matches('#').parse::<i64>() {
+            any = any.add(order::Column::Id.eq(id));
+        }
+        cond = cond.add(any);
+    }
+    let base = order::Entity::find()
+        .join(JoinType::InnerJoin, order_user())
+        .filter(cond);
+    let total = base.clone().count(&st.db).await?;
+    let items = base
+        .order_by_desc(order::Column::CreatedAt)
+        .order_by_desc(order::Column::Id)
+        .offset(page.offset())
+        .limit(page.page_size)
+        .all(&st.db)
+        .await?;
+    Ok((items, total))
+}
+
+/// The owner cancels a pending order; its reservations are released.
+pub async fn cancel(st: &AppState, ctx: &RequestCtx, id: i64) -> AppResult<order::Model> {
+    let me = ctx.require_user()?;
+    let txn = begin_write(&st.db).await?;
+    let current = order::Entity::find_by_id(id)
+        .one(&txn)
+        .await?
+        .filter(|o| o.user_id == me.id)
+        .ok_or_else(|| AppError::not_found("Order"))?;
+    if current.status != OrderStatus::Pending {
+        return Err(invalid_transition(current.status, OrderStatus::Cancelled));
+    }
+    let updated = transition(
+        st,
+        &txn,
+        ctx,
+        &current,
+        OrderStatus::Cancelled,
+        "cancelled_by_customer",
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(updated)
+}
+
+/// Admin status change. `paid` only comes from a payment; `pending` only from a new payment.
+pub async fn admin_update(
+    st: &AppState,
+    ctx: &RequestCtx,
+    id: i64,
+    input: UpdateOrderStatusInput,
+) -> AppResult<order::Model> {
+    ctx.require_admin()?;
+    let txn = begin_write(&st.db).await?;
+    let current = order::Entity::find_by_id(id)
+        .one(&txn)
+        .await?
+        .ok_or_else(|| AppError::not_found("Order"))?;
+    if matches!(input.status, OrderStatus::Paid | OrderStatus::Pending)
+        && current.status != input.status
+    {
+        return Err(AppError::conflict_field(
+            "status",
+            "invalid_transition",
+            format!(
+                "An order becomes {} only through a payment",
+                input.status.as_str()
+            ),
+        ));
+    }
+    let note = input
+        .note
+        .as_deref()
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+        .unwrap_or("admin");
+    let note: String = note.chars().take(500).collect();
+    let updated = transition(st, &txn, ctx, &current, input.status, &note).await?;
+    txn.commit().await?;
+    Ok(updated)
+}
+
+pub async fn set_tracking(
+    st: &AppState,
+    ctx: &RequestCtx,
+    id: i64,
+    input: TrackingInput,
+) -> AppResult<order::Model> {
+    ctx.require_admin()?;
+    let mut issues = crate::services::catalog::Issues::default();
+    let courier = issues.take(crate::services::catalog::text::parse_text(
+        "courier",
+        &input.courier,
+        80,
+    ));
+    let number = issues.take(crate::services::catalog::text::parse_text(
+        "trackingNumber",
+        &input.tracking_number,
+        120,
+    ));
+    issues.finish()?;
+    let txn = begin_write(&st.db).await?;
+    let current = order::Entity::find_by_id(id)
+        .one(&txn)
+        .await?
+        .ok_or_else(|| AppError::not_found("Order"))?;
+    if matches!(current.status, OrderStatus::Cancelled | OrderStatus::Failed) {
+        return Err(AppError::conflict_field(
+            "status",
+            "invalid_state",
+            "A cancelled or failed order has no shipment",
+        ));
+    }
+    let mut am: order::ActiveModel = current.into();
+    am.courier = Set(courier);
+    am.tracking_number = Set(number);
+    if let Some(eta) = input.estimated_delivery_at {
+        am.estimated_delivery_at = Set(Some(eta.0));
+    }
+    am.updated_at = Set(st.clock.now());
+    let updated = am.update(&txn).await?;
+    audit::record(
+        &txn,
+        &st.clock,
+        ctx,
+        Entry::new("order.tracking_updated", "order", Some(id)),
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(updated)
+}
+
+/// Turns pending orders older than `PAYMENT_TIMEOUT_SECONDS` into `failed` and releases their
+/// reservations. Each order changes by compare-and-set, so several instances may sweep at once.
+pub async fn sweep_expired(st: &AppState) -> AppResult<u64> {
+    let cutoff = st.clock.now() - Duration::seconds(st.config.payment_timeout_seconds);
+    let ctx = RequestCtx::anonymous("sweeper".into(), std::net::Ipv4Addr::LOCALHOST.into());
+    let stale = order::Entity::find()
+        .filter(order::Column::Status.eq(OrderStatus::Pending))
+        .filter(order::Column::CreatedAt.lt(cutoff))
+        .order_by_asc(order::Column::Id)
+        .limit(200)
+        .all(&st.db)
+        .await?;
+    let mut failed = 0;
+    for o in stale {
+        let txn = begin_write(&st.db).await?;
+        match transition(st, &txn, &ctx, &o, OrderStatus::Failed, "payment_timeout").await {
+            Ok(_) => {
+                txn.commit().await?;
+                failed += 1;
+            }
+            // Another instance (or a payment) got there first.
+            Err(e) if e.code == crate::error::ErrorCode::Conflict => txn.rollback().await?,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(failed)
+}
+
+/// Runs the sweep every `SWEEP_INTERVAL_SECONDS` until the process ends.
+pub fn spawn_sweeper(st: AppState) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(
+            st.config.sweep_interval_seconds as u64,
+        ));
+        loop {
+            tick.tick().await;
+            match sweep_expired(&st).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(failed = n, "expired unpaid orders"),
+                Err(e) => tracing::warn!(error = %e.message, "order sweep failed"),
+            }
+        }
+    });
+}
