@@ -63,6 +63,12 @@ pub struct Config {
     pub payment_timeout_seconds: i64,
     /// How often the expiry sweep runs (seconds).
     pub sweep_interval_seconds: i64,
+    /// Where browsers are sent back after paying.
+    pub frontend_base_url: String,
+    /// HMAC key of the `test` payment provider's webhooks.
+    pub test_payment_secret: String,
+    /// The `test` provider works outside production, and in production only when enabled.
+    pub payments_test_enabled: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -214,6 +220,15 @@ impl Config {
                 .raw("UPLOAD_DIR")
                 .unwrap_or_else(|| "data/uploads".into())
                 .into(),
+            frontend_base_url: r
+                .raw("FRONTEND_BASE_URL")
+                .unwrap_or_else(|| "http://localhost:5173".into())
+                .trim_end_matches('/')
+                .to_string(),
+            test_payment_secret: r
+                .raw("TEST_PAYMENT_SECRET")
+                .unwrap_or_else(|| "dev-test-payment-secret".into()),
+            payments_test_enabled: !production || r.parse("PAYMENTS_TEST_ENABLED", false)?,
             payment_timeout_seconds: r.positive("PAYMENT_TIMEOUT_SECONDS", 1800)?,
             sweep_interval_seconds: r.positive("SWEEP_INTERVAL_SECONDS", 30)?,
             reservation_ttl_seconds: r.positive("RESERVATION_TTL_SECONDS", 900)?,

@@ -22,6 +22,9 @@ pub struct Metrics {
     pub rate_limited: IntCounterVec,
     pub orders_created: IntCounter,
     pub order_transitions: IntCounterVec,
+    pub payments: IntCounterVec,
+    pub webhooks: IntCounterVec,
+    pub refund_required: IntCounter,
 }
 
 fn register<T: prometheus::core::Collector + Clone + 'static>(r: &Registry, c: T) -> T {
@@ -118,6 +121,33 @@ impl Metrics {
                 IntCounterVec::new(
                     Opts::new("order_status_transitions_total", "Order status changes"),
                     &["from", "to"],
+                )
+                .expect("metric"),
+            ),
+            payments: register(
+                &r,
+                IntCounterVec::new(
+                    Opts::new("payments_total", "Payment outcomes by provider"),
+                    &["provider", "outcome"],
+                )
+                .expect("metric"),
+            ),
+            webhooks: register(
+                &r,
+                IntCounterVec::new(
+                    Opts::new(
+                        "payment_webhooks_total",
+                        "Webhook deliveries by provider and outcome",
+                    ),
+                    &["provider", "outcome"],
+                )
+                .expect("metric"),
+            ),
+            refund_required: register(
+                &r,
+                IntCounter::new(
+                    "payments_refund_required_total",
+                    "Payments that need a manual refund",
                 )
                 .expect("metric"),
             ),

@@ -8,6 +8,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261122_000001_identity;
 mod m20261122_000002_catalog;
 mod m20261122_000003_commerce;
+mod m20261122_000004_payments;
 mod util;
 
 pub struct Migrator;
@@ -19,6 +20,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000001_identity::Migration),
             Box::new(m20261122_000002_catalog::Migration),
             Box::new(m20261122_000003_commerce::Migration),
+            Box::new(m20261122_000004_payments::Migration),
         ]
     }
 }

@@ -10,6 +10,8 @@ pub mod file;
 pub mod idempotency_key;
 pub mod order;
 pub mod order_item;
+pub mod payment;
+pub mod payment_event;
 pub mod product;
 pub mod product_variant;
 pub mod revoked_access_token;

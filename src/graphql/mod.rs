@@ -10,6 +10,7 @@ pub mod files;
 pub mod guards;
 pub mod loaders;
 pub mod orders;
+pub mod payments;
 pub mod scalars;
 pub mod users;
 
@@ -46,6 +47,7 @@ pub struct MutationRoot(
     checkout::CheckoutMutation,
     coupons::CouponsMutation,
     orders::OrdersMutation,
+    payments::PaymentsMutation,
 );
 
 /// Builds the schema. `state` is absent only when printing the SDL.

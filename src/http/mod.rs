@@ -8,6 +8,7 @@ pub mod observe;
 pub mod ops;
 pub mod trace;
 pub mod upload;
+pub mod webhooks;
 
 use axum::extract::DefaultBodyLimit;
 use axum::http::{header, HeaderName, HeaderValue, Method};
@@ -111,6 +112,10 @@ pub fn router(app: App) -> Router {
         .route(
             "/graphiql/assets/react-dom.production.min.js",
             get(graphql::react_dom_js),
+        )
+        .route(
+            "/webhooks/payments/{provider}",
+            axum::routing::post(webhooks::handle),
         )
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))

@@ -6,7 +6,9 @@ use utoipa::IntoParams;
 
 use crate::entities::order::OrderStatus;
 use crate::graphql::orders::OrderPageDoc;
+use crate::graphql::payments::{PaymentConfirmation, PaymentStart};
 use crate::services::orders::{TrackingInput, UpdateOrderStatusInput};
+use crate::services::payments::{ConfirmPaymentInput, StartPaymentInput};
 
 use super::catalog_routes::PageParams;
 use super::{json_body, query, Access, RestRoute};
@@ -232,5 +234,15 @@ pub fn routes() -> Vec<RestRoute> {
             .doc("orders", "Set courier, tracking number and estimated delivery (admin)")
             .body(json_body::<TrackingInput>("input"))
             .returns::<OrderDoc>(),
+        RestRoute::new(M::POST, "/api/payments/start", "StartPayment", doc!("commerce/start_payment.graphql"), "startPayment")
+            .access(Access::Customer)
+            .doc("payments", "Start a payment for your pending order: {provider, providerTxnId, paymentRef, redirectUrl?, initPayload?}")
+            .body(json_body::<StartPaymentInput>("input"))
+            .returns::<PaymentStart>(),
+        RestRoute::new(M::POST, "/api/payments/confirm", "ConfirmPayment", doc!("commerce/confirm_payment.graphql"), "confirmPayment")
+            .access(Access::Customer)
+            .doc("payments", "Confirm a payment with the provider's return data (applied at most once)")
+            .body(json_body::<ConfirmPaymentInput>("input"))
+            .returns::<PaymentConfirmation>(),
     ]
 }

@@ -12,6 +12,7 @@ pub mod idempotency;
 pub mod orders;
 pub mod pagination;
 pub mod passwords;
+pub mod payments;
 pub mod rate_limit;
 pub mod shipping;
 pub mod stock;

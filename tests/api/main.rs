@@ -12,5 +12,6 @@ mod helpers;
 mod http;
 mod import_export;
 mod orders;
+mod payments;
 mod uploads;
 mod users;

@@ -1,0 +1,542 @@
+//! The payment core: starting and confirming payments, and applying a provider's outcome exactly
+//! once — the paid transition decrements stock, consumes reservations and counts the coupon in one
+//! transaction; a wrong amount fails the payment and leaves the order alone; a late payment whose
+//! stock is gone fails the order and marks the payment `refund_required`.
+
+pub mod test_provider;
+
+use async_graphql::InputObject;
+use chrono::{DateTime, Utc};
+use sea_orm::sea_query::{Expr, ExprTrait};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseBackend, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect, Set,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use utoipa::ToSchema;
+
+use crate::actor::RequestCtx;
+use crate::db::begin_write;
+use crate::entities::order::{self, OrderStatus};
+use crate::entities::{coupon, order_item, payment, product_variant, stock_reservation};
+use crate::error::{AppError, AppResult};
+use crate::services::audit::{self, Entry};
+use crate::services::orders::transition;
+use crate::services::stock::{self, ACTIVE, CONSUMED};
+use crate::state::AppState;
+
+#[derive(InputObject, Deserialize, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(example = json!({"orderId": 12, "provider": "test"}))]
+pub struct StartPaymentInput {
+    pub order_id: i64,
+    /// webpay, flow, mp or test.
+    pub provider: String,
+}
+
+#[derive(InputObject, Deserialize, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(example = json!({"orderId": 12, "provider": "test", "params": {"mock": "paid"}}))]
+pub struct ConfirmPaymentInput {
+    pub order_id: i64,
+    pub provider: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+    /// Provider-specific return parameters (the test provider reads `mock`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub params: Option<async_graphql::Json<Value>>,
+}
+
+pub struct Started {
+    pub provider: String,
+    pub provider_txn_id: String,
+    pub payment_ref: String,
+    pub redirect_url: Option<String>,
+    pub init_payload: Option<Value>,
+}
+
+/// What a provider says about a payment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Paid {
+        amount_cents: i64,
+        auth_code: Option<String>,
+    },
+    Failed {
+        reason: String,
+    },
+    Pending,
+}
+
+/// How an outcome was applied (also the webhook metric label).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Applied {
+    Paid,
+    Failed,
+    Pending,
+    /// The payment had already reached a final state: nothing changed.
+    Duplicate,
+    AmountMismatch,
+    /// Paid, but the order could not be fulfilled (stock gone, or cancelled): refund needed.
+    RefundRequired,
+}
+
+impl Applied {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Applied::Paid => "applied",
+            Applied::Failed => "failed",
+            Applied::Pending => "pending",
+            Applied::Duplicate => "duplicate",
+            Applied::AmountMismatch => "amount_mismatch",
+            Applied::RefundRequired => "refund_required",
+        }
+    }
+}
+
+const FINAL: [&str; 4] = ["paid", "failed", "refunded", "refund_required"];
+
+fn check_provider(st: &AppState, provider: &str) -> AppResult<()> {
+    match provider {
+        "test" if st.config.payments_test_enabled => Ok(()),
+        "test" | "webpay" | "flow" | "mp" => Err(AppError::invalid(
+            "provider",
+            "provider_unavailable",
+            format!("The payment provider {provider} is not configured"),
+        )),
+        _ => Err(AppError::invalid(
+            "provider",
+            "invalid_value",
+            "provider must be webpay, flow, mp or test",
+        )),
+    }
+}
+
+/// `ORD-<orderId>-<yyyymmddHHMMSS>` (≤ 26 characters, Webpay's buy_order limit).
+pub fn payment_ref(order_id: i64, now: DateTime<Utc>) -> String {
+    format!("ORD-{order_id}-{}", now.format("%Y%m%d%H%M%S"))
+}
+
+/// Re-reserves a failed order's lines (a new payment attempt), or refuses with `conflict`.
+async fn re_reserve<C: ConnectionTrait>(
+    st: &AppState,
+    conn: &C,
+    o: &order::Model,
+    now: DateTime<Utc>,
+) -> AppResult<()> {
+    let items = order_item::Entity::find()
+        .filter(order_item::Column::OrderId.eq(o.id))
+        .all(conn)
+        .await?;
+    let ids: Vec<i64> = items.iter().map(|i| i.variant_id).collect();
+    let mut q = product_variant::Entity::find()
+        .filter(product_variant::Column::Id.is_in(ids))
+        .order_by_asc(product_variant::Column::Id);
+    if conn.get_database_backend() == DatabaseBackend::Postgres {
+        q = q.lock_exclusive();
+    }
+    let variants = q.all(conn).await?;
+    let available = stock::available(conn, &variants, now).await?;
+    if items
+        .iter()
+        .any(|i| available.get(&i.variant_id).copied().unwrap_or(0) < i64::from(i.quantity))
+    {
+        return Err(AppError::conflict_field(
+            "orderId",
+            "insufficient_stock",
+            "The order's stock is no longer available",
+        ));
+    }
+    let expires = now + chrono::Duration::seconds(st.config.reservation_ttl_seconds);
+    for i in items {
+        stock_reservation::ActiveModel {
+            order_id: Set(o.id),
+            variant_id: Set(i.variant_id),
+            quantity: Set(i.quantity),
+            expires_at: Set(expires),
+            state: Set(ACTIVE.to_string()),
+            created_at: Set(now),
+            updated_at: Set(now),
+            ..Default::default()
+        }
+        .insert(conn)
+        .await?;
+    }
+    Ok(())
+}
+
+pub async fn start(
+    st: &AppState,
+    ctx: &RequestCtx,
+    input: StartPaymentInput,
+) -> AppResult<Started> {
+    let me = ctx.require_user()?;
+    check_provider(st, &input.provider)?;
+    let now = st.clock.now();
+    let txn = begin_write(&st.db).await?;
+    let mut o = order::Entity::find_by_id(input.order_id)
+        .one(&txn)
+        .await?
+        .filter(|o| o.user_id == me.id)
+        .ok_or_else(|| AppError::not_found("Order"))?;
+    match o.status {
+        OrderStatus::Pending => {}
+        OrderStatus::Failed => {
+            re_reserve(st, &txn, &o, now).await?;
+            o = transition(st, &txn, ctx, &o, OrderStatus::Pending, "new_payment").await?;
+        }
+        other => {
+            return Err(AppError::conflict_field(
+                "orderId",
+                "invalid_state",
+                format!("An order that is {} cannot be paid", other.as_str()),
+            ))
+        }
+    }
+    let reference = payment_ref(o.id, now);
+    // Only the test provider has a driver so far; check_provider refuses the others.
+    let started = test_provider::start(st, &o, &reference);
+    payment::ActiveModel {
+        order_id: Set(o.id),
+        provider: Set(input.provider.clone()),
+        provider_txn_id: Set(started.provider_txn_id.clone()),
+        status: Set("initiated".into()),
+        amount_cents: Set(o.total_cents),
+        auth_code: Set(None),
+        idempotency_key: Set(ctx.idempotency_key.clone()),
+        raw_payload: Set(None),
+        created_at: Set(now),
+        updated_at: Set(now),
+        ..Default::default()
+    }
+    .insert(&txn)
+    .await?;
+    let mut am: order::ActiveModel = o.clone().into();
+    am.payment_provider = Set(Some(input.provider.clone()));
+    am.payment_ref = Set(Some(reference.clone()));
+    am.updated_at = Set(now);
+    am.update(&txn).await?;
+    audit::record(
+        &txn,
+        &st.clock,
+        ctx,
+        Entry::new("payment.started", "order", Some(o.id))
+            .meta(json!({"provider": input.provider, "paymentRef": reference})),
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(Started {
+        provider: input.provider,
+        payment_ref: reference,
+        ..started
+    })
+}
+
+/// The latest payment of the caller's order with a provider.
+async fn latest_payment<C: ConnectionTrait>(
+    conn: &C,
+    order_id: i64,
+    provider: &str,
+) -> AppResult<Option<payment::Model>> {
+    Ok(payment::Entity::find()
+        .filter(payment::Column::OrderId.eq(order_id))
+        .filter(payment::Column::Provider.eq(provider))
+        .order_by_desc(payment::Column::Id)
+        .one(conn)
+        .await?)
+}
+
+pub struct Confirmation {
+    pub status: String,
+    pub order_id: i64,
+    pub payment_ref: Option<String>,
+    pub auth_code: Option<String>,
+}
+
+pub async fn confirm(
+    st: &AppState,
+    ctx: &RequestCtx,
+    input: ConfirmPaymentInput,
+) -> AppResult<Confirmation> {
+    let me = ctx.require_user()?;
+    check_provider(st, &input.provider)?;
+    let o = order::Entity::find_by_id(input.order_id)
+        .one(&st.db)
+        .await?
+        .filter(|o| o.user_id == me.id)
+        .ok_or_else(|| AppError::not_found("Order"))?;
+    let p = latest_payment(&st.db, o.id, &input.provider)
+        .await?
+        .ok_or_else(|| {
+            AppError::conflict_field(
+                "orderId",
+                "no_payment",
+                "No payment was started for this order",
+            )
+        })?;
+    let params = input.params.map(|j| j.0).unwrap_or(Value::Null);
+    let outcome = test_provider::confirm(&p, &params);
+    let txn = begin_write(&st.db).await?;
+    apply_outcome(
+        st,
+        &txn,
+        ctx,
+        p.id,
+        outcome,
+        json!({"source": "confirm", "params": params}),
+    )
+    .await?;
+    txn.commit().await?;
+    let p = payment::Entity::find_by_id(p.id)
+        .one(&st.db)
+        .await?
+        .ok_or_else(|| AppError::not_found("Payment"))?;
+    let o = order::Entity::find_by_id(o.id)
+        .one(&st.db)
+        .await?
+        .ok_or_else(|| AppError::not_found("Order"))?;
+    Ok(Confirmation {
+        status: p.status,
+        order_id: o.id,
+        payment_ref: o.payment_ref,
+        auth_code: p.auth_code,
+    })
+}
+
+async fn set_payment<C: ConnectionTrait>(
+    conn: &C,
+    p: &payment::Model,
+    status: &str,
+    auth_code: Option<String>,
+    raw: &Value,
+    now: DateTime<Utc>,
+) -> AppResult<bool> {
+    // Compare-and-set on the previous status: two deliveries cannot both apply.
+    let r = payment::Entity::update_many()
+        .col_expr(payment::Column::Status, Expr::value(status))
+        .col_expr(
+            payment::Column::AuthCode,
+            Expr::value(auth_code.or_else(|| p.auth_code.clone())),
+        )
+        .col_expr(payment::Column::RawPayload, Expr::value(raw.clone()))
+        .col_expr(payment::Column::UpdatedAt, Expr::value(now))
+        .filter(payment::Column::Id.eq(p.id))
+        .filter(payment::Column::Status.eq(p.status.as_str()))
+        .exec(conn)
+        .await?;
+    Ok(r.rows_affected == 1)
+}
+
+/// Applies a provider outcome to a payment inside the caller's write transaction. Idempotent: a
+/// payment already in a final state is left alone (`Duplicate`).
+pub async fn apply_outcome<C: ConnectionTrait>(
+    st: &AppState,
+    conn: &C,
+    ctx: &RequestCtx,
+    payment_id: i64,
+    outcome: Outcome,
+    raw: Value,
+) -> AppResult<Applied> {
+    let now = st.clock.now();
+    let mut q = payment::Entity::find_by_id(payment_id);
+    if conn.get_database_backend() == DatabaseBackend::Postgres {
+        q = q.lock_exclusive();
+    }
+    let p = q
+        .one(conn)
+        .await?
+        .ok_or_else(|| AppError::not_found("Payment"))?;
+    if FINAL.contains(&p.status.as_str()) {
+        return Ok(Applied::Duplicate);
+    }
+    let o = order::Entity::find_by_id(p.order_id)
+        .one(conn)
+        .await?
+        .ok_or_else(|| AppError::not_found("Order"))?;
+    let applied = match outcome {
+        Outcome::Pending => {
+            set_payment(conn, &p, "pending", None, &raw, now).await?;
+            Applied::Pending
+        }
+        Outcome::Failed { reason } => {
+            if !set_payment(conn, &p, "failed", None, &raw, now).await? {
+                return Ok(Applied::Duplicate);
+            }
+            if o.status == OrderStatus::Pending {
+                transition(
+                    st,
+                    conn,
+                    ctx,
+                    &o,
+                    OrderStatus::Failed,
+                    &format!("payment_failed: {reason}"),
+                )
+                .await?;
+            }
+            Applied::Failed
+        }
+        Outcome::Paid {
+            amount_cents,
+            auth_code,
+        } if amount_cents != p.amount_cents || amount_cents != o.total_cents => {
+            if !set_payment(conn, &p, "failed", auth_code, &raw, now).await? {
+                return Ok(Applied::Duplicate);
+            }
+            tracing::warn!(
+                orderId = o.id,
+                expected = o.total_cents,
+                received = amount_cents,
+                "payment amount mismatch"
+            );
+            audit::record(
+                conn,
+                &st.clock,
+                ctx,
+                Entry::new("payment.amount_mismatch", "payment", Some(p.id))
+                    .meta(json!({"orderId": o.id, "expectedCents": o.total_cents, "receivedCents": amount_cents})),
+            )
+            .await?;
+            Applied::AmountMismatch
+        }
+        Outcome::Paid { auth_code, .. } => {
+            if !set_payment(conn, &p, "paid", auth_code.clone(), &raw, now).await? {
+                return Ok(Applied::Duplicate);
+            }
+            fulfil(st, conn, ctx, &p, &o, auth_code, &raw, now).await?
+        }
+    };
+    st.metrics
+        .payments
+        .with_label_values(&[p.provider.as_str(), applied.as_str()])
+        .inc();
+    audit::record(
+        conn,
+        &st.clock,
+        ctx,
+        Entry::new("payment.outcome", "payment", Some(p.id))
+            .meta(json!({"orderId": o.id, "outcome": applied.as_str()})),
+    )
+    .await?;
+    Ok(applied)
+}
+
+/// The paid transition: order → paid by compare-and-set, stock decremented (guarded), reservations
+/// consumed, the coupon counted. When the stock is gone (a late payment) or the order can no longer
+/// be paid, the order fails and the payment becomes `refund_required`.
+#[allow(clippy::too_many_arguments)]
+async fn fulfil<C: ConnectionTrait>(
+    st: &AppState,
+    conn: &C,
+    ctx: &RequestCtx,
+    p: &payment::Model,
+    o: &order::Model,
+    auth_code: Option<String>,
+    raw: &Value,
+    now: DateTime<Utc>,
+) -> AppResult<Applied> {
+    let refund = |reason: &'static str| async move {
+        let paid = payment::Model {
+            status: "paid".into(),
+            ..p.clone()
+        };
+        set_payment(conn, &paid, "refund_required", auth_code.clone(), raw, now).await?;
+        audit::record(
+            conn,
+            &st.clock,
+            ctx,
+            Entry::new("payment.refund_required", "payment", Some(p.id))
+                .meta(json!({"orderId": o.id, "reason": reason})),
+        )
+        .await?;
+        st.metrics.refund_required.inc();
+        Ok::<_, AppError>(Applied::RefundRequired)
+    };
+    if !matches!(o.status, OrderStatus::Pending | OrderStatus::Failed) {
+        return refund("order_not_payable").await;
+    }
+    let items = order_item::Entity::find()
+        .filter(order_item::Column::OrderId.eq(o.id))
+        .all(conn)
+        .await?;
+    let ids: Vec<i64> = items.iter().map(|i| i.variant_id).collect();
+    let mut q = product_variant::Entity::find()
+        .filter(product_variant::Column::Id.is_in(ids))
+        .order_by_asc(product_variant::Column::Id);
+    if conn.get_database_backend() == DatabaseBackend::Postgres {
+        q = q.lock_exclusive();
+    }
+    let variants = q.all(conn).await?;
+    // Units held by other orders' live reservations are not ours to take.
+    let held = stock::reserved(
+        conn,
+        &variants.iter().map(|v| v.id).collect::<Vec<_>>(),
+        now,
+    )
+    .await?;
+    let own: Vec<stock_reservation::Model> = stock_reservation::Entity::find()
+        .filter(stock_reservation::Column::OrderId.eq(o.id))
+        .filter(stock_reservation::Column::State.eq(ACTIVE))
+        .filter(stock_reservation::Column::ExpiresAt.gt(now))
+        .all(conn)
+        .await?;
+    let enough = items.iter().all(|i| {
+        let v = variants.iter().find(|v| v.id == i.variant_id);
+        let mine: i64 = own
+            .iter()
+            .filter(|r| r.variant_id == i.variant_id)
+            .map(|r| i64::from(r.quantity))
+            .sum();
+        let others = held.get(&i.variant_id).copied().unwrap_or(0) - mine;
+        v.is_some_and(|v| i64::from(v.stock) - others >= i64::from(i.quantity))
+    });
+    if !enough {
+        if o.status == OrderStatus::Pending {
+            transition(st, conn, ctx, o, OrderStatus::Failed, "paid_without_stock").await?;
+        }
+        return refund("stock_gone").await;
+    }
+    let o = if o.status == OrderStatus::Failed {
+        transition(st, conn, ctx, o, OrderStatus::Pending, "late_payment").await?
+    } else {
+        o.clone()
+    };
+    transition(st, conn, ctx, &o, OrderStatus::Paid, "payment").await?;
+    for i in &items {
+        let r = product_variant::Entity::update_many()
+            .col_expr(
+                product_variant::Column::Stock,
+                Expr::col(product_variant::Column::Stock).sub(i.quantity),
+            )
+            .col_expr(product_variant::Column::UpdatedAt, Expr::value(now))
+            .filter(product_variant::Column::Id.eq(i.variant_id))
+            .filter(product_variant::Column::Stock.gte(i.quantity))
+            .exec(conn)
+            .await?;
+        if r.rows_affected != 1 {
+            return Err(AppError::internal(format!(
+                "stock decrement refused for variant {}",
+                i.variant_id
+            )));
+        }
+    }
+    stock_reservation::Entity::update_many()
+        .col_expr(stock_reservation::Column::State, Expr::value(CONSUMED))
+        .col_expr(stock_reservation::Column::UpdatedAt, Expr::value(now))
+        .filter(stock_reservation::Column::OrderId.eq(o.id))
+        .filter(stock_reservation::Column::State.eq(ACTIVE))
+        .exec(conn)
+        .await?;
+    if let Some(cid) = o.coupon_id {
+        coupon::Entity::update_many()
+            .col_expr(
+                coupon::Column::UsedCount,
+                Expr::col(coupon::Column::UsedCount).add(1),
+            )
+            .filter(coupon::Column::Id.eq(cid))
+            .exec(conn)
+            .await?;
+    }
+    Ok(Applied::Paid)
+}
