@@ -33,6 +33,7 @@ pub struct QueryRoot(
     checkout::CheckoutQuery,
     coupons::CouponsQuery,
     orders::OrdersQuery,
+    payments::PaymentsQuery,
 );
 
 #[derive(MergedObject, Default)]

@@ -5,9 +5,12 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::guards::RoleGuard;
+use super::scalars::Timestamp;
 use super::{parts, GqlResult};
+use crate::entities::payment;
 use crate::entities::user::Role;
-use crate::services::payments::{self, ConfirmPaymentInput, StartPaymentInput};
+use crate::services::pagination::Page;
+use crate::services::payments::{self, ConfirmPaymentInput, PaymentFilter, StartPaymentInput};
 
 #[derive(SimpleObject, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -70,6 +73,84 @@ impl PaymentsMutation {
             order_id: c.order_id,
             payment_ref: c.payment_ref,
             auth_code: c.auth_code,
+        })
+    }
+}
+
+#[derive(SimpleObject, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Payment {
+    pub id: i64,
+    pub order_id: i64,
+    pub provider: String,
+    pub provider_txn_id: String,
+    /// initiated, pending, paid, failed, refunded, refund_required.
+    pub status: String,
+    pub amount_cents: i64,
+    pub auth_code: Option<String>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+impl From<payment::Model> for Payment {
+    fn from(p: payment::Model) -> Self {
+        Payment {
+            id: p.id,
+            order_id: p.order_id,
+            provider: p.provider,
+            provider_txn_id: p.provider_txn_id,
+            status: p.status,
+            amount_cents: p.amount_cents,
+            auth_code: p.auth_code,
+            created_at: p.created_at.into(),
+            updated_at: p.updated_at.into(),
+        }
+    }
+}
+
+#[derive(SimpleObject, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(example = json!({"items": [{"id": 3, "orderId": 12, "provider": "test", "providerTxnId": "5b0e...", "status": "paid",
+    "amountCents": 13970, "authCode": "TEST-3", "createdAt": "2026-11-22T08:00:00Z", "updatedAt": "2026-11-22T08:01:00Z"}], "total": 1, "page": 1, "pageSize": 20}))]
+pub struct PaymentPage {
+    pub items: Vec<Payment>,
+    pub total: u64,
+    pub page: u64,
+    pub page_size: u64,
+}
+
+#[derive(Default)]
+pub struct PaymentsQuery;
+
+#[Object]
+impl PaymentsQuery {
+    /// Admin: payments by provider, status and creation date range.
+    #[graphql(guard = "RoleGuard(Role::Admin)")]
+    #[allow(clippy::too_many_arguments)]
+    async fn admin_payments(
+        &self,
+        ctx: &Context<'_>,
+        page: Option<i64>,
+        page_size: Option<i64>,
+        provider: Option<String>,
+        status: Option<String>,
+        date_from: Option<Timestamp>,
+        date_to: Option<Timestamp>,
+    ) -> GqlResult<PaymentPage> {
+        let (st, rc) = parts(ctx);
+        let p = Page::parse(page, page_size)?;
+        let f = PaymentFilter {
+            provider,
+            status,
+            date_from: date_from.map(|t| t.0),
+            date_to: date_to.map(|t| t.0),
+        };
+        let (items, total) = payments::list(st, rc, f, p).await?;
+        Ok(PaymentPage {
+            items: items.into_iter().map(Payment::from).collect(),
+            total,
+            page: p.page,
+            page_size: p.page_size,
         })
     }
 }

@@ -6,7 +6,7 @@ use utoipa::IntoParams;
 
 use crate::entities::order::OrderStatus;
 use crate::graphql::orders::OrderPageDoc;
-use crate::graphql::payments::{PaymentConfirmation, PaymentStart};
+use crate::graphql::payments::{PaymentConfirmation, PaymentPage, PaymentStart};
 use crate::services::orders::{TrackingInput, UpdateOrderStatusInput};
 use crate::services::payments::{ConfirmPaymentInput, StartPaymentInput};
 
@@ -57,6 +57,28 @@ pub struct AdminOrdersParams {
     /// Customer email (part), order id or payment reference.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub q: Option<String>,
+}
+
+#[derive(Deserialize, Serialize, IntoParams)]
+#[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
+pub struct AdminPaymentsParams {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub page: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub page_size: Option<i64>,
+    /// webpay, flow, mp or test.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider: Option<String>,
+    /// initiated, pending, paid, failed, refunded or refund_required.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[param(value_type = Option<String>, format = DateTime)]
+    pub date_from: Option<crate::graphql::scalars::Timestamp>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[param(value_type = Option<String>, format = DateTime)]
+    pub date_to: Option<crate::graphql::scalars::Timestamp>,
 }
 
 pub fn routes() -> Vec<RestRoute> {
@@ -244,5 +266,10 @@ pub fn routes() -> Vec<RestRoute> {
             .doc("payments", "Confirm a payment with the provider's return data (applied at most once)")
             .body(json_body::<ConfirmPaymentInput>("input"))
             .returns::<PaymentConfirmation>(),
+        RestRoute::new(M::GET, "/api/admin/payments", "AdminPayments", doc!("commerce/admin_payments.graphql"), "adminPayments")
+            .access(Access::Admin)
+            .doc("payments", "Payments by provider, status and date range (admin)")
+            .query(query::<AdminPaymentsParams>())
+            .returns::<PaymentPage>(),
     ]
 }

@@ -135,7 +135,26 @@ pub async fn transition<C: ConnectionTrait>(
         (OrderStatus::Pending, OrderStatus::Cancelled | OrderStatus::Failed) => {
             release_reservations(conn, current.id, now).await?;
         }
-        (OrderStatus::Paid, OrderStatus::Cancelled) => restock(conn, current.id, now).await?,
+        (OrderStatus::Paid, OrderStatus::Cancelled) => {
+            restock(conn, current.id, now).await?;
+            // The money was taken: the payment needs a refund (automatic refunds come with the drivers).
+            let r = crate::entities::payment::Entity::update_many()
+                .col_expr(
+                    crate::entities::payment::Column::Status,
+                    Expr::value("refund_required"),
+                )
+                .col_expr(
+                    crate::entities::payment::Column::UpdatedAt,
+                    Expr::value(now),
+                )
+                .filter(crate::entities::payment::Column::OrderId.eq(current.id))
+                .filter(crate::entities::payment::Column::Status.eq("paid"))
+                .exec(conn)
+                .await?;
+            for _ in 0..r.rows_affected {
+                st.metrics.refund_required.inc();
+            }
+        }
         _ => {}
     }
     audit::record(

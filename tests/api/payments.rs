@@ -544,3 +544,111 @@ async fn payment_for_a_cancelled_order_needs_a_refund() {
     );
     assert_eq!(stock_of(&app, "NL-AUTO-1G").await, before);
 }
+
+#[tokio::test]
+async fn paid_orders_ship_deliver_or_get_cancelled_with_a_refund_flag() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin_token().await;
+    let (token, _, _) = app.register("envio2@example.cl").await;
+    let before = stock_of(&app, "WW-FEM-1G").await;
+    let mut paid = Vec::new();
+    for _ in 0..2 {
+        let (id, _) = order_and_start(&app, &token, "WW-FEM-1G", 2, None).await;
+        let r = app
+            .post(
+                "/api/payments/confirm",
+                Some(&token),
+                json!({"orderId": id, "provider": "test", "params": {"mock": "paid"}}),
+            )
+            .await;
+        assert_eq!(r.body["status"], "paid", "{}", r.text);
+        paid.push(id);
+    }
+    assert_eq!(stock_of(&app, "WW-FEM-1G").await, before - 4);
+    // A customer cannot cancel a paid order; an admin can: restock and refund_required.
+    let r = app
+        .post(
+            &format!("/api/orders/{}/cancel", paid[0]),
+            Some(&token),
+            json!({}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.text);
+    let r = app
+        .patch(
+            &format!("/api/admin/orders/{}", paid[0]),
+            Some(&admin),
+            json!({"status": "cancelled", "note": "sin stock en bodega"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(stock_of(&app, "WW-FEM-1G").await, before - 2, "restocked");
+    assert_eq!(
+        app.scalar_string(&format!(
+            "SELECT status FROM payments WHERE order_id = {}",
+            paid[0]
+        ))
+        .await
+        .unwrap(),
+        "refund_required"
+    );
+    // paid -> shipped -> delivered, and delivered is final.
+    for (to, code) in [
+        ("delivered", StatusCode::CONFLICT),
+        ("shipped", StatusCode::OK),
+        ("cancelled", StatusCode::CONFLICT),
+        ("delivered", StatusCode::OK),
+    ] {
+        let r = app
+            .patch(
+                &format!("/api/admin/orders/{}", paid[1]),
+                Some(&admin),
+                json!({"status": to}),
+            )
+            .await;
+        assert_eq!(r.status, code, "-> {to}: {}", r.text);
+    }
+    for to in ["pending", "paid", "shipped", "cancelled", "failed"] {
+        let r = app
+            .patch(
+                &format!("/api/admin/orders/{}", paid[1]),
+                Some(&admin),
+                json!({"status": to}),
+            )
+            .await;
+        assert_eq!(
+            r.status,
+            StatusCode::CONFLICT,
+            "delivered -> {to}: {}",
+            r.text
+        );
+    }
+    // Admin payments listing.
+    let r = app
+        .get(
+            "/api/admin/payments?provider=test&status=paid",
+            Some(&admin),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.body["total"], 1);
+    assert_eq!(r.body["items"][0]["orderId"], paid[1]);
+    assert_eq!(
+        app.get("/api/admin/payments?status=refund_required", Some(&admin))
+            .await
+            .body["total"],
+        1
+    );
+    assert_eq!(
+        app.get("/api/admin/payments", Some(&admin)).await.body["total"],
+        2
+    );
+    assert!(app
+        .get("/api/admin/payments?status=lost", Some(&admin))
+        .await
+        .has_detail("status", "invalid_value"));
+    assert_eq!(
+        app.get("/api/admin/payments", Some(&token)).await.status,
+        StatusCode::FORBIDDEN
+    );
+}

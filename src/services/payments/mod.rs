@@ -540,3 +540,60 @@ async fn fulfil<C: ConnectionTrait>(
     }
     Ok(Applied::Paid)
 }
+
+#[derive(Debug, Default, Clone)]
+pub struct PaymentFilter {
+    pub provider: Option<String>,
+    pub status: Option<String>,
+    pub date_from: Option<DateTime<Utc>>,
+    pub date_to: Option<DateTime<Utc>>,
+}
+
+/// Admin: payments, newest first.
+pub async fn list(
+    st: &AppState,
+    ctx: &RequestCtx,
+    f: PaymentFilter,
+    page: crate::services::pagination::Page,
+) -> AppResult<(Vec<payment::Model>, u64)> {
+    use sea_orm::PaginatorTrait;
+    ctx.require_admin()?;
+    let mut q = payment::Entity::find();
+    if let Some(p) = f.provider.as_deref().filter(|p| !p.is_empty()) {
+        q = q.filter(payment::Column::Provider.eq(p));
+    }
+    if let Some(s) = f.status.as_deref().filter(|s| !s.is_empty()) {
+        if ![
+            "initiated",
+            "pending",
+            "paid",
+            "failed",
+            "refunded",
+            "refund_required",
+        ]
+        .contains(&s)
+        {
+            return Err(AppError::invalid(
+                "status",
+                "invalid_value",
+                "Unknown payment status",
+            ));
+        }
+        q = q.filter(payment::Column::Status.eq(s));
+    }
+    if let Some(d) = f.date_from {
+        q = q.filter(payment::Column::CreatedAt.gte(d));
+    }
+    if let Some(d) = f.date_to {
+        q = q.filter(payment::Column::CreatedAt.lte(d));
+    }
+    let total = q.clone().count(&st.db).await?;
+    let items = q
+        .order_by_desc(payment::Column::CreatedAt)
+        .order_by_desc(payment::Column::Id)
+        .offset(page.offset())
+        .limit(page.page_size)
+        .all(&st.db)
+        .await?;
+    Ok((items, total))
+}
