@@ -177,12 +177,13 @@ impl From<order::Model> for Order {
 impl Order {
     /// The lines, with names and prices frozen at order time.
     async fn items(&self, ctx: &Context<'_>) -> GqlResult<Vec<OrderItem>> {
-        let (st, _) = parts(ctx);
-        Ok(checkout::order_items(&st.db, self.id)
+        // Batched: a page of orders loads all its lines in one query.
+        let loader = ctx.data_unchecked::<super::loaders::RequestLoader>();
+        let items = loader
+            .load_one(super::loaders::OrderItemsOf(self.id))
             .await?
-            .into_iter()
-            .map(OrderItem::from)
-            .collect())
+            .unwrap_or_default();
+        Ok(items.into_iter().map(OrderItem::from).collect())
     }
 }
 

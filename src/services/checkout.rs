@@ -511,15 +511,3 @@ pub async fn confirm(
     st.metrics.orders_created.inc();
     Ok(created)
 }
-
-/// An order with its lines.
-pub async fn order_items<C: ConnectionTrait>(
-    conn: &C,
-    order_id: i64,
-) -> AppResult<Vec<order_item::Model>> {
-    Ok(order_item::Entity::find()
-        .filter(order_item::Column::OrderId.eq(order_id))
-        .order_by_asc(order_item::Column::Id)
-        .all(conn)
-        .await?)
-}

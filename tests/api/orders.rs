@@ -30,7 +30,13 @@ async fn customers_see_only_their_orders() {
         .as_i64()
         .unwrap();
     place_order(&app, &alice, "WW-FEM-1G", 2).await;
+    let before = app.metric("db_statements_total", "").await;
     let mine = app.get("/api/orders", Some(&alice)).await;
+    let statements = app.metric("db_statements_total", "").await - before;
+    assert_eq!(
+        statements, 4.0,
+        "bearer check + count + page + one batch of lines, whatever the number of orders"
+    );
     assert_eq!(mine.body["total"], 2, "{}", mine.text);
     assert_eq!(
         mine.body["items"][0]["items"][0]["productName"], "White Widow Feminizada",
