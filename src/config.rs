@@ -65,6 +65,8 @@ pub struct Config {
     pub sweep_interval_seconds: i64,
     /// Where browsers are sent back after paying.
     pub frontend_base_url: String,
+    /// The store's name as printed on receipts.
+    pub store_name: String,
     /// HMAC key of the `test` payment provider's webhooks.
     pub test_payment_secret: String,
     /// The `test` provider works outside production, and in production only when enabled.
@@ -225,6 +227,11 @@ impl Config {
                 .unwrap_or_else(|| "http://localhost:5173".into())
                 .trim_end_matches('/')
                 .to_string(),
+            store_name: r
+                .raw("STORE_NAME")
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+                .unwrap_or_else(|| "Dispensario".into()),
             test_payment_secret: r
                 .raw("TEST_PAYMENT_SECRET")
                 .unwrap_or_else(|| "dev-test-payment-secret".into()),

@@ -67,6 +67,16 @@ impl OrdersQuery {
         Ok(orders::visible(&st.db, rc, id).await?.into())
     }
 
+    /// The PDF receipt of a paid (or shipped, delivered) order, base64-encoded; the owner's or,
+    /// for admins, anyone's. Before payment it is a `conflict` with `issue: "not_paid"`.
+    #[graphql(guard = "RoleGuard(Role::Customer)")]
+    async fn order_invoice(&self, ctx: &Context<'_>, id: i64) -> GqlResult<String> {
+        use base64::Engine;
+        let (st, rc) = parts(ctx);
+        let pdf = crate::services::receipts::for_order(st, rc, id).await?;
+        Ok(base64::engine::general_purpose::STANDARD.encode(pdf))
+    }
+
     /// Admin: every order, by status, provider, creation date range, or `q` (email, order id, payment ref).
     #[graphql(guard = "RoleGuard(Role::Admin)")]
     #[allow(clippy::too_many_arguments)]

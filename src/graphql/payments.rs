@@ -49,7 +49,7 @@ impl PaymentsMutation {
         input: StartPaymentInput,
     ) -> GqlResult<PaymentStart> {
         let (st, rc) = parts(ctx);
-        let s = payments::start(st, rc, input).await?;
+        let s = payments::start_once(st, rc, input).await?;
         Ok(PaymentStart {
             provider: s.provider,
             provider_txn_id: s.provider_txn_id,
@@ -67,7 +67,7 @@ impl PaymentsMutation {
         input: ConfirmPaymentInput,
     ) -> GqlResult<PaymentConfirmation> {
         let (st, rc) = parts(ctx);
-        let c = payments::confirm(st, rc, input).await?;
+        let c = payments::confirm_once(st, rc, input).await?;
         Ok(PaymentConfirmation {
             status: c.status,
             order_id: c.order_id,

@@ -201,7 +201,7 @@ async fn run(
             .unwrap_or(async_graphql::Value::Null),
         _ => async_graphql::Value::Null,
     };
-    if let Some((content_type, filename)) = route.raw_response {
+    if let Some(file) = route.raw_response {
         let text = match value {
             async_graphql::Value::String(s) => s,
             _ => {
@@ -211,17 +211,41 @@ async fn run(
                 )))
             }
         };
+        let body = if file.base64 {
+            use base64::Engine;
+            base64::engine::general_purpose::STANDARD
+                .decode(text)
+                .map_err(AppError::internal)?
+        } else {
+            text.into_bytes()
+        };
+        let mut filename = file.filename.to_string();
+        for (name, value) in params.iter() {
+            filename = filename.replace(&format!("{{{name}}}"), value);
+        }
         return Ok((
             route.success,
             [
-                (header::CONTENT_TYPE, HeaderValue::from_static(content_type)),
+                (
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static(file.content_type),
+                ),
                 (
                     header::CONTENT_DISPOSITION,
                     HeaderValue::from_str(&format!("attachment; filename=\"{filename}\""))
                         .map_err(AppError::internal)?,
                 ),
+                (
+                    header::X_CONTENT_TYPE_OPTIONS,
+                    HeaderValue::from_static("nosniff"),
+                ),
+                // Downloads hold customers' or the store's data: never cached by shared caches.
+                (
+                    header::CACHE_CONTROL,
+                    HeaderValue::from_static("private, no-store"),
+                ),
             ],
-            text,
+            body,
         )
             .into_response());
     }

@@ -237,6 +237,10 @@ pub fn routes() -> Vec<RestRoute> {
             .access(Access::Customer)
             .doc("orders", "One order (the owner's, or any for an admin; others are 404)")
             .returns::<OrderDoc>(),
+        RestRoute::new(M::GET, "/api/orders/{id}/invoice", "OrderInvoice", doc!("commerce/order_invoice.graphql"), "orderInvoice")
+            .access(Access::Customer)
+            .doc("orders", "The PDF receipt of a paid, shipped or delivered order (owner or admin; others 404; before payment 409 not_paid)")
+            .binary("application/pdf", "receipt-{id}.pdf"),
         RestRoute::new(M::POST, "/api/orders/{id}/cancel", "CancelOrder", doc!("commerce/cancel_order.graphql", "order_fields.graphql"), "cancelOrder")
             .access(Access::Customer)
             .doc("orders", "Cancel a pending order (owner); its reservations are released")

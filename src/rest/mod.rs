@@ -106,8 +106,17 @@ pub struct RestRoute {
     pub query: Option<QuerySpec>,
     pub response: Option<SchemaRef>,
     pub upload: Option<UploadSpec>,
-    /// When set, the field is a String sent as is with this content type (and an attachment name).
-    pub raw_response: Option<(&'static str, &'static str)>,
+    /// When set, the field is sent as a file download instead of JSON.
+    pub raw_response: Option<RawFile>,
+}
+
+/// A file download: the GraphQL field is a String holding the file (text as is, or base64 for
+/// binary files); `filename` may name the `{id}` path parameter.
+#[derive(Clone, Copy)]
+pub struct RawFile {
+    pub content_type: &'static str,
+    pub filename: &'static str,
+    pub base64: bool,
 }
 
 /// A body of type `T` (unknown fields rejected) bound to the variable `var`.
@@ -140,7 +149,21 @@ impl RestRoute {
 
     /// The field is a String sent as a file download (e.g. `text/csv`, `products.csv`).
     pub fn raw(mut self, content_type: &'static str, filename: &'static str) -> Self {
-        self.raw_response = Some((content_type, filename));
+        self.raw_response = Some(RawFile {
+            content_type,
+            filename,
+            base64: false,
+        });
+        self
+    }
+
+    /// The field is a base64 String decoded and sent as a binary download (e.g. a PDF).
+    pub fn binary(mut self, content_type: &'static str, filename: &'static str) -> Self {
+        self.raw_response = Some(RawFile {
+            content_type,
+            filename,
+            base64: true,
+        });
         self
     }
 

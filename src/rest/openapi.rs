@@ -148,10 +148,23 @@ fn operation(route: &RestRoute) -> utoipa::openapi::path::Operation {
     }
     let success = route.success;
     let success_response = match (&route.response, route.raw_response) {
-        (_, Some((content_type, _))) => ResponseBuilder::new()
+        (_, Some(file)) if file.base64 => ResponseBuilder::new()
             .description("A file download")
             .content(
-                content_type,
+                file.content_type,
+                ContentBuilder::new()
+                    .schema(Some(ObjectBuilder::new().schema_type(Type::String).format(
+                        Some(utoipa::openapi::SchemaFormat::KnownFormat(
+                            utoipa::openapi::KnownFormat::Binary,
+                        )),
+                    )))
+                    .build(),
+            )
+            .build(),
+        (_, Some(file)) => ResponseBuilder::new()
+            .description("A file download")
+            .content(
+                file.content_type,
                 ContentBuilder::new()
                     .schema(Some(ObjectBuilder::new().schema_type(Type::String)))
                     .example(Some(serde_json::json!(
@@ -191,7 +204,8 @@ fn operation(route: &RestRoute) -> utoipa::openapi::path::Operation {
     if !path_params.is_empty() {
         op = op.response("404", error_response("not_found"));
     }
-    if route.method != axum::http::Method::GET {
+    // A receipt is refused (409 not_paid) before payment, although it is a GET.
+    if route.method != axum::http::Method::GET || route.path.ends_with("/invoice") {
         op = op.response("409", error_response("conflict"));
     }
     if route.path.starts_with("/api/auth/") {

@@ -366,31 +366,16 @@ pub async fn confirm_checkout(
     ctx: &RequestCtx,
     input: CheckoutInput,
 ) -> AppResult<order::Model> {
-    use crate::services::idempotency::{self, Claim};
-    let me = ctx.require_user()?;
-    let Some(key) = ctx.idempotency_key.as_deref() else {
-        return confirm(st, ctx, input).await;
-    };
-    let hash = idempotency::request_hash("checkout.confirm", &input)?;
-    match idempotency::claim(st, me.id, "checkout.confirm", key, &hash).await? {
-        Claim::Replay(body) => {
-            let id: i64 = body.parse().map_err(AppError::internal)?;
-            order::Entity::find_by_id(id)
-                .one(&st.db)
-                .await?
-                .ok_or_else(|| AppError::not_found("Order"))
-        }
-        Claim::Fresh(claim_id) => match confirm(st, ctx, input).await {
-            Ok(created) => {
-                idempotency::complete(st, claim_id, 201, created.id.to_string()).await?;
-                Ok(created)
-            }
-            Err(e) => {
-                idempotency::abandon(st, claim_id).await;
-                Err(e)
-            }
-        },
-    }
+    ctx.require_user()?;
+    let id =
+        crate::services::idempotency::once(st, ctx, "checkout.confirm", input, |input| async {
+            confirm(st, ctx, input).await.map(|o| o.id)
+        })
+        .await?;
+    order::Entity::find_by_id(id)
+        .one(&st.db)
+        .await?
+        .ok_or_else(|| AppError::not_found("Order"))
 }
 
 /// Creates the pending order and reserves its stock, or writes nothing.

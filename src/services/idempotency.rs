@@ -3,9 +3,12 @@
 
 use chrono::Duration;
 use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set};
+use serde::de::DeserializeOwned;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
+use std::future::Future;
 
+use crate::actor::RequestCtx;
 use crate::db::begin_write;
 use crate::entities::idempotency_key;
 use crate::error::{AppError, AppResult};
@@ -109,5 +112,42 @@ pub async fn complete(st: &AppState, id: i64, status: u16, body: String) -> AppR
 pub async fn abandon(st: &AppState, id: i64) {
     if let Err(e) = idempotency_key::Entity::delete_by_id(id).exec(&st.db).await {
         AppError::internal(e);
+    }
+}
+
+/// Runs `op` at most once per (user, `Idempotency-Key`) when the request carries a key: a retry with
+/// the same key and the same `input` gets the first outcome back (serialised on completion); the
+/// same key with another input is a `conflict`. Without a key `op` simply runs. A failed `op`
+/// releases the key so that a corrected retry may use it.
+pub async fn once<I, T, F, Fut>(
+    st: &AppState,
+    ctx: &RequestCtx,
+    scope: &str,
+    input: I,
+    op: F,
+) -> AppResult<T>
+where
+    I: Serialize,
+    T: Serialize + DeserializeOwned,
+    F: FnOnce(I) -> Fut,
+    Fut: Future<Output = AppResult<T>>,
+{
+    let (Some(key), Some(me)) = (ctx.idempotency_key.as_deref(), ctx.user()) else {
+        return op(input).await;
+    };
+    let hash = request_hash(scope, &input)?;
+    match claim(st, me.id, scope, key, &hash).await? {
+        Claim::Replay(body) => serde_json::from_str(&body).map_err(AppError::internal),
+        Claim::Fresh(claim_id) => match op(input).await {
+            Ok(out) => {
+                let body = serde_json::to_string(&out).map_err(AppError::internal)?;
+                complete(st, claim_id, 200, body).await?;
+                Ok(out)
+            }
+            Err(e) => {
+                abandon(st, claim_id).await;
+                Err(e)
+            }
+        },
     }
 }

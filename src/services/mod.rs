@@ -14,6 +14,7 @@ pub mod pagination;
 pub mod passwords;
 pub mod payments;
 pub mod rate_limit;
+pub mod receipts;
 pub mod shipping;
 pub mod stock;
 pub mod tokens;

@@ -79,17 +79,12 @@ fn openapi_documents_every_rest_route_with_examples() {
             route.method,
             route.path
         );
-        if route.raw_response.is_some() {
-            assert!(
-                ok["content"]
-                    .as_object()
-                    .unwrap()
-                    .keys()
-                    .any(|k| k.starts_with("text/csv")),
-                "{} {}",
-                route.method,
-                route.path
-            );
+        if let Some(file) = route.raw_response {
+            let content = &ok["content"][file.content_type];
+            assert!(content.is_object(), "{} {}", route.method, route.path);
+            if file.base64 {
+                assert_eq!(content["schema"]["format"], "binary", "{}", route.path);
+            }
         } else if route.response.is_some() {
             assert!(
                 ok["content"]["application/json"]["example"].is_object(),

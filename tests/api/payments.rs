@@ -652,3 +652,352 @@ async fn paid_orders_ship_deliver_or_get_cancelled_with_a_refund_flag() {
         StatusCode::FORBIDDEN
     );
 }
+
+async fn post_with_key(app: &TestApp, path: &str, token: &str, body: Value, key: &str) -> Resp {
+    app.send(
+        app.client
+            .post(app.url(path))
+            .bearer_auth(token)
+            .header("Idempotency-Key", key)
+            .json(&body),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn start_and_confirm_replay_under_the_same_idempotency_key() {
+    let app = TestApp::spawn().await;
+    let (token, _, _) = app.register("idem-pago@example.cl").await;
+    let vid = variant_id(&app, "NL-AUTO-5G").await;
+    let o = app
+        .post(
+            "/api/checkout/confirm",
+            Some(&token),
+            json!({"items": [{"variantId": vid, "quantity": 1}], "address": {"addressLine": "Av. Matta 1", "comuna": "Santiago", "region": "RM"}, "shippingMethod": "starken"}),
+        )
+        .await;
+    let id = o.body["id"].as_i64().unwrap();
+    let start = json!({"orderId": id, "provider": "test"});
+    let first = post_with_key(
+        &app,
+        "/api/payments/start",
+        &token,
+        start.clone(),
+        "start-1",
+    )
+    .await;
+    assert_eq!(first.status, StatusCode::OK, "{}", first.text);
+    app.clock.advance(Duration::seconds(5));
+    let again = post_with_key(
+        &app,
+        "/api/payments/start",
+        &token,
+        start.clone(),
+        "start-1",
+    )
+    .await;
+    assert_eq!(again.status, StatusCode::OK, "{}", again.text);
+    assert_eq!(again.body, first.body, "a retry returns the first redirect");
+    let payments = format!("SELECT COUNT(*) FROM payments WHERE order_id = {id}");
+    assert_eq!(app.scalar_i64(&payments).await, 1, "one payment row");
+    // Without the key a new start is a new payment attempt.
+    let fresh = app.post("/api/payments/start", Some(&token), start).await;
+    assert_eq!(fresh.status, StatusCode::OK);
+    assert_ne!(fresh.body["providerTxnId"], first.body["providerTxnId"]);
+    assert_eq!(app.scalar_i64(&payments).await, 2);
+
+    let confirm = json!({"orderId": id, "provider": "test", "params": {"mock": "paid"}});
+    let c1 = post_with_key(
+        &app,
+        "/api/payments/confirm",
+        &token,
+        confirm.clone(),
+        "conf-1",
+    )
+    .await;
+    assert_eq!(c1.status, StatusCode::OK, "{}", c1.text);
+    assert_eq!(c1.body["status"], "paid");
+    let c2 = post_with_key(&app, "/api/payments/confirm", &token, confirm, "conf-1").await;
+    assert_eq!(c2.body, c1.body);
+    let transitions = format!(
+        "SELECT COUNT(*) FROM system_logs WHERE action = 'order.status_changed' AND entity_id = {id}"
+    );
+    assert_eq!(app.scalar_i64(&transitions).await, 1, "paid once");
+    // The same key with another request is refused.
+    let other = json!({"orderId": id, "provider": "test", "params": {"mock": "rejected"}});
+    let c3 = post_with_key(&app, "/api/payments/confirm", &token, other, "conf-1").await;
+    assert_eq!(c3.status, StatusCode::CONFLICT, "{}", c3.text);
+    assert!(c3.has_detail("Idempotency-Key", "reused_with_different_request"));
+}
+
+/// An order of one unit of `sku`, paid through the test provider.
+async fn paid_order(app: &TestApp, token: &str, sku: &str) -> i64 {
+    let (id, _) = order_and_start(app, token, sku, 1, None).await;
+    let r = app
+        .post(
+            "/api/payments/confirm",
+            Some(token),
+            json!({"orderId": id, "provider": "test", "params": {"mock": "paid"}}),
+        )
+        .await;
+    assert_eq!(r.body["status"], "paid", "{}", r.text);
+    id
+}
+
+async fn invoice_bytes(
+    app: &TestApp,
+    id: i64,
+    token: &str,
+) -> (StatusCode, reqwest::header::HeaderMap, Vec<u8>) {
+    let res = app
+        .client
+        .get(app.url(&format!("/api/orders/{id}/invoice")))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("request");
+    let status = res.status();
+    let headers = res.headers().clone();
+    (status, headers, res.bytes().await.expect("body").to_vec())
+}
+
+/// Where poppler is installed (`.ci/run` installs it), renders the PDF to an image and to text
+/// and checks the text; `RECEIPT_DUMP=<path>` keeps a copy for a human look.
+fn rendered_text_contains(pdf: &[u8], texts: &[&str]) {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("receipt.pdf");
+    std::fs::write(&file, pdf).unwrap();
+    if let Ok(keep) = std::env::var("RECEIPT_DUMP") {
+        std::fs::write(keep, pdf).unwrap();
+    }
+    let Ok(out) = std::process::Command::new("pdftotext")
+        .arg("-layout")
+        .arg(&file)
+        .arg("-")
+        .output()
+    else {
+        eprintln!("pdftotext not installed: rendering not checked");
+        return;
+    };
+    assert!(
+        out.status.success(),
+        "pdftotext: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.stderr.is_empty(),
+        "poppler complained: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    for t in texts {
+        assert!(text.contains(t), "rendered text lacks {t:?}: {text}");
+    }
+    let png = std::process::Command::new("pdftoppm")
+        .args(["-png", "-r", "40", "-singlefile"])
+        .arg(&file)
+        .arg(dir.path().join("page"))
+        .output()
+        .expect("pdftoppm");
+    assert!(
+        png.status.success() && png.stderr.is_empty(),
+        "pdftoppm: {}",
+        String::from_utf8_lossy(&png.stderr)
+    );
+    assert!(
+        std::fs::metadata(dir.path().join("page.png"))
+            .unwrap()
+            .len()
+            > 1000
+    );
+}
+
+fn contains(haystack: &[u8], needle: &str) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|w| w == needle.as_bytes())
+}
+
+#[tokio::test]
+async fn the_receipt_is_a_pdf_for_paid_orders_only() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin_token().await;
+    let (token, _, _) = app.register("boleta@example.cl").await;
+    let (other, _, _) = app.register("ajeno@example.cl").await;
+    let id = paid_order(&app, &token, "WW-FEM-1G").await;
+
+    let (status, headers, pdf) = invoice_bytes(&app, id, &token).await;
+    assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&pdf));
+    assert_eq!(headers["content-type"], "application/pdf");
+    assert_eq!(
+        headers["content-disposition"],
+        format!("attachment; filename=\"receipt-{id}.pdf\"").as_str()
+    );
+    assert_eq!(headers["x-content-type-options"], "nosniff");
+    assert_eq!(headers["cache-control"], "private, no-store");
+    assert!(pdf.starts_with(b"%PDF-1."), "a PDF header");
+    assert!(pdf.trim_ascii_end().ends_with(b"%%EOF"), "a PDF trailer");
+    assert!(contains(&pdf, "xref") && contains(&pdf, "/Type /Catalog"));
+    // The text is in the (uncompressed) content stream: store, order number, lines, total, reference.
+    let total = app
+        .scalar_i64(&format!("SELECT total_cents FROM orders WHERE id = {id}"))
+        .await;
+    let reference = app
+        .scalar_string(&format!("SELECT payment_ref FROM orders WHERE id = {id}"))
+        .await
+        .unwrap();
+    for text in [
+        "Dispensario".to_string(),
+        format!("Pedido #{id}"),
+        "Subtotal".to_string(),
+        "Despacho (starken)".to_string(),
+        dispensary::services::receipts::clp(total),
+        format!("Referencia de pago: {reference}"),
+    ] {
+        assert!(contains(&pdf, &text), "the receipt shows {text:?}");
+    }
+    let name = app
+        .scalar_string(&format!(
+            "SELECT product_name FROM order_items WHERE order_id = {id}"
+        ))
+        .await
+        .unwrap();
+    assert!(contains(&pdf, &name), "the line shows {name:?}");
+
+    rendered_text_contains(&pdf, &[&format!("Pedido #{id}"), "Total", &reference]);
+
+    // The admin may read it; another customer sees nothing; anonymous is 401.
+    let (status, _, by_admin) = invoice_bytes(&app, id, &admin).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(by_admin, pdf, "the same receipt for the same order");
+    let (status, _, body) = invoice_bytes(&app, id, &other).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let err: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(err["error"]["code"], "not_found");
+    let r = app.get(&format!("/api/orders/{id}/invoice"), None).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+
+    // GraphQL returns the same file, base64-encoded.
+    let g = app
+        .gql(
+            Some(&token),
+            "query($id: Int!) { orderInvoice(id: $id) }",
+            json!({"id": id}),
+        )
+        .await;
+    use base64::Engine;
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(g.body["data"]["orderInvoice"].as_str().expect("base64"))
+        .unwrap();
+    assert_eq!(decoded, pdf);
+
+    // Shipped orders keep their receipt; an unpaid order has none yet.
+    let r = app
+        .patch(
+            &format!("/api/admin/orders/{id}"),
+            Some(&admin),
+            json!({"status": "shipped"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(invoice_bytes(&app, id, &token).await.0, StatusCode::OK);
+    let (pending, _) = order_and_start(&app, &token, "WW-FEM-1G", 1, None).await;
+    let r = app
+        .get(&format!("/api/orders/{pending}/invoice"), Some(&token))
+        .await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.text);
+    assert!(r.has_detail("status", "not_paid"), "{}", r.text);
+}
+
+#[tokio::test]
+async fn every_admin_transition_over_http() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin_token().await;
+    let (token, _, _) = app.register("matriz@example.cl").await;
+    let all = [
+        "pending",
+        "paid",
+        "shipped",
+        "delivered",
+        "cancelled",
+        "failed",
+    ];
+    // What an admin may do by PATCH; pending -> paid and failed -> pending happen only through
+    // payments, so an admin asking for them gets invalid_transition as well.
+    let allowed = [
+        ("pending", "failed"),
+        ("pending", "cancelled"),
+        ("paid", "shipped"),
+        ("paid", "cancelled"),
+        ("shipped", "delivered"),
+    ];
+    let patch = |id: i64, to: &'static str| {
+        let app = &app;
+        let admin = admin.clone();
+        async move {
+            app.patch(
+                &format!("/api/admin/orders/{id}"),
+                Some(&admin),
+                json!({"status": to}),
+            )
+            .await
+        }
+    };
+    let mut checked = 0;
+    for from in all {
+        for to in all {
+            // An order in `from`, reached by the paths customers, payments and admins use.
+            let id = match from {
+                "pending" | "cancelled" | "failed" => {
+                    order_and_start(&app, &token, "WW-FEM-1G", 1, None).await.0
+                }
+                _ => paid_order(&app, &token, "WW-FEM-1G").await,
+            };
+            let path: &[&'static str] = match from {
+                "shipped" => &["shipped"],
+                "delivered" => &["shipped", "delivered"],
+                "failed" => &["failed"],
+                _ => &[],
+            };
+            for step in path {
+                assert_eq!(patch(id, step).await.status, StatusCode::OK);
+            }
+            if from == "cancelled" {
+                let r = app
+                    .post(&format!("/api/orders/{id}/cancel"), Some(&token), json!({}))
+                    .await;
+                assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+            }
+            let logs = format!(
+                "SELECT COUNT(*) FROM system_logs WHERE action = 'order.status_changed' AND entity_id = {id}"
+            );
+            let logged = app.scalar_i64(&logs).await;
+            let r = patch(id, to).await;
+            let status_now = app
+                .scalar_string(&format!("SELECT status FROM orders WHERE id = {id}"))
+                .await
+                .unwrap();
+            if allowed.contains(&(from, to)) {
+                assert_eq!(r.status, StatusCode::OK, "{from} -> {to}: {}", r.text);
+                assert_eq!(r.body["status"], to);
+                assert_eq!(status_now, to);
+                assert_eq!(
+                    app.scalar_i64(&logs).await,
+                    logged + 1,
+                    "{from} -> {to} audited"
+                );
+            } else {
+                assert_eq!(r.status, StatusCode::CONFLICT, "{from} -> {to}: {}", r.text);
+                assert!(
+                    r.has_detail("status", "invalid_transition"),
+                    "{from} -> {to}: {}",
+                    r.text
+                );
+                assert_eq!(status_now, from, "{from} -> {to} left the order alone");
+                assert_eq!(app.scalar_i64(&logs).await, logged);
+            }
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, 36);
+}

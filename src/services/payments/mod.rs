@@ -22,6 +22,7 @@ use crate::entities::order::{self, OrderStatus};
 use crate::entities::{coupon, order_item, payment, product_variant, stock_reservation};
 use crate::error::{AppError, AppResult};
 use crate::services::audit::{self, Entry};
+use crate::services::idempotency;
 use crate::services::orders::transition;
 use crate::services::stock::{self, ACTIVE, CONSUMED};
 use crate::state::AppState;
@@ -49,6 +50,7 @@ pub struct ConfirmPaymentInput {
     pub params: Option<async_graphql::Json<Value>>,
 }
 
+#[derive(Serialize, Deserialize)]
 pub struct Started {
     pub provider: String,
     pub provider_txn_id: String,
@@ -167,6 +169,24 @@ async fn re_reserve<C: ConnectionTrait>(
     Ok(())
 }
 
+/// `startPayment`, honouring the request's `Idempotency-Key` (a retry returns the same redirect).
+pub async fn start_once(
+    st: &AppState,
+    ctx: &RequestCtx,
+    input: StartPaymentInput,
+) -> AppResult<Started> {
+    idempotency::once(st, ctx, "payments.start", input, |i| start(st, ctx, i)).await
+}
+
+/// `confirmPayment`, honouring the request's `Idempotency-Key`.
+pub async fn confirm_once(
+    st: &AppState,
+    ctx: &RequestCtx,
+    input: ConfirmPaymentInput,
+) -> AppResult<Confirmation> {
+    idempotency::once(st, ctx, "payments.confirm", input, |i| confirm(st, ctx, i)).await
+}
+
 pub async fn start(
     st: &AppState,
     ctx: &RequestCtx,
@@ -248,6 +268,7 @@ async fn latest_payment<C: ConnectionTrait>(
         .await?)
 }
 
+#[derive(Serialize, Deserialize)]
 pub struct Confirmation {
     pub status: String,
     pub order_id: i64,
