@@ -322,7 +322,20 @@ async fn a_webhook_racing_a_confirm_applies_once() {
     );
     assert_eq!(w.status, StatusCode::OK, "{}", w.text);
     assert_eq!(c.status, StatusCode::OK, "{}", c.text);
-    assert_eq!(stock_of(&app, "WW-FEM-5G").await, before - 1);
+    let after = stock_of(&app, "WW-FEM-5G").await;
+    let transitions = app
+        .scalar_i64(&format!("SELECT COUNT(*) FROM system_logs WHERE action = 'order.status_changed' AND entity_id = {order_id}"))
+        .await;
+    let backend = if std::env::var("TEST_DATABASE_URL").is_ok() {
+        "postgres"
+    } else {
+        "sqlite"
+    };
+    println!(
+        "webhook racing confirm [{backend}]: paid transitions {transitions}, stock {before} -> {after}"
+    );
+    assert_eq!(transitions, 1, "one paid transition");
+    assert_eq!(after, before - 1);
     assert_eq!(
         app.scalar_string(&format!("SELECT status FROM orders WHERE id = {order_id}"))
             .await
