@@ -21,6 +21,9 @@ struct SeedUser {
     password: String,
     role: Role,
     validated_medicinal: bool,
+    /// A demo document of this type awaiting review (created once, if the user has none).
+    #[serde(default)]
+    pending_document: Option<crate::entities::medicinal_document::DocType>,
 }
 
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -43,6 +46,7 @@ pub async fn run(st: &AppState) -> anyhow::Result<SeedReport> {
         password: st.config.seed_admin_password.clone(),
         role: Role::Admin,
         validated_medicinal: true,
+        pending_document: None,
     }];
     if !st.config.is_production() {
         users.extend(serde_json::from_str::<Vec<SeedUser>>(include_str!(
@@ -50,7 +54,11 @@ pub async fn run(st: &AppState) -> anyhow::Result<SeedReport> {
         ))?);
     }
     for u in users {
+        let document = u.pending_document.map(|d| (u.email.clone(), d));
         upsert(st, u, &mut report).await?;
+        if let Some((email, doc_type)) = document {
+            seed_pending_document(st, &email, doc_type, &mut report).await?;
+        }
     }
     seed_catalog(st, &mut report).await?;
     Ok(report)
@@ -249,5 +257,130 @@ async fn upsert(st: &AppState, seed: SeedUser, report: &mut SeedReport) -> anyho
             report.updated += 1;
         }
     }
+    Ok(())
+}
+
+/// A one-page PDF standing in for a scanned prescription (fictitious data).
+fn demo_prescription_pdf() -> Vec<u8> {
+    use pdf_writer::{Content, Name, Pdf, Rect, Ref, Str};
+    let mut pdf = Pdf::new();
+    let (catalog, tree, page, font, contents) = (
+        Ref::new(1),
+        Ref::new(2),
+        Ref::new(3),
+        Ref::new(4),
+        Ref::new(5),
+    );
+    pdf.catalog(catalog).pages(tree);
+    pdf.pages(tree).kids([page]).count(1);
+    let mut p = pdf.page(page);
+    p.media_box(Rect::new(0.0, 0.0, 595.0, 842.0));
+    p.parent(tree);
+    p.contents(contents);
+    p.resources().fonts().pair(Name(b"F1"), font);
+    drop(p);
+    pdf.type1_font(font).base_font(Name(b"Helvetica"));
+    let mut c = Content::new();
+    let lines: [&[u8]; 3] = [
+        b"Receta medica de ejemplo",
+        b"Datos ficticios generados por el seed de dispensary.",
+        b"Paciente: Cliente Demo - Indicacion: flor CBD 1g diario.",
+    ];
+    for (i, line) in lines.iter().enumerate() {
+        c.begin_text();
+        c.set_font(Name(b"F1"), if i == 0 { 18.0 } else { 11.0 });
+        c.next_line(60.0, 770.0 - 28.0 * i as f32);
+        c.show(Str(line));
+        c.end_text();
+    }
+    pdf.stream(contents, &c.finish());
+    pdf.finish()
+}
+
+/// Gives a demo user a pending document, once (nothing happens when they have any document).
+async fn seed_pending_document(
+    st: &AppState,
+    email: &str,
+    doc_type: crate::entities::medicinal_document::DocType,
+    report: &mut SeedReport,
+) -> anyhow::Result<()> {
+    use crate::entities::file;
+    use crate::entities::medicinal_document::{self, DocStatus};
+    use crate::services::files;
+    use sha2::{Digest, Sha256};
+
+    let Some(u) = user::Entity::find()
+        .filter(user::Column::Email.eq(email.to_lowercase()))
+        .one(&st.db)
+        .await?
+    else {
+        return Ok(());
+    };
+    let existing = medicinal_document::Entity::find()
+        .filter(medicinal_document::Column::UserId.eq(u.id))
+        .count(&st.db)
+        .await?;
+    if existing > 0 {
+        report.unchanged += 1;
+        return Ok(());
+    }
+    let bytes = demo_prescription_pdf();
+    let dir = files::private_dir(st);
+    tokio::fs::create_dir_all(&dir).await?;
+    let key = format!("{}.pdf", uuid::Uuid::new_v4().simple());
+    let path = dir.join(&key);
+    tokio::fs::write(&path, &bytes).await?;
+    let now = st.clock.now();
+    let ctx = RequestCtx::anonymous("seed".into(), std::net::Ipv4Addr::LOCALHOST.into());
+    let result = async {
+        let txn = crate::db::begin_write(&st.db).await?;
+        let f = file::ActiveModel {
+            owner_id: Set(u.id),
+            purpose: Set(files::MEDICINAL_DOC.to_string()),
+            storage_key: Set(key.clone()),
+            content_type: Set("application/pdf".into()),
+            size_bytes: Set(bytes.len() as i64),
+            sha256: Set(hex::encode(Sha256::digest(&bytes))),
+            is_public: Set(false),
+            created_at: Set(now),
+            ..Default::default()
+        }
+        .insert(&txn)
+        .await?;
+        let d = medicinal_document::ActiveModel {
+            user_id: Set(u.id),
+            doc_type: Set(doc_type),
+            status: Set(DocStatus::Pending),
+            file_id: Set(f.id),
+            notes: Set(None),
+            reviewed_by: Set(None),
+            reviewed_at: Set(None),
+            expires_at: Set(None),
+            created_at: Set(now),
+            updated_at: Set(now),
+            ..Default::default()
+        }
+        .insert(&txn)
+        .await?;
+        audit::record(
+            &txn,
+            &st.clock,
+            &ctx,
+            Entry::new(
+                "seed.medicinal_document_created",
+                "medicinal_document",
+                Some(d.id),
+            ),
+        )
+        .await?;
+        txn.commit().await?;
+        anyhow::Ok(())
+    }
+    .await;
+    if result.is_err() {
+        files::discard(&path).await;
+    }
+    result?;
+    report.created += 1;
     Ok(())
 }

@@ -9,6 +9,7 @@ mod m20261122_000001_identity;
 mod m20261122_000002_catalog;
 mod m20261122_000003_commerce;
 mod m20261122_000004_payments;
+mod m20261123_000005_medicinal_reviews;
 mod util;
 
 pub struct Migrator;
@@ -21,6 +22,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000002_catalog::Migration),
             Box::new(m20261122_000003_commerce::Migration),
             Box::new(m20261122_000004_payments::Migration),
+            Box::new(m20261123_000005_medicinal_reviews::Migration),
         ]
     }
 }

@@ -131,7 +131,7 @@ impl Product {
     /// Teaser mode: a medicinal product shown to a viewer without access carries no variants.
     async fn restricted(&self, ctx: &Context<'_>) -> GqlResult<bool> {
         let (st, rc) = parts(ctx);
-        if gate::has_access(st, rc).await? {
+        if gate::has_access(st, &st.db, rc).await? {
             return Ok(false);
         }
         Ok(self.category_model(ctx).await?.is_medicinal)

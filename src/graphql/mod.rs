@@ -9,6 +9,7 @@ pub mod coupons;
 pub mod files;
 pub mod guards;
 pub mod loaders;
+pub mod medicinal;
 pub mod orders;
 pub mod payments;
 pub mod scalars;
@@ -34,6 +35,7 @@ pub struct QueryRoot(
     coupons::CouponsQuery,
     orders::OrdersQuery,
     payments::PaymentsQuery,
+    medicinal::MedicinalQuery,
 );
 
 #[derive(MergedObject, Default)]
@@ -49,6 +51,7 @@ pub struct MutationRoot(
     coupons::CouponsMutation,
     orders::OrdersMutation,
     payments::PaymentsMutation,
+    medicinal::MedicinalMutation,
 );
 
 /// Builds the schema. `state` is absent only when printing the SDL.

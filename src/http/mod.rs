@@ -3,6 +3,7 @@
 pub mod auth;
 pub mod client_ip;
 pub mod errors;
+pub mod files;
 pub mod graphql;
 pub mod observe;
 pub mod ops;
@@ -117,6 +118,7 @@ pub fn router(app: App) -> Router {
             "/webhooks/payments/{provider}",
             axum::routing::post(webhooks::handle),
         )
+        .route("/api/files/{id}", get(files::download))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))

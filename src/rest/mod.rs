@@ -15,6 +15,7 @@ mod bridge;
 mod catalog_routes;
 mod commerce_routes;
 mod identity_routes;
+mod medicinal_routes;
 pub mod openapi;
 mod table;
 

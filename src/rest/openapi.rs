@@ -233,6 +233,67 @@ fn plain_get(
         .build()
 }
 
+/// `GET /api/files/{id}`: a plain handler (the body is the file), documented by hand.
+fn file_download() -> utoipa::openapi::path::Operation {
+    let param = |name: &str, at: ParameterIn, ty: Type, required: bool, about: &str| {
+        ParameterBuilder::new()
+            .name(name)
+            .parameter_in(at)
+            .required(if required {
+                Required::True
+            } else {
+                Required::False
+            })
+            .description(Some(about))
+            .schema(Some(ObjectBuilder::new().schema_type(ty)))
+            .build()
+    };
+    OperationBuilder::new()
+        .summary(Some(
+            "Download a stored file: private ones to their owner or an admin (bearer), or to anyone with an unexpired signed URL; others 404",
+        ))
+        .tag("uploads")
+        .operation_id(Some("DownloadFile"))
+        .parameter(param("id", ParameterIn::Path, Type::Integer, true, "The file id"))
+        .parameter(param(
+            "expires",
+            ParameterIn::Query,
+            Type::Integer,
+            false,
+            "Signed URL: expiry (Unix seconds)",
+        ))
+        .parameter(param(
+            "signature",
+            ParameterIn::Query,
+            Type::String,
+            false,
+            "Signed URL: HMAC-SHA256 (hex)",
+        ))
+        .response(
+            "200",
+            ResponseBuilder::new()
+                .description("The file, with Content-Disposition: attachment and X-Content-Type-Options: nosniff")
+                .content(
+                    "application/octet-stream",
+                    ContentBuilder::new()
+                        .schema(Some(
+                            ObjectBuilder::new()
+                                .schema_type(Type::String)
+                                .format(Some(utoipa::openapi::SchemaFormat::KnownFormat(
+                                    utoipa::openapi::KnownFormat::Binary,
+                                ))),
+                        ))
+                        .build(),
+                )
+                .build(),
+        )
+        .response("400", error_response("validation_error: a malformed signed URL"))
+        .response("401", error_response("unauthorized: an invalid, expired or revoked token"))
+        .response("404", error_response("not_found: no such file, or not yours"))
+        .security(SecurityRequirement::new("bearer", Vec::<String>::new()))
+        .build()
+}
+
 /// The whole document (also written to `openapi.yaml` by `dispensary print-openapi`).
 pub fn document() -> OpenApi {
     let mut paths = Paths::new();
@@ -327,6 +388,7 @@ pub fn document() -> OpenApi {
             .response("429", error_response("rate_limited"))
             .build(),
     );
+    paths.add_path_operation("/api/files/{id}", vec![HttpMethod::Get], file_download());
     schemas.sort_by(|a, b| a.0.cmp(&b.0));
     schemas.dedup_by(|a, b| a.0 == b.0);
     let components = ComponentsBuilder::new()
@@ -355,7 +417,7 @@ pub fn document() -> OpenApi {
         .paths(paths)
         .components(Some(components))
         .tags(Some(
-            ["auth", "users", "catalog", "uploads", "addresses", "cart", "checkout", "coupons", "orders", "payments", "operations", "graphql"]
+            ["auth", "users", "catalog", "uploads", "addresses", "cart", "checkout", "coupons", "orders", "payments", "medicinal", "operations", "graphql"]
                 .map(|t| TagBuilder::new().name(t).build())
                 .to_vec(),
         ))

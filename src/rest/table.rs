@@ -9,6 +9,7 @@ static ROUTES: LazyLock<Vec<RestRoute>> = LazyLock::new(|| {
     let mut all = super::identity_routes::routes();
     all.extend(super::catalog_routes::routes());
     all.extend(super::commerce_routes::routes());
+    all.extend(super::medicinal_routes::routes());
     all
 });
 

@@ -147,7 +147,7 @@ pub async fn view(st: &AppState, ctx: &RequestCtx) -> AppResult<CartView> {
     let variants: Vec<product_variant::Model> =
         sellables.values().map(|s| s.variant.clone()).collect();
     let available = stock::available(&st.db, &variants, st.clock.now()).await?;
-    let access = gate::has_access(st, ctx).await?;
+    let access = gate::has_access(st, &st.db, ctx).await?;
     let mut warnings = Vec::new();
     let mut lines = Vec::new();
     for (variant_id, quantity) in items {
@@ -234,7 +234,7 @@ pub async fn set_item(
     } else {
         let sellables = load_sellables(&txn, &[input.variant_id]).await?;
         let s = sellables.get(&input.variant_id);
-        ensure_buyable(s, gate::has_access(st, ctx).await?, "variantId")?;
+        ensure_buyable(s, gate::has_access(st, &txn, ctx).await?, "variantId")?;
         let s = s.ok_or_else(|| AppError::not_found("Variant"))?;
         let avail = stock::available(&txn, std::slice::from_ref(&s.variant), now)
             .await?

@@ -193,7 +193,7 @@ async fn priced_lines<C: ConnectionTrait>(
 ) -> AppResult<Vec<PricedLine>> {
     let ids: Vec<i64> = items.iter().map(|l| l.variant_id).collect();
     let sellables = load_sellables(conn, &ids).await?;
-    let access = gate::has_access(st, ctx).await?;
+    let access = gate::has_access(st, conn, ctx).await?;
     let mut missing = Vec::new();
     for (i, l) in items.iter().enumerate() {
         let field = format!("items[{i}].variantId");

@@ -5,7 +5,10 @@ use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use async_graphql::UploadValue;
-use sea_orm::{ActiveModelTrait, ConnectionTrait, Set};
+use chrono::{DateTime, Utc};
+use hmac::{Hmac, Mac};
+use sea_orm::{ActiveModelTrait, ConnectionTrait, EntityTrait, Set};
+use serde::Deserialize;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
@@ -244,6 +247,118 @@ pub async fn upload_image(
         return Err(e.into());
     }
     Ok(f)
+}
+
+/// Medicinal documents: PDF, JPEG or PNG.
+pub const DOC_KINDS: &[FileKind] = &[FileKind::Pdf, FileKind::Jpeg, FileKind::Png];
+/// The `purpose` of a medicinal document's file.
+pub const MEDICINAL_DOC: &str = "medicinal_doc";
+/// How long a signed download URL stays valid.
+pub const SIGNED_URL_TTL_SECONDS: i64 = 300;
+
+/// `POST /api/uploads/doc`: a private document of the caller's, to attach to a medicinal
+/// document afterwards.
+pub async fn upload_document(
+    st: &AppState,
+    ctx: &RequestCtx,
+    upload: UploadValue,
+) -> AppResult<file::Model> {
+    ctx.require_user()?;
+    let txn = crate::db::begin_write(&st.db).await?;
+    let (f, path) = store(st, &txn, ctx, upload, MEDICINAL_DOC, DOC_KINDS, false).await?;
+    if let Err(e) = txn.commit().await {
+        discard(&path).await;
+        return Err(e.into());
+    }
+    Ok(f)
+}
+
+fn url_mac(secret: &str, id: i64, expires: i64) -> Hmac<Sha256> {
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("any key length");
+    mac.update(format!("file:{id}:{expires}").as_bytes());
+    mac
+}
+
+/// Where the file's bytes are served: `/api/files/{id}` (bearer: owner or admin).
+pub fn file_url(id: i64) -> String {
+    format!("/api/files/{id}")
+}
+
+/// A URL anyone holding it may download the file from until it expires (a few minutes), for
+/// `<a href>` and `<img src>` where no bearer token can be sent.
+pub fn signed_url(st: &AppState, id: i64) -> (String, DateTime<Utc>) {
+    let expires = st.clock.now() + chrono::Duration::seconds(SIGNED_URL_TTL_SECONDS);
+    let sig = hex::encode(
+        url_mac(&st.config.jwt_secret, id, expires.timestamp())
+            .finalize()
+            .into_bytes(),
+    );
+    (
+        format!(
+            "/api/files/{id}?expires={}&signature={sig}",
+            expires.timestamp()
+        ),
+        expires,
+    )
+}
+
+/// The `expires` and `signature` of a signed URL.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Signature {
+    pub expires: i64,
+    pub signature: String,
+}
+
+/// A stored file the requester may read, and its path on disk. Public files are anyone's;
+/// private ones their owner's and admins', or anyone's with a valid, unexpired signature.
+/// Everyone else gets `not_found`, as if the file did not exist.
+pub async fn readable(
+    st: &AppState,
+    ctx: &RequestCtx,
+    id: i64,
+    signed: Option<Signature>,
+) -> AppResult<(file::Model, PathBuf)> {
+    let missing = || AppError::not_found("File");
+    let f = file::Entity::find_by_id(id)
+        .one(&st.db)
+        .await?
+        .ok_or_else(missing)?;
+    if f.is_public {
+        let path = public_dir(st).join(&f.storage_key);
+        return Ok((f, path));
+    }
+    let path = private_dir(st).join(&f.storage_key);
+    if let Some(s) = signed {
+        let valid_sig = hex::decode(&s.signature).ok().is_some_and(|sig| {
+            url_mac(&st.config.jwt_secret, id, s.expires)
+                .verify_slice(&sig)
+                .is_ok()
+        });
+        if valid_sig && s.expires > st.clock.now().timestamp() {
+            return Ok((f, path));
+        }
+        return Err(missing());
+    }
+    match ctx.user() {
+        Some(u) if u.id == f.owner_id => Ok((f, path)),
+        Some(u) if u.role == crate::entities::user::Role::Admin => {
+            // An admin reading someone's health data leaves a trace.
+            audit::record(
+                &st.db,
+                &st.clock,
+                ctx,
+                Entry::new("file.read", "file", Some(f.id))
+                    .meta(json!({"purpose": f.purpose, "ownerId": f.owner_id})),
+            )
+            .await?;
+            Ok((f, path))
+        }
+        Some(_) => Err(missing()),
+        None => match ctx.auth_problem {
+            Some(problem) => Err(AppError::unauthorized(problem)),
+            None => Err(missing()),
+        },
+    }
 }
 
 #[cfg(test)]

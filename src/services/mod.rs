@@ -9,6 +9,7 @@ pub mod checkout;
 pub mod coupons;
 pub mod files;
 pub mod idempotency;
+pub mod medicinal;
 pub mod orders;
 pub mod pagination;
 pub mod passwords;

@@ -5,8 +5,8 @@ use async_graphql::InputObject;
 use chrono::{DateTime, Duration, Utc};
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, EntityTrait, JoinType,
-    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, RelationDef, Set,
+    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, EntityTrait, JoinType, QueryFilter,
+    QueryOrder, QuerySelect, RelationDef, Set,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -200,15 +200,10 @@ pub async fn list_own(
     if let Some(s) = status {
         q = q.filter(order::Column::Status.eq(s));
     }
-    let total = q.clone().count(&st.db).await?;
-    let items = q
+    let q = q
         .order_by_desc(order::Column::CreatedAt)
-        .order_by_desc(order::Column::Id)
-        .offset(page.offset())
-        .limit(page.page_size)
-        .all(&st.db)
-        .await?;
-    Ok((items, total))
+        .order_by_desc(order::Column::Id);
+    page.fetch(&st.db, q).await
 }
 
 fn order_user() -> RelationDef {
@@ -257,18 +252,12 @@ pub async fn list_admin(
         }
         cond = cond.add(any);
     }
-    let base = order::Entity::find()
+    let q = order::Entity::find()
         .join(JoinType::InnerJoin, order_user())
-        .filter(cond);
-    let total = base.clone().count(&st.db).await?;
-    let items = base
+        .filter(cond)
         .order_by_desc(order::Column::CreatedAt)
-        .order_by_desc(order::Column::Id)
-        .offset(page.offset())
-        .limit(page.page_size)
-        .all(&st.db)
-        .await?;
-    Ok((items, total))
+        .order_by_desc(order::Column::Id);
+    page.fetch(&st.db, q).await
 }
 
 /// The owner cancels a pending order; its reservations are released.

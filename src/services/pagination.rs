@@ -35,6 +35,27 @@ impl Page {
     pub fn offset(&self) -> u64 {
         (self.page - 1).saturating_mul(self.page_size)
     }
+
+    /// This page of an (ordered) query, and the total count of its rows.
+    pub async fn fetch<E, C>(
+        &self,
+        conn: &C,
+        query: sea_orm::Select<E>,
+    ) -> AppResult<(Vec<E::Model>, u64)>
+    where
+        E: sea_orm::EntityTrait,
+        E::Model: Sync,
+        C: sea_orm::ConnectionTrait,
+    {
+        use sea_orm::{PaginatorTrait, QuerySelect};
+        let total = query.clone().count(conn).await?;
+        let items = query
+            .offset(self.offset())
+            .limit(self.page_size)
+            .all(conn)
+            .await?;
+        Ok((items, total))
+    }
 }
 
 impl AppError {

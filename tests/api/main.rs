@@ -11,6 +11,7 @@ mod coupons;
 mod helpers;
 mod http;
 mod import_export;
+mod medicinal;
 mod orders;
 mod payments;
 mod uploads;

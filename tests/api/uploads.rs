@@ -139,7 +139,11 @@ async fn bad_uploads_are_refused_and_nothing_is_kept() {
         &r.text[..r.text.len().min(300)]
     );
     assert_eq!(r.error_code(), "validation_error");
-    assert_eq!(app.scalar_i64("SELECT COUNT(*) FROM files").await, 0);
+    assert_eq!(
+        app.scalar_i64("SELECT COUNT(*) FROM files WHERE purpose = 'product_image'")
+            .await,
+        0
+    );
     assert_eq!(stored_files(&app), 0);
 }
 
@@ -159,7 +163,11 @@ async fn only_admins_upload_images() {
     )
     .await;
     assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text);
-    assert_eq!(app.scalar_i64("SELECT COUNT(*) FROM files").await, 0);
+    assert_eq!(
+        app.scalar_i64("SELECT COUNT(*) FROM files WHERE purpose = 'product_image'")
+            .await,
+        0
+    );
     assert_eq!(stored_files(&app), 0);
 }
 
@@ -256,5 +264,9 @@ async fn graphql_multipart_upload() {
         "{}",
         r.text
     );
-    assert_eq!(app.scalar_i64("SELECT COUNT(*) FROM files").await, 1);
+    assert_eq!(
+        app.scalar_i64("SELECT COUNT(*) FROM files WHERE purpose = 'product_image'")
+            .await,
+        1
+    );
 }

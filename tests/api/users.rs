@@ -464,9 +464,22 @@ async fn seed_is_idempotent() {
     assert_eq!(report.created + report.updated, 0, "{report:?}");
     assert_eq!(
         report.unchanged,
-        2 + 2 + 4 + 12,
-        "users, categories, products, variants"
+        2 + 1 + 2 + 4 + 12,
+        "users, the demo document, categories, products, variants"
     );
+    // The demo customer's document awaits review, and its file is stored privately.
+    let docs = app
+        .scalar_i64("SELECT COUNT(*) FROM medicinal_documents d JOIN users u ON u.id = d.user_id WHERE u.email = 'cliente@dispensario.local' AND d.status = 'pending'")
+        .await;
+    assert_eq!(docs, 1);
+    let key = app
+        .scalar_string(
+            "SELECT f.storage_key FROM files f JOIN medicinal_documents d ON d.file_id = f.id",
+        )
+        .await
+        .unwrap();
+    let stored = std::fs::read(app.upload_dir.join("private").join(key)).unwrap();
+    assert!(stored.starts_with(b"%PDF-"));
     assert_eq!(app.scalar_i64("SELECT COUNT(*) FROM users").await, users);
     assert_eq!(
         app.scalar_i64("SELECT COUNT(*) FROM system_logs").await,

@@ -19,14 +19,24 @@ pub enum CatalogMode {
     Teaser,
 }
 
-/// Whether the viewer may access medicinal products: admins always; customers when validated.
-/// Computed once per request.
-pub async fn has_access(_st: &AppState, ctx: &RequestCtx) -> AppResult<bool> {
+/// Whether the viewer may access medicinal products: admins always; customers when validated
+/// (`validated_medicinal`) or holding an approved document that has not expired. Computed once
+/// per request, on `conn` (pass the open transaction when there is one: a second pooled
+/// connection per request could starve the pool under load).
+pub async fn has_access<C: sea_orm::ConnectionTrait>(
+    st: &AppState,
+    conn: &C,
+    ctx: &RequestCtx,
+) -> AppResult<bool> {
     ctx.medicinal_access
         .get_or_try_init(|| async {
             Ok(match ctx.user() {
                 Some(u) if u.role == Role::Admin => true,
-                Some(u) => u.validated_medicinal,
+                Some(u) if u.validated_medicinal => true,
+                Some(u) => {
+                    crate::services::medicinal::has_valid_document(conn, u.id, st.clock.now())
+                        .await?
+                }
                 None => false,
             })
         })

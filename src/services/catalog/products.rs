@@ -155,7 +155,7 @@ pub async fn list(
     issues.finish()?;
     let sort = sort.unwrap_or_default();
 
-    let access = gate::has_access(st, ctx).await?;
+    let access = gate::has_access(st, &st.db, ctx).await?;
     let admin = ctx.is_admin();
     let mut cond = Condition::all();
     if let Some(f) = gate::visibility_filter(access, st.config.medicinal_catalog_mode) {
@@ -241,7 +241,7 @@ pub async fn get(st: &AppState, ctx: &RequestCtx, id: i64) -> AppResult<product:
     if !ctx.is_admin() && !visible {
         return Err(AppError::not_found("Product"));
     }
-    let access = gate::has_access(st, ctx).await?;
+    let access = gate::has_access(st, &st.db, ctx).await?;
     if c.is_medicinal && gate::visibility_filter(access, st.config.medicinal_catalog_mode).is_some()
     {
         return Err(AppError::not_found("Product"));
@@ -583,7 +583,7 @@ pub async fn delete(st: &AppState, ctx: &RequestCtx, id: i64) -> AppResult<bool>
 
 /// Whether the product's prices and variants are withheld from this viewer (teaser mode, no access).
 pub async fn is_restricted(st: &AppState, ctx: &RequestCtx, product_id: i64) -> AppResult<bool> {
-    if gate::has_access(st, ctx).await? {
+    if gate::has_access(st, &st.db, ctx).await? {
         return Ok(false);
     }
     let medicinal = product::Entity::find_by_id(product_id)

@@ -577,7 +577,6 @@ pub async fn list(
     f: PaymentFilter,
     page: crate::services::pagination::Page,
 ) -> AppResult<(Vec<payment::Model>, u64)> {
-    use sea_orm::PaginatorTrait;
     ctx.require_admin()?;
     let mut q = payment::Entity::find();
     if let Some(p) = f.provider.as_deref().filter(|p| !p.is_empty()) {
@@ -608,13 +607,8 @@ pub async fn list(
     if let Some(d) = f.date_to {
         q = q.filter(payment::Column::CreatedAt.lte(d));
     }
-    let total = q.clone().count(&st.db).await?;
-    let items = q
+    let q = q
         .order_by_desc(payment::Column::CreatedAt)
-        .order_by_desc(payment::Column::Id)
-        .offset(page.offset())
-        .limit(page.page_size)
-        .all(&st.db)
-        .await?;
-    Ok((items, total))
+        .order_by_desc(payment::Column::Id);
+    page.fetch(&st.db, q).await
 }

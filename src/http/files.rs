@@ -1,0 +1,75 @@
+//! `GET /api/files/{id}`: streams a stored file to whoever may read it (see
+//! `services::files::readable`). Not a GraphQL operation: the body is the file itself.
+
+use axum::body::Body;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Extension;
+use tokio_util::io::ReaderStream;
+
+use super::App;
+use crate::actor::RequestCtx;
+use crate::error::{AppError, AppResult};
+use crate::services::files::{self, Signature};
+
+pub async fn download(
+    State(app): State<App>,
+    Path(id): Path<String>,
+    RawQuery(query): RawQuery,
+    Extension(ctx): Extension<RequestCtx>,
+) -> Response {
+    match serve(&app, &ctx, &id, query.as_deref()).await {
+        Ok(res) => res,
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn serve(app: &App, ctx: &RequestCtx, id: &str, query: Option<&str>) -> AppResult<Response> {
+    let id: i64 = id.parse().map_err(|_| AppError::not_found("File"))?;
+    let signed = match query.filter(|q| !q.is_empty()) {
+        None => None,
+        Some(q) => Some(serde_urlencoded::from_str::<Signature>(q).map_err(|_| {
+            AppError::invalid(
+                "signature",
+                "invalid",
+                "A signed URL carries integer 'expires' and hex 'signature'",
+            )
+        })?),
+    };
+    let (f, path) = files::readable(&app.state, ctx, id, signed).await?;
+    let file = tokio::fs::File::open(&path).await.map_err(|e| {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            AppError::not_found("File")
+        } else {
+            AppError::internal(e)
+        }
+    })?;
+    let ext = std::path::Path::new(&f.storage_key)
+        .extension()
+        .and_then(|e| e.to_str())
+        .unwrap_or("bin");
+    let content_type = HeaderValue::from_str(&f.content_type)
+        .unwrap_or_else(|_| HeaderValue::from_static("application/octet-stream"));
+    let disposition =
+        HeaderValue::from_str(&format!("attachment; filename=\"file-{}.{ext}\"", f.id))
+            .map_err(AppError::internal)?;
+    Ok((
+        StatusCode::OK,
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::CONTENT_LENGTH, HeaderValue::from(f.size_bytes)),
+            (header::CONTENT_DISPOSITION, disposition),
+            (
+                header::X_CONTENT_TYPE_OPTIONS,
+                HeaderValue::from_static("nosniff"),
+            ),
+            (
+                header::CACHE_CONTROL,
+                HeaderValue::from_static("private, no-store"),
+            ),
+        ],
+        Body::from_stream(ReaderStream::new(file)),
+    )
+        .into_response())
+}
