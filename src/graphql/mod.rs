@@ -1,6 +1,7 @@
 //! The GraphQL schema: one Query and one Mutation merged from the domain modules.
 
 pub mod addresses;
+pub mod analytics;
 pub mod auth;
 pub mod cart;
 pub mod catalog;
@@ -9,6 +10,7 @@ pub mod coupons;
 pub mod files;
 pub mod guards;
 pub mod loaders;
+pub mod logs;
 pub mod medicinal;
 pub mod orders;
 pub mod payments;
@@ -36,6 +38,8 @@ pub struct QueryRoot(
     orders::OrdersQuery,
     payments::PaymentsQuery,
     medicinal::MedicinalQuery,
+    logs::LogsQuery,
+    analytics::AnalyticsQuery,
 );
 
 #[derive(MergedObject, Default)]

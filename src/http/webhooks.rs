@@ -14,6 +14,7 @@ use crate::actor::RequestCtx;
 use crate::db::begin_write;
 use crate::entities::{payment, payment_event};
 use crate::error::AppError;
+use crate::services::audit::{self, Entry};
 use crate::services::payments::test_provider::{self, TestEvent};
 use crate::services::payments::{apply_outcome, Applied};
 
@@ -47,6 +48,13 @@ pub async fn handle(
             .webhooks
             .with_label_values(&[provider.as_str(), label.as_str()])
             .inc();
+        // Every delivery leaves a trace (forged ones included): provider and outcome only,
+        // never the payload or its signature.
+        let entry = Entry::new("webhook.received", "payment", None)
+            .meta(json!({"provider": provider, "outcome": label}));
+        if let Err(e) = audit::record(&st.db, &st.clock, &ctx, entry).await {
+            tracing::error!(error = %e.message, "could not audit a webhook delivery");
+        }
     }
     match result {
         Ok(outcome) => Json(json!({ "received": true, "outcome": outcome })).into_response(),

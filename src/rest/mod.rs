@@ -11,6 +11,7 @@ macro_rules! doc {
     };
 }
 
+mod admin_routes;
 mod bridge;
 mod catalog_routes;
 mod commerce_routes;

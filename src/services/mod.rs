@@ -1,6 +1,7 @@
 //! Domain services: business rules, transactions and the audit log. Resolvers and webhooks call these.
 
 pub mod addresses;
+pub mod analytics;
 pub mod audit;
 pub mod auth;
 pub mod cart;
@@ -9,6 +10,7 @@ pub mod checkout;
 pub mod coupons;
 pub mod files;
 pub mod idempotency;
+pub mod logs;
 pub mod medicinal;
 pub mod orders;
 pub mod pagination;

@@ -2,6 +2,7 @@
 //! Runs on SQLite by default; set TEST_DATABASE_URL=postgres://... to run it on PostgreSQL.
 
 mod addresses;
+mod admin;
 mod auth;
 mod cart;
 mod catalog;

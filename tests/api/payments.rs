@@ -9,7 +9,7 @@ use crate::helpers::*;
 
 const SECRET: &str = "dev-test-payment-secret";
 
-async fn order_and_start(
+pub async fn order_and_start(
     app: &TestApp,
     token: &str,
     sku: &str,
@@ -743,9 +743,9 @@ async fn start_and_confirm_replay_under_the_same_idempotency_key() {
     assert!(c3.has_detail("Idempotency-Key", "reused_with_different_request"));
 }
 
-/// An order of one unit of `sku`, paid through the test provider.
-async fn paid_order(app: &TestApp, token: &str, sku: &str) -> i64 {
-    let (id, _) = order_and_start(app, token, sku, 1, None).await;
+/// An order of `quantity` units of `sku`, paid through the test provider.
+pub async fn paid_order(app: &TestApp, token: &str, sku: &str, quantity: i64) -> i64 {
+    let (id, _) = order_and_start(app, token, sku, quantity, None).await;
     let r = app
         .post(
             "/api/payments/confirm",
@@ -837,7 +837,7 @@ async fn the_receipt_is_a_pdf_for_paid_orders_only() {
     let admin = app.admin_token().await;
     let (token, _, _) = app.register("boleta@example.cl").await;
     let (other, _, _) = app.register("ajeno@example.cl").await;
-    let id = paid_order(&app, &token, "WW-FEM-1G").await;
+    let id = paid_order(&app, &token, "WW-FEM-1G", 1).await;
 
     let (status, headers, pdf) = invoice_bytes(&app, id, &token).await;
     assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&pdf));
@@ -964,7 +964,7 @@ async fn every_admin_transition_over_http() {
                 "pending" | "cancelled" | "failed" => {
                     order_and_start(&app, &token, "WW-FEM-1G", 1, None).await.0
                 }
-                _ => paid_order(&app, &token, "WW-FEM-1G").await,
+                _ => paid_order(&app, &token, "WW-FEM-1G", 1).await,
             };
             let path: &[&'static str] = match from {
                 "shipped" => &["shipped"],

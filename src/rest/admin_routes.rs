@@ -1,0 +1,95 @@
+//! REST rows for the audit log and admin analytics.
+
+use axum::http::Method;
+use serde::{Deserialize, Serialize};
+use utoipa::IntoParams;
+
+use super::{query, Access, RestRoute};
+use crate::graphql::analytics::{LowStock, OrdersByStatus, SalesByDay, TopProducts};
+use crate::graphql::logs::LogPage;
+use crate::graphql::scalars::Timestamp;
+
+#[derive(Deserialize, Serialize, IntoParams)]
+#[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
+pub struct AdminLogsParams {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub page: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub page_size: Option<i64>,
+    /// A user id or email.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actor: Option<String>,
+    /// An exact action (`order.status_changed`) or a prefix ending in `*` (`order.*`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action: Option<String>,
+    /// user, category, product, variant, coupon, order, payment, medicinal_document, review, file, ...
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entity: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entity_id: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[param(value_type = Option<String>, format = DateTime)]
+    pub date_from: Option<Timestamp>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[param(value_type = Option<String>, format = DateTime)]
+    pub date_to: Option<Timestamp>,
+}
+
+#[derive(Deserialize, Serialize, IntoParams)]
+#[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
+pub struct DaysParams {
+    /// 1–366 (default 30).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub days: Option<i64>,
+}
+
+#[derive(Deserialize, Serialize, IntoParams)]
+#[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
+pub struct LimitParams {
+    /// 1–100 (default 10).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<i64>,
+}
+
+#[derive(Deserialize, Serialize, IntoParams)]
+#[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
+pub struct ThresholdParams {
+    /// Variants with stock at or below this (default 5).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub threshold: Option<i64>,
+}
+
+#[rustfmt::skip]
+pub fn routes() -> Vec<RestRoute> {
+    use Method as M;
+    vec![
+        RestRoute::new(M::GET, "/api/admin/logs", "AdminLogs", doc!("admin/logs.graphql"), "adminLogs")
+            .access(Access::Admin)
+            .doc("admin", "The audit log, newest first: actor, action, entity, entityId, dateFrom, dateTo (admin)")
+            .query(query::<AdminLogsParams>())
+            .returns::<LogPage>(),
+        RestRoute::new(M::GET, "/api/admin/analytics/salesByDay", "SalesByDay", doc!("admin/sales_by_day.graphql"), "salesByDay")
+            .access(Access::Admin)
+            .doc("admin", "Sales per UTC day (paid, shipped, delivered orders), every day present (admin)")
+            .query(query::<DaysParams>())
+            .returns::<SalesByDay>(),
+        RestRoute::new(M::GET, "/api/admin/analytics/topProducts", "TopProducts", doc!("admin/top_products.graphql"), "topProducts")
+            .access(Access::Admin)
+            .doc("admin", "Best sellers by units sold, then revenue (admin)")
+            .query(query::<LimitParams>())
+            .returns::<TopProducts>(),
+        RestRoute::new(M::GET, "/api/admin/analytics/ordersByStatus", "OrdersByStatus", doc!("admin/orders_by_status.graphql"), "ordersByStatus")
+            .access(Access::Admin)
+            .doc("admin", "Orders per status, zeros included (admin)")
+            .returns::<OrdersByStatus>(),
+        RestRoute::new(M::GET, "/api/admin/analytics/lowStock", "LowStock", doc!("admin/low_stock.graphql"), "lowStock")
+            .access(Access::Admin)
+            .doc("admin", "Active variants at or below a stock threshold, fewest first (admin)")
+            .query(query::<ThresholdParams>())
+            .returns::<LowStock>(),
+    ]
+}
