@@ -6,7 +6,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::guards::RoleGuard;
-use super::loaders::{CategoryId, RequestLoader, VariantsOf};
+use super::loaders::{CategoryId, RatingOf, RequestLoader, VariantsOf};
 use super::scalars::Timestamp;
 use super::{parts, GqlResult};
 use crate::entities::user::Role;
@@ -140,6 +140,17 @@ impl Product {
 
 #[ComplexObject]
 impl Product {
+    /// Average and count of the visible reviews (batched per request).
+    async fn rating(&self, ctx: &Context<'_>) -> GqlResult<super::reviews::Rating> {
+        Ok(loader(ctx)
+            .load_one(RatingOf(self.id))
+            .await?
+            .unwrap_or(super::reviews::Rating {
+                average: None,
+                count: 0,
+            }))
+    }
+
     async fn category(&self, ctx: &Context<'_>) -> GqlResult<Category> {
         Ok(self.category_model(ctx).await?.into())
     }
@@ -176,7 +187,8 @@ impl Product {
     "description": "Autofloreciente", "imageUrl": null, "isActive": true, "requiresMedicinalValidation": false,
     "createdAt": "2026-11-22T08:00:00Z", "updatedAt": "2026-11-22T08:00:00Z",
     "category": {"id": 1, "slug": "semillas", "name": "Semillas", "isMedicinal": false},
-    "variants": [{"id": 1, "sku": "NL-AUTO-1G", "optionLabel": "1g", "priceCents": 4990, "stock": 25}]}))]
+    "variants": [{"id": 1, "sku": "NL-AUTO-1G", "optionLabel": "1g", "priceCents": 4990, "stock": 25}],
+    "rating": {"average": 4.5, "count": 2}}))]
 pub struct ProductDoc {
     pub id: i64,
     pub category_id: i64,
@@ -190,6 +202,7 @@ pub struct ProductDoc {
     pub updated_at: Timestamp,
     pub category: Category,
     pub variants: Vec<Variant>,
+    pub rating: super::reviews::Rating,
 }
 
 #[derive(SimpleObject)]
@@ -249,6 +262,11 @@ async fn prime_loaders(ctx: &Context<'_>, items: &[product::Model]) -> GqlResult
     if wants_variants {
         loader(ctx)
             .load_many(items.iter().map(|p| VariantsOf(p.id)))
+            .await?;
+    }
+    if selection.field("rating").exists() {
+        loader(ctx)
+            .load_many(items.iter().map(|p| RatingOf(p.id)))
             .await?;
     }
     Ok(())

@@ -70,6 +70,36 @@ impl Loader<VariantsOf> for CatalogLoader {
     }
 }
 
+/// The rating (visible reviews) of a product.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct RatingOf(pub i64);
+
+impl Loader<RatingOf> for CatalogLoader {
+    type Value = crate::graphql::reviews::Rating;
+    type Error = AppError;
+
+    async fn load(&self, keys: &[RatingOf]) -> Result<HashMap<RatingOf, Self::Value>, Self::Error> {
+        let ids: Vec<i64> = keys.iter().map(|k| k.0).collect();
+        let found = crate::services::reviews::ratings(&self.db, &ids).await?;
+        Ok(keys
+            .iter()
+            .map(|k| {
+                let rating = match found.get(&k.0) {
+                    Some((average, count)) => crate::graphql::reviews::Rating {
+                        average: Some(*average),
+                        count: *count,
+                    },
+                    None => crate::graphql::reviews::Rating {
+                        average: None,
+                        count: 0,
+                    },
+                };
+                (*k, rating)
+            })
+            .collect())
+    }
+}
+
 /// The lines of an order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct OrderItemsOf(pub i64);

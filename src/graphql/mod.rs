@@ -14,6 +14,7 @@ pub mod logs;
 pub mod medicinal;
 pub mod orders;
 pub mod payments;
+pub mod reviews;
 pub mod scalars;
 pub mod users;
 
@@ -40,6 +41,7 @@ pub struct QueryRoot(
     medicinal::MedicinalQuery,
     logs::LogsQuery,
     analytics::AnalyticsQuery,
+    reviews::ReviewsQuery,
 );
 
 #[derive(MergedObject, Default)]
@@ -56,6 +58,7 @@ pub struct MutationRoot(
     orders::OrdersMutation,
     payments::PaymentsMutation,
     medicinal::MedicinalMutation,
+    reviews::ReviewsMutation,
 );
 
 /// Builds the schema. `state` is absent only when printing the SDL.

@@ -18,6 +18,7 @@ mod commerce_routes;
 mod identity_routes;
 mod medicinal_routes;
 pub mod openapi;
+mod review_routes;
 mod table;
 
 use std::collections::BTreeMap;

@@ -417,7 +417,7 @@ pub fn document() -> OpenApi {
         .paths(paths)
         .components(Some(components))
         .tags(Some(
-            ["auth", "users", "catalog", "uploads", "addresses", "cart", "checkout", "coupons", "orders", "payments", "medicinal", "admin", "operations", "graphql"]
+            ["auth", "users", "catalog", "uploads", "addresses", "cart", "checkout", "coupons", "orders", "payments", "medicinal", "reviews", "admin", "operations", "graphql"]
                 .map(|t| TagBuilder::new().name(t).build())
                 .to_vec(),
         ))

@@ -10,6 +10,7 @@ static ROUTES: LazyLock<Vec<RestRoute>> = LazyLock::new(|| {
     all.extend(super::catalog_routes::routes());
     all.extend(super::commerce_routes::routes());
     all.extend(super::medicinal_routes::routes());
+    all.extend(super::review_routes::routes());
     all.extend(super::admin_routes::routes());
     all
 });

@@ -18,6 +18,7 @@ pub mod passwords;
 pub mod payments;
 pub mod rate_limit;
 pub mod receipts;
+pub mod reviews;
 pub mod shipping;
 pub mod stock;
 pub mod tokens;

@@ -15,5 +15,6 @@ mod import_export;
 mod medicinal;
 mod orders;
 mod payments;
+mod reviews;
 mod uploads;
 mod users;

@@ -1,0 +1,384 @@
+//! Product reviews (spec §5): buyers only, one per user and product, HTML stripped, a word
+//! blocklist, and admin moderation (`isVisible`).
+
+use std::collections::{HashMap, HashSet};
+use std::sync::LazyLock;
+
+use async_graphql::InputObject;
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, JoinType, PaginatorTrait,
+    QueryFilter, QueryOrder, QuerySelect, RelationDef, Set,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use utoipa::ToSchema;
+
+use crate::actor::RequestCtx;
+use crate::db::begin_write;
+use crate::entities::{order, order_item, product_review};
+use crate::error::{AppError, AppResult, FieldIssue};
+use crate::services::analytics::SOLD;
+use crate::services::audit::{self, Entry};
+use crate::services::catalog::products;
+use crate::services::pagination::Page;
+use crate::state::AppState;
+
+pub const TITLE_MAX: usize = 120;
+pub const BODY_MIN: usize = 10;
+pub const BODY_MAX: usize = 2000;
+
+/// `POST /api/products/{id}/reviews`.
+#[derive(Debug, Clone, InputObject, Deserialize, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[graphql(name = "ReviewInput")]
+#[schema(example = json!({"rating": 5, "title": "Excelente", "body": "Germinaron todas las semillas, muy buena genética."}))]
+pub struct ReviewInput {
+    /// 1 to 5.
+    pub rating: i64,
+    #[serde(default)]
+    pub title: Option<String>,
+    /// 10 to 2000 characters once HTML is removed.
+    pub body: String,
+}
+
+/// `PATCH /api/reviews/{id}` (admin).
+#[derive(Debug, Clone, InputObject, Deserialize, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[graphql(name = "ModerateReviewInput")]
+#[schema(example = json!({"isVisible": false}))]
+pub struct ModerateInput {
+    pub is_visible: bool,
+}
+
+/// The blocklist, folded (lower case, no accents).
+static BLOCKLIST: LazyLock<HashSet<String>> = LazyLock::new(|| {
+    include_str!("../../data/review_blocklist.txt")
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(fold)
+        .collect()
+});
+
+/// Lower case without Spanish accents, so `Huevón` and `huevon` match alike.
+fn fold(s: &str) -> String {
+    s.chars()
+        .flat_map(char::to_lowercase)
+        .map(|c| match c {
+            'á' | 'à' | 'ä' | 'â' => 'a',
+            'é' | 'è' | 'ë' | 'ê' => 'e',
+            'í' | 'ì' | 'ï' | 'î' => 'i',
+            'ó' | 'ò' | 'ö' | 'ô' => 'o',
+            'ú' | 'ù' | 'ü' | 'û' => 'u',
+            'ñ' => 'n',
+            c => c,
+        })
+        .collect()
+}
+
+/// Whether any word of `text` is on the blocklist.
+pub fn has_blocked_word(text: &str) -> bool {
+    fold(text)
+        .split(|c: char| !c.is_alphanumeric())
+        .any(|w| !w.is_empty() && BLOCKLIST.contains(w))
+}
+
+/// Plain text from user input: tags (and the content of scripts and styles) removed by
+/// `ammonia`, entities decoded, whitespace collapsed.
+pub fn strip_html(s: &str) -> String {
+    let cleaned = ammonia::Builder::empty().clean(s).to_string();
+    let decoded = html_escape::decode_html_entities(&cleaned);
+    decoded.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// A review's checked, cleaned fields.
+fn validate(input: &ReviewInput) -> AppResult<(i16, Option<String>, String)> {
+    let mut issues = Vec::new();
+    if !(1..=5).contains(&input.rating) {
+        issues.push(FieldIssue::new("rating", "out_of_range"));
+    }
+    let title = input
+        .title
+        .as_deref()
+        .map(strip_html)
+        .filter(|t| !t.is_empty());
+    if title
+        .as_ref()
+        .is_some_and(|t| t.chars().count() > TITLE_MAX)
+    {
+        issues.push(FieldIssue::new("title", "too_long"));
+    }
+    let body = strip_html(&input.body);
+    let len = body.chars().count();
+    if len < BODY_MIN {
+        issues.push(FieldIssue::new("body", "too_short"));
+    } else if len > BODY_MAX {
+        issues.push(FieldIssue::new("body", "too_long"));
+    }
+    if !issues.is_empty() {
+        return Err(AppError::invalid_fields(issues).with_message(format!(
+            "rating is 1–5, title at most {TITLE_MAX} characters, body {BODY_MIN}–{BODY_MAX}"
+        )));
+    }
+    let mut blocked = Vec::new();
+    if title.as_deref().is_some_and(has_blocked_word) {
+        blocked.push(FieldIssue::new("title", "inappropriate_language"));
+    }
+    if has_blocked_word(&body) {
+        blocked.push(FieldIssue::new("body", "inappropriate_language"));
+    }
+    if !blocked.is_empty() {
+        return Err(AppError::invalid_fields(blocked)
+            .with_message("The review contains words that are not allowed"));
+    }
+    Ok((input.rating as i16, title, body))
+}
+
+fn item_order() -> RelationDef {
+    order_item::Entity::belongs_to(order::Entity)
+        .from(order_item::Column::OrderId)
+        .to(order::Column::Id)
+        .into()
+}
+
+/// Whether `user_id` bought `product_id` (an order paid, shipped or delivered holding it).
+pub async fn is_buyer<C: ConnectionTrait>(
+    conn: &C,
+    user_id: i64,
+    product_id: i64,
+) -> AppResult<bool> {
+    let n = order_item::Entity::find()
+        .join(JoinType::InnerJoin, item_order())
+        .filter(order_item::Column::ProductId.eq(product_id))
+        .filter(order::Column::UserId.eq(user_id))
+        .filter(order::Column::Status.is_in(SOLD))
+        .count(conn)
+        .await?;
+    Ok(n > 0)
+}
+
+/// The visible reviews of a product the viewer may see, newest first.
+pub async fn list(
+    st: &AppState,
+    ctx: &RequestCtx,
+    product_id: i64,
+    page: Page,
+) -> AppResult<(Vec<product_review::Model>, u64)> {
+    products::get(st, ctx, product_id).await?;
+    let q = product_review::Entity::find()
+        .filter(product_review::Column::ProductId.eq(product_id))
+        .filter(product_review::Column::IsVisible.eq(true))
+        .order_by_desc(product_review::Column::CreatedAt)
+        .order_by_desc(product_review::Column::Id);
+    page.fetch(&st.db, q).await
+}
+
+/// Average and count of the visible reviews of each product (absent: none).
+pub async fn ratings<C: ConnectionTrait>(
+    conn: &C,
+    product_ids: &[i64],
+) -> AppResult<HashMap<i64, (f64, i64)>> {
+    let rows: Vec<(i64, i64, i64)> = product_review::Entity::find()
+        .select_only()
+        .column(product_review::Column::ProductId)
+        .column_as(
+            Expr::cust("CAST(SUM(product_reviews.rating) AS BIGINT)"),
+            "rating_sum",
+        )
+        .column_as(Expr::cust("COUNT(*)"), "rating_count")
+        .filter(product_review::Column::ProductId.is_in(product_ids.iter().copied()))
+        .filter(product_review::Column::IsVisible.eq(true))
+        .group_by(product_review::Column::ProductId)
+        .into_tuple()
+        .all(conn)
+        .await?;
+    Ok(rows
+        .into_iter()
+        .filter(|(_, _, n)| *n > 0)
+        .map(|(id, sum, n)| (id, (round2(sum as f64 / n as f64), n)))
+        .collect())
+}
+
+/// The first names of reviewers, for showing who wrote what without exposing more.
+pub async fn author_names<C: ConnectionTrait>(
+    conn: &C,
+    user_ids: impl IntoIterator<Item = i64>,
+) -> AppResult<HashMap<i64, String>> {
+    use crate::entities::user;
+    let ids: HashSet<i64> = user_ids.into_iter().collect();
+    if ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    Ok(user::Entity::find()
+        .filter(user::Column::Id.is_in(ids))
+        .all(conn)
+        .await?
+        .into_iter()
+        .map(|u| {
+            let first = u.name.split_whitespace().next().unwrap_or("").to_string();
+            (u.id, first)
+        })
+        .collect())
+}
+
+fn round2(x: f64) -> f64 {
+    (x * 100.0).round() / 100.0
+}
+
+/// A buyer reviews a product, once.
+pub async fn create(
+    st: &AppState,
+    ctx: &RequestCtx,
+    product_id: i64,
+    input: ReviewInput,
+) -> AppResult<product_review::Model> {
+    let me = ctx.require_user()?.id;
+    products::get(st, ctx, product_id).await?;
+    let (rating, title, body) = validate(&input)?;
+    let txn = begin_write(&st.db).await?;
+    if !is_buyer(&txn, me, product_id).await? {
+        return Err(
+            AppError::forbidden("Only customers who bought this product can review it")
+                .with_details(vec![FieldIssue::new("productId", "not_a_buyer")]),
+        );
+    }
+    let existing = product_review::Entity::find()
+        .filter(product_review::Column::ProductId.eq(product_id))
+        .filter(product_review::Column::UserId.eq(me))
+        .count(&txn)
+        .await?;
+    let duplicate = || {
+        AppError::conflict_field(
+            "productId",
+            "already_reviewed",
+            "You already reviewed this product",
+        )
+    };
+    if existing > 0 {
+        return Err(duplicate());
+    }
+    let now = st.clock.now();
+    let review = product_review::ActiveModel {
+        product_id: Set(product_id),
+        user_id: Set(me),
+        rating: Set(rating),
+        title: Set(title),
+        body: Set(body),
+        is_visible: Set(true),
+        created_at: Set(now),
+        updated_at: Set(now),
+        ..Default::default()
+    }
+    .insert(&txn)
+    .await
+    .map_err(|e| match e.sql_err() {
+        // Two submissions racing: the unique index decides.
+        Some(sea_orm::SqlErr::UniqueConstraintViolation(_)) => duplicate(),
+        _ => AppError::from(e),
+    })?;
+    audit::record(
+        &txn,
+        &st.clock,
+        ctx,
+        Entry::new("review.created", "review", Some(review.id))
+            .meta(json!({"productId": product_id, "rating": rating})),
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(review)
+}
+
+/// Admin: shows or hides a review.
+pub async fn moderate(
+    st: &AppState,
+    ctx: &RequestCtx,
+    id: i64,
+    input: ModerateInput,
+) -> AppResult<product_review::Model> {
+    ctx.require_admin()?;
+    let txn = begin_write(&st.db).await?;
+    let review = product_review::Entity::find_by_id(id)
+        .one(&txn)
+        .await?
+        .ok_or_else(|| AppError::not_found("Review"))?;
+    if review.is_visible == input.is_visible {
+        return Ok(review);
+    }
+    let from = review.is_visible;
+    let mut am: product_review::ActiveModel = review.into();
+    am.is_visible = Set(input.is_visible);
+    am.updated_at = Set(st.clock.now());
+    let review = am.update(&txn).await?;
+    audit::record(
+        &txn,
+        &st.clock,
+        ctx,
+        Entry::new("review.moderated", "review", Some(id))
+            .meta(json!({"isVisible": {"from": from, "to": input.is_visible}})),
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(review)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn html_is_stripped_to_plain_text() {
+        assert_eq!(
+            strip_html("<b>Muy</b> buena <script>alert(1)</script>semilla"),
+            "Muy buena semilla"
+        );
+        assert_eq!(
+            strip_html("Calidad &amp; precio <i>10/10</i>"),
+            "Calidad & precio 10/10"
+        );
+        assert_eq!(strip_html("  a\n\n b  "), "a b");
+        assert_eq!(strip_html("<img src=x onerror=alert(1)>"), "");
+    }
+
+    #[test]
+    fn blocklisted_words_match_whole_words_without_accents() {
+        assert!(has_blocked_word("Eres un IDIOTA."));
+        assert!(has_blocked_word("qué huevón"));
+        assert!(has_blocked_word("this is shit!"));
+        assert!(!has_blocked_word("Shitake no, shiitake sí"));
+        assert!(!has_blocked_word("Excelente producto, llegó rápido"));
+    }
+
+    #[test]
+    fn bounds() {
+        let ok = ReviewInput {
+            rating: 5,
+            title: Some("<b>Buenísimo</b>".into()),
+            body: "Llegó muy rápido y bien embalado.".into(),
+        };
+        let (r, t, b) = validate(&ok).unwrap();
+        assert_eq!(
+            (r, t.as_deref(), b.as_str()),
+            (5, Some("Buenísimo"), "Llegó muy rápido y bien embalado.")
+        );
+        let bad = ReviewInput {
+            rating: 6,
+            title: Some("x".repeat(121)),
+            body: "<p>corto</p>".into(),
+        };
+        let e = validate(&bad).unwrap_err();
+        let issues: Vec<(&str, &str)> = e
+            .details
+            .iter()
+            .map(|d| (d.field.as_str(), d.issue.as_str()))
+            .collect();
+        assert_eq!(
+            issues,
+            vec![
+                ("rating", "out_of_range"),
+                ("title", "too_long"),
+                ("body", "too_short")
+            ]
+        );
+    }
+}
