@@ -71,7 +71,26 @@ pub struct Config {
     pub test_payment_secret: String,
     /// The `test` provider works outside production, and in production only when enabled.
     pub payments_test_enabled: bool,
+    /// Where payment providers reach this server (webhooks, Webpay's browser return).
+    pub public_base_url: String,
+    /// Webpay Plus; `None` when disabled (production without explicit credentials).
+    pub webpay: Option<WebpayConfig>,
 }
+
+/// Webpay Plus (providers.md §1).
+#[derive(Debug, Clone)]
+pub struct WebpayConfig {
+    pub base_url: String,
+    /// The API path prefix, version included.
+    pub api_prefix: String,
+    pub commerce_code: String,
+    pub api_key_secret: String,
+}
+
+/// Transbank's public integration commerce code and secret (safe to ship as development defaults).
+pub const WEBPAY_INTEGRATION_CODE: &str = "597055555532";
+pub const WEBPAY_INTEGRATION_SECRET: &str =
+    "579B532A7440BB0C9079DED94D31EA1615BACEB56610332264630D42D0A36B1C";
 
 #[derive(Debug, thiserror::Error)]
 #[error("configuration error: {0}")]
@@ -236,6 +255,34 @@ impl Config {
                 .raw("TEST_PAYMENT_SECRET")
                 .unwrap_or_else(|| "dev-test-payment-secret".into()),
             payments_test_enabled: !production || r.parse("PAYMENTS_TEST_ENABLED", false)?,
+            public_base_url: r
+                .raw("PUBLIC_BASE_URL")
+                .unwrap_or_else(|| "http://localhost:8080".into())
+                .trim_end_matches('/')
+                .to_string(),
+            webpay: {
+                let code = r.raw("WEBPAY_COMMERCE_CODE");
+                let secret = r.raw("WEBPAY_API_KEY_SECRET");
+                // Production never falls back to the public integration credentials.
+                if production && (code.is_none() || secret.is_none()) {
+                    None
+                } else {
+                    Some(WebpayConfig {
+                        base_url: r
+                            .raw("WEBPAY_BASE_URL")
+                            .unwrap_or_else(|| "https://webpay3gint.transbank.cl".into())
+                            .trim_end_matches('/')
+                            .to_string(),
+                        api_prefix: r
+                            .raw("WEBPAY_API_PREFIX")
+                            .unwrap_or_else(|| "/rswebpaytransaction/api/webpay/v1.2".into())
+                            .trim_end_matches('/')
+                            .to_string(),
+                        commerce_code: code.unwrap_or_else(|| WEBPAY_INTEGRATION_CODE.into()),
+                        api_key_secret: secret.unwrap_or_else(|| WEBPAY_INTEGRATION_SECRET.into()),
+                    })
+                }
+            },
             payment_timeout_seconds: r.positive("PAYMENT_TIMEOUT_SECONDS", 1800)?,
             sweep_interval_seconds: r.positive("SWEEP_INTERVAL_SECONDS", 30)?,
             reservation_ttl_seconds: r.positive("RESERVATION_TTL_SECONDS", 900)?,
@@ -345,6 +392,31 @@ mod tests {
             ("SEED_ADMIN_PASSWORD", "Str0ngPassw0rd"),
         ]));
         assert!(ok.is_ok());
+    }
+
+    #[test]
+    fn webpay_integration_credentials_only_outside_production() {
+        let dev = Config::from_map(&map(&[])).unwrap();
+        let w = dev.webpay.expect("webpay in development");
+        assert_eq!(w.commerce_code, WEBPAY_INTEGRATION_CODE);
+        assert_eq!(w.base_url, "https://webpay3gint.transbank.cl");
+        let strong = "x".repeat(32);
+        let base = [
+            ("APP_ENV", "production"),
+            ("JWT_SECRET", strong.as_str()),
+            ("SEED_ADMIN_PASSWORD", "Str0ngPassw0rd"),
+        ];
+        let prod = Config::from_map(&map(&base)).unwrap();
+        assert!(prod.webpay.is_none(), "no fallback to integration keys");
+        let mut vars = base.to_vec();
+        vars.extend([
+            ("WEBPAY_COMMERCE_CODE", "597000000001"),
+            ("WEBPAY_API_KEY_SECRET", "a-real-secret"),
+            ("WEBPAY_BASE_URL", "https://webpay3g.transbank.cl/"),
+        ]);
+        let w = Config::from_map(&map(&vars)).unwrap().webpay.unwrap();
+        assert_eq!(w.base_url, "https://webpay3g.transbank.cl");
+        assert_eq!(w.commerce_code, "597000000001");
     }
 
     #[test]

@@ -24,6 +24,8 @@ pub enum ErrorCode {
     Internal,
     /// 503: not ready (readiness probe).
     Unavailable,
+    /// 502: a payment provider failed or answered something unusable.
+    Provider,
 }
 
 impl ErrorCode {
@@ -38,6 +40,7 @@ impl ErrorCode {
             ErrorCode::RateLimited => "rate_limited",
             ErrorCode::Internal => "internal_error",
             ErrorCode::Unavailable => "unavailable",
+            ErrorCode::Provider => "provider_error",
         }
     }
 
@@ -53,6 +56,7 @@ impl ErrorCode {
             ErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
             ErrorCode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::Provider => StatusCode::BAD_GATEWAY,
         }
     }
 
@@ -71,6 +75,7 @@ impl ErrorCode {
             "rate_limited" => ErrorCode::RateLimited,
             "internal_error" => ErrorCode::Internal,
             "unavailable" => ErrorCode::Unavailable,
+            "provider_error" => ErrorCode::Provider,
             _ => return None,
         })
     }
@@ -173,6 +178,15 @@ impl AppError {
 
     /// An unexpected failure. The cause is logged here (with the trace id); the client only sees
     /// a generic message.
+    /// A payment provider failed: logged in full, answered as 502 `provider_error`.
+    pub fn provider(provider: &str, cause: impl std::fmt::Display) -> Self {
+        tracing::warn!(provider, error = %cause, "payment provider call failed");
+        AppError::new(
+            ErrorCode::Provider,
+            format!("The payment provider {provider} could not complete the request; try again"),
+        )
+    }
+
     pub fn internal(cause: impl std::fmt::Display) -> Self {
         tracing::error!(
             traceId = %crate::http::trace::current_trace_id(),

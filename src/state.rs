@@ -19,6 +19,8 @@ pub struct AppState {
     pub tokens: Arc<TokenKeys>,
     pub passwords: PasswordHasher,
     pub limits: Arc<RateLimits>,
+    /// Outbound HTTP for payment providers: connection and request timeouts, pooled.
+    pub http: reqwest::Client,
 }
 
 impl AppState {
@@ -34,6 +36,12 @@ impl AppState {
             tokens,
             passwords,
             limits,
+            http: reqwest::Client::builder()
+                .connect_timeout(std::time::Duration::from_secs(5))
+                .timeout(std::time::Duration::from_secs(15))
+                .user_agent(concat!("dispensary/", env!("CARGO_PKG_VERSION")))
+                .build()
+                .expect("an HTTP client"),
         }
     }
 }

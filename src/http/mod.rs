@@ -115,6 +115,10 @@ pub fn router(app: App) -> Router {
             get(graphql::react_dom_js),
         )
         .route(
+            "/webhooks/payments/webpay",
+            get(webhooks::webpay_return).post(webhooks::webpay_return),
+        )
+        .route(
             "/webhooks/payments/{provider}",
             axum::routing::post(webhooks::handle),
         )

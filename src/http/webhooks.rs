@@ -138,3 +138,121 @@ async fn test_webhook(
         other => other.as_str().into(),
     })
 }
+
+/// `GET`/`POST /webhooks/payments/webpay`: the browser's return from Webpay (providers.md §1).
+/// The four cases: `token_ws` alone (commit), `TBK_ID_SESION` + `TBK_ORDEN_COMPRA` (timeout),
+/// those plus `TBK_TOKEN` (aborted), all four (error page). Nothing here is trusted by itself:
+/// only the server-to-server commit can pay. Answers `303` to the frontend's result page.
+pub async fn webpay_return(
+    State(app): State<App>,
+    Extension(ctx): Extension<RequestCtx>,
+    axum::extract::RawQuery(query): axum::extract::RawQuery,
+    body: Bytes,
+) -> Response {
+    use crate::services::payments::webpay;
+    let st = &app.state;
+    if !webpay::enabled(st) {
+        return AppError::not_found("Payment provider").into_response();
+    }
+    let mut params: std::collections::HashMap<String, String> = std::collections::HashMap::new();
+    for (k, v) in form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+        .chain(form_urlencoded::parse(&body))
+    {
+        params
+            .entry(k.into_owned())
+            .or_insert_with(|| v.into_owned());
+    }
+    let get = |k: &str| params.get(k).map(String::as_str).filter(|v| !v.is_empty());
+    let raw = json!({"source": "return", "params": {
+        "token_ws": get("token_ws").is_some(),
+        "TBK_TOKEN": get("TBK_TOKEN").is_some(),
+        "TBK_ID_SESION": get("TBK_ID_SESION"),
+        "TBK_ORDEN_COMPRA": get("TBK_ORDEN_COMPRA"),
+    }});
+    let result: Result<(Option<crate::entities::payment::Model>, String), AppError> = async {
+        Ok(
+            match (get("token_ws"), get("TBK_TOKEN"), get("TBK_ORDEN_COMPRA")) {
+                (Some(token), None, _) => match webpay::by_token(st, token).await? {
+                    Some(p) => {
+                        let applied = webpay::commit_once(st, &ctx, &p, "return").await?;
+                        (Some(p), applied.as_str().to_string())
+                    }
+                    None => (None, "unknown".into()),
+                },
+                (Some(token), Some(_), _) => match webpay::by_token(st, token).await? {
+                    Some(p) => {
+                        let a =
+                            webpay::fail(st, &ctx, &p, "webpay_error_page", raw.clone()).await?;
+                        (Some(p), a.as_str().to_string())
+                    }
+                    None => (None, "unknown".into()),
+                },
+                (None, Some(token), _) => match webpay::by_token(st, token).await? {
+                    Some(p) => {
+                        let a = webpay::fail(st, &ctx, &p, "webpay_aborted", raw.clone()).await?;
+                        (Some(p), a.as_str().to_string())
+                    }
+                    None => (None, "unknown".into()),
+                },
+                (None, None, Some(buy_order)) => match webpay::by_buy_order(st, buy_order).await? {
+                    Some(p) => {
+                        let a = webpay::fail(st, &ctx, &p, "webpay_timeout", raw.clone()).await?;
+                        (Some(p), a.as_str().to_string())
+                    }
+                    None => (None, "unknown".into()),
+                },
+                (None, None, None) => {
+                    return Err(AppError::invalid(
+                        "token_ws",
+                        "required",
+                        "A Webpay return carries token_ws, TBK_TOKEN or TBK_ORDEN_COMPRA",
+                    ))
+                }
+            },
+        )
+    }
+    .await;
+    let label = match &result {
+        Ok((_, outcome)) => outcome.clone(),
+        Err(_) => "rejected".into(),
+    };
+    st.metrics
+        .webhooks
+        .with_label_values(&[webpay::PROVIDER, label.as_str()])
+        .inc();
+    let entry = Entry::new("webhook.received", "payment", None)
+        .meta(json!({"provider": webpay::PROVIDER, "outcome": label}));
+    if let Err(e) = audit::record(&st.db, &st.clock, &ctx, entry).await {
+        tracing::error!(error = %e.message, "could not audit a webhook delivery");
+    }
+    let (payment, _) = match result {
+        Ok(r) => r,
+        Err(e) if e.code == crate::error::ErrorCode::Validation => return e.into_response(),
+        // A provider failure still sends the buyer somewhere useful; the payment stays open
+        // for reconciliation.
+        Err(_) => (None, "error".into()),
+    };
+    let location = match payment {
+        Some(p) => {
+            let status = crate::entities::payment::Entity::find_by_id(p.id)
+                .one(&st.db)
+                .await
+                .ok()
+                .flatten()
+                .map_or(p.status, |p| p.status);
+            format!(
+                "{}/checkout/result?orderId={}&status={}",
+                st.config.frontend_base_url, p.order_id, status
+            )
+        }
+        None => format!(
+            "{}/checkout/result?status=unknown",
+            st.config.frontend_base_url
+        ),
+    };
+    (
+        axum::http::StatusCode::SEE_OTHER,
+        [(axum::http::header::LOCATION, location)],
+    )
+        .into_response()
+}

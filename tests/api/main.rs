@@ -16,5 +16,7 @@ mod medicinal;
 mod orders;
 mod payments;
 mod reviews;
+mod sim_webpay;
 mod uploads;
 mod users;
+mod webpay;

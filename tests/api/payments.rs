@@ -208,7 +208,7 @@ async fn confirm_with_the_test_provider() {
         .post(
             "/api/payments/start",
             Some(&token),
-            json!({"orderId": declined, "provider": "webpay"}),
+            json!({"orderId": declined, "provider": "flow"}),
         )
         .await;
     assert!(

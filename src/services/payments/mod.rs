@@ -4,6 +4,7 @@
 //! stock is gone fails the order and marks the payment `refund_required`.
 
 pub mod test_provider;
+pub mod webpay;
 
 use async_graphql::InputObject;
 use chrono::{DateTime, Utc};
@@ -98,11 +99,12 @@ impl Applied {
     }
 }
 
-const FINAL: [&str; 4] = ["paid", "failed", "refunded", "refund_required"];
+pub(crate) const FINAL: [&str; 4] = ["paid", "failed", "refunded", "refund_required"];
 
 fn check_provider(st: &AppState, provider: &str) -> AppResult<()> {
     match provider {
         "test" if st.config.payments_test_enabled => Ok(()),
+        "webpay" if webpay::enabled(st) => Ok(()),
         "test" | "webpay" | "flow" | "mp" => Err(AppError::invalid(
             "provider",
             "provider_unavailable",
@@ -195,29 +197,56 @@ pub async fn start(
     let me = ctx.require_user()?;
     check_provider(st, &input.provider)?;
     let now = st.clock.now();
+    // A provider with an API is called before the write transaction, so no provider call ever
+    // holds row locks; the order is checked again inside the transaction.
+    let external = match input.provider.as_str() {
+        "webpay" => {
+            let o = order::Entity::find_by_id(input.order_id)
+                .one(&st.db)
+                .await?
+                .filter(|o| o.user_id == me.id)
+                .ok_or_else(|| AppError::not_found("Order"))?;
+            payable(&o)?;
+            let reference = payment_ref(o.id, now);
+            let created = webpay::create(
+                st,
+                &reference,
+                &webpay::session_id(me.id, o.id),
+                o.total_cents,
+            )
+            .await?;
+            Some((
+                reference,
+                Started {
+                    provider: input.provider.clone(),
+                    redirect_url: Some(format!("{}?token_ws={}", created.url, created.token)),
+                    init_payload: Some(json!({"url": created.url, "token_ws": created.token})),
+                    provider_txn_id: created.token,
+                    payment_ref: String::new(),
+                },
+            ))
+        }
+        _ => None,
+    };
     let txn = begin_write(&st.db).await?;
     let mut o = order::Entity::find_by_id(input.order_id)
         .one(&txn)
         .await?
         .filter(|o| o.user_id == me.id)
         .ok_or_else(|| AppError::not_found("Order"))?;
-    match o.status {
-        OrderStatus::Pending => {}
-        OrderStatus::Failed => {
-            re_reserve(st, &txn, &o, now).await?;
-            o = transition(st, &txn, ctx, &o, OrderStatus::Pending, "new_payment").await?;
-        }
-        other => {
-            return Err(AppError::conflict_field(
-                "orderId",
-                "invalid_state",
-                format!("An order that is {} cannot be paid", other.as_str()),
-            ))
-        }
+    payable(&o)?;
+    if o.status == OrderStatus::Failed {
+        re_reserve(st, &txn, &o, now).await?;
+        o = transition(st, &txn, ctx, &o, OrderStatus::Pending, "new_payment").await?;
     }
-    let reference = payment_ref(o.id, now);
-    // Only the test provider has a driver so far; check_provider refuses the others.
-    let started = test_provider::start(st, &o, &reference);
+    let (reference, started) = match external {
+        Some(found) => found,
+        None => {
+            let reference = payment_ref(o.id, now);
+            let started = test_provider::start(st, &o, &reference);
+            (reference, started)
+        }
+    };
     payment::ActiveModel {
         order_id: Set(o.id),
         provider: Set(input.provider.clone()),
@@ -252,6 +281,18 @@ pub async fn start(
         payment_ref: reference,
         ..started
     })
+}
+
+/// An order a payment may be started for: pending, or failed (its stock is reserved again).
+fn payable(o: &order::Model) -> AppResult<()> {
+    match o.status {
+        OrderStatus::Pending | OrderStatus::Failed => Ok(()),
+        other => Err(AppError::conflict_field(
+            "orderId",
+            "invalid_state",
+            format!("An order that is {} cannot be paid", other.as_str()),
+        )),
+    }
 }
 
 /// The latest payment of the caller's order with a provider.
@@ -298,19 +339,40 @@ pub async fn confirm(
             )
         })?;
     let params = input.params.map(|j| j.0).unwrap_or(Value::Null);
-    let outcome = test_provider::confirm(&p, &params);
-    let txn = begin_write(&st.db).await?;
-    apply_outcome(
-        st,
-        &txn,
-        ctx,
-        p.id,
-        outcome,
-        json!({"source": "confirm", "params": params}),
-    )
-    .await?;
-    txn.commit().await?;
-    let p = payment::Entity::find_by_id(p.id)
+    let payment_id = if input.provider == "webpay" {
+        // SPA flow: the frontend got token_ws back from Webpay and hands it to us.
+        let token = input
+            .token
+            .as_deref()
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| {
+                AppError::invalid("token", "required", "Webpay needs the token_ws it returned")
+            })?;
+        let p = payment::Entity::find()
+            .filter(payment::Column::Provider.eq(webpay::PROVIDER))
+            .filter(payment::Column::ProviderTxnId.eq(token))
+            .filter(payment::Column::OrderId.eq(o.id))
+            .one(&st.db)
+            .await?
+            .ok_or_else(|| AppError::not_found("Payment"))?;
+        webpay::commit_once(st, ctx, &p, "confirm").await?;
+        p.id
+    } else {
+        let outcome = test_provider::confirm(&p, &params);
+        let txn = begin_write(&st.db).await?;
+        apply_outcome(
+            st,
+            &txn,
+            ctx,
+            p.id,
+            outcome,
+            json!({"source": "confirm", "params": params}),
+        )
+        .await?;
+        txn.commit().await?;
+        p.id
+    };
+    let p = payment::Entity::find_by_id(payment_id)
         .one(&st.db)
         .await?
         .ok_or_else(|| AppError::not_found("Payment"))?;

@@ -1,0 +1,423 @@
+//! Webpay Plus (Transbank), providers.md §1: create a transaction, send the browser to Webpay,
+//! and on its return commit the token exactly once, server to server. Approval only with
+//! `response_code == 0` and `status == "AUTHORIZED"` and our own buy order, session and amount.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set, SqlErr};
+
+use super::{apply_outcome, Applied, Outcome, FINAL};
+use crate::actor::RequestCtx;
+use crate::config::WebpayConfig;
+use crate::db::begin_write;
+use crate::entities::{order, payment, payment_event};
+use crate::error::{AppError, AppResult};
+use crate::state::AppState;
+
+pub const PROVIDER: &str = "webpay";
+
+/// `POST {prefix}/transactions` answer.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Created {
+    pub token: String,
+    pub url: String,
+}
+
+/// A transaction as commit and status return it.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct Transaction {
+    #[serde(default)]
+    pub vci: Option<String>,
+    pub amount: Value,
+    pub status: String,
+    pub buy_order: String,
+    pub session_id: String,
+    #[serde(default)]
+    pub authorization_code: Option<String>,
+    #[serde(default)]
+    pub response_code: Option<i64>,
+    #[serde(default)]
+    pub payment_type_code: Option<String>,
+    #[serde(default)]
+    pub installments_number: Option<i64>,
+}
+
+impl Transaction {
+    /// The amount as whole pesos (Webpay may send a number or a numeric string).
+    pub fn amount_cents(&self) -> Option<i64> {
+        match &self.amount {
+            Value::Number(n) => n.as_i64().or_else(|| n.as_f64().map(|f| f as i64)),
+            Value::String(s) => s.trim().parse::<f64>().ok().map(|f| f as i64),
+            _ => None,
+        }
+    }
+}
+
+fn config(st: &AppState) -> AppResult<&WebpayConfig> {
+    st.config.webpay.as_ref().ok_or_else(|| {
+        AppError::invalid(
+            "provider",
+            "provider_unavailable",
+            "The payment provider webpay is not configured",
+        )
+    })
+}
+
+pub fn enabled(st: &AppState) -> bool {
+    st.config.webpay.is_some()
+}
+
+/// The session id we give Webpay for an order: checked again on commit.
+pub fn session_id(user_id: i64, order_id: i64) -> String {
+    format!("U{user_id}-O{order_id}")
+}
+
+/// Where Webpay sends the browser back (providers.md: `/webhooks/payments/webpay`).
+pub fn return_url(st: &AppState) -> String {
+    format!("{}/webhooks/payments/webpay", st.config.public_base_url)
+}
+
+fn request(
+    st: &AppState,
+    method: reqwest::Method,
+    path: &str,
+) -> AppResult<reqwest::RequestBuilder> {
+    let c = config(st)?;
+    Ok(st
+        .http
+        .request(method, format!("{}{}{}", c.base_url, c.api_prefix, path))
+        .header("Tbk-Api-Key-Id", &c.commerce_code)
+        .header("Tbk-Api-Key-Secret", &c.api_key_secret)
+        .header("Content-Type", "application/json"))
+}
+
+/// Reads a Webpay answer: 2xx JSON, or `{"error_message"}` as a provider error.
+async fn read<T: for<'de> Deserialize<'de>>(res: reqwest::Response) -> Result<T, String> {
+    let status = res.status();
+    let body = res.text().await.map_err(|e| e.to_string())?;
+    if !status.is_success() {
+        let message = serde_json::from_str::<Value>(&body)
+            .ok()
+            .and_then(|v| v["error_message"].as_str().map(str::to_string))
+            .unwrap_or_else(|| body.chars().take(200).collect());
+        return Err(format!("HTTP {status}: {message}"));
+    }
+    serde_json::from_str(&body).map_err(|e| format!("unreadable answer: {e}"))
+}
+
+/// Creates the transaction. Not retried: a retry would create a second one.
+pub async fn create(
+    st: &AppState,
+    buy_order: &str,
+    session_id: &str,
+    amount: i64,
+) -> AppResult<Created> {
+    let res = request(st, reqwest::Method::POST, "/transactions")?
+        .json(&json!({
+            "buy_order": buy_order,
+            "session_id": session_id,
+            "amount": amount,
+            "return_url": return_url(st),
+        }))
+        .send()
+        .await
+        .map_err(|e| AppError::provider(PROVIDER, e))?;
+    read(res).await.map_err(|e| AppError::provider(PROVIDER, e))
+}
+
+/// Commits a token (once: a second commit is a 422 at Webpay).
+pub async fn commit(st: &AppState, token: &str) -> AppResult<Transaction> {
+    let res = request(st, reqwest::Method::PUT, &format!("/transactions/{token}"))?
+        .send()
+        .await
+        .map_err(|e| AppError::provider(PROVIDER, e))?;
+    read(res).await.map_err(|e| AppError::provider(PROVIDER, e))
+}
+
+/// The transaction's status (idempotent: retried with backoff on transport errors and 5xx).
+pub async fn status(st: &AppState, token: &str) -> AppResult<Transaction> {
+    let mut delay = Duration::from_millis(200);
+    let mut last = String::new();
+    for attempt in 0..3 {
+        if attempt > 0 {
+            tokio::time::sleep(delay).await;
+            delay *= 2;
+        }
+        let res = match request(st, reqwest::Method::GET, &format!("/transactions/{token}"))?
+            .send()
+            .await
+        {
+            Ok(r) => r,
+            Err(e) => {
+                last = e.to_string();
+                continue;
+            }
+        };
+        if res.status().is_server_error() {
+            last = format!("HTTP {}", res.status());
+            continue;
+        }
+        return read(res).await.map_err(|e| AppError::provider(PROVIDER, e));
+    }
+    Err(AppError::provider(PROVIDER, last))
+}
+
+/// Refunds (reverses or nullifies) `amount` of a committed transaction: `Ok(type)`.
+pub async fn refund(st: &AppState, token: &str, amount: i64) -> AppResult<String> {
+    let res = request(
+        st,
+        reqwest::Method::POST,
+        &format!("/transactions/{token}/refunds"),
+    )?
+    .json(&json!({ "amount": amount }))
+    .send()
+    .await
+    .map_err(|e| AppError::provider(PROVIDER, e))?;
+    let v: Value = read(res)
+        .await
+        .map_err(|e| AppError::provider(PROVIDER, e))?;
+    match v["type"].as_str() {
+        Some(t @ ("REVERSED" | "NULLIFIED")) => Ok(t.to_string()),
+        _ => Err(AppError::provider(
+            PROVIDER,
+            format!("unexpected refund answer {v}"),
+        )),
+    }
+}
+
+/// What a committed (or queried) transaction means for our payment of `payment_ref`. The amount
+/// is checked against the payment and the order by `apply_outcome` (a mismatch fails the payment).
+pub fn outcome(t: &Transaction, payment_ref: &str, session: &str) -> Outcome {
+    let authorized = t.response_code == Some(0) && t.status == "AUTHORIZED";
+    if !authorized {
+        return match t.status.as_str() {
+            "INITIALIZED" => Outcome::Pending,
+            _ => Outcome::Failed {
+                reason: format!(
+                    "webpay {} (response_code {})",
+                    t.status,
+                    t.response_code.map_or("none".into(), |c| c.to_string())
+                ),
+            },
+        };
+    }
+    if t.buy_order != payment_ref || t.session_id != session {
+        return Outcome::Failed {
+            reason: "webpay transaction does not match the payment".into(),
+        };
+    }
+    match t.amount_cents() {
+        Some(amount_cents) => Outcome::Paid {
+            amount_cents,
+            auth_code: t.authorization_code.clone(),
+        },
+        None => Outcome::Failed {
+            reason: "webpay amount unreadable".into(),
+        },
+    }
+}
+
+/// Commits a payment's token exactly once and applies the result. A second return or confirm
+/// (or one racing the first) does not commit again: it reports the stored outcome. The claim is a
+/// `payment_events` row (`commit:<token>`, unique), written before the provider call and outside
+/// any transaction that holds row locks. Returns how the result was applied (`Duplicate` when
+/// another request had claimed the commit).
+pub async fn commit_once(
+    st: &AppState,
+    ctx: &RequestCtx,
+    p: &payment::Model,
+    source: &str,
+) -> AppResult<Applied> {
+    if FINAL.contains(&p.status.as_str()) {
+        return Ok(Applied::Duplicate);
+    }
+    let now = st.clock.now();
+    let claim = payment_event::ActiveModel {
+        provider: Set(PROVIDER.into()),
+        event_id: Set(format!("commit:{}", p.provider_txn_id)),
+        payment_id: Set(Some(p.id)),
+        received_at: Set(now),
+        payload: Set(json!({"source": source})),
+        outcome: Set("claimed".into()),
+        ..Default::default()
+    }
+    .insert(&st.db)
+    .await;
+    let claim = match claim {
+        Ok(c) => c,
+        Err(e) if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
+            return Ok(Applied::Duplicate)
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let o = order::Entity::find_by_id(p.order_id)
+        .one(&st.db)
+        .await?
+        .ok_or_else(|| AppError::not_found("Order"))?;
+    let reference = o.payment_ref.clone().unwrap_or_default();
+    let session = session_id(o.user_id, o.id);
+    let (outcome, raw) = match commit(st, &p.provider_txn_id).await {
+        Ok(t) => (
+            outcome(&t, &reference, &session),
+            json!({"source": source, "commit": t}),
+        ),
+        Err(commit_error) => {
+            // The commit may or may not have happened at Webpay: ask before deciding.
+            match status(st, &p.provider_txn_id).await {
+                Ok(t) => (
+                    outcome(&t, &reference, &session),
+                    json!({"source": source, "status": t}),
+                ),
+                Err(_) => {
+                    let mut am: payment_event::ActiveModel = claim.into();
+                    am.outcome = Set("commit_unknown".into());
+                    am.update(&st.db).await?;
+                    // Left `initiated`: reconciliation settles it from the status call.
+                    return Err(commit_error);
+                }
+            }
+        }
+    };
+    let txn = begin_write(&st.db).await?;
+    let applied = apply_outcome(st, &txn, ctx, p.id, outcome, raw.clone()).await?;
+    let mut am: payment_event::ActiveModel = claim.into();
+    am.outcome = Set(applied.as_str().into());
+    am.payload = Set(raw);
+    am.update(&txn).await?;
+    txn.commit().await?;
+    Ok(applied)
+}
+
+/// The browser came back without a committable token (aborted, timed out, or an error page):
+/// the payment failed. Idempotent like every outcome.
+pub async fn fail(
+    st: &AppState,
+    ctx: &RequestCtx,
+    p: &payment::Model,
+    reason: &str,
+    raw: Value,
+) -> AppResult<Applied> {
+    let txn = begin_write(&st.db).await?;
+    let applied = apply_outcome(
+        st,
+        &txn,
+        ctx,
+        p.id,
+        Outcome::Failed {
+            reason: reason.into(),
+        },
+        raw,
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(applied)
+}
+
+/// A Webpay payment by token.
+pub async fn by_token(st: &AppState, token: &str) -> AppResult<Option<payment::Model>> {
+    Ok(payment::Entity::find()
+        .filter(payment::Column::Provider.eq(PROVIDER))
+        .filter(payment::Column::ProviderTxnId.eq(token))
+        .one(&st.db)
+        .await?)
+}
+
+/// The latest Webpay payment of the order whose reference is `buy_order`.
+pub async fn by_buy_order(st: &AppState, buy_order: &str) -> AppResult<Option<payment::Model>> {
+    use sea_orm::QueryOrder;
+    let Some(o) = order::Entity::find()
+        .filter(order::Column::PaymentRef.eq(buy_order))
+        .one(&st.db)
+        .await?
+    else {
+        return Ok(None);
+    };
+    Ok(payment::Entity::find()
+        .filter(payment::Column::OrderId.eq(o.id))
+        .filter(payment::Column::Provider.eq(PROVIDER))
+        .order_by_desc(payment::Column::Id)
+        .one(&st.db)
+        .await?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tx(status: &str, code: i64, amount: Value) -> Transaction {
+        Transaction {
+            vci: Some("TSY".into()),
+            amount,
+            status: status.into(),
+            buy_order: "ORD-1-20261123000000".into(),
+            session_id: "U2-O1".into(),
+            authorization_code: Some("1213".into()),
+            response_code: Some(code),
+            payment_type_code: Some("VN".into()),
+            installments_number: Some(0),
+        }
+    }
+
+    #[test]
+    fn approval_needs_code_zero_authorized_and_our_references() {
+        let ok = outcome(
+            &tx("AUTHORIZED", 0, json!(10000)),
+            "ORD-1-20261123000000",
+            "U2-O1",
+        );
+        assert_eq!(
+            ok,
+            Outcome::Paid {
+                amount_cents: 10000,
+                auth_code: Some("1213".into())
+            }
+        );
+        let as_string = outcome(
+            &tx("AUTHORIZED", 0, json!("10000")),
+            "ORD-1-20261123000000",
+            "U2-O1",
+        );
+        assert!(matches!(
+            as_string,
+            Outcome::Paid {
+                amount_cents: 10000,
+                ..
+            }
+        ));
+        assert!(matches!(
+            outcome(
+                &tx("FAILED", -1, json!(10000)),
+                "ORD-1-20261123000000",
+                "U2-O1"
+            ),
+            Outcome::Failed { .. }
+        ));
+        assert!(matches!(
+            outcome(
+                &tx("AUTHORIZED", -1, json!(10000)),
+                "ORD-1-20261123000000",
+                "U2-O1"
+            ),
+            Outcome::Failed { .. }
+        ));
+        assert!(matches!(
+            outcome(
+                &tx("AUTHORIZED", 0, json!(10000)),
+                "ORD-9-20261123000000",
+                "U2-O1"
+            ),
+            Outcome::Failed { .. }
+        ));
+        assert!(matches!(
+            outcome(
+                &tx("AUTHORIZED", 0, json!(10000)),
+                "ORD-1-20261123000000",
+                "U3-O1"
+            ),
+            Outcome::Failed { .. }
+        ));
+    }
+}

@@ -1,0 +1,383 @@
+//! Webpay Plus through the simulator: start, the four browser returns, the SPA confirm, exactly
+//! one commit per token, amount mismatch, bad keys.
+
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+use crate::cart::variant_id;
+use crate::helpers::*;
+use crate::sim_webpay::{WebpaySim, CODE};
+
+async fn app_with(sim: &WebpaySim, secret: Option<&str>) -> TestApp {
+    let mut vars = vec![
+        ("WEBPAY_BASE_URL", sim.base_url.as_str()),
+        ("WEBPAY_COMMERCE_CODE", CODE),
+        ("PUBLIC_BASE_URL", "https://tienda.example.cl"),
+        ("FRONTEND_BASE_URL", "https://front.example.cl"),
+    ];
+    if let Some(s) = secret {
+        vars.push(("WEBPAY_API_KEY_SECRET", s));
+    }
+    TestApp::spawn_with(&vars).await
+}
+
+/// A pending order of one unit of `sku` and its Webpay start.
+async fn start(app: &TestApp, token: &str, sku: &str) -> (i64, Resp) {
+    let vid = variant_id(app, sku).await;
+    let o = app
+        .post(
+            "/api/checkout/confirm",
+            Some(token),
+            json!({"items": [{"variantId": vid, "quantity": 1}], "address": {"addressLine": "Av. Matta 1", "comuna": "Santiago", "region": "RM"}, "shippingMethod": "starken"}),
+        )
+        .await;
+    assert_eq!(o.status, StatusCode::CREATED, "{}", o.text);
+    let id = o.body["id"].as_i64().unwrap();
+    let s = app
+        .post(
+            "/api/payments/start",
+            Some(token),
+            json!({"orderId": id, "provider": "webpay"}),
+        )
+        .await;
+    (id, s)
+}
+
+/// The browser's return, as a form POST (the classic flow) or a GET.
+async fn browser_return(app: &TestApp, form: &[(&str, &str)], get: bool) -> Resp {
+    let req = if get {
+        app.client
+            .get(app.url("/webhooks/payments/webpay"))
+            .query(form)
+    } else {
+        app.client
+            .post(app.url("/webhooks/payments/webpay"))
+            .form(form)
+    };
+    app.send(req).await
+}
+
+async fn order_status(app: &TestApp, id: i64) -> String {
+    app.scalar_string(&format!("SELECT status FROM orders WHERE id = {id}"))
+        .await
+        .unwrap()
+}
+
+async fn payment_status(app: &TestApp, token: &str) -> String {
+    app.scalar_string(&format!(
+        "SELECT status FROM payments WHERE provider = 'webpay' AND provider_txn_id = '{token}'"
+    ))
+    .await
+    .unwrap()
+}
+
+async fn stock_of(app: &TestApp, sku: &str) -> i64 {
+    app.scalar_i64(&format!(
+        "SELECT CAST(stock AS BIGINT) FROM product_variants WHERE sku = '{sku}'"
+    ))
+    .await
+}
+
+fn token_of(started: &Resp) -> String {
+    started.body["providerTxnId"]
+        .as_str()
+        .expect("token")
+        .to_string()
+}
+
+#[tokio::test]
+async fn approved_payment_through_the_browser_return_commits_once() {
+    let sim = WebpaySim::start().await;
+    let app = app_with(&sim, None).await;
+    let (customer, user_id, _) = app.register("webpay-ok@example.cl").await;
+    let before = stock_of(&app, "WW-FEM-1G").await;
+    let (order_id, s) = start(&app, &customer, "WW-FEM-1G").await;
+    assert_eq!(s.status, StatusCode::OK, "{}", s.text);
+    let token = token_of(&s);
+    assert_eq!(token.len(), 64);
+    assert_eq!(s.body["provider"], "webpay");
+    assert_eq!(
+        s.body["redirectUrl"],
+        format!("https://webpay3gint.transbank.cl/webpayserver/initTransaction?token_ws={token}")
+    );
+    assert_eq!(
+        s.body["initPayload"],
+        json!({"url": "https://webpay3gint.transbank.cl/webpayserver/initTransaction", "token_ws": token})
+    );
+    // What Webpay received: our buy order, session, amount and return URL.
+    let tx = sim.tx(&token);
+    let total = app
+        .scalar_i64(&format!(
+            "SELECT total_cents FROM orders WHERE id = {order_id}"
+        ))
+        .await;
+    assert_eq!(tx.amount, total);
+    assert_eq!(
+        Some(tx.buy_order.clone()),
+        app.scalar_string(&format!(
+            "SELECT payment_ref FROM orders WHERE id = {order_id}"
+        ))
+        .await
+    );
+    assert_eq!(tx.session_id, format!("U{user_id}-O{order_id}"));
+    assert_eq!(
+        tx.return_url,
+        "https://tienda.example.cl/webhooks/payments/webpay"
+    );
+    assert_eq!(payment_status(&app, &token).await, "initiated");
+
+    // The buyer pays with the approved test card and Webpay posts the browser back.
+    sim.pay(&token, true);
+    let r = browser_return(&app, &[("token_ws", &token)], false).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text);
+    assert_eq!(
+        r.header("location"),
+        Some(
+            format!("https://front.example.cl/checkout/result?orderId={order_id}&status=paid")
+                .as_str()
+        )
+    );
+    assert_eq!(order_status(&app, order_id).await, "paid");
+    assert_eq!(payment_status(&app, &token).await, "paid");
+    assert_eq!(
+        app.scalar_string(&format!(
+            "SELECT auth_code FROM payments WHERE provider_txn_id = '{token}'"
+        ))
+        .await
+        .unwrap(),
+        "1213"
+    );
+    assert_eq!(stock_of(&app, "WW-FEM-1G").await, before - 1);
+    // A repeated return (reload, back button) and an SPA confirm do not commit again.
+    let again = browser_return(&app, &[("token_ws", &token)], true).await;
+    assert_eq!(again.status, StatusCode::SEE_OTHER);
+    assert!(again.header("location").unwrap().ends_with("status=paid"));
+    let c = app
+        .post(
+            "/api/payments/confirm",
+            Some(&customer),
+            json!({"orderId": order_id, "provider": "webpay", "token": token}),
+        )
+        .await;
+    assert_eq!(c.status, StatusCode::OK, "{}", c.text);
+    assert_eq!(c.body["status"], "paid");
+    assert_eq!(sim.tx(&token).commits, 1, "one commit per token");
+    assert_eq!(stock_of(&app, "WW-FEM-1G").await, before - 1);
+    assert_eq!(
+        app.scalar_i64(&format!("SELECT COUNT(*) FROM system_logs WHERE action = 'order.status_changed' AND entity_id = {order_id}")).await,
+        1
+    );
+    assert!(
+        app.metric(
+            "payment_webhooks_total",
+            "outcome=\"applied\",provider=\"webpay\""
+        )
+        .await
+            >= 1.0
+    );
+}
+
+#[tokio::test]
+async fn rejected_aborted_timed_out_and_error_returns_fail_the_payment() {
+    let sim = WebpaySim::start().await;
+    let app = app_with(&sim, None).await;
+    let (customer, _, _) = app.register("webpay-no@example.cl").await;
+
+    // Rejected card: committed, FAILED.
+    let (rejected, s) = start(&app, &customer, "NL-AUTO-1G").await;
+    let t1 = token_of(&s);
+    sim.pay(&t1, false);
+    let r = browser_return(&app, &[("token_ws", &t1)], false).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert!(r
+        .header("location")
+        .unwrap()
+        .ends_with(&format!("orderId={rejected}&status=failed")));
+    assert_eq!(payment_status(&app, &t1).await, "failed");
+    assert_eq!(order_status(&app, rejected).await, "failed");
+    assert_eq!(sim.tx(&t1).commits, 1);
+
+    // Aborted at Webpay: TBK_TOKEN + session + buy order. No commit.
+    let (aborted, s) = start(&app, &customer, "NL-AUTO-1G").await;
+    let t2 = token_of(&s);
+    let tx = sim.tx(&t2);
+    let r = browser_return(
+        &app,
+        &[
+            ("TBK_TOKEN", &t2),
+            ("TBK_ID_SESION", &tx.session_id),
+            ("TBK_ORDEN_COMPRA", &tx.buy_order),
+        ],
+        false,
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert!(r
+        .header("location")
+        .unwrap()
+        .ends_with(&format!("orderId={aborted}&status=failed")));
+    assert_eq!(payment_status(&app, &t2).await, "failed");
+    assert_eq!(order_status(&app, aborted).await, "failed");
+    assert_eq!(
+        sim.tx(&t2).commits,
+        0,
+        "an aborted payment is never committed"
+    );
+
+    // Timeout: only session and buy order.
+    let (timed_out, s) = start(&app, &customer, "NL-AUTO-1G").await;
+    let t3 = token_of(&s);
+    let tx = sim.tx(&t3);
+    let r = browser_return(
+        &app,
+        &[
+            ("TBK_ID_SESION", &tx.session_id),
+            ("TBK_ORDEN_COMPRA", &tx.buy_order),
+        ],
+        true,
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert!(r
+        .header("location")
+        .unwrap()
+        .ends_with(&format!("orderId={timed_out}&status=failed")));
+    assert_eq!(payment_status(&app, &t3).await, "failed");
+    assert_eq!(sim.tx(&t3).commits, 0);
+
+    // The error page's "back to shop": all four. Invalid, failed, no commit.
+    let (errored, s) = start(&app, &customer, "NL-AUTO-1G").await;
+    let t4 = token_of(&s);
+    let tx = sim.tx(&t4);
+    let r = browser_return(
+        &app,
+        &[
+            ("token_ws", &t4),
+            ("TBK_TOKEN", &t4),
+            ("TBK_ID_SESION", &tx.session_id),
+            ("TBK_ORDEN_COMPRA", &tx.buy_order),
+        ],
+        false,
+    )
+    .await;
+    assert!(r
+        .header("location")
+        .unwrap()
+        .ends_with(&format!("orderId={errored}&status=failed")));
+    assert_eq!(payment_status(&app, &t4).await, "failed");
+    assert_eq!(sim.tx(&t4).commits, 0);
+
+    // A forged return for a token we never issued changes nothing and commits nothing.
+    let r = browser_return(&app, &[("token_ws", &"f".repeat(64))], false).await;
+    assert_eq!(
+        r.header("location"),
+        Some("https://front.example.cl/checkout/result?status=unknown")
+    );
+    // A return with nothing usable is a 400 in the error model.
+    let r = browser_return(&app, &[("foo", "bar")], false).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(r.has_detail("token_ws", "required"));
+
+    // A failed order can be paid again with a new transaction.
+    let s = app
+        .post(
+            "/api/payments/start",
+            Some(&customer),
+            json!({"orderId": rejected, "provider": "webpay"}),
+        )
+        .await;
+    assert_eq!(s.status, StatusCode::OK, "{}", s.text);
+    let t5 = token_of(&s);
+    assert_ne!(t5, t1);
+    sim.pay(&t5, true);
+    let r = browser_return(&app, &[("token_ws", &t5)], false).await;
+    assert!(
+        r.header("location").unwrap().ends_with("status=paid"),
+        "{:?}",
+        r.header("location")
+    );
+    assert_eq!(order_status(&app, rejected).await, "paid");
+}
+
+#[tokio::test]
+async fn spa_confirm_racing_the_return_commits_once_and_amount_mismatch_fails() {
+    let sim = WebpaySim::start().await;
+    let app = app_with(&sim, None).await;
+    let (customer, _, _) = app.register("webpay-spa@example.cl").await;
+    let (order_id, s) = start(&app, &customer, "WW-FEM-5G").await;
+    let token = token_of(&s);
+    sim.pay(&token, true);
+    let confirm = json!({"orderId": order_id, "provider": "webpay", "token": token});
+    let form = [("token_ws", token.as_str())];
+    let (a, b) = tokio::join!(
+        app.post("/api/payments/confirm", Some(&customer), confirm.clone()),
+        browser_return(&app, &form, false)
+    );
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+    assert_eq!(b.status, StatusCode::SEE_OTHER);
+    assert_eq!(sim.tx(&token).commits, 1, "the race commits once");
+    assert_eq!(order_status(&app, order_id).await, "paid");
+    let c = app
+        .post("/api/payments/confirm", Some(&customer), confirm)
+        .await;
+    assert_eq!(c.body["status"], "paid");
+    assert_eq!(c.body["authCode"], "1213");
+    // confirm needs the token.
+    let r = app
+        .post(
+            "/api/payments/confirm",
+            Some(&customer),
+            json!({"orderId": order_id, "provider": "webpay"}),
+        )
+        .await;
+    assert!(r.has_detail("token", "required"), "{}", r.text);
+
+    // Webpay reports another amount than ours: the payment fails, the order is untouched.
+    let (mismatch, s) = start(&app, &customer, "WW-FEM-5G").await;
+    let t2 = token_of(&s);
+    sim.pay(&t2, true);
+    sim.report_amount(&t2, 1);
+    let r = browser_return(&app, &[("token_ws", &t2)], false).await;
+    assert!(
+        r.header("location").unwrap().ends_with("status=failed"),
+        "{:?}",
+        r.header("location")
+    );
+    assert_eq!(payment_status(&app, &t2).await, "failed");
+    assert_eq!(order_status(&app, mismatch).await, "pending");
+    assert_eq!(
+        app.scalar_i64(&format!("SELECT COUNT(*) FROM system_logs WHERE action = 'payment.amount_mismatch' AND entity_id = (SELECT id FROM payments WHERE provider_txn_id = '{t2}')")).await,
+        1
+    );
+    // The stored commit answer is kept for the record.
+    let raw: Value = serde_json::from_str(
+        &app.scalar_string(&format!(
+            "SELECT CAST(raw_payload AS TEXT) FROM payments WHERE provider_txn_id = '{t2}'"
+        ))
+        .await
+        .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(raw["commit"]["amount"], 1);
+}
+
+#[tokio::test]
+async fn wrong_keys_are_refused_by_webpay_and_nothing_is_started() {
+    let sim = WebpaySim::start().await;
+    let app = app_with(&sim, Some("not-the-secret")).await;
+    let (customer, _, _) = app.register("webpay-keys@example.cl").await;
+    let (order_id, s) = start(&app, &customer, "NL-AUTO-1G").await;
+    assert_eq!(s.status, StatusCode::BAD_GATEWAY, "{}", s.text);
+    assert_eq!(s.error_code(), "provider_error");
+    assert!(!s.text.contains("not-the-secret"));
+    assert_eq!(sim.state.lock().unwrap().rejected_auth, 1);
+    assert_eq!(sim.create_calls(), 0);
+    assert_eq!(
+        app.scalar_i64(&format!(
+            "SELECT COUNT(*) FROM payments WHERE order_id = {order_id}"
+        ))
+        .await,
+        0
+    );
+    assert_eq!(order_status(&app, order_id).await, "pending");
+}
