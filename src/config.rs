@@ -63,6 +63,8 @@ pub struct Config {
     pub payment_timeout_seconds: i64,
     /// How often the expiry sweep runs (seconds).
     pub sweep_interval_seconds: i64,
+    /// How often payments still open are reconciled with their provider (seconds).
+    pub reconcile_interval_seconds: i64,
     /// Where browsers are sent back after paying.
     pub frontend_base_url: String,
     /// The store's name as printed on receipts.
@@ -285,6 +287,7 @@ impl Config {
             },
             payment_timeout_seconds: r.positive("PAYMENT_TIMEOUT_SECONDS", 1800)?,
             sweep_interval_seconds: r.positive("SWEEP_INTERVAL_SECONDS", 30)?,
+            reconcile_interval_seconds: r.positive("RECONCILE_INTERVAL_SECONDS", 300)?,
             reservation_ttl_seconds: r.positive("RESERVATION_TTL_SECONDS", 900)?,
         };
         if cfg.database_max_connections == 0 {

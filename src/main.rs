@@ -28,6 +28,15 @@ enum Command {
     PrintSchema,
     /// Print the OpenAPI document (YAML) to stdout.
     PrintOpenapi,
+    /// Ask the providers about payments still initiated or pending, and apply their answers.
+    Reconcile {
+        /// Only this provider (webpay, flow, mp).
+        #[arg(long)]
+        provider: Option<String>,
+        /// How far back to look: 30m, 12h, 7d (default 7d).
+        #[arg(long, default_value = "7d")]
+        since: String,
+    },
 }
 
 fn init_logging(format: LogFormat) {
@@ -79,6 +88,7 @@ fn main() -> ExitCode {
         match cli.command.unwrap_or(Command::Serve) {
             Command::Migrate => migrate(config).await,
             Command::Seed => seed(config).await,
+            Command::Reconcile { provider, since } => reconcile(config, provider, &since).await,
             _ => serve(config).await,
         }
     });
@@ -113,6 +123,25 @@ async fn seed(mut config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
+async fn reconcile(config: Config, provider: Option<String>, since: &str) -> anyhow::Result<()> {
+    use dispensary::services::payments::reconcile;
+    let since = reconcile::parse_duration(since).map_err(|e| anyhow::anyhow!("--since: {e}"))?;
+    let (_, state) = dispensary::build_app(config, Clock::default()).await?;
+    let report = reconcile::run(&state, &reconcile::Scope { provider, since })
+        .await
+        .map_err(|e| anyhow::anyhow!("{}", e.message))?;
+    println!(
+        "checked {} · paid {} · failed {} · still pending {} · errors {} · skipped {}",
+        report.checked,
+        report.paid,
+        report.failed,
+        report.still_pending,
+        report.errors,
+        report.skipped
+    );
+    Ok(())
+}
+
 async fn serve(config: Config) -> anyhow::Result<()> {
     let addr = config.app_addr;
     let auto_seed = config.app_env == AppEnv::Development;
@@ -125,6 +154,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         );
     }
     dispensary::services::orders::spawn_sweeper(state.clone());
+    dispensary::services::payments::reconcile::spawn(state.clone());
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {addr} (APP_ADDR): {e}"))?;

@@ -137,7 +137,7 @@ pub async fn transition<C: ConnectionTrait>(
         }
         (OrderStatus::Paid, OrderStatus::Cancelled) => {
             restock(conn, current.id, now).await?;
-            // The money was taken: the payment needs a refund (automatic refunds come with the drivers).
+            // The money was taken: the payment needs a refund (asked of the provider after commit).
             let r = crate::entities::payment::Entity::update_many()
                 .col_expr(
                     crate::entities::payment::Column::Status,
@@ -319,6 +319,13 @@ pub async fn admin_update(
     let note: String = note.chars().take(500).collect();
     let updated = transition(st, &txn, ctx, &current, input.status, &note).await?;
     txn.commit().await?;
+    if (current.status, updated.status) == (OrderStatus::Paid, OrderStatus::Cancelled) {
+        // The provider call happens after the commit: no row locks are held meanwhile. A failure
+        // here leaves the payment refund_required (audited), never undoes the cancellation.
+        if let Err(e) = crate::services::payments::refund_cancelled(st, ctx, id).await {
+            tracing::error!(orderId = id, error = %e.message, "refund after cancellation failed");
+        }
+    }
     Ok(updated)
 }
 

@@ -36,6 +36,8 @@ pub struct SimState {
     pub txs: HashMap<String, Tx>,
     pub create_calls: u32,
     pub rejected_auth: u32,
+    /// Makes refunds fail (the provider's side is down or refuses).
+    pub refuse_refunds: bool,
 }
 
 #[derive(Clone)]
@@ -272,6 +274,12 @@ async fn refund(
     let amount = serde_json::from_str::<Value>(&body)
         .ok()
         .and_then(|v| amount_of(&v["amount"]));
+    if s.refuse_refunds {
+        return error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "Refund not allowed for this transaction",
+        );
+    }
     let Some(tx) = s.txs.get_mut(&token) else {
         return error(StatusCode::NOT_FOUND, "Transaction not found");
     };

@@ -381,3 +381,109 @@ async fn wrong_keys_are_refused_by_webpay_and_nothing_is_started() {
     );
     assert_eq!(order_status(&app, order_id).await, "pending");
 }
+
+#[tokio::test]
+async fn a_lost_return_is_recovered_by_reconciliation() {
+    use dispensary::services::payments::reconcile::{self, Scope};
+    let sim = WebpaySim::start().await;
+    let app = app_with(&sim, None).await;
+    let (customer, _, _) = app.register("webpay-lost@example.cl").await;
+    let before = stock_of(&app, "NL-AUTO-5G").await;
+    let (paid_order, s) = start(&app, &customer, "NL-AUTO-5G").await;
+    let paid_token = token_of(&s);
+    let (abandoned_order, s) = start(&app, &customer, "NL-AUTO-1G").await;
+    let abandoned_token = token_of(&s);
+    // The buyer pays but the browser never comes back; another buyer walks away.
+    sim.pay(&paid_token, true);
+    // Too young: the buyer may still be at Webpay.
+    let r = reconcile::run(&app.state, &Scope::default()).await.unwrap();
+    assert_eq!(r.checked, 0);
+    app.clock.advance(chrono::Duration::minutes(6));
+    let r = reconcile::run(
+        &app.state,
+        &Scope {
+            provider: Some("webpay".into()),
+            since: chrono::Duration::hours(1),
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        (r.checked, r.paid, r.still_pending, r.errors),
+        (2, 1, 1, 0),
+        "{r:?}"
+    );
+    assert_eq!(order_status(&app, paid_order).await, "paid");
+    assert_eq!(payment_status(&app, &paid_token).await, "paid");
+    assert_eq!(stock_of(&app, "NL-AUTO-5G").await, before - 1);
+    assert_eq!(payment_status(&app, &abandoned_token).await, "initiated");
+    assert_eq!(order_status(&app, abandoned_order).await, "pending");
+    // Running it again changes nothing; a late browser return reports the stored outcome.
+    let again = reconcile::run(&app.state, &Scope::default()).await.unwrap();
+    assert_eq!((again.checked, again.paid), (1, 0), "{again:?}");
+    assert_eq!(sim.tx(&paid_token).commits, 1);
+    let r = browser_return(&app, &[("token_ws", &paid_token)], false).await;
+    assert!(r.header("location").unwrap().ends_with("status=paid"));
+    assert_eq!(sim.tx(&paid_token).commits, 1);
+    // The abandoned buyer comes back after all and pays: the claim was released, so it commits.
+    sim.pay(&abandoned_token, true);
+    let r = browser_return(&app, &[("token_ws", &abandoned_token)], false).await;
+    assert!(
+        r.header("location").unwrap().ends_with("status=paid"),
+        "{:?}",
+        r.header("location")
+    );
+    assert_eq!(order_status(&app, abandoned_order).await, "paid");
+}
+
+#[tokio::test]
+async fn admin_cancellation_refunds_through_webpay() {
+    let sim = WebpaySim::start().await;
+    let app = app_with(&sim, None).await;
+    let admin = app.admin_token().await;
+    let (customer, _, _) = app.register("webpay-refund@example.cl").await;
+    let mut paid = Vec::new();
+    for _ in 0..2 {
+        let (order_id, s) = start(&app, &customer, "WW-FEM-1G").await;
+        let token = token_of(&s);
+        sim.pay(&token, true);
+        let r = browser_return(&app, &[("token_ws", &token)], false).await;
+        assert!(r.header("location").unwrap().ends_with("status=paid"));
+        paid.push((order_id, token));
+    }
+    // Refunded by Webpay.
+    let (order_id, token) = &paid[0];
+    let r = app
+        .patch(
+            &format!("/api/admin/orders/{order_id}"),
+            Some(&admin),
+            json!({"status": "cancelled"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(payment_status(&app, token).await, "refunded");
+    assert_eq!(sim.tx(token).refunded, sim.tx(token).amount);
+    assert_eq!(
+        app.scalar_i64("SELECT COUNT(*) FROM system_logs WHERE action = 'payment.refunded'")
+            .await,
+        1
+    );
+    // Webpay refuses: the cancellation stands and the payment waits for a manual refund.
+    sim.state.lock().unwrap().refuse_refunds = true;
+    let (order_id, token) = &paid[1];
+    let r = app
+        .patch(
+            &format!("/api/admin/orders/{order_id}"),
+            Some(&admin),
+            json!({"status": "cancelled"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(order_status(&app, *order_id).await, "cancelled");
+    assert_eq!(payment_status(&app, token).await, "refund_required");
+    assert_eq!(
+        app.scalar_i64("SELECT COUNT(*) FROM system_logs WHERE action = 'payment.refund_failed'")
+            .await,
+        1
+    );
+}

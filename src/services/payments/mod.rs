@@ -3,6 +3,7 @@
 //! transaction; a wrong amount fails the payment and leaves the order alone; a late payment whose
 //! stock is gone fails the order and marks the payment `refund_required`.
 
+pub mod reconcile;
 pub mod test_provider;
 pub mod webpay;
 
@@ -673,4 +674,49 @@ pub async fn list(
         .order_by_desc(payment::Column::CreatedAt)
         .order_by_desc(payment::Column::Id);
     page.fetch(&st.db, q).await
+}
+
+/// After an admin cancels a paid order: asks the provider to refund each `refund_required`
+/// payment where it has a refund API (Webpay), outside any transaction. A success makes the
+/// payment `refunded`; a failure (or a provider without refunds) leaves it `refund_required` for
+/// manual follow-up. Both are audited.
+pub async fn refund_cancelled(st: &AppState, ctx: &RequestCtx, order_id: i64) -> AppResult<()> {
+    let due = payment::Entity::find()
+        .filter(payment::Column::OrderId.eq(order_id))
+        .filter(payment::Column::Status.eq("refund_required"))
+        .all(&st.db)
+        .await?;
+    for p in due {
+        let result = match p.provider.as_str() {
+            webpay::PROVIDER if webpay::enabled(st) => {
+                webpay::refund(st, &p.provider_txn_id, p.amount_cents).await
+            }
+            _ => continue,
+        };
+        let txn = begin_write(&st.db).await?;
+        let entry = match result {
+            Ok(kind) => {
+                let r = payment::Entity::update_many()
+                    .col_expr(payment::Column::Status, Expr::value("refunded"))
+                    .col_expr(payment::Column::UpdatedAt, Expr::value(st.clock.now()))
+                    .filter(payment::Column::Id.eq(p.id))
+                    .filter(payment::Column::Status.eq("refund_required"))
+                    .exec(&txn)
+                    .await?;
+                if r.rows_affected == 1 {
+                    st.metrics
+                        .payments
+                        .with_label_values(&[p.provider.as_str(), "refunded"])
+                        .inc();
+                }
+                Entry::new("payment.refunded", "payment", Some(p.id))
+                    .meta(json!({"orderId": order_id, "amountCents": p.amount_cents, "type": kind}))
+            }
+            Err(e) => Entry::new("payment.refund_failed", "payment", Some(p.id))
+                .meta(json!({"orderId": order_id, "error": e.code.as_str()})),
+        };
+        audit::record(&txn, &st.clock, ctx, entry).await?;
+        txn.commit().await?;
+    }
+    Ok(())
 }

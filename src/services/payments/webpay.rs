@@ -281,6 +281,14 @@ pub async fn commit_once(
             }
         }
     };
+    if outcome == Outcome::Pending {
+        // Not authorized yet (the buyer is still at Webpay): release the claim so the real
+        // return can commit later.
+        payment_event::Entity::delete_by_id(claim.id)
+            .exec(&st.db)
+            .await?;
+        return Ok(Applied::Pending);
+    }
     let txn = begin_write(&st.db).await?;
     let applied = apply_outcome(st, &txn, ctx, p.id, outcome, raw.clone()).await?;
     let mut am: payment_event::ActiveModel = claim.into();
@@ -289,6 +297,38 @@ pub async fn commit_once(
     am.update(&txn).await?;
     txn.commit().await?;
     Ok(applied)
+}
+
+/// Reconciliation of one payment: commit it if nobody has (the browser never came back), or,
+/// when a commit was claimed but its result never applied, read the status and apply that.
+pub async fn reconcile(st: &AppState, ctx: &RequestCtx, p: &payment::Model) -> AppResult<Applied> {
+    match commit_once(st, ctx, p, "reconcile").await? {
+        Applied::Duplicate => {
+            let o = order::Entity::find_by_id(p.order_id)
+                .one(&st.db)
+                .await?
+                .ok_or_else(|| AppError::not_found("Order"))?;
+            let t = status(st, &p.provider_txn_id).await?;
+            let result = outcome(
+                &t,
+                &o.payment_ref.clone().unwrap_or_default(),
+                &session_id(o.user_id, o.id),
+            );
+            let txn = begin_write(&st.db).await?;
+            let applied = apply_outcome(
+                st,
+                &txn,
+                ctx,
+                p.id,
+                result,
+                json!({"source": "reconcile", "status": t}),
+            )
+            .await?;
+            txn.commit().await?;
+            Ok(applied)
+        }
+        other => Ok(other),
+    }
 }
 
 /// The browser came back without a committable token (aborted, timed out, or an error page):

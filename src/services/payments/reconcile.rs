@@ -1,0 +1,130 @@
+//! Reconciliation: asks the provider about every payment still `initiated` or `pending` and
+//! applies the answer through the same code path as webhooks and returns (idempotent). This is
+//! how a lost webhook or a browser that never came back is recovered. Run by
+//! `dispensary reconcile` and periodically by the server (`RECONCILE_INTERVAL_SECONDS`).
+
+use chrono::Duration;
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
+
+use super::{webpay, Applied};
+use crate::actor::RequestCtx;
+use crate::entities::payment;
+use crate::error::AppResult;
+use crate::state::AppState;
+
+/// Payments younger than this are left alone: the buyer may still be at the provider's page
+/// (a Webpay token lives about 5 minutes).
+pub const MIN_AGE_SECONDS: i64 = 300;
+
+#[derive(Debug, Clone)]
+pub struct Scope {
+    pub provider: Option<String>,
+    /// How far back to look.
+    pub since: Duration,
+}
+
+impl Default for Scope {
+    fn default() -> Self {
+        Scope {
+            provider: None,
+            since: Duration::days(7),
+        }
+    }
+}
+
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Report {
+    pub checked: u32,
+    pub paid: u32,
+    pub failed: u32,
+    pub still_pending: u32,
+    pub errors: u32,
+    /// Providers without a status API here (the `test` provider).
+    pub skipped: u32,
+}
+
+/// Parses `90s`, `15m`, `2h`, `7d`.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (n, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: i64 = n
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration like 30m, 2h or 7d"))?;
+    Ok(match unit {
+        "s" => Duration::seconds(n),
+        "m" => Duration::minutes(n),
+        "h" | "" => Duration::hours(n),
+        "d" => Duration::days(n),
+        _ => return Err(format!("{s:?} is not a duration like 30m, 2h or 7d")),
+    })
+}
+
+pub async fn run(st: &AppState, scope: &Scope) -> AppResult<Report> {
+    let now = st.clock.now();
+    let mut q = payment::Entity::find()
+        .filter(payment::Column::Status.is_in(["initiated", "pending"]))
+        .filter(payment::Column::CreatedAt.gte(now - scope.since))
+        .filter(payment::Column::CreatedAt.lte(now - Duration::seconds(MIN_AGE_SECONDS)))
+        .order_by_asc(payment::Column::Id);
+    if let Some(p) = scope.provider.as_deref() {
+        q = q.filter(payment::Column::Provider.eq(p));
+    }
+    let ctx = RequestCtx::anonymous("reconcile".into(), std::net::Ipv4Addr::LOCALHOST.into());
+    let mut report = Report::default();
+    for p in q.all(&st.db).await? {
+        report.checked += 1;
+        let applied = match p.provider.as_str() {
+            webpay::PROVIDER if webpay::enabled(st) => webpay::reconcile(st, &ctx, &p).await,
+            _ => {
+                report.skipped += 1;
+                continue;
+            }
+        };
+        match applied {
+            Ok(Applied::Paid) => report.paid += 1,
+            Ok(Applied::Failed | Applied::AmountMismatch | Applied::RefundRequired) => {
+                report.failed += 1
+            }
+            Ok(Applied::Pending | Applied::Duplicate) => report.still_pending += 1,
+            Err(e) => {
+                report.errors += 1;
+                tracing::warn!(paymentId = p.id, error = %e.message, "reconciliation failed");
+            }
+        }
+    }
+    if report.checked > 0 {
+        tracing::info!(?report, "payments reconciled");
+    }
+    Ok(report)
+}
+
+/// Runs reconciliation every `RECONCILE_INTERVAL_SECONDS`.
+pub fn spawn(st: AppState) {
+    let every = std::time::Duration::from_secs(st.config.reconcile_interval_seconds as u64);
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            if let Err(e) = run(&st, &Scope::default()).await {
+                tracing::warn!(error = %e.message, "reconciliation run failed");
+            }
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("90s").unwrap(), Duration::seconds(90));
+        assert_eq!(parse_duration("15m").unwrap(), Duration::minutes(15));
+        assert_eq!(parse_duration("2h").unwrap(), Duration::hours(2));
+        assert_eq!(parse_duration("7d").unwrap(), Duration::days(7));
+        assert!(parse_duration("soon").is_err());
+        assert!(parse_duration("5w").is_err());
+    }
+}
