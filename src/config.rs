@@ -77,6 +77,16 @@ pub struct Config {
     pub public_base_url: String,
     /// Webpay Plus; `None` when disabled (production without explicit credentials).
     pub webpay: Option<WebpayConfig>,
+    /// Flow; `None` without `FLOW_API_KEY` and `FLOW_SECRET_KEY`.
+    pub flow: Option<FlowConfig>,
+}
+
+/// Flow (providers.md §2).
+#[derive(Debug, Clone)]
+pub struct FlowConfig {
+    pub base_url: String,
+    pub api_key: String,
+    pub secret_key: String,
 }
 
 /// Webpay Plus (providers.md §1).
@@ -262,6 +272,18 @@ impl Config {
                 .unwrap_or_else(|| "http://localhost:8080".into())
                 .trim_end_matches('/')
                 .to_string(),
+            flow: match (r.raw("FLOW_API_KEY"), r.raw("FLOW_SECRET_KEY")) {
+                (Some(api_key), Some(secret_key)) => Some(FlowConfig {
+                    base_url: r
+                        .raw("FLOW_BASE_URL")
+                        .unwrap_or_else(|| "https://sandbox.flow.cl/api".into())
+                        .trim_end_matches('/')
+                        .to_string(),
+                    api_key,
+                    secret_key,
+                }),
+                _ => None,
+            },
             webpay: {
                 let code = r.raw("WEBPAY_COMMERCE_CODE");
                 let secret = r.raw("WEBPAY_API_KEY_SECRET");

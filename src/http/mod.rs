@@ -119,6 +119,10 @@ pub fn router(app: App) -> Router {
             get(webhooks::webpay_return).post(webhooks::webpay_return),
         )
         .route(
+            "/webhooks/payments/flow/return",
+            get(webhooks::flow_return).post(webhooks::flow_return),
+        )
+        .route(
             "/webhooks/payments/{provider}",
             axum::routing::post(webhooks::handle),
         )

@@ -33,6 +33,9 @@ pub async fn handle(
         "test" if st.config.payments_test_enabled => {
             test_webhook(&app, &ctx, &headers, &body).await
         }
+        "flow" if crate::services::payments::flow::enabled(st) => {
+            flow_confirmation(&app, &ctx, &body).await
+        }
         _ => Err(AppError::not_found("Payment provider")),
     };
     let label = match &result {
@@ -246,6 +249,70 @@ pub async fn webpay_return(
             )
         }
         None => format!(
+            "{}/checkout/result?status=unknown",
+            st.config.frontend_base_url
+        ),
+    };
+    (
+        axum::http::StatusCode::SEE_OTHER,
+        [(axum::http::header::LOCATION, location)],
+    )
+        .into_response()
+}
+
+/// The `token` of a Flow callback (form body or query).
+fn flow_token(query: Option<&str>, body: &[u8]) -> Result<String, AppError> {
+    form_urlencoded::parse(body)
+        .chain(form_urlencoded::parse(query.unwrap_or_default().as_bytes()))
+        .find(|(k, v)| k == "token" && !v.is_empty())
+        .map(|(_, v)| v.into_owned())
+        .ok_or_else(|| AppError::invalid("token", "required", "Flow sends the payment token"))
+}
+
+/// `POST /webhooks/payments/flow`: Flow's unsigned confirmation. It only names a token; the
+/// outcome comes from the signed `payment/getStatus`.
+async fn flow_confirmation(app: &App, ctx: &RequestCtx, body: &[u8]) -> Result<String, AppError> {
+    use crate::services::payments::flow;
+    let token = flow_token(None, body)?;
+    match flow::settle(&app.state, ctx, &token, "confirmation").await? {
+        (None, _) => Err(AppError::not_found("Payment")),
+        (Some(_), Applied::Duplicate) => Ok("duplicate".into()),
+        (Some(_), applied) => Ok(applied.as_str().into()),
+    }
+}
+
+/// `GET`/`POST /webhooks/payments/flow/return`: the browser back from Flow; settles like the
+/// confirmation, then `303` to the frontend's result page.
+pub async fn flow_return(
+    State(app): State<App>,
+    Extension(ctx): Extension<RequestCtx>,
+    axum::extract::RawQuery(query): axum::extract::RawQuery,
+    body: Bytes,
+) -> Response {
+    use crate::services::payments::flow;
+    let st = &app.state;
+    if !flow::enabled(st) {
+        return AppError::not_found("Payment provider").into_response();
+    }
+    let token = match flow_token(query.as_deref(), &body) {
+        Ok(t) => t,
+        Err(e) => return e.into_response(),
+    };
+    let settled = flow::settle(st, &ctx, &token, "return").await;
+    let location = match settled {
+        Ok((Some(p), _)) => {
+            let status = payment::Entity::find_by_id(p.id)
+                .one(&st.db)
+                .await
+                .ok()
+                .flatten()
+                .map_or(p.status, |p| p.status);
+            format!(
+                "{}/checkout/result?orderId={}&status={}",
+                st.config.frontend_base_url, p.order_id, status
+            )
+        }
+        _ => format!(
             "{}/checkout/result?status=unknown",
             st.config.frontend_base_url
         ),

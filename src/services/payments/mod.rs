@@ -3,6 +3,7 @@
 //! transaction; a wrong amount fails the payment and leaves the order alone; a late payment whose
 //! stock is gone fails the order and marks the payment `refund_required`.
 
+pub mod flow;
 pub mod reconcile;
 pub mod test_provider;
 pub mod webpay;
@@ -106,6 +107,7 @@ fn check_provider(st: &AppState, provider: &str) -> AppResult<()> {
     match provider {
         "test" if st.config.payments_test_enabled => Ok(()),
         "webpay" if webpay::enabled(st) => Ok(()),
+        "flow" if flow::enabled(st) => Ok(()),
         "test" | "webpay" | "flow" | "mp" => Err(AppError::invalid(
             "provider",
             "provider_unavailable",
@@ -201,7 +203,7 @@ pub async fn start(
     // A provider with an API is called before the write transaction, so no provider call ever
     // holds row locks; the order is checked again inside the transaction.
     let external = match input.provider.as_str() {
-        "webpay" => {
+        "webpay" | "flow" => {
             let o = order::Entity::find_by_id(input.order_id)
                 .one(&st.db)
                 .await?
@@ -209,23 +211,46 @@ pub async fn start(
                 .ok_or_else(|| AppError::not_found("Order"))?;
             payable(&o)?;
             let reference = payment_ref(o.id, now);
-            let created = webpay::create(
-                st,
-                &reference,
-                &webpay::session_id(me.id, o.id),
-                o.total_cents,
-            )
-            .await?;
-            Some((
-                reference,
-                Started {
-                    provider: input.provider.clone(),
-                    redirect_url: Some(format!("{}?token_ws={}", created.url, created.token)),
-                    init_payload: Some(json!({"url": created.url, "token_ws": created.token})),
-                    provider_txn_id: created.token,
-                    payment_ref: String::new(),
-                },
-            ))
+            if input.provider == "flow" {
+                let created = flow::create(
+                    st,
+                    &reference,
+                    &format!("Pedido #{}", o.id),
+                    o.total_cents,
+                    &me.email,
+                )
+                .await?;
+                Some((
+                    reference,
+                    Started {
+                        provider: input.provider.clone(),
+                        redirect_url: Some(format!("{}?token={}", created.url, created.token)),
+                        init_payload: Some(
+                            json!({"url": created.url, "token": created.token, "flowOrder": created.flow_order}),
+                        ),
+                        provider_txn_id: created.token,
+                        payment_ref: String::new(),
+                    },
+                ))
+            } else {
+                let created = webpay::create(
+                    st,
+                    &reference,
+                    &webpay::session_id(me.id, o.id),
+                    o.total_cents,
+                )
+                .await?;
+                Some((
+                    reference,
+                    Started {
+                        provider: input.provider.clone(),
+                        redirect_url: Some(format!("{}?token_ws={}", created.url, created.token)),
+                        init_payload: Some(json!({"url": created.url, "token_ws": created.token})),
+                        provider_txn_id: created.token,
+                        payment_ref: String::new(),
+                    },
+                ))
+            }
         }
         _ => None,
     };
@@ -340,7 +365,24 @@ pub async fn confirm(
             )
         })?;
     let params = input.params.map(|j| j.0).unwrap_or(Value::Null);
-    let payment_id = if input.provider == "webpay" {
+    let payment_id = if input.provider == "flow" {
+        let token = input
+            .token
+            .as_deref()
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| {
+                AppError::invalid("token", "required", "Flow needs the token it returned")
+            })?;
+        let p = payment::Entity::find()
+            .filter(payment::Column::Provider.eq(flow::PROVIDER))
+            .filter(payment::Column::ProviderTxnId.eq(token))
+            .filter(payment::Column::OrderId.eq(o.id))
+            .one(&st.db)
+            .await?
+            .ok_or_else(|| AppError::not_found("Payment"))?;
+        flow::settle(st, ctx, token, "confirm").await?;
+        p.id
+    } else if input.provider == "webpay" {
         // SPA flow: the frontend got token_ws back from Webpay and hands it to us.
         let token = input
             .token
@@ -690,6 +732,21 @@ pub async fn refund_cancelled(st: &AppState, ctx: &RequestCtx, order_id: i64) ->
         let result = match p.provider.as_str() {
             webpay::PROVIDER if webpay::enabled(st) => {
                 webpay::refund(st, &p.provider_txn_id, p.amount_cents).await
+            }
+            flow::PROVIDER if flow::enabled(st) => {
+                let email = order::Entity::find_by_id(order_id)
+                    .one(&st.db)
+                    .await?
+                    .map(|o| o.user_id);
+                let email = match email {
+                    Some(uid) => crate::entities::user::Entity::find_by_id(uid)
+                        .one(&st.db)
+                        .await?
+                        .map(|u| u.email)
+                        .unwrap_or_default(),
+                    None => String::new(),
+                };
+                flow::refund(st, &p, &email).await
             }
             _ => continue,
         };

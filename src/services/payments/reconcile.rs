@@ -6,7 +6,7 @@
 use chrono::Duration;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
 
-use super::{webpay, Applied};
+use super::{flow, webpay, Applied};
 use crate::actor::RequestCtx;
 use crate::entities::payment;
 use crate::error::AppResult;
@@ -75,6 +75,11 @@ pub async fn run(st: &AppState, scope: &Scope) -> AppResult<Report> {
         report.checked += 1;
         let applied = match p.provider.as_str() {
             webpay::PROVIDER if webpay::enabled(st) => webpay::reconcile(st, &ctx, &p).await,
+            flow::PROVIDER if flow::enabled(st) => {
+                flow::settle(st, &ctx, &p.provider_txn_id, "reconcile")
+                    .await
+                    .map(|(_, applied)| applied)
+            }
             _ => {
                 report.skipped += 1;
                 continue;
