@@ -79,6 +79,16 @@ pub struct Config {
     pub webpay: Option<WebpayConfig>,
     /// Flow; `None` without `FLOW_API_KEY` and `FLOW_SECRET_KEY`.
     pub flow: Option<FlowConfig>,
+    /// Mercado Pago; `None` without `MP_ACCESS_TOKEN` and `MP_WEBHOOK_SECRET`.
+    pub mp: Option<MpConfig>,
+}
+
+/// Mercado Pago Checkout Pro (providers.md §3).
+#[derive(Debug, Clone)]
+pub struct MpConfig {
+    pub base_url: String,
+    pub access_token: String,
+    pub webhook_secret: String,
 }
 
 /// Flow (providers.md §2).
@@ -272,6 +282,18 @@ impl Config {
                 .unwrap_or_else(|| "http://localhost:8080".into())
                 .trim_end_matches('/')
                 .to_string(),
+            mp: match (r.raw("MP_ACCESS_TOKEN"), r.raw("MP_WEBHOOK_SECRET")) {
+                (Some(access_token), Some(webhook_secret)) => Some(MpConfig {
+                    base_url: r
+                        .raw("MP_BASE_URL")
+                        .unwrap_or_else(|| "https://api.mercadopago.com".into())
+                        .trim_end_matches('/')
+                        .to_string(),
+                    access_token,
+                    webhook_secret,
+                }),
+                _ => None,
+            },
             flow: match (r.raw("FLOW_API_KEY"), r.raw("FLOW_SECRET_KEY")) {
                 (Some(api_key), Some(secret_key)) => Some(FlowConfig {
                     base_url: r

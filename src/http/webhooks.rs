@@ -25,11 +25,15 @@ pub async fn handle(
     State(app): State<App>,
     Path(provider): Path<String>,
     Extension(ctx): Extension<RequestCtx>,
+    axum::extract::RawQuery(query): axum::extract::RawQuery,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
     let st = &app.state;
     let result = match provider.as_str() {
+        "mp" if crate::services::payments::mp::enabled(st) => {
+            mp_notification(&app, &ctx, query.as_deref(), &headers, &body).await
+        }
         "test" if st.config.payments_test_enabled => {
             test_webhook(&app, &ctx, &headers, &body).await
         }
@@ -322,4 +326,47 @@ pub async fn flow_return(
         [(axum::http::header::LOCATION, location)],
     )
         .into_response()
+}
+
+/// `POST /webhooks/payments/mp`: verify `x-signature` over the manifest (the query's `data.id`,
+/// `x-request-id`, `ts`) before reading the body, then look the payment up at Mercado Pago.
+async fn mp_notification(
+    app: &App,
+    ctx: &RequestCtx,
+    query: Option<&str>,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<String, AppError> {
+    use crate::services::payments::mp;
+    let st = &app.state;
+    let q: std::collections::HashMap<String, String> =
+        form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+            .into_owned()
+            .collect();
+    let data_id = q.get("data.id").map(String::as_str);
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let secret = &st.config.mp.as_ref().expect("enabled").webhook_secret;
+    mp::verify(
+        secret,
+        header("x-signature"),
+        header("x-request-id"),
+        data_id,
+        st.clock.now().timestamp(),
+    )?;
+    let kind = q
+        .get("type")
+        .cloned()
+        .or_else(|| {
+            serde_json::from_slice::<Value>(body)
+                .ok()
+                .and_then(|v| v["type"].as_str().map(str::to_string))
+        })
+        .unwrap_or_default();
+    if kind != "payment" {
+        return Ok("ignored".into());
+    }
+    let id = data_id.ok_or_else(|| AppError::invalid("data.id", "required", "No payment id"))?;
+    let found = mp::payment(st, id).await?;
+    let applied = mp::settle(st, ctx, found, "notification").await?;
+    Ok(applied.as_str().into())
 }

@@ -4,6 +4,7 @@
 //! stock is gone fails the order and marks the payment `refund_required`.
 
 pub mod flow;
+pub mod mp;
 pub mod reconcile;
 pub mod test_provider;
 pub mod webpay;
@@ -108,6 +109,7 @@ fn check_provider(st: &AppState, provider: &str) -> AppResult<()> {
         "test" if st.config.payments_test_enabled => Ok(()),
         "webpay" if webpay::enabled(st) => Ok(()),
         "flow" if flow::enabled(st) => Ok(()),
+        "mp" if mp::enabled(st) => Ok(()),
         "test" | "webpay" | "flow" | "mp" => Err(AppError::invalid(
             "provider",
             "provider_unavailable",
@@ -203,7 +205,7 @@ pub async fn start(
     // A provider with an API is called before the write transaction, so no provider call ever
     // holds row locks; the order is checked again inside the transaction.
     let external = match input.provider.as_str() {
-        "webpay" | "flow" => {
+        "webpay" | "flow" | "mp" => {
             let o = order::Entity::find_by_id(input.order_id)
                 .one(&st.db)
                 .await?
@@ -211,7 +213,21 @@ pub async fn start(
                 .ok_or_else(|| AppError::not_found("Order"))?;
             payable(&o)?;
             let reference = payment_ref(o.id, now);
-            if input.provider == "flow" {
+            if input.provider == "mp" {
+                let pref = mp::create(st, &reference, o.id, o.total_cents).await?;
+                Some((
+                    reference,
+                    Started {
+                        provider: input.provider.clone(),
+                        redirect_url: Some(pref.init_point.clone()),
+                        init_payload: Some(
+                            json!({"preferenceId": pref.id, "initPoint": pref.init_point, "sandboxInitPoint": pref.sandbox_init_point}),
+                        ),
+                        provider_txn_id: pref.id,
+                        payment_ref: String::new(),
+                    },
+                ))
+            } else if input.provider == "flow" {
                 let created = flow::create(
                     st,
                     &reference,
@@ -365,7 +381,26 @@ pub async fn confirm(
             )
         })?;
     let params = input.params.map(|j| j.0).unwrap_or(Value::Null);
-    let payment_id = if input.provider == "flow" {
+    let payment_id = if input.provider == "mp" {
+        // The browser's return carries Mercado Pago's payment id; only the lookup is trusted.
+        let mp_id = input
+            .token
+            .as_deref()
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| {
+                AppError::invalid(
+                    "token",
+                    "required",
+                    "Send Mercado Pago's payment_id as token",
+                )
+            })?;
+        let found = mp::payment(st, mp_id).await?;
+        if found.external_reference.as_deref() != o.payment_ref.as_deref() {
+            return Err(AppError::not_found("Payment"));
+        }
+        mp::settle(st, ctx, found, "confirm").await?;
+        p.id
+    } else if input.provider == "flow" {
         let token = input
             .token
             .as_deref()
@@ -733,6 +768,7 @@ pub async fn refund_cancelled(st: &AppState, ctx: &RequestCtx, order_id: i64) ->
             webpay::PROVIDER if webpay::enabled(st) => {
                 webpay::refund(st, &p.provider_txn_id, p.amount_cents).await
             }
+            mp::PROVIDER if mp::enabled(st) => mp::refund(st, &p).await,
             flow::PROVIDER if flow::enabled(st) => {
                 let email = order::Entity::find_by_id(order_id)
                     .one(&st.db)

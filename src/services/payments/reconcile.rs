@@ -6,7 +6,7 @@
 use chrono::Duration;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
 
-use super::{flow, webpay, Applied};
+use super::{flow, mp, webpay, Applied};
 use crate::actor::RequestCtx;
 use crate::entities::payment;
 use crate::error::AppResult;
@@ -75,6 +75,7 @@ pub async fn run(st: &AppState, scope: &Scope) -> AppResult<Report> {
         report.checked += 1;
         let applied = match p.provider.as_str() {
             webpay::PROVIDER if webpay::enabled(st) => webpay::reconcile(st, &ctx, &p).await,
+            mp::PROVIDER if mp::enabled(st) => reconcile_mp(st, &ctx, &p).await,
             flow::PROVIDER if flow::enabled(st) => {
                 flow::settle(st, &ctx, &p.provider_txn_id, "reconcile")
                     .await
@@ -101,6 +102,20 @@ pub async fn run(st: &AppState, scope: &Scope) -> AppResult<Report> {
         tracing::info!(?report, "payments reconciled");
     }
     Ok(report)
+}
+
+/// Mercado Pago has no token to ask about: search its payments by our reference.
+async fn reconcile_mp(st: &AppState, ctx: &RequestCtx, p: &payment::Model) -> AppResult<Applied> {
+    use sea_orm::EntityTrait;
+    let reference = crate::entities::order::Entity::find_by_id(p.order_id)
+        .one(&st.db)
+        .await?
+        .and_then(|o| o.payment_ref)
+        .unwrap_or_default();
+    match mp::search(st, &reference).await? {
+        Some(found) => mp::settle(st, ctx, found, "reconcile").await,
+        None => Ok(Applied::Pending),
+    }
 }
 
 /// Runs reconciliation every `RECONCILE_INTERVAL_SECONDS`.

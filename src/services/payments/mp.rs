@@ -1,0 +1,488 @@
+//! Mercado Pago Checkout Pro, providers.md §3: a preference (with `X-Idempotency-Key`), a
+//! notification signed with `x-signature` (manifest HMAC, constant-time compare, timestamp
+//! window), then the server-side `GET /v1/payments/{id}` that alone decides.
+
+use std::time::Duration;
+
+use hmac::{Hmac, Mac};
+use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, Set, SqlErr};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use sha2::Sha256;
+
+use super::{apply_outcome, Applied, Outcome};
+use crate::actor::RequestCtx;
+use crate::config::MpConfig;
+use crate::db::begin_write;
+use crate::entities::{order, payment, payment_event};
+use crate::error::{AppError, AppResult};
+use crate::state::AppState;
+
+pub const PROVIDER: &str = "mp";
+/// Accepted clock skew of a notification's `ts`.
+pub const WINDOW_SECONDS: i64 = 300;
+
+pub fn enabled(st: &AppState) -> bool {
+    st.config.mp.is_some()
+}
+
+fn config(st: &AppState) -> AppResult<&MpConfig> {
+    st.config.mp.as_ref().ok_or_else(|| {
+        AppError::invalid(
+            "provider",
+            "provider_unavailable",
+            "The payment provider mp is not configured",
+        )
+    })
+}
+
+/// The signed manifest: `id:<data.id>;request-id:<x-request-id>;ts:<ts>;`, a pair dropped when
+/// its value is missing.
+pub fn manifest(data_id: Option<&str>, request_id: Option<&str>, ts: Option<&str>) -> String {
+    let mut m = String::new();
+    for (k, v) in [("id", data_id), ("request-id", request_id), ("ts", ts)] {
+        if let Some(v) = v.filter(|v| !v.is_empty()) {
+            m.push_str(&format!("{k}:{v};"));
+        }
+    }
+    m
+}
+
+fn mac(secret: &str, manifest: &str) -> Hmac<Sha256> {
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("any key length");
+    mac.update(manifest.as_bytes());
+    mac
+}
+
+/// `v1` for a manifest (what Mercado Pago sends).
+pub fn sign(secret: &str, manifest: &str) -> String {
+    hex::encode(mac(secret, manifest).finalize().into_bytes())
+}
+
+/// Verifies `x-signature` (`ts=…,v1=…`) against the manifest of this notification, in constant
+/// time, and its `ts` within five minutes of `now` (values above 10^12 are milliseconds).
+pub fn verify(
+    secret: &str,
+    x_signature: Option<&str>,
+    x_request_id: Option<&str>,
+    data_id: Option<&str>,
+    now: i64,
+) -> AppResult<()> {
+    let bad = || AppError::unauthorized("Invalid webhook signature");
+    let header = x_signature.ok_or_else(bad)?;
+    let (mut ts, mut v1) = (None, None);
+    for part in header.split(',') {
+        if let Some((k, v)) = part.split_once('=') {
+            match k.trim() {
+                "ts" => ts = Some(v.trim()),
+                "v1" => v1 = Some(v.trim()),
+                _ => {}
+            }
+        }
+    }
+    let (ts, v1) = (ts.ok_or_else(bad)?, v1.ok_or_else(bad)?);
+    let expected = hex::decode(v1).map_err(|_| bad())?;
+    mac(secret, &manifest(data_id, x_request_id, Some(ts)))
+        .verify_slice(&expected)
+        .map_err(|_| bad())?;
+    let mut seconds: i64 = ts.parse().map_err(|_| bad())?;
+    if seconds > 1_000_000_000_000 {
+        seconds /= 1000;
+    }
+    if (now - seconds).abs() > WINDOW_SECONDS {
+        return Err(AppError::unauthorized(
+            "The notification timestamp is outside the accepted window",
+        ));
+    }
+    Ok(())
+}
+
+async fn read<T: for<'de> Deserialize<'de>>(res: reqwest::Response) -> Result<T, String> {
+    let status = res.status();
+    let body = res.text().await.map_err(|e| e.to_string())?;
+    if !status.is_success() {
+        let message = serde_json::from_str::<Value>(&body)
+            .ok()
+            .and_then(|v| v["message"].as_str().map(str::to_string))
+            .unwrap_or_else(|| body.chars().take(200).collect());
+        return Err(format!("HTTP {status}: {message}"));
+    }
+    serde_json::from_str(&body).map_err(|e| format!("unreadable answer: {e}"))
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Preference {
+    pub id: String,
+    pub init_point: String,
+    #[serde(default)]
+    pub sandbox_init_point: Option<String>,
+}
+
+/// Creates the Checkout Pro preference. `X-Idempotency-Key` makes a retried call return the
+/// same preference.
+pub async fn create(
+    st: &AppState,
+    payment_ref: &str,
+    order_id: i64,
+    amount: i64,
+) -> AppResult<Preference> {
+    let c = config(st)?;
+    let front = &st.config.frontend_base_url;
+    let body = json!({
+        "items": [{"title": format!("Pedido #{order_id}"), "quantity": 1, "unit_price": amount, "currency_id": "CLP"}],
+        "external_reference": payment_ref,
+        "notification_url": format!("{}/webhooks/payments/mp?source_news=webhooks", st.config.public_base_url),
+        "back_urls": {
+            "success": format!("{front}/checkout/result?orderId={order_id}&status=paid"),
+            "failure": format!("{front}/checkout/result?orderId={order_id}&status=failed"),
+            "pending": format!("{front}/checkout/result?orderId={order_id}&status=pending"),
+        },
+        "auto_return": "approved",
+    });
+    let res = st
+        .http
+        .post(format!("{}/checkout/preferences", c.base_url))
+        .bearer_auth(&c.access_token)
+        .header("X-Idempotency-Key", format!("pref-{payment_ref}"))
+        .json(&body)
+        .send()
+        .await
+        .map_err(|e| AppError::provider(PROVIDER, e))?;
+    read(res).await.map_err(|e| AppError::provider(PROVIDER, e))
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct MpPayment {
+    pub id: Value,
+    pub status: String,
+    #[serde(default)]
+    pub status_detail: Option<String>,
+    pub transaction_amount: Value,
+    #[serde(default)]
+    pub currency_id: Option<String>,
+    #[serde(default)]
+    pub external_reference: Option<String>,
+}
+
+impl MpPayment {
+    pub fn id_string(&self) -> String {
+        match &self.id {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        }
+    }
+
+    fn amount_cents(&self) -> Option<i64> {
+        match &self.transaction_amount {
+            Value::Number(n) => n.as_i64().or_else(|| n.as_f64().map(|f| f.round() as i64)),
+            Value::String(s) => s.trim().parse::<f64>().ok().map(|f| f.round() as i64),
+            _ => None,
+        }
+    }
+}
+
+async fn get_json<T: for<'de> Deserialize<'de>>(
+    st: &AppState,
+    path: &str,
+    query: &[(&str, &str)],
+) -> AppResult<T> {
+    let c = config(st)?;
+    let mut delay = Duration::from_millis(200);
+    let mut last = String::new();
+    for attempt in 0..3 {
+        if attempt > 0 {
+            tokio::time::sleep(delay).await;
+            delay *= 2;
+        }
+        match st
+            .http
+            .get(format!("{}{path}", c.base_url))
+            .bearer_auth(&c.access_token)
+            .query(query)
+            .send()
+            .await
+        {
+            Ok(res) if res.status().is_server_error() => last = format!("HTTP {}", res.status()),
+            Ok(res) => return read(res).await.map_err(|e| AppError::provider(PROVIDER, e)),
+            Err(e) => last = e.to_string(),
+        }
+    }
+    Err(AppError::provider(PROVIDER, last))
+}
+
+/// `GET /v1/payments/{id}` (retried with backoff: it is idempotent).
+pub async fn payment(st: &AppState, id: &str) -> AppResult<MpPayment> {
+    if id.is_empty() || !id.chars().all(|c| c.is_ascii_alphanumeric()) {
+        return Err(AppError::invalid(
+            "data.id",
+            "invalid_format",
+            "Not a payment id",
+        ));
+    }
+    get_json(st, &format!("/v1/payments/{id}"), &[]).await
+}
+
+/// The newest Mercado Pago payment for a reference (reconciliation, when no notification came).
+pub async fn search(st: &AppState, external_reference: &str) -> AppResult<Option<MpPayment>> {
+    #[derive(Deserialize)]
+    struct Results {
+        results: Vec<MpPayment>,
+    }
+    let r: Results = get_json(
+        st,
+        "/v1/payments/search",
+        &[
+            ("external_reference", external_reference),
+            ("sort", "date_created"),
+            ("criteria", "desc"),
+        ],
+    )
+    .await?;
+    Ok(r.results.into_iter().next())
+}
+
+/// `POST /v1/payments/{id}/refunds` (full amount).
+pub async fn refund(st: &AppState, p: &payment::Model) -> AppResult<String> {
+    let c = config(st)?;
+    let mp_id = p
+        .auth_code
+        .clone()
+        .ok_or_else(|| AppError::provider(PROVIDER, "no Mercado Pago payment id recorded"))?;
+    let res = st
+        .http
+        .post(format!("{}/v1/payments/{mp_id}/refunds", c.base_url))
+        .bearer_auth(&c.access_token)
+        .header("X-Idempotency-Key", format!("refund-{}", p.id))
+        .json(&json!({}))
+        .send()
+        .await
+        .map_err(|e| AppError::provider(PROVIDER, e))?;
+    let v: Value = read(res)
+        .await
+        .map_err(|e| AppError::provider(PROVIDER, e))?;
+    match v["status"].as_str() {
+        Some(s @ ("approved" | "in_process")) => Ok(s.to_string()),
+        _ => Err(AppError::provider(PROVIDER, format!("refund answered {v}"))),
+    }
+}
+
+/// Mercado Pago's statuses: approved pays (when the reference matches; the amount is checked by
+/// `apply_outcome`), rejected and cancelled fail, the rest changes nothing.
+pub fn outcome(m: &MpPayment, payment_ref: &str) -> Outcome {
+    match m.status.as_str() {
+        "approved" if m.external_reference.as_deref() != Some(payment_ref) => Outcome::Failed {
+            reason: "mp payment does not match the order".into(),
+        },
+        "approved" if m.currency_id.as_deref().is_some_and(|c| c != "CLP") => Outcome::Failed {
+            reason: "mp payment in another currency".into(),
+        },
+        "approved" => match m.amount_cents() {
+            Some(amount_cents) => Outcome::Paid {
+                amount_cents,
+                auth_code: Some(m.id_string()),
+            },
+            None => Outcome::Failed {
+                reason: "mp amount unreadable".into(),
+            },
+        },
+        "rejected" | "cancelled" => Outcome::Failed {
+            reason: format!("mp {}", m.status),
+        },
+        _ => Outcome::Pending,
+    }
+}
+
+/// Our latest Mercado Pago payment for a reference.
+async fn ours(st: &AppState, external_reference: &str) -> AppResult<Option<payment::Model>> {
+    let Some(o) = order::Entity::find()
+        .filter(order::Column::PaymentRef.eq(external_reference))
+        .one(&st.db)
+        .await?
+    else {
+        return Ok(None);
+    };
+    Ok(payment::Entity::find()
+        .filter(payment::Column::OrderId.eq(o.id))
+        .filter(payment::Column::Provider.eq(PROVIDER))
+        .order_by_desc(payment::Column::Id)
+        .one(&st.db)
+        .await?)
+}
+
+/// Applies what Mercado Pago says about one of its payments, once per (payment, status).
+pub async fn settle(
+    st: &AppState,
+    ctx: &RequestCtx,
+    m: MpPayment,
+    source: &str,
+) -> AppResult<Applied> {
+    let reference = m.external_reference.clone().unwrap_or_default();
+    let Some(p) = ours(st, &reference).await? else {
+        return Err(AppError::not_found("Payment"));
+    };
+    let result = outcome(&m, &reference);
+    let raw = json!({"source": source, "payment": m});
+    if m.status == "refunded" || m.status == "charged_back" {
+        tracing::warn!(paymentId = p.id, status = %m.status, "mercado pago reports money returned");
+    }
+    if result == Outcome::Pending {
+        return Ok(Applied::Pending);
+    }
+    let txn = begin_write(&st.db).await?;
+    let event = payment_event::ActiveModel {
+        provider: Set(PROVIDER.into()),
+        event_id: Set(format!("{}:{}", m.id_string(), m.status)),
+        payment_id: Set(Some(p.id)),
+        received_at: Set(st.clock.now()),
+        payload: Set(raw.clone()),
+        outcome: Set("received".into()),
+        ..Default::default()
+    }
+    .insert(&txn)
+    .await;
+    let event = match event {
+        Ok(e) => e,
+        Err(e) if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
+            txn.rollback().await?;
+            return Ok(Applied::Duplicate);
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let applied = apply_outcome(st, &txn, ctx, p.id, result, raw).await?;
+    let mut am: payment_event::ActiveModel = event.into();
+    am.outcome = Set(applied.as_str().into());
+    am.update(&txn).await?;
+    txn.commit().await?;
+    Ok(applied)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signature_matches_the_published_vector() {
+        let m = manifest(
+            Some("123456"),
+            Some("bb56a2f1-6aae-46ac-982e-9dcd3581d08e"),
+            Some("1704908010"),
+        );
+        assert_eq!(
+            m,
+            "id:123456;request-id:bb56a2f1-6aae-46ac-982e-9dcd3581d08e;ts:1704908010;"
+        );
+        assert_eq!(
+            sign("your_secret_key_here", &m),
+            "637a6ba61396d5572b508ee7a1b81458dea7c6f275af3273b6d76e15e17b7918"
+        );
+        let header =
+            "ts=1704908010,v1=637a6ba61396d5572b508ee7a1b81458dea7c6f275af3273b6d76e15e17b7918";
+        let rid = Some("bb56a2f1-6aae-46ac-982e-9dcd3581d08e");
+        assert!(verify(
+            "your_secret_key_here",
+            Some(header),
+            rid,
+            Some("123456"),
+            1704908010
+        )
+        .is_ok());
+        // Milliseconds are accepted; stale, forged, or another id are not.
+        let ms = format!(
+            "ts=1704908010000,v1={}",
+            sign(
+                "your_secret_key_here",
+                &manifest(Some("123456"), rid, Some("1704908010000"))
+            )
+        );
+        assert!(verify(
+            "your_secret_key_here",
+            Some(&ms),
+            rid,
+            Some("123456"),
+            1704908100
+        )
+        .is_ok());
+        assert!(verify(
+            "your_secret_key_here",
+            Some(header),
+            rid,
+            Some("123456"),
+            1704908010 + 301
+        )
+        .is_err());
+        assert!(verify("other", Some(header), rid, Some("123456"), 1704908010).is_err());
+        assert!(verify(
+            "your_secret_key_here",
+            Some(header),
+            rid,
+            Some("123457"),
+            1704908010
+        )
+        .is_err());
+        assert!(verify(
+            "your_secret_key_here",
+            None,
+            rid,
+            Some("123456"),
+            1704908010
+        )
+        .is_err());
+        assert!(verify(
+            "your_secret_key_here",
+            Some("garbage"),
+            rid,
+            Some("123456"),
+            1704908010
+        )
+        .is_err());
+    }
+
+    #[test]
+    fn a_missing_value_drops_its_pair() {
+        assert_eq!(manifest(Some("1"), None, Some("2")), "id:1;ts:2;");
+    }
+
+    #[test]
+    fn statuses_map() {
+        let m = |status: &str, reference: &str, amount: Value| MpPayment {
+            id: json!(999999999),
+            status: status.into(),
+            status_detail: None,
+            transaction_amount: amount,
+            currency_id: Some("CLP".into()),
+            external_reference: Some(reference.into()),
+        };
+        assert_eq!(
+            outcome(&m("approved", "ORD-1", json!(13480.0)), "ORD-1"),
+            Outcome::Paid {
+                amount_cents: 13480,
+                auth_code: Some("999999999".into())
+            }
+        );
+        assert!(matches!(
+            outcome(&m("approved", "ORD-2", json!(1)), "ORD-1"),
+            Outcome::Failed { .. }
+        ));
+        assert!(matches!(
+            outcome(&m("rejected", "ORD-1", json!(1)), "ORD-1"),
+            Outcome::Failed { .. }
+        ));
+        assert!(matches!(
+            outcome(&m("cancelled", "ORD-1", json!(1)), "ORD-1"),
+            Outcome::Failed { .. }
+        ));
+        for s in [
+            "pending",
+            "in_process",
+            "authorized",
+            "refunded",
+            "charged_back",
+        ] {
+            assert_eq!(
+                outcome(&m(s, "ORD-1", json!(1)), "ORD-1"),
+                Outcome::Pending,
+                "{s}"
+            );
+        }
+    }
+}
