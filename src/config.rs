@@ -75,6 +75,11 @@ pub struct Config {
     pub payments_test_enabled: bool,
     /// Where payment providers reach this server (webhooks, Webpay's browser return).
     pub public_base_url: String,
+    /// Per provider, the networks its notifications may come from (`<P>_WEBHOOK_ALLOWED_IPS`);
+    /// absent: any. The client address honours `X-Forwarded-For` only from `TRUSTED_PROXIES`.
+    pub webhook_allowed_ips: HashMap<String, Vec<IpNet>>,
+    /// Timeout of each call to a payment provider (seconds).
+    pub provider_timeout_seconds: i64,
     /// Webpay Plus; `None` when disabled (production without explicit credentials).
     pub webpay: Option<WebpayConfig>,
     /// Flow; `None` without `FLOW_API_KEY` and `FLOW_SECRET_KEY`.
@@ -198,19 +203,27 @@ impl Config {
             })?
             .into_inner();
 
-        let trusted_proxies = r
-            .list("TRUSTED_PROXIES")
-            .into_iter()
-            .map(|s| {
-                IpNet::from_str(&s)
-                    .or_else(|_| std::net::IpAddr::from_str(&s).map(IpNet::from))
-                    .map_err(|_| {
-                        ConfigError(format!(
-                            "TRUSTED_PROXIES: {s:?} is not an IP address or CIDR range"
-                        ))
-                    })
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+        let networks = |var: &str| {
+            r.list(var)
+                .into_iter()
+                .map(|s| {
+                    IpNet::from_str(&s)
+                        .or_else(|_| std::net::IpAddr::from_str(&s).map(IpNet::from))
+                        .map_err(|_| {
+                            ConfigError(format!("{var}: {s:?} is not an IP address or CIDR range"))
+                        })
+                })
+                .collect::<Result<Vec<_>, _>>()
+        };
+        let trusted_proxies = networks("TRUSTED_PROXIES")?;
+        let mut webhook_allowed_ips = std::collections::HashMap::new();
+        for provider in ["test", "flow", "mp"] {
+            let var = format!("{}_WEBHOOK_ALLOWED_IPS", provider.to_uppercase());
+            let nets = networks(&var)?;
+            if !nets.is_empty() {
+                webhook_allowed_ips.insert(provider.to_string(), nets);
+            }
+        }
 
         let cors_allowed_origins = r.list("CORS_ALLOWED_ORIGINS");
         for o in &cors_allowed_origins {
@@ -277,6 +290,8 @@ impl Config {
                 .raw("TEST_PAYMENT_SECRET")
                 .unwrap_or_else(|| "dev-test-payment-secret".into()),
             payments_test_enabled: !production || r.parse("PAYMENTS_TEST_ENABLED", false)?,
+            webhook_allowed_ips,
+            provider_timeout_seconds: r.positive("PROVIDER_TIMEOUT_SECONDS", 15)?,
             public_base_url: r
                 .raw("PUBLIC_BASE_URL")
                 .unwrap_or_else(|| "http://localhost:8080".into())

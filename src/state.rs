@@ -28,6 +28,8 @@ impl AppState {
         let tokens = Arc::new(TokenKeys::new(&config));
         let passwords = PasswordHasher::new(config.argon2_memory_kib, config.argon2_iterations);
         let limits = Arc::new(RateLimits::new(config.auth_rate_limit_per_minute));
+        let provider_timeout =
+            std::time::Duration::from_secs(config.provider_timeout_seconds as u64);
         AppState {
             db,
             config: Arc::new(config),
@@ -38,7 +40,7 @@ impl AppState {
             limits,
             http: reqwest::Client::builder()
                 .connect_timeout(std::time::Duration::from_secs(5))
-                .timeout(std::time::Duration::from_secs(15))
+                .timeout(provider_timeout)
                 .user_agent(concat!("dispensary/", env!("CARGO_PKG_VERSION")))
                 .build()
                 .expect("an HTTP client"),

@@ -30,7 +30,15 @@ pub async fn handle(
     body: Bytes,
 ) -> Response {
     let st = &app.state;
+    let allowed = st
+        .config
+        .webhook_allowed_ips
+        .get(provider.as_str())
+        .is_none_or(|nets| nets.iter().any(|n| n.contains(&ctx.client_ip)));
     let result = match provider.as_str() {
+        _ if !allowed => Err(AppError::forbidden(
+            "Notifications for this provider are not accepted from this address",
+        )),
         "mp" if crate::services::payments::mp::enabled(st) => {
             mp_notification(&app, &ctx, query.as_deref(), &headers, &body).await
         }
@@ -46,6 +54,7 @@ pub async fn handle(
         Ok(outcome) => outcome.clone(),
         Err(e) => match e.code {
             crate::error::ErrorCode::Unauthorized => "rejected_signature".to_string(),
+            crate::error::ErrorCode::Forbidden => "rejected_origin".to_string(),
             crate::error::ErrorCode::NotFound => "unknown".to_string(),
             _ => "rejected".to_string(),
         },

@@ -248,3 +248,41 @@ async fn a_wrong_secret_is_refused_by_flow() {
         0
     );
 }
+
+#[tokio::test]
+async fn a_slow_get_status_is_retried_by_the_provider_and_reconciliation() {
+    use dispensary::services::payments::reconcile::{self, Scope};
+    let sim = FlowSim::start().await;
+    let app = TestApp::spawn_with(&[
+        ("FLOW_BASE_URL", sim.base_url.as_str()),
+        ("FLOW_API_KEY", API_KEY),
+        ("FLOW_SECRET_KEY", SECRET),
+        ("PROVIDER_TIMEOUT_SECONDS", "1"),
+    ])
+    .await;
+    let (customer, _, _) = app.register("flow-slow@example.cl").await;
+    let (order_id, s) = start(&app, &customer, "NL-AUTO-1G").await;
+    let token = token_of(&s);
+    sim.set_status(&token, 2);
+    sim.state.lock().unwrap().delay_ms = 1500;
+    // Flow's notification cannot be verified in time: 502, so Flow retries it; nothing applied.
+    let r = confirmation(&app, &token).await;
+    assert_eq!(r.status, StatusCode::BAD_GATEWAY, "{}", r.text);
+    assert_eq!(
+        status_of(&app, "orders", &format!("id = {order_id}")).await,
+        "pending"
+    );
+    assert!(
+        sim.state.lock().unwrap().status_calls >= 3,
+        "getStatus is retried"
+    );
+    // Later, reconciliation settles it.
+    sim.state.lock().unwrap().delay_ms = 0;
+    app.clock.advance(chrono::Duration::minutes(6));
+    let r = reconcile::run(&app.state, &Scope::default()).await.unwrap();
+    assert_eq!(r.paid, 1, "{r:?}");
+    assert_eq!(
+        status_of(&app, "orders", &format!("id = {order_id}")).await,
+        "paid"
+    );
+}

@@ -278,3 +278,71 @@ async fn a_wrong_access_token_is_refused() {
         0
     );
 }
+
+#[tokio::test]
+async fn notifications_only_from_allowed_networks_and_forwarded_only_via_trusted_proxies() {
+    let sim = MpSim::start().await;
+    let base = [
+        ("MP_BASE_URL", sim.base_url.as_str()),
+        ("MP_ACCESS_TOKEN", ACCESS_TOKEN),
+        ("MP_WEBHOOK_SECRET", WEBHOOK_SECRET),
+        ("MP_WEBHOOK_ALLOWED_IPS", "203.0.113.0/24"),
+    ];
+    // Direct from 127.0.0.1: refused, even claiming an allowed address without a trusted proxy.
+    let app = TestApp::spawn_with(&base).await;
+    let (customer, _, _) = app.register("mp-ip@example.cl").await;
+    let (_, s) = start(&app, &customer, "NL-AUTO-1G").await;
+    let mp_id = sim.pay(s.body["providerTxnId"].as_str().unwrap(), "approved");
+    let r = notify(&app, mp_id, WEBHOOK_SECRET, app.clock.now().timestamp()).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text);
+    assert_eq!(r.error_code(), "forbidden");
+    assert!(
+        app.metric(
+            "payment_webhooks_total",
+            "outcome=\"rejected_origin\",provider=\"mp\""
+        )
+        .await
+            >= 1.0
+    );
+    let spoofed = notify_from(&app, mp_id, "203.0.113.7").await;
+    assert_eq!(
+        spoofed.status,
+        StatusCode::FORBIDDEN,
+        "X-Forwarded-For is not trusted here"
+    );
+
+    // Behind a trusted proxy the forwarded address counts.
+    let mut vars = base.to_vec();
+    vars.push(("TRUSTED_PROXIES", "127.0.0.1"));
+    let app = TestApp::spawn_with(&vars).await;
+    let (customer, _, _) = app.register("mp-ip2@example.cl").await;
+    let (order_id, s) = start(&app, &customer, "NL-AUTO-1G").await;
+    let mp_id = sim.pay(s.body["providerTxnId"].as_str().unwrap(), "approved");
+    let r = notify_from(&app, mp_id, "203.0.113.7").await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(status_of(&app, "orders", order_id).await, "paid");
+    let r = notify_from(&app, mp_id, "198.51.100.9").await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+}
+
+/// A signed notification relayed by a proxy for `client`.
+async fn notify_from(app: &TestApp, payment_id: i64, client: &str) -> Resp {
+    let request_id = uuid::Uuid::new_v4().to_string();
+    let data_id = payment_id.to_string();
+    let ts = app.clock.now().timestamp();
+    let v1 = sign(
+        WEBHOOK_SECRET,
+        &manifest(Some(&data_id), Some(&request_id), Some(&ts.to_string())),
+    );
+    app.send(
+        app.client
+            .post(app.url(&format!(
+                "/webhooks/payments/mp?data.id={data_id}&type=payment"
+            )))
+            .header("x-signature", format!("ts={ts},v1={v1}"))
+            .header("x-request-id", request_id)
+            .header("x-forwarded-for", client)
+            .json(&json!({"type": "payment", "data": {"id": data_id}})),
+    )
+    .await
+}

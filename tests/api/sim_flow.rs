@@ -33,6 +33,8 @@ pub struct SimState {
     pub status_calls: u32,
     pub rejected_signatures: u32,
     pub refunds: Vec<BTreeMap<String, String>>,
+    /// Delays getStatus answers (a slow provider: the client's timeout fires).
+    pub delay_ms: u64,
 }
 
 #[derive(Clone)]
@@ -163,9 +165,14 @@ async fn create(State(st): State<Arc<Mutex<SimState>>>, body: String) -> Respons
 }
 
 async fn status(State(st): State<Arc<Mutex<SimState>>>, RawQuery(q): RawQuery) -> Response {
+    let delay = {
+        let mut s = st.lock().unwrap();
+        s.status_calls += 1;
+        s.delay_ms
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(delay)).await;
     let params = parse(&q.unwrap_or_default());
     let mut s = st.lock().unwrap();
-    s.status_calls += 1;
     if let Err((code, message)) = verify(&params) {
         s.rejected_signatures += 1;
         return error(StatusCode::UNAUTHORIZED, code, message);

@@ -38,6 +38,8 @@ pub struct SimState {
     pub rejected_auth: u32,
     /// Makes refunds fail (the provider's side is down or refuses).
     pub refuse_refunds: bool,
+    /// Delays every answer (a slow provider: the client's timeout fires).
+    pub delay_ms: u64,
 }
 
 #[derive(Clone)]
@@ -144,6 +146,8 @@ async fn create(
     headers: HeaderMap,
     body: String,
 ) -> Response {
+    let delay = st.lock().unwrap().delay_ms;
+    tokio::time::sleep(std::time::Duration::from_millis(delay)).await;
     let mut s = st.lock().unwrap();
     if !authorized(&headers) {
         s.rejected_auth += 1;

@@ -487,3 +487,41 @@ async fn admin_cancellation_refunds_through_webpay() {
         1
     );
 }
+
+#[tokio::test]
+async fn a_webpay_that_does_not_answer_in_time_starts_nothing() {
+    let sim = WebpaySim::start().await;
+    let app = TestApp::spawn_with(&[
+        ("WEBPAY_BASE_URL", sim.base_url.as_str()),
+        ("PROVIDER_TIMEOUT_SECONDS", "1"),
+    ])
+    .await;
+    let (customer, _, _) = app.register("webpay-slow@example.cl").await;
+    sim.state.lock().unwrap().delay_ms = 2500;
+    let started = std::time::Instant::now();
+    let (order_id, s) = start(&app, &customer, "NL-AUTO-1G").await;
+    assert_eq!(s.status, StatusCode::BAD_GATEWAY, "{}", s.text);
+    assert_eq!(s.error_code(), "provider_error");
+    assert!(
+        started.elapsed() < std::time::Duration::from_millis(2400),
+        "the timeout fired"
+    );
+    assert_eq!(
+        app.scalar_i64(&format!(
+            "SELECT COUNT(*) FROM payments WHERE order_id = {order_id}"
+        ))
+        .await,
+        0
+    );
+    assert_eq!(order_status(&app, order_id).await, "pending");
+    // Webpay answers again: the same order can be paid.
+    sim.state.lock().unwrap().delay_ms = 0;
+    let s = app
+        .post(
+            "/api/payments/start",
+            Some(&customer),
+            json!({"orderId": order_id, "provider": "webpay"}),
+        )
+        .await;
+    assert_eq!(s.status, StatusCode::OK, "{}", s.text);
+}
