@@ -248,29 +248,7 @@ pub async fn webpay_return(
         // for reconciliation.
         Err(_) => (None, "error".into()),
     };
-    let location = match payment {
-        Some(p) => {
-            let status = crate::entities::payment::Entity::find_by_id(p.id)
-                .one(&st.db)
-                .await
-                .ok()
-                .flatten()
-                .map_or(p.status, |p| p.status);
-            format!(
-                "{}/checkout/result?orderId={}&status={}",
-                st.config.frontend_base_url, p.order_id, status
-            )
-        }
-        None => format!(
-            "{}/checkout/result?status=unknown",
-            st.config.frontend_base_url
-        ),
-    };
-    (
-        axum::http::StatusCode::SEE_OTHER,
-        [(axum::http::header::LOCATION, location)],
-    )
-        .into_response()
+    to_result_page(&app.state, payment).await
 }
 
 /// The `token` of a Flow callback (form body or query).
@@ -312,29 +290,11 @@ pub async fn flow_return(
         Err(e) => return e.into_response(),
     };
     let settled = flow::settle(st, &ctx, &token, "return").await;
-    let location = match settled {
-        Ok((Some(p), _)) => {
-            let status = payment::Entity::find_by_id(p.id)
-                .one(&st.db)
-                .await
-                .ok()
-                .flatten()
-                .map_or(p.status, |p| p.status);
-            format!(
-                "{}/checkout/result?orderId={}&status={}",
-                st.config.frontend_base_url, p.order_id, status
-            )
-        }
-        _ => format!(
-            "{}/checkout/result?status=unknown",
-            st.config.frontend_base_url
-        ),
+    let payment = match settled {
+        Ok((found, _)) => found,
+        Err(_) => None,
     };
-    (
-        axum::http::StatusCode::SEE_OTHER,
-        [(axum::http::header::LOCATION, location)],
-    )
-        .into_response()
+    to_result_page(st, payment).await
 }
 
 /// `POST /webhooks/payments/mp`: verify `x-signature` over the manifest (the query's `data.id`,
@@ -378,4 +338,34 @@ async fn mp_notification(
     let found = mp::payment(st, id).await?;
     let applied = mp::settle(st, ctx, found, "notification").await?;
     Ok(applied.as_str().into())
+}
+
+/// `303` to the frontend's result page with the payment's current status (or `unknown`).
+async fn to_result_page(
+    st: &crate::state::AppState,
+    payment: Option<crate::entities::payment::Model>,
+) -> Response {
+    let location = match payment {
+        Some(p) => {
+            let status = payment::Entity::find_by_id(p.id)
+                .one(&st.db)
+                .await
+                .ok()
+                .flatten()
+                .map_or(p.status, |p| p.status);
+            format!(
+                "{}/checkout/result?orderId={}&status={}",
+                st.config.frontend_base_url, p.order_id, status
+            )
+        }
+        None => format!(
+            "{}/checkout/result?status=unknown",
+            st.config.frontend_base_url
+        ),
+    };
+    (
+        axum::http::StatusCode::SEE_OTHER,
+        [(axum::http::header::LOCATION, location)],
+    )
+        .into_response()
 }

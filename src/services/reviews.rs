@@ -21,6 +21,7 @@ use crate::error::{AppError, AppResult, FieldIssue};
 use crate::services::analytics::SOLD;
 use crate::services::audit::{self, Entry};
 use crate::services::catalog::products;
+use crate::services::catalog::text::fold;
 use crate::services::pagination::Page;
 use crate::state::AppState;
 
@@ -51,7 +52,7 @@ pub struct ModerateInput {
     pub is_visible: bool,
 }
 
-/// The blocklist, folded (lower case, no accents).
+/// The blocklist, folded like review text (lower case, no Spanish accents: `Huevón` = `huevon`).
 static BLOCKLIST: LazyLock<HashSet<String>> = LazyLock::new(|| {
     include_str!("../../data/review_blocklist.txt")
         .lines()
@@ -60,22 +61,6 @@ static BLOCKLIST: LazyLock<HashSet<String>> = LazyLock::new(|| {
         .map(fold)
         .collect()
 });
-
-/// Lower case without Spanish accents, so `Huevón` and `huevon` match alike.
-fn fold(s: &str) -> String {
-    s.chars()
-        .flat_map(char::to_lowercase)
-        .map(|c| match c {
-            'á' | 'à' | 'ä' | 'â' => 'a',
-            'é' | 'è' | 'ë' | 'ê' => 'e',
-            'í' | 'ì' | 'ï' | 'î' => 'i',
-            'ó' | 'ò' | 'ö' | 'ô' => 'o',
-            'ú' | 'ù' | 'ü' | 'û' => 'u',
-            'ñ' => 'n',
-            c => c,
-        })
-        .collect()
-}
 
 /// Whether any word of `text` is on the blocklist.
 pub fn has_blocked_word(text: &str) -> bool {

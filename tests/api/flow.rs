@@ -4,8 +4,8 @@
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::cart::variant_id;
 use crate::helpers::*;
+use crate::payments::checkout_and_start;
 use crate::sim_flow::{FlowSim, API_KEY, SECRET};
 
 async fn app_with(sim: &FlowSim, secret: &str) -> TestApp {
@@ -20,24 +20,7 @@ async fn app_with(sim: &FlowSim, secret: &str) -> TestApp {
 }
 
 async fn start(app: &TestApp, token: &str, sku: &str) -> (i64, Resp) {
-    let vid = variant_id(app, sku).await;
-    let o = app
-        .post(
-            "/api/checkout/confirm",
-            Some(token),
-            json!({"items": [{"variantId": vid, "quantity": 1}], "address": {"addressLine": "Av. Matta 1", "comuna": "Santiago", "region": "RM"}, "shippingMethod": "starken"}),
-        )
-        .await;
-    assert_eq!(o.status, StatusCode::CREATED, "{}", o.text);
-    let id = o.body["id"].as_i64().unwrap();
-    let s = app
-        .post(
-            "/api/payments/start",
-            Some(token),
-            json!({"orderId": id, "provider": "flow"}),
-        )
-        .await;
-    (id, s)
+    checkout_and_start(app, token, sku, 1, None, "flow").await
 }
 
 async fn confirmation(app: &TestApp, token: &str) -> Resp {

@@ -4,8 +4,8 @@
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::cart::variant_id;
 use crate::helpers::*;
+use crate::payments::checkout_and_start;
 use crate::sim_mp::{MpSim, ACCESS_TOKEN, WEBHOOK_SECRET};
 use dispensary::services::payments::mp::{manifest, sign};
 
@@ -21,24 +21,7 @@ async fn app_with(sim: &MpSim, token: &str) -> TestApp {
 }
 
 async fn start(app: &TestApp, token: &str, sku: &str) -> (i64, Resp) {
-    let vid = variant_id(app, sku).await;
-    let o = app
-        .post(
-            "/api/checkout/confirm",
-            Some(token),
-            json!({"items": [{"variantId": vid, "quantity": 1}], "address": {"addressLine": "Av. Matta 1", "comuna": "Santiago", "region": "RM"}, "shippingMethod": "starken"}),
-        )
-        .await;
-    assert_eq!(o.status, StatusCode::CREATED, "{}", o.text);
-    let id = o.body["id"].as_i64().unwrap();
-    let s = app
-        .post(
-            "/api/payments/start",
-            Some(token),
-            json!({"orderId": id, "provider": "mp"}),
-        )
-        .await;
-    (id, s)
+    checkout_and_start(app, token, sku, 1, None, "mp").await
 }
 
 /// A notification as Mercado Pago sends it, signed with `secret` at `ts`.

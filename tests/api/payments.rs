@@ -9,13 +9,16 @@ use crate::helpers::*;
 
 const SECRET: &str = "dev-test-payment-secret";
 
-pub async fn order_and_start(
+/// A pending order of `quantity` × `sku` (optionally with a coupon) and the answer of starting
+/// its payment with `provider`.
+pub async fn checkout_and_start(
     app: &TestApp,
     token: &str,
     sku: &str,
     quantity: i64,
     coupon: Option<&str>,
-) -> (i64, Value) {
+    provider: &str,
+) -> (i64, Resp) {
     let vid = variant_id(app, sku).await;
     let mut body = json!({"items": [{"variantId": vid, "quantity": quantity}], "address": {"addressLine": "Av. Matta 1", "comuna": "Santiago", "region": "RM"}, "shippingMethod": "starken"});
     if let Some(c) = coupon {
@@ -28,9 +31,21 @@ pub async fn order_and_start(
         .post(
             "/api/payments/start",
             Some(token),
-            json!({"orderId": id, "provider": "test"}),
+            json!({"orderId": id, "provider": provider}),
         )
         .await;
+    (id, s)
+}
+
+/// The same with the test provider, which must accept.
+pub async fn order_and_start(
+    app: &TestApp,
+    token: &str,
+    sku: &str,
+    quantity: i64,
+    coupon: Option<&str>,
+) -> (i64, Value) {
+    let (id, s) = checkout_and_start(app, token, sku, quantity, coupon, "test").await;
     assert_eq!(s.status, StatusCode::OK, "{}", s.text);
     (id, s.body)
 }

@@ -4,8 +4,8 @@
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use crate::cart::variant_id;
 use crate::helpers::*;
+use crate::payments::checkout_and_start;
 use crate::sim_webpay::{WebpaySim, CODE};
 
 async fn app_with(sim: &WebpaySim, secret: Option<&str>) -> TestApp {
@@ -23,24 +23,7 @@ async fn app_with(sim: &WebpaySim, secret: Option<&str>) -> TestApp {
 
 /// A pending order of one unit of `sku` and its Webpay start.
 async fn start(app: &TestApp, token: &str, sku: &str) -> (i64, Resp) {
-    let vid = variant_id(app, sku).await;
-    let o = app
-        .post(
-            "/api/checkout/confirm",
-            Some(token),
-            json!({"items": [{"variantId": vid, "quantity": 1}], "address": {"addressLine": "Av. Matta 1", "comuna": "Santiago", "region": "RM"}, "shippingMethod": "starken"}),
-        )
-        .await;
-    assert_eq!(o.status, StatusCode::CREATED, "{}", o.text);
-    let id = o.body["id"].as_i64().unwrap();
-    let s = app
-        .post(
-            "/api/payments/start",
-            Some(token),
-            json!({"orderId": id, "provider": "webpay"}),
-        )
-        .await;
-    (id, s)
+    checkout_and_start(app, token, sku, 1, None, "webpay").await
 }
 
 /// The browser's return, as a form POST (the classic flow) or a GET.

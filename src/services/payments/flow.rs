@@ -3,7 +3,6 @@
 //! the truth comes from the signed `payment/getStatus`.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use hmac::{Hmac, Mac};
 use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set, SqlErr};
@@ -11,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use sha2::Sha256;
 
-use super::{apply_outcome, Applied, Outcome};
+use super::{apply_outcome, http, Applied, Outcome};
 use crate::actor::RequestCtx;
 use crate::config::FlowConfig;
 use crate::db::begin_write;
@@ -53,17 +52,12 @@ fn signed(c: &FlowConfig, mut params: BTreeMap<String, String>) -> BTreeMap<Stri
     params
 }
 
-async fn read<T: for<'de> Deserialize<'de>>(res: reqwest::Response) -> Result<T, String> {
-    let status = res.status();
-    let body = res.text().await.map_err(|e| e.to_string())?;
-    if !status.is_success() {
-        let message = serde_json::from_str::<Value>(&body)
-            .ok()
-            .map(|v| format!("{} {}", v["code"], v["message"].as_str().unwrap_or("")))
-            .unwrap_or_else(|| body.chars().take(200).collect());
-        return Err(format!("HTTP {status}: {message}"));
-    }
-    serde_json::from_str(&body).map_err(|e| format!("unreadable answer: {e}"))
+fn message_of(v: &Value) -> Option<String> {
+    Some(format!(
+        "{} {}",
+        v["code"],
+        v["message"].as_str().unwrap_or("")
+    ))
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -103,14 +97,11 @@ pub async fn create(
             ),
         ]),
     );
-    let res = st
+    let req = st
         .http
         .post(format!("{}/payment/create", c.base_url))
-        .form(&params)
-        .send()
-        .await
-        .map_err(|e| AppError::provider(PROVIDER, e))?;
-    read(res).await.map_err(|e| AppError::provider(PROVIDER, e))
+        .form(&params);
+    http::read(PROVIDER, http::send_once(PROVIDER, req).await?, message_of).await
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -138,26 +129,9 @@ impl Status {
 pub async fn status(st: &AppState, token: &str) -> AppResult<Status> {
     let c = config(st)?;
     let params = signed(c, BTreeMap::from([("token".into(), token.to_string())]));
-    let mut delay = Duration::from_millis(200);
-    let mut last = String::new();
-    for attempt in 0..3 {
-        if attempt > 0 {
-            tokio::time::sleep(delay).await;
-            delay *= 2;
-        }
-        match st
-            .http
-            .get(format!("{}/payment/getStatus", c.base_url))
-            .query(&params)
-            .send()
-            .await
-        {
-            Ok(res) if res.status().is_server_error() => last = format!("HTTP {}", res.status()),
-            Ok(res) => return read(res).await.map_err(|e| AppError::provider(PROVIDER, e)),
-            Err(e) => last = e.to_string(),
-        }
-    }
-    Err(AppError::provider(PROVIDER, last))
+    let url = format!("{}/payment/getStatus", c.base_url);
+    let res = http::send_idempotent(PROVIDER, || Ok(st.http.get(&url).query(&params))).await?;
+    http::read(PROVIDER, res, message_of).await
 }
 
 /// `refund/create` for the whole payment.
@@ -179,16 +153,11 @@ pub async fn refund(st: &AppState, p: &payment::Model, email: &str) -> AppResult
             ("commerceTrxId".into(), p.provider_txn_id.clone()),
         ]),
     );
-    let res = st
+    let req = st
         .http
         .post(format!("{}/refund/create", c.base_url))
-        .form(&params)
-        .send()
-        .await
-        .map_err(|e| AppError::provider(PROVIDER, e))?;
-    let v: Value = read(res)
-        .await
-        .map_err(|e| AppError::provider(PROVIDER, e))?;
+        .form(&params);
+    let v: Value = http::read(PROVIDER, http::send_once(PROVIDER, req).await?, message_of).await?;
     Ok(v["status"].as_str().unwrap_or("created").to_string())
 }
 

@@ -4,6 +4,7 @@
 //! stock is gone fails the order and marks the payment `refund_required`.
 
 pub mod flow;
+pub mod http;
 pub mod mp;
 pub mod reconcile;
 pub mod test_provider;

@@ -2,15 +2,13 @@
 //! notification signed with `x-signature` (manifest HMAC, constant-time compare, timestamp
 //! window), then the server-side `GET /v1/payments/{id}` that alone decides.
 
-use std::time::Duration;
-
 use hmac::{Hmac, Mac};
 use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, Set, SqlErr};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use sha2::Sha256;
 
-use super::{apply_outcome, Applied, Outcome};
+use super::{apply_outcome, http, Applied, Outcome};
 use crate::actor::RequestCtx;
 use crate::config::MpConfig;
 use crate::db::begin_write;
@@ -97,17 +95,8 @@ pub fn verify(
     Ok(())
 }
 
-async fn read<T: for<'de> Deserialize<'de>>(res: reqwest::Response) -> Result<T, String> {
-    let status = res.status();
-    let body = res.text().await.map_err(|e| e.to_string())?;
-    if !status.is_success() {
-        let message = serde_json::from_str::<Value>(&body)
-            .ok()
-            .and_then(|v| v["message"].as_str().map(str::to_string))
-            .unwrap_or_else(|| body.chars().take(200).collect());
-        return Err(format!("HTTP {status}: {message}"));
-    }
-    serde_json::from_str(&body).map_err(|e| format!("unreadable answer: {e}"))
+fn message_of(v: &Value) -> Option<String> {
+    v["message"].as_str().map(str::to_string)
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -139,16 +128,13 @@ pub async fn create(
         },
         "auto_return": "approved",
     });
-    let res = st
+    let req = st
         .http
         .post(format!("{}/checkout/preferences", c.base_url))
         .bearer_auth(&c.access_token)
         .header("X-Idempotency-Key", format!("pref-{payment_ref}"))
-        .json(&body)
-        .send()
-        .await
-        .map_err(|e| AppError::provider(PROVIDER, e))?;
-    read(res).await.map_err(|e| AppError::provider(PROVIDER, e))
+        .json(&body);
+    http::read(PROVIDER, http::send_once(PROVIDER, req).await?, message_of).await
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -187,27 +173,12 @@ async fn get_json<T: for<'de> Deserialize<'de>>(
     query: &[(&str, &str)],
 ) -> AppResult<T> {
     let c = config(st)?;
-    let mut delay = Duration::from_millis(200);
-    let mut last = String::new();
-    for attempt in 0..3 {
-        if attempt > 0 {
-            tokio::time::sleep(delay).await;
-            delay *= 2;
-        }
-        match st
-            .http
-            .get(format!("{}{path}", c.base_url))
-            .bearer_auth(&c.access_token)
-            .query(query)
-            .send()
-            .await
-        {
-            Ok(res) if res.status().is_server_error() => last = format!("HTTP {}", res.status()),
-            Ok(res) => return read(res).await.map_err(|e| AppError::provider(PROVIDER, e)),
-            Err(e) => last = e.to_string(),
-        }
-    }
-    Err(AppError::provider(PROVIDER, last))
+    let url = format!("{}{path}", c.base_url);
+    let res = http::send_idempotent(PROVIDER, || {
+        Ok(st.http.get(&url).bearer_auth(&c.access_token).query(query))
+    })
+    .await?;
+    http::read(PROVIDER, res, message_of).await
 }
 
 /// `GET /v1/payments/{id}` (retried with backoff: it is idempotent).
@@ -248,18 +219,13 @@ pub async fn refund(st: &AppState, p: &payment::Model) -> AppResult<String> {
         .auth_code
         .clone()
         .ok_or_else(|| AppError::provider(PROVIDER, "no Mercado Pago payment id recorded"))?;
-    let res = st
+    let req = st
         .http
         .post(format!("{}/v1/payments/{mp_id}/refunds", c.base_url))
         .bearer_auth(&c.access_token)
         .header("X-Idempotency-Key", format!("refund-{}", p.id))
-        .json(&json!({}))
-        .send()
-        .await
-        .map_err(|e| AppError::provider(PROVIDER, e))?;
-    let v: Value = read(res)
-        .await
-        .map_err(|e| AppError::provider(PROVIDER, e))?;
+        .json(&json!({}));
+    let v: Value = http::read(PROVIDER, http::send_once(PROVIDER, req).await?, message_of).await?;
     match v["status"].as_str() {
         Some(s @ ("approved" | "in_process")) => Ok(s.to_string()),
         _ => Err(AppError::provider(PROVIDER, format!("refund answered {v}"))),

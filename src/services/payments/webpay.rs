@@ -2,14 +2,12 @@
 //! and on its return commit the token exactly once, server to server. Approval only with
 //! `response_code == 0` and `status == "AUTHORIZED"` and our own buy order, session and amount.
 
-use std::time::Duration;
-
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set, SqlErr};
 
-use super::{apply_outcome, Applied, Outcome, FINAL};
+use super::{apply_outcome, http, Applied, Outcome, FINAL};
 use crate::actor::RequestCtx;
 use crate::config::WebpayConfig;
 use crate::db::begin_write;
@@ -94,18 +92,8 @@ fn request(
         .header("Content-Type", "application/json"))
 }
 
-/// Reads a Webpay answer: 2xx JSON, or `{"error_message"}` as a provider error.
-async fn read<T: for<'de> Deserialize<'de>>(res: reqwest::Response) -> Result<T, String> {
-    let status = res.status();
-    let body = res.text().await.map_err(|e| e.to_string())?;
-    if !status.is_success() {
-        let message = serde_json::from_str::<Value>(&body)
-            .ok()
-            .and_then(|v| v["error_message"].as_str().map(str::to_string))
-            .unwrap_or_else(|| body.chars().take(200).collect());
-        return Err(format!("HTTP {status}: {message}"));
-    }
-    serde_json::from_str(&body).map_err(|e| format!("unreadable answer: {e}"))
+fn message_of(v: &Value) -> Option<String> {
+    v["error_message"].as_str().map(str::to_string)
 }
 
 /// Creates the transaction. Not retried: a retry would create a second one.
@@ -115,70 +103,37 @@ pub async fn create(
     session_id: &str,
     amount: i64,
 ) -> AppResult<Created> {
-    let res = request(st, reqwest::Method::POST, "/transactions")?
-        .json(&json!({
-            "buy_order": buy_order,
-            "session_id": session_id,
-            "amount": amount,
-            "return_url": return_url(st),
-        }))
-        .send()
-        .await
-        .map_err(|e| AppError::provider(PROVIDER, e))?;
-    read(res).await.map_err(|e| AppError::provider(PROVIDER, e))
+    let req = request(st, reqwest::Method::POST, "/transactions")?.json(&json!({
+        "buy_order": buy_order,
+        "session_id": session_id,
+        "amount": amount,
+        "return_url": return_url(st),
+    }));
+    http::read(PROVIDER, http::send_once(PROVIDER, req).await?, message_of).await
 }
 
 /// Commits a token (once: a second commit is a 422 at Webpay).
 pub async fn commit(st: &AppState, token: &str) -> AppResult<Transaction> {
-    let res = request(st, reqwest::Method::PUT, &format!("/transactions/{token}"))?
-        .send()
-        .await
-        .map_err(|e| AppError::provider(PROVIDER, e))?;
-    read(res).await.map_err(|e| AppError::provider(PROVIDER, e))
+    let req = request(st, reqwest::Method::PUT, &format!("/transactions/{token}"))?;
+    http::read(PROVIDER, http::send_once(PROVIDER, req).await?, message_of).await
 }
 
 /// The transaction's status (idempotent: retried with backoff on transport errors and 5xx).
 pub async fn status(st: &AppState, token: &str) -> AppResult<Transaction> {
-    let mut delay = Duration::from_millis(200);
-    let mut last = String::new();
-    for attempt in 0..3 {
-        if attempt > 0 {
-            tokio::time::sleep(delay).await;
-            delay *= 2;
-        }
-        let res = match request(st, reqwest::Method::GET, &format!("/transactions/{token}"))?
-            .send()
-            .await
-        {
-            Ok(r) => r,
-            Err(e) => {
-                last = e.to_string();
-                continue;
-            }
-        };
-        if res.status().is_server_error() {
-            last = format!("HTTP {}", res.status());
-            continue;
-        }
-        return read(res).await.map_err(|e| AppError::provider(PROVIDER, e));
-    }
-    Err(AppError::provider(PROVIDER, last))
+    let path = format!("/transactions/{token}");
+    let res = http::send_idempotent(PROVIDER, || request(st, reqwest::Method::GET, &path)).await?;
+    http::read(PROVIDER, res, message_of).await
 }
 
 /// Refunds (reverses or nullifies) `amount` of a committed transaction: `Ok(type)`.
 pub async fn refund(st: &AppState, token: &str, amount: i64) -> AppResult<String> {
-    let res = request(
+    let req = request(
         st,
         reqwest::Method::POST,
         &format!("/transactions/{token}/refunds"),
     )?
-    .json(&json!({ "amount": amount }))
-    .send()
-    .await
-    .map_err(|e| AppError::provider(PROVIDER, e))?;
-    let v: Value = read(res)
-        .await
-        .map_err(|e| AppError::provider(PROVIDER, e))?;
+    .json(&json!({ "amount": amount }));
+    let v: Value = http::read(PROVIDER, http::send_once(PROVIDER, req).await?, message_of).await?;
     match v["type"].as_str() {
         Some(t @ ("REVERSED" | "NULLIFIED")) => Ok(t.to_string()),
         _ => Err(AppError::provider(
