@@ -54,7 +54,7 @@ pub struct ModerateInput {
 
 /// The blocklist, folded like review text (lower case, no Spanish accents: `Huevón` = `huevon`).
 static BLOCKLIST: LazyLock<HashSet<String>> = LazyLock::new(|| {
-    include_str!("../../data/review_blocklist.txt")
+    include_str!("../../assets/review_blocklist.txt")
         .lines()
         .map(str::trim)
         .filter(|l| !l.is_empty() && !l.starts_with('#'))

@@ -21,6 +21,7 @@ mod reviews;
 mod sim_flow;
 mod sim_mp;
 mod sim_webpay;
+mod simulators;
 mod uploads;
 mod users;
 mod webpay;

@@ -153,6 +153,14 @@ async fn forged_stale_rejected_pending_and_mismatched_notifications() {
         "failed"
     );
     assert_eq!(status_of(&app, "orders", order_id).await, "failed");
+    // The buyer cancels at Mercado Pago: failed as well.
+    let (cancelled, s) = start(&app, &customer, "NL-AUTO-1G").await;
+    let cancelled_mp = sim.pay(s.body["providerTxnId"].as_str().unwrap(), "cancelled");
+    assert_eq!(
+        notify(&app, cancelled_mp, WEBHOOK_SECRET, now).await.body["outcome"],
+        "failed"
+    );
+    assert_eq!(status_of(&app, "orders", cancelled).await, "failed");
 
     // Approved for another amount: the payment fails, the order stays as it was.
     let (second, s) = start(&app, &customer, "NL-AUTO-1G").await;
@@ -328,4 +336,37 @@ async fn notify_from(app: &TestApp, payment_id: i64, client: &str) -> Resp {
             .json(&json!({"type": "payment", "data": {"id": data_id}})),
     )
     .await
+}
+
+#[tokio::test]
+async fn a_mercado_pago_that_does_not_answer_in_time_starts_nothing() {
+    let sim = MpSim::start().await;
+    let app = TestApp::spawn_with(&[
+        ("MP_BASE_URL", sim.base_url.as_str()),
+        ("MP_ACCESS_TOKEN", ACCESS_TOKEN),
+        ("MP_WEBHOOK_SECRET", WEBHOOK_SECRET),
+        ("PROVIDER_TIMEOUT_SECONDS", "1"),
+    ])
+    .await;
+    let (customer, _, _) = app.register("mp-slow@example.cl").await;
+    sim.state.lock().unwrap().delay_ms = 2500;
+    let (order_id, s) = start(&app, &customer, "NL-AUTO-1G").await;
+    assert_eq!(s.status, StatusCode::BAD_GATEWAY, "{}", s.text);
+    assert_eq!(
+        app.scalar_i64(&format!(
+            "SELECT COUNT(*) FROM payments WHERE order_id = {order_id}"
+        ))
+        .await,
+        0
+    );
+    // Once Mercado Pago answers, the same order starts normally.
+    sim.state.lock().unwrap().delay_ms = 0;
+    let s = app
+        .post(
+            "/api/payments/start",
+            Some(&customer),
+            json!({"orderId": order_id, "provider": "mp"}),
+        )
+        .await;
+    assert_eq!(s.status, StatusCode::OK, "{}", s.text);
 }

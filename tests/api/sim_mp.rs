@@ -31,6 +31,8 @@ pub struct SimState {
     pub idempotency: HashMap<String, String>,
     pub payments: HashMap<i64, MpPayment>,
     pub rejected_auth: u32,
+    /// Delays preference creation (a slow provider: the client's timeout fires).
+    pub delay_ms: u64,
 }
 
 #[derive(Clone)]
@@ -125,6 +127,8 @@ async fn preference(
     headers: HeaderMap,
     Json(body): Json<Value>,
 ) -> Response {
+    let delay = st.lock().unwrap().delay_ms;
+    tokio::time::sleep(std::time::Duration::from_millis(delay)).await;
     let mut s = st.lock().unwrap();
     if !authorized(&headers) {
         s.rejected_auth += 1;
