@@ -6,8 +6,10 @@ COPY Cargo.toml Cargo.lock ./
 COPY migration ./migration
 COPY src ./src
 COPY assets ./assets
+COPY config ./config
 COPY seed ./seed
 COPY tests ./tests
+COPY benches ./benches
 RUN cargo build --release --locked --bin dispensary
 
 # Runtime stage: a slim image running as an unprivileged user.
