@@ -186,46 +186,40 @@ pub async fn webpay_return(
         "TBK_ORDEN_COMPRA": get("TBK_ORDEN_COMPRA"),
     }});
     let result: Result<(Option<crate::entities::payment::Model>, String), AppError> = async {
-        Ok(
-            match (get("token_ws"), get("TBK_TOKEN"), get("TBK_ORDEN_COMPRA")) {
-                (Some(token), None, _) => match webpay::by_token(st, token).await? {
+        let (found, reason) = match (get("token_ws"), get("TBK_TOKEN"), get("TBK_ORDEN_COMPRA")) {
+            (Some(token), None, _) => {
+                // The normal return: only the server-to-server commit can pay.
+                return Ok(match webpay::by_token(st, token).await? {
                     Some(p) => {
                         let applied = webpay::commit_once(st, &ctx, &p, "return").await?;
                         (Some(p), applied.as_str().to_string())
                     }
                     None => (None, "unknown".into()),
-                },
-                (Some(token), Some(_), _) => match webpay::by_token(st, token).await? {
-                    Some(p) => {
-                        let a =
-                            webpay::fail(st, &ctx, &p, "webpay_error_page", raw.clone()).await?;
-                        (Some(p), a.as_str().to_string())
-                    }
-                    None => (None, "unknown".into()),
-                },
-                (None, Some(token), _) => match webpay::by_token(st, token).await? {
-                    Some(p) => {
-                        let a = webpay::fail(st, &ctx, &p, "webpay_aborted", raw.clone()).await?;
-                        (Some(p), a.as_str().to_string())
-                    }
-                    None => (None, "unknown".into()),
-                },
-                (None, None, Some(buy_order)) => match webpay::by_buy_order(st, buy_order).await? {
-                    Some(p) => {
-                        let a = webpay::fail(st, &ctx, &p, "webpay_timeout", raw.clone()).await?;
-                        (Some(p), a.as_str().to_string())
-                    }
-                    None => (None, "unknown".into()),
-                },
-                (None, None, None) => {
-                    return Err(AppError::invalid(
-                        "token_ws",
-                        "required",
-                        "A Webpay return carries token_ws, TBK_TOKEN or TBK_ORDEN_COMPRA",
-                    ))
-                }
-            },
-        )
+                });
+            }
+            (Some(token), Some(_), _) => (webpay::by_token(st, token).await?, "webpay_error_page"),
+            (None, Some(token), _) => (webpay::by_token(st, token).await?, "webpay_aborted"),
+            (None, None, Some(buy_order)) => {
+                (webpay::by_buy_order(st, buy_order).await?, "webpay_timeout")
+            }
+            (None, None, None) => {
+                return Err(AppError::invalid(
+                    "token_ws",
+                    "required",
+                    "A Webpay return carries token_ws, TBK_TOKEN or TBK_ORDEN_COMPRA",
+                ))
+            }
+        };
+        // A return that fails a payment must carry the (unguessable) session we gave Webpay:
+        // a buy order alone is guessable, and a forged timeout must not fail someone's payment.
+        Ok(match found {
+            Some(p) if webpay::session_matches(st, &p, get("TBK_ID_SESION")).await? => {
+                let a = webpay::fail(st, &ctx, &p, reason, raw.clone()).await?;
+                (Some(p), a.as_str().to_string())
+            }
+            Some(_) => (None, "rejected_session".into()),
+            None => (None, "unknown".into()),
+        })
     }
     .await;
     let label = match &result {

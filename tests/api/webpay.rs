@@ -72,7 +72,7 @@ fn token_of(started: &Resp) -> String {
 async fn approved_payment_through_the_browser_return_commits_once() {
     let sim = WebpaySim::start().await;
     let app = app_with(&sim, None).await;
-    let (customer, user_id, _) = app.register("webpay-ok@example.cl").await;
+    let (customer, _, _) = app.register("webpay-ok@example.cl").await;
     let before = stock_of(&app, "WW-FEM-1G").await;
     let (order_id, s) = start(&app, &customer, "WW-FEM-1G").await;
     assert_eq!(s.status, StatusCode::OK, "{}", s.text);
@@ -102,7 +102,11 @@ async fn approved_payment_through_the_browser_return_commits_once() {
         ))
         .await
     );
-    assert_eq!(tx.session_id, format!("U{user_id}-O{order_id}"));
+    assert_eq!(
+        tx.session_id,
+        dispensary::services::payments::webpay::session_id(&app.state, order_id, &tx.buy_order)
+    );
+    assert_eq!(tx.session_id.len(), 41, "an HMAC, not the ids");
     assert_eq!(
         tx.return_url,
         "https://tienda.example.cl/webhooks/payments/webpay"
@@ -206,6 +210,26 @@ async fn rejected_aborted_timed_out_and_error_returns_fail_the_payment() {
         0,
         "an aborted payment is never committed"
     );
+
+    // A forged timeout: the buy order is guessable, the session is not. Nothing changes.
+    let (target, s) = start(&app, &customer, "NL-AUTO-1G").await;
+    let target_token = token_of(&s);
+    let buy_order = sim.tx(&target_token).buy_order;
+    let r = browser_return(
+        &app,
+        &[
+            ("TBK_ID_SESION", "U1-O1"),
+            ("TBK_ORDEN_COMPRA", buy_order.as_str()),
+        ],
+        false,
+    )
+    .await;
+    assert_eq!(
+        r.header("location"),
+        Some("https://front.example.cl/checkout/result?status=unknown")
+    );
+    assert_eq!(payment_status(&app, &target_token).await, "initiated");
+    assert_eq!(order_status(&app, target).await, "pending");
 
     // Timeout: only session and buy order.
     let (timed_out, s) = start(&app, &customer, "NL-AUTO-1G").await;

@@ -253,7 +253,7 @@ pub async fn start(
                 let created = webpay::create(
                     st,
                     &reference,
-                    &webpay::session_id(me.id, o.id),
+                    &webpay::session_id(st, o.id, &reference),
                     o.total_cents,
                 )
                 .await?;

@@ -68,9 +68,28 @@ pub fn enabled(st: &AppState) -> bool {
     st.config.webpay.is_some()
 }
 
-/// The session id we give Webpay for an order: checked again on commit.
-pub fn session_id(user_id: i64, order_id: i64) -> String {
-    format!("U{user_id}-O{order_id}")
+/// The session id we give Webpay for a payment attempt: an HMAC of the order and its reference
+/// under the server's secret, so it can be recomputed (and checked on commit and on returns) but
+/// not guessed — a forged timeout or abort return must carry it.
+pub fn session_id(st: &AppState, order_id: i64, payment_ref: &str) -> String {
+    use hmac::{Hmac, Mac};
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(st.config.jwt_secret.as_bytes())
+        .expect("any key length");
+    mac.update(format!("webpay-session:{order_id}:{payment_ref}").as_bytes());
+    format!("S{}", &hex::encode(mac.finalize().into_bytes())[..40])
+}
+
+/// Whether a return's `TBK_ID_SESION` is the one we gave Webpay for this payment's order.
+pub async fn session_matches(
+    st: &AppState,
+    p: &payment::Model,
+    session: Option<&str>,
+) -> AppResult<bool> {
+    let Some(o) = order::Entity::find_by_id(p.order_id).one(&st.db).await? else {
+        return Ok(false);
+    };
+    let expected = session_id(st, o.id, o.payment_ref.as_deref().unwrap_or_default());
+    Ok(session == Some(expected.as_str()))
 }
 
 /// Where Webpay sends the browser back (providers.md: `/webhooks/payments/webpay`).
@@ -213,7 +232,7 @@ pub async fn commit_once(
         .await?
         .ok_or_else(|| AppError::not_found("Order"))?;
     let reference = o.payment_ref.clone().unwrap_or_default();
-    let session = session_id(o.user_id, o.id);
+    let session = session_id(st, o.id, &reference);
     let (outcome, raw) = match commit(st, &p.provider_txn_id).await {
         Ok(t) => (
             outcome(&t, &reference, &session),
@@ -267,7 +286,7 @@ pub async fn reconcile(st: &AppState, ctx: &RequestCtx, p: &payment::Model) -> A
             let result = outcome(
                 &t,
                 &o.payment_ref.clone().unwrap_or_default(),
-                &session_id(o.user_id, o.id),
+                &session_id(st, o.id, o.payment_ref.as_deref().unwrap_or_default()),
             );
             let txn = begin_write(&st.db).await?;
             let applied = apply_outcome(
