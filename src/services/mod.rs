@@ -9,6 +9,7 @@ pub mod catalog;
 pub mod checkout;
 pub mod coupons;
 pub mod files;
+pub mod housekeeping;
 pub mod idempotency;
 pub mod logs;
 pub mod medicinal;

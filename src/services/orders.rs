@@ -420,6 +420,11 @@ pub fn spawn_sweeper(st: AppState) {
                 Ok(n) => tracing::info!(failed = n, "expired unpaid orders"),
                 Err(e) => tracing::warn!(error = %e.message, "order sweep failed"),
             }
+            match crate::services::housekeeping::purge_expired(&st).await {
+                Ok(p) if p == Default::default() => {}
+                Ok(p) => tracing::info!(?p, "purged expired rows"),
+                Err(e) => tracing::warn!(error = %e.message, "purge failed"),
+            }
         }
     });
 }

@@ -400,3 +400,51 @@ async fn repeated_failed_logins_lock_the_account_for_a_while() {
     app.clock.advance(Duration::seconds(601));
     app.login(CUSTOMER_EMAIL, CUSTOMER_PASSWORD).await;
 }
+
+#[tokio::test]
+async fn expired_tokens_and_idempotency_keys_are_purged() {
+    use dispensary::services::housekeeping::{purge_expired, Purged};
+    let app = TestApp::spawn().await;
+    let (at, _, body) = app.register("purga@example.cl").await;
+    let rt = body["refreshToken"].as_str().unwrap().to_string();
+    let vid = crate::cart::variant_id(&app, "NL-AUTO-1G").await;
+    let r = app
+        .send(
+            app.client
+                .post(app.url("/api/checkout/confirm"))
+                .bearer_auth(&at)
+                .header("Idempotency-Key", "purga-1")
+                .json(&json!({"items": [{"variantId": vid, "quantity": 1}], "address": {"addressLine": "Av. Matta 1", "comuna": "Santiago", "region": "RM"}, "shippingMethod": "starken"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let r = app
+        .post("/api/auth/logout", Some(&at), json!({"refreshToken": rt}))
+        .await;
+    assert!(r.status.is_success(), "{}", r.text);
+    let count = |table: &'static str| {
+        let app = &app;
+        async move {
+            app.scalar_i64(&format!("SELECT COUNT(*) FROM {table}"))
+                .await
+        }
+    };
+    for t in ["revoked_access_tokens", "auth_tokens", "idempotency_keys"] {
+        assert!(count(t).await > 0, "{t} has a row");
+    }
+    // Nothing has expired yet.
+    assert_eq!(purge_expired(&app.state).await.unwrap(), Default::default());
+    app.clock.advance(Duration::days(31));
+    let purged = purge_expired(&app.state).await.unwrap();
+    assert_eq!(
+        purged,
+        Purged {
+            revoked_access_tokens: 1,
+            refresh_tokens: 1,
+            idempotency_keys: 1
+        }
+    );
+    for t in ["revoked_access_tokens", "auth_tokens", "idempotency_keys"] {
+        assert_eq!(count(t).await, 0, "{t} purged");
+    }
+}

@@ -1,0 +1,37 @@
+//! Removes rows whose only purpose has passed: revoked access tokens and refresh tokens past
+//! their expiry (an expired token is refused on its own), and idempotency keys past their
+//! retention. Run by the sweeper; safe on several instances at once (plain conditional deletes).
+
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+
+use crate::entities::{auth_token, idempotency_key, revoked_access_token};
+use crate::error::AppResult;
+use crate::state::AppState;
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Purged {
+    pub revoked_access_tokens: u64,
+    pub refresh_tokens: u64,
+    pub idempotency_keys: u64,
+}
+
+pub async fn purge_expired(st: &AppState) -> AppResult<Purged> {
+    let now = st.clock.now();
+    Ok(Purged {
+        revoked_access_tokens: revoked_access_token::Entity::delete_many()
+            .filter(revoked_access_token::Column::ExpiresAt.lt(now))
+            .exec(&st.db)
+            .await?
+            .rows_affected,
+        refresh_tokens: auth_token::Entity::delete_many()
+            .filter(auth_token::Column::ExpiresAt.lt(now))
+            .exec(&st.db)
+            .await?
+            .rows_affected,
+        idempotency_keys: idempotency_key::Entity::delete_many()
+            .filter(idempotency_key::Column::ExpiresAt.lt(now))
+            .exec(&st.db)
+            .await?
+            .rows_affected,
+    })
+}
