@@ -189,16 +189,24 @@ pub async fn webpay_return(
         let (found, reason) = match (get("token_ws"), get("TBK_TOKEN"), get("TBK_ORDEN_COMPRA")) {
             (Some(token), None, _) => {
                 // The normal return: only the server-to-server commit can pay.
-                return Ok(match webpay::by_token(st, token).await? {
-                    Some(p) => {
-                        let applied = webpay::commit_once(st, &ctx, &p, "return").await?;
-                        (Some(p), applied.as_str().to_string())
-                    }
-                    None => (None, "unknown".into()),
-                });
+                return Ok(
+                    match crate::services::payments::by_txn(st, webpay::PROVIDER, token).await? {
+                        Some(p) => {
+                            let applied = webpay::commit_once(st, &ctx, &p, "return").await?;
+                            (Some(p), applied.as_str().to_string())
+                        }
+                        None => (None, "unknown".into()),
+                    },
+                );
             }
-            (Some(token), Some(_), _) => (webpay::by_token(st, token).await?, "webpay_error_page"),
-            (None, Some(token), _) => (webpay::by_token(st, token).await?, "webpay_aborted"),
+            (Some(token), Some(_), _) => (
+                crate::services::payments::by_txn(st, webpay::PROVIDER, token).await?,
+                "webpay_error_page",
+            ),
+            (None, Some(token), _) => (
+                crate::services::payments::by_txn(st, webpay::PROVIDER, token).await?,
+                "webpay_aborted",
+            ),
             (None, None, Some(buy_order)) => {
                 (webpay::by_buy_order(st, buy_order).await?, "webpay_timeout")
             }

@@ -5,12 +5,12 @@
 use std::collections::BTreeMap;
 
 use hmac::{Hmac, Mac};
-use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set, SqlErr};
+use sea_orm::{ActiveModelTrait, EntityTrait, Set, SqlErr};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use sha2::Sha256;
 
-use super::{apply_outcome, http, Applied, Outcome};
+use super::{apply_outcome, http, Applied, Outcome, Started};
 use crate::actor::RequestCtx;
 use crate::config::FlowConfig;
 use crate::db::begin_write;
@@ -104,6 +104,32 @@ pub async fn create(
     http::read(PROVIDER, http::send_once(PROVIDER, req).await?, message_of).await
 }
 
+/// Starts a payment: Flow's payment page at `url?token=`.
+pub async fn start(
+    st: &AppState,
+    o: &order::Model,
+    reference: &str,
+    email: &str,
+) -> AppResult<Started> {
+    let created = create(
+        st,
+        reference,
+        &format!("Pedido #{}", o.id),
+        o.total_cents,
+        email,
+    )
+    .await?;
+    Ok(Started {
+        provider: PROVIDER.into(),
+        redirect_url: Some(format!("{}?token={}", created.url, created.token)),
+        init_payload: Some(
+            json!({"url": created.url, "token": created.token, "flowOrder": created.flow_order}),
+        ),
+        provider_txn_id: created.token,
+        payment_ref: reference.to_string(),
+    })
+}
+
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Status {
@@ -195,12 +221,7 @@ pub async fn settle(
     token: &str,
     source: &str,
 ) -> AppResult<(Option<payment::Model>, Applied)> {
-    let Some(p) = payment::Entity::find()
-        .filter(payment::Column::Provider.eq(PROVIDER))
-        .filter(payment::Column::ProviderTxnId.eq(token))
-        .one(&st.db)
-        .await?
-    else {
+    let Some(p) = super::by_txn(st, PROVIDER, token).await? else {
         return Ok((None, Applied::Duplicate));
     };
     let s = status(st, token).await?;

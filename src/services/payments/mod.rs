@@ -206,7 +206,8 @@ pub async fn start(
     // A provider with an API is called before the write transaction, so no provider call ever
     // holds row locks; the order is checked again inside the transaction.
     let external = match input.provider.as_str() {
-        "webpay" | "flow" | "mp" => {
+        "test" => None,
+        provider => {
             let o = order::Entity::find_by_id(input.order_id)
                 .one(&st.db)
                 .await?
@@ -214,62 +215,13 @@ pub async fn start(
                 .ok_or_else(|| AppError::not_found("Order"))?;
             payable(&o)?;
             let reference = payment_ref(o.id, now);
-            if input.provider == "mp" {
-                let pref = mp::create(st, &reference, o.id, o.total_cents).await?;
-                Some((
-                    reference,
-                    Started {
-                        provider: input.provider.clone(),
-                        redirect_url: Some(pref.init_point.clone()),
-                        init_payload: Some(
-                            json!({"preferenceId": pref.id, "initPoint": pref.init_point, "sandboxInitPoint": pref.sandbox_init_point}),
-                        ),
-                        provider_txn_id: pref.id,
-                        payment_ref: String::new(),
-                    },
-                ))
-            } else if input.provider == "flow" {
-                let created = flow::create(
-                    st,
-                    &reference,
-                    &format!("Pedido #{}", o.id),
-                    o.total_cents,
-                    &me.email,
-                )
-                .await?;
-                Some((
-                    reference,
-                    Started {
-                        provider: input.provider.clone(),
-                        redirect_url: Some(format!("{}?token={}", created.url, created.token)),
-                        init_payload: Some(
-                            json!({"url": created.url, "token": created.token, "flowOrder": created.flow_order}),
-                        ),
-                        provider_txn_id: created.token,
-                        payment_ref: String::new(),
-                    },
-                ))
-            } else {
-                let created = webpay::create(
-                    st,
-                    &reference,
-                    &webpay::session_id(st, o.id, &reference),
-                    o.total_cents,
-                )
-                .await?;
-                Some((
-                    reference,
-                    Started {
-                        provider: input.provider.clone(),
-                        redirect_url: Some(format!("{}?token_ws={}", created.url, created.token)),
-                        init_payload: Some(json!({"url": created.url, "token_ws": created.token})),
-                        provider_txn_id: created.token,
-                        payment_ref: String::new(),
-                    },
-                ))
-            }
+            let started = match provider {
+                mp::PROVIDER => mp::start(st, &o, &reference).await?,
+                flow::PROVIDER => flow::start(st, &o, &reference, &me.email).await?,
+                _ => webpay::start(st, &o, &reference).await?,
+            };
+            Some((reference, started))
         }
-        _ => None,
     };
     let txn = begin_write(&st.db).await?;
     let mut o = order::Entity::find_by_id(input.order_id)
@@ -338,6 +290,19 @@ fn payable(o: &order::Model) -> AppResult<()> {
     }
 }
 
+/// A payment by provider and the provider's transaction id (token, preference id).
+pub async fn by_txn(
+    st: &AppState,
+    provider: &str,
+    txn_id: &str,
+) -> AppResult<Option<payment::Model>> {
+    Ok(payment::Entity::find()
+        .filter(payment::Column::Provider.eq(provider))
+        .filter(payment::Column::ProviderTxnId.eq(txn_id))
+        .one(&st.db)
+        .await?)
+}
+
 /// The latest payment of the caller's order with a provider.
 async fn latest_payment<C: ConnectionTrait>(
     conn: &C,
@@ -382,61 +347,7 @@ pub async fn confirm(
             )
         })?;
     let params = input.params.map(|j| j.0).unwrap_or(Value::Null);
-    let payment_id = if input.provider == "mp" {
-        // The browser's return carries Mercado Pago's payment id; only the lookup is trusted.
-        let mp_id = input
-            .token
-            .as_deref()
-            .filter(|t| !t.is_empty())
-            .ok_or_else(|| {
-                AppError::invalid(
-                    "token",
-                    "required",
-                    "Send Mercado Pago's payment_id as token",
-                )
-            })?;
-        let found = mp::payment(st, mp_id).await?;
-        if found.external_reference.as_deref() != o.payment_ref.as_deref() {
-            return Err(AppError::not_found("Payment"));
-        }
-        mp::settle(st, ctx, found, "confirm").await?;
-        p.id
-    } else if input.provider == "flow" {
-        let token = input
-            .token
-            .as_deref()
-            .filter(|t| !t.is_empty())
-            .ok_or_else(|| {
-                AppError::invalid("token", "required", "Flow needs the token it returned")
-            })?;
-        let p = payment::Entity::find()
-            .filter(payment::Column::Provider.eq(flow::PROVIDER))
-            .filter(payment::Column::ProviderTxnId.eq(token))
-            .filter(payment::Column::OrderId.eq(o.id))
-            .one(&st.db)
-            .await?
-            .ok_or_else(|| AppError::not_found("Payment"))?;
-        flow::settle(st, ctx, token, "confirm").await?;
-        p.id
-    } else if input.provider == "webpay" {
-        // SPA flow: the frontend got token_ws back from Webpay and hands it to us.
-        let token = input
-            .token
-            .as_deref()
-            .filter(|t| !t.is_empty())
-            .ok_or_else(|| {
-                AppError::invalid("token", "required", "Webpay needs the token_ws it returned")
-            })?;
-        let p = payment::Entity::find()
-            .filter(payment::Column::Provider.eq(webpay::PROVIDER))
-            .filter(payment::Column::ProviderTxnId.eq(token))
-            .filter(payment::Column::OrderId.eq(o.id))
-            .one(&st.db)
-            .await?
-            .ok_or_else(|| AppError::not_found("Payment"))?;
-        webpay::commit_once(st, ctx, &p, "confirm").await?;
-        p.id
-    } else {
+    let payment_id = if input.provider == "test" {
         let outcome = test_provider::confirm(&p, &params);
         let txn = begin_write(&st.db).await?;
         apply_outcome(
@@ -450,6 +361,42 @@ pub async fn confirm(
         .await?;
         txn.commit().await?;
         p.id
+    } else {
+        // SPA flows: the frontend hands over what the provider returned (Webpay's token_ws,
+        // Flow's token, Mercado Pago's payment_id); only the provider's own answer is trusted.
+        let token = input
+            .token
+            .as_deref()
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| {
+                AppError::invalid(
+                    "token",
+                    "required",
+                    "Send the token (Mercado Pago: the payment_id) the provider returned",
+                )
+            })?;
+        match input.provider.as_str() {
+            "mp" => {
+                let found = mp::payment(st, token).await?;
+                if found.external_reference.as_deref() != o.payment_ref.as_deref() {
+                    return Err(AppError::not_found("Payment"));
+                }
+                mp::settle(st, ctx, found, "confirm").await?;
+                p.id
+            }
+            provider => {
+                let own = by_txn(st, provider, token)
+                    .await?
+                    .filter(|p| p.order_id == o.id)
+                    .ok_or_else(|| AppError::not_found("Payment"))?;
+                if provider == flow::PROVIDER {
+                    flow::settle(st, ctx, token, "confirm").await?;
+                } else {
+                    webpay::commit_once(st, ctx, &own, "confirm").await?;
+                }
+                own.id
+            }
+        }
     };
     let p = payment::Entity::find_by_id(payment_id)
         .one(&st.db)

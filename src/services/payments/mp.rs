@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use sha2::Sha256;
 
-use super::{apply_outcome, http, Applied, Outcome};
+use super::{apply_outcome, http, Applied, Outcome, Started};
 use crate::actor::RequestCtx;
 use crate::config::MpConfig;
 use crate::db::begin_write;
@@ -135,6 +135,21 @@ pub async fn create(
         .header("X-Idempotency-Key", format!("pref-{payment_ref}"))
         .json(&body);
     http::read(PROVIDER, http::send_once(PROVIDER, req).await?, message_of).await
+}
+
+/// Starts a payment: the Checkout Pro preference, and its `init_point` for the browser.
+pub async fn start(st: &AppState, o: &order::Model, reference: &str) -> AppResult<Started> {
+    let pref = create(st, reference, o.id, o.total_cents).await?;
+    Ok(Started {
+        provider: PROVIDER.into(),
+        redirect_url: Some(pref.init_point.clone()),
+        init_payload: Some(
+            json!({"preferenceId": pref.id, "initPoint": pref.init_point,
+            "sandboxInitPoint": pref.sandbox_init_point}),
+        ),
+        provider_txn_id: pref.id,
+        payment_ref: reference.to_string(),
+    })
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 
 use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set, SqlErr};
 
-use super::{apply_outcome, http, Applied, Outcome, FINAL};
+use super::{apply_outcome, http, Applied, Outcome, Started, FINAL};
 use crate::actor::RequestCtx;
 use crate::config::WebpayConfig;
 use crate::db::begin_write;
@@ -129,6 +129,25 @@ pub async fn create(
         "return_url": return_url(st),
     }));
     http::read(PROVIDER, http::send_once(PROVIDER, req).await?, message_of).await
+}
+
+/// Starts a payment: the transaction, and where the browser goes (`url?token_ws=` for the GET
+/// flow, `{url, token_ws}` for the classic form POST).
+pub async fn start(st: &AppState, o: &order::Model, reference: &str) -> AppResult<Started> {
+    let created = create(
+        st,
+        reference,
+        &session_id(st, o.id, reference),
+        o.total_cents,
+    )
+    .await?;
+    Ok(Started {
+        provider: PROVIDER.into(),
+        redirect_url: Some(format!("{}?token_ws={}", created.url, created.token)),
+        init_payload: Some(json!({"url": created.url, "token_ws": created.token})),
+        provider_txn_id: created.token,
+        payment_ref: reference.to_string(),
+    })
 }
 
 /// Commits a token (once: a second commit is a 422 at Webpay).
@@ -328,15 +347,6 @@ pub async fn fail(
     .await?;
     txn.commit().await?;
     Ok(applied)
-}
-
-/// A Webpay payment by token.
-pub async fn by_token(st: &AppState, token: &str) -> AppResult<Option<payment::Model>> {
-    Ok(payment::Entity::find()
-        .filter(payment::Column::Provider.eq(PROVIDER))
-        .filter(payment::Column::ProviderTxnId.eq(token))
-        .one(&st.db)
-        .await?)
 }
 
 /// The latest Webpay payment of the order whose reference is `buy_order`.
