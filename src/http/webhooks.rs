@@ -60,17 +60,7 @@ pub async fn handle(
         },
     };
     if provider.len() <= 16 && provider.bytes().all(|b| b.is_ascii_lowercase()) {
-        st.metrics
-            .webhooks
-            .with_label_values(&[provider.as_str(), label.as_str()])
-            .inc();
-        // Every delivery leaves a trace (forged ones included): provider and outcome only,
-        // never the payload or its signature.
-        let entry = Entry::new("webhook.received", "payment", None)
-            .meta(json!({"provider": provider, "outcome": label}));
-        if let Err(e) = audit::record(&st.db, &st.clock, &ctx, entry).await {
-            tracing::error!(error = %e.message, "could not audit a webhook delivery");
-        }
+        record_delivery(st, &ctx, &provider, &label).await;
     }
     match result {
         Ok(outcome) => Json(json!({ "received": true, "outcome": outcome })).into_response(),
@@ -234,15 +224,7 @@ pub async fn webpay_return(
         Ok((_, outcome)) => outcome.clone(),
         Err(_) => "rejected".into(),
     };
-    st.metrics
-        .webhooks
-        .with_label_values(&[webpay::PROVIDER, label.as_str()])
-        .inc();
-    let entry = Entry::new("webhook.received", "payment", None)
-        .meta(json!({"provider": webpay::PROVIDER, "outcome": label}));
-    if let Err(e) = audit::record(&st.db, &st.clock, &ctx, entry).await {
-        tracing::error!(error = %e.message, "could not audit a webhook delivery");
-    }
+    record_delivery(st, &ctx, webpay::PROVIDER, &label).await;
     let (payment, _) = match result {
         Ok(r) => r,
         Err(e) if e.code == crate::error::ErrorCode::Validation => return e.into_response(),
@@ -370,4 +352,23 @@ async fn to_result_page(
         [(axum::http::header::LOCATION, location)],
     )
         .into_response()
+}
+
+/// Every delivery leaves a trace, forged ones included: the metric, and an audit row with the
+/// provider and outcome only (never the payload or its signature).
+async fn record_delivery(
+    st: &crate::state::AppState,
+    ctx: &RequestCtx,
+    provider: &str,
+    outcome: &str,
+) {
+    st.metrics
+        .webhooks
+        .with_label_values(&[provider, outcome])
+        .inc();
+    let entry = Entry::new("webhook.received", "payment", None)
+        .meta(json!({"provider": provider, "outcome": outcome}));
+    if let Err(e) = audit::record(&st.db, &st.clock, ctx, entry).await {
+        tracing::error!(error = %e.message, "could not audit a webhook delivery");
+    }
 }
