@@ -36,6 +36,9 @@ enum Command {
         /// How far back to look: 30m, 12h, 7d (default 7d).
         #[arg(long, default_value = "7d")]
         since: String,
+        /// Leave payments younger than this alone (the buyer may still be paying): 0s, 90s, 5m.
+        #[arg(long, default_value = "5m")]
+        min_age: String,
     },
 }
 
@@ -88,7 +91,11 @@ fn main() -> ExitCode {
         match cli.command.unwrap_or(Command::Serve) {
             Command::Migrate => migrate(config).await,
             Command::Seed => seed(config).await,
-            Command::Reconcile { provider, since } => reconcile(config, provider, &since).await,
+            Command::Reconcile {
+                provider,
+                since,
+                min_age,
+            } => reconcile(config, provider, &since, &min_age).await,
             _ => serve(config).await,
         }
     });
@@ -123,22 +130,32 @@ async fn seed(mut config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn reconcile(config: Config, provider: Option<String>, since: &str) -> anyhow::Result<()> {
+async fn reconcile(
+    config: Config,
+    provider: Option<String>,
+    since: &str,
+    min_age: &str,
+) -> anyhow::Result<()> {
     use dispensary::services::payments::reconcile;
     let since = reconcile::parse_duration(since).map_err(|e| anyhow::anyhow!("--since: {e}"))?;
+    let min_age =
+        reconcile::parse_duration(min_age).map_err(|e| anyhow::anyhow!("--min-age: {e}"))?;
     let (_, state) = dispensary::build_app(config, Clock::default()).await?;
-    let report = reconcile::run(&state, &reconcile::Scope { provider, since })
+    let scope = reconcile::Scope {
+        provider,
+        since,
+        min_age,
+    };
+    let report = reconcile::run(&state, &scope)
         .await
         .map_err(|e| anyhow::anyhow!("{}", e.message))?;
     println!(
-        "checked {} · paid {} · failed {} · still pending {} · errors {} · skipped {}",
-        report.checked,
-        report.paid,
-        report.failed,
-        report.still_pending,
-        report.errors,
-        report.skipped
+        "reconciliation of payments still initiated or pending (provider {}, since {}s ago, min age {}s)",
+        scope.provider.as_deref().unwrap_or("any"),
+        scope.since.num_seconds(),
+        scope.min_age.num_seconds()
     );
+    println!("{report}");
     Ok(())
 }
 

@@ -404,13 +404,14 @@ async fn a_lost_return_is_recovered_by_reconciliation() {
     sim.pay(&paid_token, true);
     // Too young: the buyer may still be at Webpay.
     let r = reconcile::run(&app.state, &Scope::default()).await.unwrap();
-    assert_eq!(r.checked, 0);
+    assert_eq!((r.checked, r.too_young), (0, 2), "{r:?}");
     app.clock.advance(chrono::Duration::minutes(6));
     let r = reconcile::run(
         &app.state,
         &Scope {
             provider: Some("webpay".into()),
             since: chrono::Duration::hours(1),
+            ..Scope::default()
         },
     )
     .await
@@ -531,4 +532,99 @@ async fn a_webpay_that_does_not_answer_in_time_starts_nothing() {
         )
         .await;
     assert_eq!(s.status, StatusCode::OK, "{}", s.text);
+}
+
+/// `dispensary reconcile` as an operator runs it, right after a lost return: the default minimum
+/// age leaves the fresh payment alone and says so; `--min-age 0s` settles it.
+#[tokio::test]
+async fn the_reconcile_command_reports_too_young_payments_and_min_age_settles_them() {
+    let sim = WebpaySim::start().await;
+    let app = app_with(&sim, None).await;
+    let (customer, _, _) = app.register("webpay-cli@example.cl").await;
+    let before = stock_of(&app, "NL-AUTO-5G").await;
+    let (order_id, s) = start(&app, &customer, "NL-AUTO-5G").await;
+    let token = token_of(&s);
+    sim.pay(&token, true);
+    let config = app.state.config.clone();
+    let base_url = sim.base_url.clone();
+    let run = move |args: &'static [&'static str]| {
+        let config = config.clone();
+        let base_url = base_url.clone();
+        // A blocking wait on its own thread: the simulator it calls runs on this test's runtime.
+        tokio::task::spawn_blocking(move || {
+            let workdir = std::env::temp_dir();
+            let out = std::process::Command::new(env!("CARGO_BIN_EXE_dispensary"))
+                .arg("reconcile")
+                .args(args)
+                .current_dir(&workdir)
+                .env_clear()
+                .env("APP_ENV", "test")
+                .env("DATABASE_URL", &config.database_url)
+                .env("JWT_SECRET", "test-secret-that-is-long-enough-0123456789")
+                .env("WEBPAY_BASE_URL", &base_url)
+                .env("WEBPAY_COMMERCE_CODE", CODE)
+                .env("PUBLIC_BASE_URL", "https://tienda.example.cl")
+                .env("FRONTEND_BASE_URL", "https://front.example.cl")
+                .env("RUST_LOG", "warn")
+                .output()
+                .expect("run dispensary reconcile");
+            let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+            assert!(
+                out.status.success(),
+                "exit {:?}\nstdout: {stdout}\nstderr: {}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            );
+            stdout
+        })
+    };
+    let line = |out: &str, label: &str| -> String {
+        out.lines()
+            .find(|l| l.starts_with(label))
+            .unwrap_or_else(|| panic!("no '{label}' line in:\n{out}"))
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let out = run(&["--provider", "webpay"]).await.unwrap();
+    assert!(out.contains("min age 300s"), "{out}");
+    assert_eq!(line(&out, "checked"), "checked 0", "{out}");
+    assert_eq!(line(&out, "too young"), "too young 1", "{out}");
+    assert_eq!(order_status(&app, order_id).await, "pending");
+    assert_eq!(sim.tx(&token).commits, 0);
+
+    let out = run(&["--provider", "webpay", "--min-age", "0s"])
+        .await
+        .unwrap();
+    assert_eq!(line(&out, "checked"), "checked 1", "{out}");
+    assert_eq!(
+        line(&out, "applied"),
+        "applied 1 (paid 1, failed 0)",
+        "{out}"
+    );
+    assert_eq!(line(&out, "left pending"), "left pending 0", "{out}");
+    assert_eq!(line(&out, "too young"), "too young 0", "{out}");
+    assert_eq!(order_status(&app, order_id).await, "paid");
+    assert_eq!(payment_status(&app, &token).await, "paid");
+    assert_eq!(stock_of(&app, "NL-AUTO-5G").await, before - 1);
+    assert_eq!(sim.tx(&token).commits, 1);
+
+    // A malformed duration is refused with a message naming the flag.
+    let bad = tokio::task::spawn_blocking(|| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_dispensary"))
+            .args(["reconcile", "--min-age", "soon"])
+            .env_clear()
+            .env("APP_ENV", "test")
+            .env("DATABASE_URL", "sqlite::memory:")
+            .output()
+            .expect("run dispensary reconcile")
+    })
+    .await
+    .unwrap();
+    assert!(!bad.status.success());
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("--min-age"),
+        "{}",
+        String::from_utf8_lossy(&bad.stderr)
+    );
 }

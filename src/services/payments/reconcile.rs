@@ -12,8 +12,9 @@ use crate::entities::payment;
 use crate::error::AppResult;
 use crate::state::AppState;
 
-/// Payments younger than this are left alone: the buyer may still be at the provider's page
-/// (a Webpay token lives about 5 minutes).
+/// By default payments younger than this are left alone: the buyer may still be at the
+/// provider's page (a Webpay token lives about 5 minutes). `dispensary reconcile --min-age`
+/// overrides it, e.g. right after an operator learns of a lost notification.
 pub const MIN_AGE_SECONDS: i64 = 300;
 
 #[derive(Debug, Clone)]
@@ -21,6 +22,8 @@ pub struct Scope {
     pub provider: Option<String>,
     /// How far back to look.
     pub since: Duration,
+    /// Payments younger than this are counted as `too_young` and not asked about.
+    pub min_age: Duration,
 }
 
 impl Default for Scope {
@@ -28,12 +31,14 @@ impl Default for Scope {
         Scope {
             provider: None,
             since: Duration::days(7),
+            min_age: Duration::seconds(MIN_AGE_SECONDS),
         }
     }
 }
 
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Report {
+    /// Payments asked about (or skipped for their provider); the too-young ones are not counted.
     pub checked: u32,
     pub paid: u32,
     pub failed: u32,
@@ -41,6 +46,33 @@ pub struct Report {
     pub errors: u32,
     /// Providers without a status API here (the `test` provider).
     pub skipped: u32,
+    /// Open payments in the window left alone because they are younger than the minimum age.
+    pub too_young: u32,
+}
+
+impl Report {
+    /// Payments whose provider answer changed them (paid, or failed for any reason).
+    pub fn applied(&self) -> u32 {
+        self.paid + self.failed
+    }
+}
+
+impl std::fmt::Display for Report {
+    /// The operator's report printed by `dispensary reconcile`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(f, "checked        {}", self.checked)?;
+        writeln!(
+            f,
+            "applied        {} (paid {}, failed {})",
+            self.applied(),
+            self.paid,
+            self.failed
+        )?;
+        writeln!(f, "left pending   {}", self.still_pending)?;
+        writeln!(f, "errors         {}", self.errors)?;
+        writeln!(f, "too young      {}", self.too_young)?;
+        write!(f, "no status API  {}", self.skipped)
+    }
 }
 
 /// Parses `90s`, `15m`, `2h`, `7d`.
@@ -64,14 +96,18 @@ pub async fn run(st: &AppState, scope: &Scope) -> AppResult<Report> {
     let mut q = payment::Entity::find()
         .filter(payment::Column::Status.is_in(["initiated", "pending"]))
         .filter(payment::Column::CreatedAt.gte(now - scope.since))
-        .filter(payment::Column::CreatedAt.lte(now - Duration::seconds(MIN_AGE_SECONDS)))
         .order_by_asc(payment::Column::Id);
     if let Some(p) = scope.provider.as_deref() {
         q = q.filter(payment::Column::Provider.eq(p));
     }
     let ctx = RequestCtx::anonymous("reconcile".into(), std::net::Ipv4Addr::LOCALHOST.into());
     let mut report = Report::default();
+    let youngest = now - scope.min_age;
     for p in q.all(&st.db).await? {
+        if p.created_at > youngest {
+            report.too_young += 1;
+            continue;
+        }
         report.checked += 1;
         let applied = match p.provider.as_str() {
             webpay::PROVIDER if webpay::enabled(st) => webpay::reconcile(st, &ctx, &p).await,
@@ -98,7 +134,7 @@ pub async fn run(st: &AppState, scope: &Scope) -> AppResult<Report> {
             }
         }
     }
-    if report.checked > 0 {
+    if report.checked > 0 || report.too_young > 0 {
         tracing::info!(?report, "payments reconciled");
     }
     Ok(report)
