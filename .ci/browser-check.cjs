@@ -1,0 +1,111 @@
+// Drives headless Chromium through GraphiQL and Swagger UI; see .ci/browser-check.sh.
+// Usage: node browser-check.cjs BASE_URL CHROMIUM OUT_DIR PROFILE_DIR
+'use strict';
+
+const fs = require('fs');
+const path = require('path');
+const { chromium } = require('playwright-core');
+
+const [base, executablePath, outDir, profileDir] = process.argv.slice(2);
+const LOCAL_HOSTS = new Set(['127.0.0.1', 'localhost', '[::1]']);
+const TIMEOUT_MS = 30000;
+
+const requests = [];
+const foreign = [];
+const failures = [];
+
+function check(ok, what) {
+  console.log(`${ok ? 'ok  ' : 'FAIL'} ${what}`);
+  if (!ok) failures.push(what);
+}
+
+// data: and blob: URLs never leave the page; anything else must be this machine.
+function record(url) {
+  requests.push(url);
+  let parsed;
+  try {
+    parsed = new URL(url);
+  } catch {
+    foreign.push(url);
+    return;
+  }
+  if (parsed.protocol === 'data:' || parsed.protocol === 'blob:') return;
+  if (!LOCAL_HOSTS.has(parsed.hostname)) foreign.push(url);
+}
+
+async function graphiql(page) {
+  const introspection = page.waitForResponse(
+    (r) => r.url().endsWith('/graphql') && r.request().method() === 'POST' &&
+      (r.request().postData() || '').includes('__schema'),
+    { timeout: TIMEOUT_MS },
+  );
+  await page.goto(`${base}/graphql`, { waitUntil: 'load' });
+  const response = await introspection;
+  const body = await response.json();
+  check(response.status() === 200 && !body.errors && body.data && body.data.__schema,
+    `GraphiQL's introspection request answers with the schema (HTTP ${response.status()}` +
+    `${body.errors ? `, errors: ${JSON.stringify(body.errors)}` : ''})`);
+
+  await page.locator('.graphiql-container').waitFor({ timeout: TIMEOUT_MS });
+  const docsButton = page.locator('button[aria-label="Show Documentation Explorer"]');
+  if (await docsButton.count()) await docsButton.click();
+  const explorer = page.locator('.graphiql-doc-explorer');
+  await explorer.waitFor({ timeout: TIMEOUT_MS });
+  const queryType = explorer.locator('a.graphiql-doc-explorer-type-name', { hasText: /^Query$/ });
+  await queryType.first().waitFor({ timeout: TIMEOUT_MS });
+  await queryType.first().click();
+  await explorer.locator('.graphiql-doc-explorer-title', { hasText: /^Query$/ })
+    .waitFor({ timeout: TIMEOUT_MS });
+  const fields = await explorer.locator('a.graphiql-doc-explorer-field-name').allInnerTexts();
+  check(fields.includes('products') && fields.includes('me') && fields.includes('adminOrders'),
+    `the documentation explorer lists Query's fields (${fields.length}: ${fields.slice(0, 6).join(', ')}, ...)`);
+  await page.screenshot({ path: path.join(outDir, 'graphiql.png') });
+}
+
+async function swagger(page) {
+  await page.goto(`${base}/docs/`, { waitUntil: 'load' });
+  const operations = page.locator('.opblock-summary-path');
+  await operations.first().waitFor({ timeout: TIMEOUT_MS });
+  const paths = (await operations.allInnerTexts()).map((p) => p.replace(/\u200b/g, '').trim());
+  check(paths.includes('/api/products') && paths.includes('/api/admin/orders'),
+    `Swagger UI lists the operations (${paths.length}, e.g. ${paths.slice(0, 3).join(', ')})`);
+  const title = await page.locator('.info .title').first().innerText();
+  check(/dispensary/i.test(title), `Swagger UI shows the document's title (${title.split('\n')[0]})`);
+  await page.screenshot({ path: path.join(outDir, 'swagger.png') });
+}
+
+(async () => {
+  fs.mkdirSync(profileDir, { recursive: true });
+  const context = await chromium.launchPersistentContext(profileDir, {
+    executablePath,
+    headless: true,
+    viewport: { width: 1400, height: 900 },
+    args: [
+      '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync',
+    ],
+  });
+  context.on('request', (r) => record(r.url()));
+  const consoleErrors = [];
+  try {
+    const page = await context.newPage();
+    page.on('console', (m) => { if (m.type() === 'error') consoleErrors.push(m.text()); });
+    page.on('pageerror', (e) => consoleErrors.push(String(e)));
+    await graphiql(page);
+    await swagger(page);
+  } catch (e) {
+    check(false, `the pages load and behave (${e.message.split('\n')[0]})`);
+  } finally {
+    await context.close();
+  }
+  fs.writeFileSync(path.join(outDir, 'requests.txt'), requests.join('\n') + '\n');
+  check(foreign.length === 0,
+    `all ${requests.length} requests stayed on this machine` +
+    (foreign.length ? ` (left it: ${foreign.join(', ')})` : ''));
+  if (consoleErrors.length) console.log(`browser console errors:\n  ${consoleErrors.join('\n  ')}`);
+  console.log(`screenshots: ${path.join(outDir, 'graphiql.png')}, ${path.join(outDir, 'swagger.png')}`);
+  process.exit(failures.length ? 1 : 0);
+})().catch((e) => {
+  console.error(`browser check crashed: ${e.stack || e}`);
+  process.exit(1);
+});
