@@ -1,12 +1,15 @@
 // Drives headless Chromium through GraphiQL and Swagger UI; see .ci/browser-check.sh.
-// Usage: node browser-check.cjs BASE_URL CHROMIUM OUT_DIR PROFILE_DIR
+// Usage: node browser-check.cjs PUBLIC_BASE ADMIN_BASE CHROMIUM OUT_DIR PROFILE_DIR
+//   PUBLIC_BASE  a server with GRAPHQL_INTROSPECTION=public (development's default)
+//   ADMIN_BASE   a server with GRAPHQL_INTROSPECTION=admin (production's default)
 'use strict';
 
 const fs = require('fs');
 const path = require('path');
 const { chromium } = require('playwright-core');
 
-const [base, executablePath, outDir, profileDir] = process.argv.slice(2);
+const [base, adminBase, executablePath, outDir, profileDir] = process.argv.slice(2);
+const ADMIN = { email: 'admin@dispensario.local', password: 'Admin12345!' };
 const LOCAL_HOSTS = new Set(['127.0.0.1', 'localhost', '[::1]']);
 const TIMEOUT_MS = 30000;
 
@@ -33,19 +36,65 @@ function record(url) {
   if (!LOCAL_HOSTS.has(parsed.hostname)) foreign.push(url);
 }
 
-async function graphiql(page) {
-  const introspection = page.waitForResponse(
+function introspectionResponse(page) {
+  return page.waitForResponse(
     (r) => r.url().endsWith('/graphql') && r.request().method() === 'POST' &&
       (r.request().postData() || '').includes('__schema'),
     { timeout: TIMEOUT_MS },
   );
+}
+
+function describe(response, body) {
+  return `HTTP ${response.status()}${body.errors ? `, errors: ${JSON.stringify(body.errors)}` : ''}`;
+}
+
+async function graphiql(page) {
+  const introspection = introspectionResponse(page);
   await page.goto(`${base}/graphql`, { waitUntil: 'load' });
   const response = await introspection;
   const body = await response.json();
   check(response.status() === 200 && !body.errors && body.data && body.data.__schema,
-    `GraphiQL's introspection request answers with the schema (HTTP ${response.status()}` +
-    `${body.errors ? `, errors: ${JSON.stringify(body.errors)}` : ''})`);
+    `GraphiQL's introspection request answers with the schema (${describe(response, body)})`);
+  await docsExplorer(page, 'graphiql.png');
+}
 
+// GRAPHQL_INTROSPECTION=admin: an anonymous GraphiQL is refused the schema; the admin pastes a
+// bearer token into the Headers tab and re-fetches it, as the README says.
+async function graphiqlAsAdmin(page) {
+  const login = await fetch(`${adminBase}/api/auth/login`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(ADMIN),
+  });
+  const token = (await login.json()).accessToken;
+  check(login.status === 200 && typeof token === 'string', `the admin logs in (HTTP ${login.status})`);
+  const first = introspectionResponse(page);
+  await page.goto(`${adminBase}/graphql`, { waitUntil: 'load' });
+  const refused = await first;
+  const refusedBody = await refused.json();
+  const code = refusedBody.errors && refusedBody.errors[0].extensions.code;
+  check(code === 'unauthorized' && !refusedBody.data,
+    `GRAPHQL_INTROSPECTION=admin: anonymous GraphiQL is refused the schema (${code})`);
+
+  await page.locator('button[data-name="headers"]').click();
+  await page.locator('.graphiql-editor-tool .graphiql-editor:not(.hidden)').first().click();
+  await page.keyboard.type(JSON.stringify({ Authorization: `Bearer ${token}` }));
+  // GraphiQL takes the headers editor's text after its debounce; re-fetch until it has.
+  let answered = null;
+  for (let attempt = 0; attempt < 5 && !answered; attempt++) {
+    await page.waitForTimeout(600);
+    const next = introspectionResponse(page);
+    await page.locator('button[aria-label="Re-fetch GraphQL schema"]').click();
+    const response = await next;
+    const body = await response.json();
+    if (body.data && body.data.__schema) answered = { response, body };
+  }
+  check(answered !== null,
+    'with an admin bearer token in the Headers tab, re-fetching the schema succeeds');
+  await docsExplorer(page, 'graphiql-admin.png');
+}
+
+async function docsExplorer(page, screenshot) {
   await page.locator('.graphiql-container').waitFor({ timeout: TIMEOUT_MS });
   const docsButton = page.locator('button[aria-label="Show Documentation Explorer"]');
   if (await docsButton.count()) await docsButton.click();
@@ -59,7 +108,7 @@ async function graphiql(page) {
   const fields = await explorer.locator('a.graphiql-doc-explorer-field-name').allInnerTexts();
   check(fields.includes('products') && fields.includes('me') && fields.includes('adminOrders'),
     `the documentation explorer lists Query's fields (${fields.length}: ${fields.slice(0, 6).join(', ')}, ...)`);
-  await page.screenshot({ path: path.join(outDir, 'graphiql.png') });
+  await page.screenshot({ path: path.join(outDir, screenshot) });
 }
 
 async function swagger(page) {
@@ -93,6 +142,7 @@ async function swagger(page) {
     page.on('pageerror', (e) => consoleErrors.push(String(e)));
     await graphiql(page);
     await swagger(page);
+    await graphiqlAsAdmin(await context.newPage());
   } catch (e) {
     check(false, `the pages load and behave (${e.message.split('\n')[0]})`);
   } finally {
@@ -103,7 +153,8 @@ async function swagger(page) {
     `all ${requests.length} requests stayed on this machine` +
     (foreign.length ? ` (left it: ${foreign.join(', ')})` : ''));
   if (consoleErrors.length) console.log(`browser console errors:\n  ${consoleErrors.join('\n  ')}`);
-  console.log(`screenshots: ${path.join(outDir, 'graphiql.png')}, ${path.join(outDir, 'swagger.png')}`);
+  console.log(`screenshots: ${['graphiql.png', 'swagger.png', 'graphiql-admin.png']
+    .map((f) => path.join(outDir, f)).join(', ')}`);
   process.exit(failures.length ? 1 : 0);
 })().catch((e) => {
   console.error(`browser check crashed: ${e.stack || e}`);

@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # A real-browser check of the two pages admins use: GraphiQL (GET /graphql) must show the schema in
 # its documentation explorer (Query lists `products`) and Swagger UI (/docs) must list the REST
-# operations, with every request staying on this machine. Headless Debian Chromium, driven by
-# playwright-core from the npm registry (it never downloads a browser). Screenshots land in
-# target/browser-check/ (graphiql.png, swagger.png).
+# operations, with every request staying on this machine. A second server runs with
+# GRAPHQL_INTROSPECTION=admin (production's default): anonymous GraphiQL must be refused the schema
+# and get it once the admin's bearer token is in its Headers tab. Headless Debian Chromium, driven
+# by playwright-core from the npm registry (it never downloads a browser). Screenshots land in
+# target/browser-check/ (graphiql.png, swagger.png, graphiql-admin.png).
 #
 # Run from anywhere after `cargo test` (or `cargo build`) built target/debug/dispensary:
 #   .ci/browser-check.sh [BINARY]
-# Environment: BROWSER_CHECK_PORT (default 18181), CHROMIUM (default /usr/bin/chromium).
+# Environment: BROWSER_CHECK_PORT (default 18181; the admin-mode server takes the next port),
+# CHROMIUM (default /usr/bin/chromium).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 started=$(date +%s)
@@ -40,28 +43,31 @@ if [ ! -f "$driver_dir/node_modules/playwright-core/package.json" ] ||
 fi
 
 work=$(mktemp -d)
-server_pid=""
+pids=()
 cleanup() {
-  if [ -n "$server_pid" ] && kill -0 "$server_pid" 2>/dev/null; then
-    kill "$server_pid" 2>/dev/null || true
-    wait "$server_pid" 2>/dev/null || true
-  fi
+  for pid in "${pids[@]}"; do
+    kill "$pid" 2>/dev/null || true
+  done
   rm -rf "$work"
 }
 trap cleanup EXIT
 
-rm -f "$out/graphiql.png" "$out/swagger.png" "$out/requests.txt"
+rm -f "$out"/*.png "$out/requests.txt"
 mkdir -p "$out"
-# development: the demo seed (admin@dispensario.local) and introspection open to everyone.
-server_pid=$(APP_ENV=development .ci/serve.sh "$port" "$work/server" "$bin")
-echo "server: pid $server_pid on 127.0.0.1:$port"
+# development: the demo seed (admin@dispensario.local / Admin12345!).
+admin_port=$((port + 1))
+pids+=("$(APP_ENV=development GRAPHQL_INTROSPECTION=public .ci/serve.sh "$port" "$work/public" "$bin")")
+pids+=("$(APP_ENV=development GRAPHQL_INTROSPECTION=admin .ci/serve.sh "$admin_port" "$work/admin" "$bin")")
+echo "servers: 127.0.0.1:$port (introspection public), 127.0.0.1:$admin_port (admin); pids ${pids[*]}"
 
 status=0
 NODE_PATH="$PWD/$driver_dir/node_modules" node .ci/browser-check.cjs \
-  "http://127.0.0.1:$port" "$chromium" "$out" "$work/profile" || status=$?
+  "http://127.0.0.1:$port" "http://127.0.0.1:$admin_port" "$chromium" "$out" "$work/profile" || status=$?
 if [ "$status" -ne 0 ]; then
-  echo "server log (last 40 lines):"
-  tail -n 40 "$work/server/server.log" || true
+  for log in "$work"/*/server.log; do
+    echo "$log (last 20 lines):"
+    tail -n 20 "$log" || true
+  done
 fi
 echo "browser check: $([ "$status" -eq 0 ] && echo passed || echo FAILED) in $(($(date +%s) - started)) s"
 exit "$status"
