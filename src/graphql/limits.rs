@@ -402,9 +402,15 @@ fn introspection_refused(mode: Introspection, rctx: &RequestCtx) -> AppError {
     match (mode, rctx.user()) {
         (Introspection::Admin, None) => AppError::new(
             ErrorCode::Unauthorized,
-            format!(
-                "Introspection (__schema, __type) is for administrators: send an admin's bearer token ({offline})"
-            ),
+            match rctx.auth_problem {
+                // A token was sent but not accepted: say why, as every other 401 does.
+                Some(problem) => format!(
+                    "{problem}. Introspection (__schema, __type) is for administrators ({offline})"
+                ),
+                None => format!(
+                    "Introspection (__schema, __type) is for administrators: send an admin's bearer token ({offline})"
+                ),
+            },
         ),
         (Introspection::Admin, Some(_)) => AppError::new(
             ErrorCode::Forbidden,

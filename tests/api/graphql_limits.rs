@@ -448,6 +448,13 @@ async fn introspection_for_admins_only() {
         .gql(Some(&customer), INTROSPECTION_16_15, json!({}))
         .await;
     assert_refused(&r, "forbidden", "introspection_not_allowed");
+    // A token that is not accepted is an anonymous caller, told why.
+    let r = app
+        .gql(Some("not-a-token"), INTROSPECTION_16_15, json!({}))
+        .await;
+    let message = assert_refused(&r, "unauthorized", "introspection_not_allowed");
+    assert!(message.ends_with(". Introspection (__schema, __type) is for administrators (the schema is published as schema.graphql)"), "{message}");
+    assert!(!message.starts_with("Introspection"), "{message}");
     // `__type` is introspection too, also behind a fragment.
     let r = app
         .gql(
