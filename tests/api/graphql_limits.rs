@@ -5,7 +5,7 @@
 //! and listed in the README. The introspection fixtures are graphql-js's `getIntrospectionQuery()`
 //! output, byte for byte, with descriptions, specifiedByUrl, directiveIsRepeatable,
 //! schemaDescription and inputValueDeprecation on: from graphql 16.6.0 (`ofType` nested 7 deep)
-//! and 16.15.0 (9 deep).
+//! and 16.15.0 (9 deep); and what the vendored GraphiQL 3.9 sends (graphql 16.9, default options).
 
 use dispensary::graphql::limits::{measure, Measure};
 use reqwest::StatusCode;
@@ -16,6 +16,8 @@ use crate::helpers::{Resp, TestApp, CUSTOMER_EMAIL, CUSTOMER_PASSWORD};
 
 const INTROSPECTION_16_6: &str = include_str!("fixtures/introspection-graphql-js-16.6.0.graphql");
 const INTROSPECTION_16_15: &str = include_str!("fixtures/introspection-graphql-js-16.15.0.graphql");
+/// What the vendored GraphiQL 3.9 sends on load (captured from the browser check).
+const INTROSPECTION_GRAPHIQL: &str = include_str!("fixtures/introspection-graphiql-3.9.0.graphql");
 
 macro_rules! fragments {
     ($($f:literal),*) => {
@@ -361,6 +363,7 @@ async fn graphql_js_introspection_succeeds_while_deep_ordinary_queries_fail() {
     for (query, depth, cost) in [
         (INTROSPECTION_16_6, 13, 190),
         (INTROSPECTION_16_15, 15, 229),
+        (INTROSPECTION_GRAPHIQL, 15, 217),
     ] {
         let m = measured(query, &json!({})).await;
         assert_eq!(
