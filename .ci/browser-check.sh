@@ -32,6 +32,11 @@ if [ ! -x "$chromium" ]; then
 fi
 echo "browser: $("$chromium" --version 2>/dev/null || echo "$chromium")"
 
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+  echo "browser check: node and npm (Node.js >= 20) are needed for playwright-core" >&2
+  exit 1
+fi
+
 # playwright-core is the library without browser downloads; pinned, installed once under target/.
 driver_dir="$out/driver"
 if [ ! -f "$driver_dir/node_modules/playwright-core/package.json" ] ||

@@ -10,7 +10,7 @@
 //! it refuses introspection to callers `GRAPHQL_INTROSPECTION` excludes (first: authorization comes
 //! before validation), then too many aliases (`GRAPHQL_MAX_ALIASES`) and too deep a selection.
 //! Depth is counted here rather than by async-graphql because introspection is deep but cheap:
-//! the standard introspection query nests `ofType` 7 to 9 times (15 levels in all), which no
+//! the standard introspection query nests `ofType` 7 to 9 times (13 to 15 levels), which no
 //! ordinary query needs. So ordinary selections count against `GRAPHQL_MAX_DEPTH`, and the subtree
 //! under `__schema`/`__type` against its own [`INTROSPECTION_MAX_DEPTH`] plus graphql-js's
 //! `MaxIntrospectionDepthRule` (a third nested `fields`/`interfaces`/`possibleTypes`/`inputFields`
