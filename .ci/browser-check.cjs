@@ -135,6 +135,8 @@ async function swagger(page) {
     ],
   });
   context.on('request', (r) => record(r.url()));
+  const httpErrors = [];
+  context.on('response', (r) => { if (r.status() >= 400) httpErrors.push(`${r.status()} ${r.url()}`); });
   const consoleErrors = [];
   try {
     const page = await context.newPage();
@@ -153,6 +155,7 @@ async function swagger(page) {
     `all ${requests.length} requests stayed on this machine` +
     (foreign.length ? ` (left it: ${foreign.join(', ')})` : ''));
   if (consoleErrors.length) console.log(`browser console errors:\n  ${consoleErrors.join('\n  ')}`);
+  if (httpErrors.length) console.log(`HTTP errors seen (not failures by themselves):\n  ${httpErrors.join('\n  ')}`);
   console.log(`screenshots: ${['graphiql.png', 'swagger.png', 'graphiql-admin.png']
     .map((f) => path.join(outDir, f)).join(', ')}`);
   process.exit(failures.length ? 1 : 0);
