@@ -23,6 +23,15 @@ pub enum AppEnv {
     Production,
 }
 
+/// Who may run GraphQL introspection (`__schema`, `__type`); `__typename` is always allowed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Introspection {
+    Public,
+    /// Admins keep a working GraphiQL; everyone else is refused.
+    Admin,
+    Off,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
     Json,
@@ -51,6 +60,9 @@ pub struct Config {
     pub auto_migrate: bool,
     pub graphql_max_depth: usize,
     pub graphql_max_complexity: usize,
+    /// Aliased fields one document may hold (fragments counted where they are spread).
+    pub graphql_max_aliases: usize,
+    pub graphql_introspection: Introspection,
     /// Argon2id cost (memory KiB, iterations). Defaults follow OWASP's argon2id minimum; tests lower it.
     pub argon2_memory_kib: u32,
     pub argon2_iterations: u32,
@@ -153,6 +165,18 @@ impl Config {
             }
         };
         let production = app_env == AppEnv::Production;
+        let graphql_introspection = match r.raw("GRAPHQL_INTROSPECTION").as_deref() {
+            None if production => Introspection::Admin,
+            None => Introspection::Public,
+            Some("public") => Introspection::Public,
+            Some("admin") => Introspection::Admin,
+            Some("off") => Introspection::Off,
+            Some(other) => {
+                return Err(ConfigError(format!(
+                    "GRAPHQL_INTROSPECTION must be public, admin or off (got {other:?})"
+                )))
+            }
+        };
 
         let jwt_secret = match r.raw("JWT_SECRET") {
             Some(s) if s.len() >= 32 => s,
@@ -268,7 +292,9 @@ impl Config {
             seed_admin_password,
             auto_migrate: r.parse("AUTO_MIGRATE", true)?,
             graphql_max_depth: r.positive("GRAPHQL_MAX_DEPTH", 12)? as usize,
-            graphql_max_complexity: r.positive("GRAPHQL_MAX_COMPLEXITY", 2000)? as usize,
+            graphql_max_complexity: r.positive("GRAPHQL_MAX_COMPLEXITY", 25_000)? as usize,
+            graphql_max_aliases: r.positive("GRAPHQL_MAX_ALIASES", 30)? as usize,
+            graphql_introspection,
             argon2_memory_kib: 19 * 1024,
             argon2_iterations: 2,
             medicinal_catalog_mode,
@@ -431,6 +457,29 @@ mod tests {
         assert_eq!(c.auth_rate_limit_per_minute, 60);
         assert_eq!(c.log_format, LogFormat::Json);
         assert!(c.auto_migrate);
+        assert_eq!(c.graphql_introspection, Introspection::Public);
+    }
+
+    #[test]
+    fn introspection_is_for_admins_in_production_unless_configured() {
+        let strong = "x".repeat(32);
+        let prod = [
+            ("APP_ENV", "production"),
+            ("JWT_SECRET", strong.as_str()),
+            ("SEED_ADMIN_PASSWORD", "Str0ngPassw0rd"),
+        ];
+        let c = Config::from_map(&map(&prod)).unwrap();
+        assert_eq!(c.graphql_introspection, Introspection::Admin);
+        let mut off = prod.to_vec();
+        off.push(("GRAPHQL_INTROSPECTION", "off"));
+        let c = Config::from_map(&map(&off)).unwrap();
+        assert_eq!(c.graphql_introspection, Introspection::Off);
+        let c = Config::from_map(&map(&[("GRAPHQL_INTROSPECTION", "admin")])).unwrap();
+        assert_eq!(c.graphql_introspection, Introspection::Admin);
+        let e = Config::from_map(&map(&[("GRAPHQL_INTROSPECTION", "yes")])).unwrap_err();
+        assert!(e.0.contains("GRAPHQL_INTROSPECTION"), "{}", e.0);
+        let e = Config::from_map(&map(&[("GRAPHQL_MAX_ALIASES", "0")])).unwrap_err();
+        assert!(e.0.contains("GRAPHQL_MAX_ALIASES"), "{}", e.0);
     }
 
     #[test]

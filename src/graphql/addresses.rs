@@ -60,7 +60,10 @@ pub struct AddressesQuery;
 #[Object]
 impl AddressesQuery {
     /// The signed-in customer's addresses, the default first.
-    #[graphql(guard = "RoleGuard(Role::Customer)")]
+    #[graphql(
+        guard = "RoleGuard(Role::Customer)",
+        complexity = "crate::graphql::limits::paged(page_size, child_complexity)"
+    )]
     async fn addresses(
         &self,
         ctx: &Context<'_>,

@@ -91,7 +91,10 @@ pub struct AnalyticsQuery;
 #[Object]
 impl AnalyticsQuery {
     /// Admin: sales (paid, shipped and delivered orders) per UTC day over the last `days` (1–366, default 30).
-    #[graphql(guard = "RoleGuard(Role::Admin)")]
+    #[graphql(
+        guard = "RoleGuard(Role::Admin)",
+        complexity = "crate::graphql::limits::sized(days, analytics::DEFAULT_DAYS, analytics::MAX_DAYS, child_complexity)"
+    )]
     async fn sales_by_day(&self, ctx: &Context<'_>, days: Option<i64>) -> GqlResult<SalesByDay> {
         let (st, rc) = parts(ctx);
         let rows = analytics::sales_by_day(st, rc, days).await?;
@@ -111,7 +114,10 @@ impl AnalyticsQuery {
     }
 
     /// Admin: best sellers by units sold (then revenue); `limit` 1–100, default 10.
-    #[graphql(guard = "RoleGuard(Role::Admin)")]
+    #[graphql(
+        guard = "RoleGuard(Role::Admin)",
+        complexity = "crate::graphql::limits::sized(limit, analytics::DEFAULT_TOP_LIMIT, analytics::MAX_TOP_LIMIT, child_complexity)"
+    )]
     async fn top_products(&self, ctx: &Context<'_>, limit: Option<i64>) -> GqlResult<TopProducts> {
         let (st, rc) = parts(ctx);
         Ok(TopProducts {
@@ -129,7 +135,10 @@ impl AnalyticsQuery {
     }
 
     /// Admin: the number of orders in each status.
-    #[graphql(guard = "RoleGuard(Role::Admin)")]
+    #[graphql(
+        guard = "RoleGuard(Role::Admin)",
+        complexity = "crate::graphql::limits::list(crate::graphql::limits::order_statuses(), child_complexity)"
+    )]
     async fn orders_by_status(&self, ctx: &Context<'_>) -> GqlResult<OrdersByStatus> {
         let (st, rc) = parts(ctx);
         let rows = analytics::orders_by_status(st, rc).await?;
@@ -143,7 +152,10 @@ impl AnalyticsQuery {
     }
 
     /// Admin: active variants with `stock <= threshold` (default 5), fewest first.
-    #[graphql(guard = "RoleGuard(Role::Admin)")]
+    #[graphql(
+        guard = "RoleGuard(Role::Admin)",
+        complexity = "crate::graphql::limits::list(crate::graphql::limits::UNPAGINATED_LIST_SIZE, child_complexity)"
+    )]
     async fn low_stock(&self, ctx: &Context<'_>, threshold: Option<i64>) -> GqlResult<LowStock> {
         let (st, rc) = parts(ctx);
         let threshold_used = threshold.unwrap_or(5);

@@ -35,6 +35,7 @@ pub struct CartLine {
 pub struct Cart {
     /// Absent until the cart is created.
     pub id: Option<i64>,
+    #[graphql(complexity = "crate::graphql::limits::fanout(child_complexity)")]
     pub items: Vec<CartLine>,
     /// Units in the cart.
     pub item_count: i64,

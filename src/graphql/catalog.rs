@@ -157,6 +157,7 @@ impl Product {
 
     /// Active variants, cheapest first (admins also see inactive ones). Empty when the product
     /// requires a medicinal validation the viewer lacks.
+    #[graphql(complexity = "crate::graphql::limits::fanout(child_complexity)")]
     async fn variants(&self, ctx: &Context<'_>) -> GqlResult<Vec<Variant>> {
         if self.restricted(ctx).await? {
             return Ok(Vec::new());
@@ -278,6 +279,7 @@ pub struct CatalogQuery;
 #[Object]
 impl CatalogQuery {
     /// Categories (inactive ones only for admins).
+    #[graphql(complexity = "crate::graphql::limits::paged(page_size, child_complexity)")]
     async fn categories(
         &self,
         ctx: &Context<'_>,
@@ -299,6 +301,7 @@ impl CatalogQuery {
     /// Products the viewer may see. `category` is a slug or an id; price filters match active
     /// variants; `sort` is a comma list of price, name, createdAt, updatedAt, id (`-` = descending).
     #[allow(clippy::too_many_arguments)]
+    #[graphql(complexity = "crate::graphql::limits::paged(page_size, child_complexity)")]
     async fn products(
         &self,
         ctx: &Context<'_>,
@@ -337,6 +340,7 @@ impl CatalogQuery {
     }
 
     /// A product's variants, paginated.
+    #[graphql(complexity = "crate::graphql::limits::paged(page_size, child_complexity)")]
     async fn product_variants(
         &self,
         ctx: &Context<'_>,

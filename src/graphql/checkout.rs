@@ -19,6 +19,7 @@ use crate::services::shipping::ShippingOption;
     {"code": "chilexpress", "label": "Chilexpress a domicilio", "priceCents": 3990, "etaDays": 2}],
     "best": {"code": "retiro_tienda", "label": "Retiro en tienda", "priceCents": 0, "etaDays": 1}, "weightGrams": 2, "subtotalCents": 9980, "version": "2026-11-01"}))]
 pub struct ShippingQuote {
+    #[graphql(complexity = "crate::graphql::limits::fanout(child_complexity)")]
     pub methods: Vec<ShippingOption>,
     /// The cheapest method, ties broken by the shorter ETA.
     pub best: Option<ShippingOption>,
@@ -47,6 +48,7 @@ pub struct CheckoutLine {
     "unitPriceCents": 4990, "lineTotalCents": 9980, "available": 40}], "subtotalCents": 9980, "discountCents": 998, "shippingPriceCents": 3990,
     "totalCents": 12972, "shippingMethod": "chilexpress", "etaDays": 2, "couponCode": "VERANO10", "warnings": []}))]
 pub struct CheckoutPreview {
+    #[graphql(complexity = "crate::graphql::limits::fanout(child_complexity)")]
     pub lines: Vec<CheckoutLine>,
     pub subtotal_cents: i64,
     pub discount_cents: i64,
@@ -176,6 +178,7 @@ impl From<order::Model> for Order {
 #[ComplexObject]
 impl Order {
     /// The lines, with names and prices frozen at order time.
+    #[graphql(complexity = "crate::graphql::limits::fanout(child_complexity)")]
     async fn items(&self, ctx: &Context<'_>) -> GqlResult<Vec<OrderItem>> {
         // Batched: a page of orders loads all its lines in one query.
         let loader = ctx.data_unchecked::<super::loaders::RequestLoader>();

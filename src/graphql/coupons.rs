@@ -72,7 +72,10 @@ pub struct CouponsQuery;
 #[Object]
 impl CouponsQuery {
     /// Admin: every coupon, newest first.
-    #[graphql(guard = "RoleGuard(Role::Admin)")]
+    #[graphql(
+        guard = "RoleGuard(Role::Admin)",
+        complexity = "crate::graphql::limits::paged(page_size, child_complexity)"
+    )]
     async fn coupons(
         &self,
         ctx: &Context<'_>,

@@ -47,7 +47,10 @@ pub struct LogsQuery;
 impl LogsQuery {
     /// Admin: the audit log, newest first. `actor` is a user id or email; `action` is exact or a
     /// prefix ending in `*` (`order.*`).
-    #[graphql(guard = "RoleGuard(Role::Admin)")]
+    #[graphql(
+        guard = "RoleGuard(Role::Admin)",
+        complexity = "crate::graphql::limits::paged(page_size, child_complexity)"
+    )]
     #[allow(clippy::too_many_arguments)]
     async fn admin_logs(
         &self,

@@ -96,7 +96,10 @@ pub struct MedicinalQuery;
 #[Object]
 impl MedicinalQuery {
     /// The signed-in customer's medicinal documents, newest first.
-    #[graphql(guard = "RoleGuard(Role::Customer)")]
+    #[graphql(
+        guard = "RoleGuard(Role::Customer)",
+        complexity = "crate::graphql::limits::paged(page_size, child_complexity)"
+    )]
     async fn my_medicinal_documents(
         &self,
         ctx: &Context<'_>,
@@ -110,7 +113,10 @@ impl MedicinalQuery {
     }
 
     /// Admin: medicinal documents by status and owner (`q`: part of the email or name), newest first.
-    #[graphql(guard = "RoleGuard(Role::Admin)")]
+    #[graphql(
+        guard = "RoleGuard(Role::Admin)",
+        complexity = "crate::graphql::limits::paged(page_size, child_complexity)"
+    )]
     async fn admin_medicinal_documents(
         &self,
         ctx: &Context<'_>,

@@ -9,6 +9,7 @@ pub mod checkout;
 pub mod coupons;
 pub mod files;
 pub mod guards;
+pub mod limits;
 pub mod loaders;
 pub mod logs;
 pub mod medicinal;
@@ -69,9 +70,16 @@ pub fn build_schema(state: Option<AppState>) -> AppSchema {
         EmptySubscription,
     );
     if let Some(st) = state {
+        // `limits::admit` counts depth with introspection apart; async-graphql's own depth check
+        // stays as a backstop at the larger of the two bounds. The cost limit is an extension so
+        // that its refusal can say the cost.
         builder = builder
-            .limit_depth(st.config.graphql_max_depth)
-            .limit_complexity(st.config.graphql_max_complexity)
+            .limit_depth(
+                st.config
+                    .graphql_max_depth
+                    .max(limits::INTROSPECTION_MAX_DEPTH),
+            )
+            .extension(limits::CostLimit(st.config.graphql_max_complexity))
             .data(st);
     }
     builder.finish()
@@ -106,7 +114,11 @@ pub async fn execute(
         tokio::spawn,
         async_graphql::dataloader::HashMapCache::default(),
     );
-    let mut response = schema.execute(request.data(rctx).data(loader)).await;
+    let (request, admitted) = limits::admit(request, &state.config, &rctx);
+    let mut response = match admitted {
+        Ok(()) => schema.execute(request.data(rctx).data(loader)).await,
+        Err(refusal) => limits::refused(&refusal),
+    };
     for err in response.errors.iter_mut() {
         let ext = err.extensions.get_or_insert_with(Default::default);
         if ext.get("code").is_none() {

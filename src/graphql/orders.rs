@@ -46,7 +46,10 @@ pub struct OrdersQuery;
 #[Object]
 impl OrdersQuery {
     /// The signed-in customer's orders, newest first.
-    #[graphql(guard = "RoleGuard(Role::Customer)")]
+    #[graphql(
+        guard = "RoleGuard(Role::Customer)",
+        complexity = "crate::graphql::limits::paged(page_size, child_complexity)"
+    )]
     async fn orders(
         &self,
         ctx: &Context<'_>,
@@ -78,7 +81,10 @@ impl OrdersQuery {
     }
 
     /// Admin: every order, by status, provider, creation date range, or `q` (email, order id, payment ref).
-    #[graphql(guard = "RoleGuard(Role::Admin)")]
+    #[graphql(
+        guard = "RoleGuard(Role::Admin)",
+        complexity = "crate::graphql::limits::paged(page_size, child_complexity)"
+    )]
     #[allow(clippy::too_many_arguments)]
     async fn admin_orders(
         &self,

@@ -125,7 +125,10 @@ pub struct PaymentsQuery;
 #[Object]
 impl PaymentsQuery {
     /// Admin: payments by provider, status and creation date range.
-    #[graphql(guard = "RoleGuard(Role::Admin)")]
+    #[graphql(
+        guard = "RoleGuard(Role::Admin)",
+        complexity = "crate::graphql::limits::paged(page_size, child_complexity)"
+    )]
     #[allow(clippy::too_many_arguments)]
     async fn admin_payments(
         &self,

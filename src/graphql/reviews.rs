@@ -76,6 +76,7 @@ pub struct ReviewsQuery;
 #[Object]
 impl ReviewsQuery {
     /// The visible reviews of a product, newest first, with the average rating and count.
+    #[graphql(complexity = "crate::graphql::limits::paged(page_size, child_complexity)")]
     async fn product_reviews(
         &self,
         ctx: &Context<'_>,

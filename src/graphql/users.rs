@@ -98,7 +98,10 @@ impl UsersQuery {
 
     /// Admin: users, filtered by free text (name, email, RUT), role and active flag.
     #[allow(clippy::too_many_arguments)]
-    #[graphql(guard = "RoleGuard(Role::Admin)")]
+    #[graphql(
+        guard = "RoleGuard(Role::Admin)",
+        complexity = "crate::graphql::limits::paged(page_size, child_complexity)"
+    )]
     async fn users(
         &self,
         ctx: &Context<'_>,

@@ -21,6 +21,12 @@ pub const SOLD: [OrderStatus; 3] = [
     OrderStatus::Delivered,
 ];
 
+/// `salesByDay`'s `days` and `topProducts`' `limit`: defaults and maxima (GraphQL costs use them too).
+pub const DEFAULT_DAYS: i64 = 30;
+pub const MAX_DAYS: i64 = 366;
+pub const DEFAULT_TOP_LIMIT: i64 = 10;
+pub const MAX_TOP_LIMIT: i64 = 100;
+
 fn bounded(field: &str, value: Option<i64>, default: i64, min: i64, max: i64) -> AppResult<i64> {
     let v = value.unwrap_or(default);
     if !(min..=max).contains(&v) {
@@ -47,7 +53,7 @@ pub async fn sales_by_day(
     days: Option<i64>,
 ) -> AppResult<Vec<SalesDay>> {
     ctx.require_admin()?;
-    let days = bounded("days", days, 30, 1, 366)?;
+    let days = bounded("days", days, DEFAULT_DAYS, 1, MAX_DAYS)?;
     let today = st.clock.now().date_naive();
     let first = today - Duration::days(days - 1);
     let since: DateTime<Utc> = first.and_hms_opt(0, 0, 0).expect("midnight").and_utc();
@@ -99,7 +105,7 @@ pub async fn top_products(
     limit: Option<i64>,
 ) -> AppResult<Vec<TopProduct>> {
     ctx.require_admin()?;
-    let limit = bounded("limit", limit, 10, 1, 100)?;
+    let limit = bounded("limit", limit, DEFAULT_TOP_LIMIT, 1, MAX_TOP_LIMIT)?;
     let rows: Vec<(i64, i64, i64)> = order_item::Entity::find()
         .select_only()
         .column(order_item::Column::ProductId)

@@ -10,6 +10,7 @@ mod checkout;
 mod contract;
 mod coupons;
 mod flow;
+mod graphql_limits;
 mod helpers;
 mod http;
 mod import_export;
