@@ -5,6 +5,7 @@ pub mod client_ip;
 pub mod errors;
 pub mod files;
 pub mod graphql;
+pub mod media;
 pub mod observe;
 pub mod ops;
 pub mod trace;

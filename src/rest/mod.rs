@@ -37,7 +37,8 @@ use crate::http::App;
 
 pub use table::routes;
 
-/// Who may call a route (documentation; enforcement lives in the services).
+/// Who may call a route: the bridge enforces it before reading the request (401 / 403 before any
+/// 415 or 400); GraphQL guards and the services check again.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Access {
     Public,

@@ -1,0 +1,767 @@
+//! The HTTP edge: authorization before validation, CSRF-safe media types.
+
+use std::collections::{BTreeMap, HashSet};
+
+use dispensary::rest::{routes, Access, RestRoute};
+use reqwest::{Method, StatusCode};
+use sea_orm::{FromQueryResult, JsonValue, Statement};
+use serde_json::{json, Value};
+
+use crate::helpers::*;
+use crate::uploads::PNG_1X1;
+
+fn assert_error(r: &Resp, status: StatusCode, code: &str, what: &str) {
+    assert_eq!(r.status, status, "{what}: {}", r.text);
+    assert_eq!(r.error_code(), code, "{what}: {}", r.text);
+    let trace = r.body["error"]["traceId"].as_str().expect("traceId");
+    assert_eq!(
+        Some(trace),
+        r.header("x-request-id"),
+        "{what}: traceId equals X-Request-Id"
+    );
+    assert!(
+        r.body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()),
+        "{what}: {}",
+        r.text
+    );
+    assert!(r.body["error"]["details"].is_array(), "{what}: {}", r.text);
+    assert!(
+        r.header("content-type")
+            .is_some_and(|c| c.starts_with("application/json")),
+        "{what}"
+    );
+}
+
+fn method_of(route: &RestRoute) -> Method {
+    Method::from_bytes(route.method.as_str().as_bytes()).expect("method")
+}
+
+/// The row's path with every `{param}` replaced by `value`.
+fn path_with(route: &RestRoute, value: &str) -> String {
+    let mut out = String::new();
+    let mut rest = route.path;
+    while let Some(start) = rest.find('{') {
+        out.push_str(&rest[..start]);
+        let end = rest[start..].find('}').expect("closing brace") + start;
+        out.push_str(value);
+        rest = &rest[end + 1..];
+    }
+    out.push_str(rest);
+    out
+}
+
+fn customer_token(body: &Value) -> String {
+    body["accessToken"].as_str().expect("token").to_string()
+}
+
+const TABLES: &[&str] = &[
+    "users",
+    "user_profiles",
+    "auth_tokens",
+    "revoked_access_tokens",
+    "addresses",
+    "categories",
+    "products",
+    "product_variants",
+    "product_reviews",
+    "carts",
+    "cart_items",
+    "coupons",
+    "orders",
+    "order_items",
+    "stock_reservations",
+    "payments",
+    "payment_events",
+    "files",
+    "medicinal_documents",
+    "idempotency_keys",
+    "system_logs",
+];
+
+/// Every row of every table, to prove a request changed nothing.
+async fn database_snapshot(app: &TestApp) -> BTreeMap<&'static str, Vec<JsonValue>> {
+    let backend = app.state.db.get_database_backend();
+    let mut out = BTreeMap::new();
+    for table in TABLES {
+        let rows = JsonValue::find_by_statement(Statement::from_string(
+            backend,
+            format!("SELECT * FROM {table} ORDER BY 1"),
+        ))
+        .all(&app.state.db)
+        .await
+        .unwrap_or_else(|e| panic!("snapshot of {table}: {e}"));
+        out.insert(*table, rows);
+    }
+    out
+}
+
+fn assert_same_database(
+    before: &BTreeMap<&'static str, Vec<JsonValue>>,
+    after: &BTreeMap<&'static str, Vec<JsonValue>>,
+) {
+    for (table, rows) in before {
+        assert_eq!(
+            Some(rows),
+            after.get(table),
+            "table {table} changed under refused requests"
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// 1. Authorization before validation.
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn every_non_public_row_refuses_before_reading_its_input() {
+    let app = TestApp::spawn().await;
+    let customer = customer_token(&app.login(CUSTOMER_EMAIL, CUSTOMER_PASSWORD).await);
+    // A token revoked by logout: the 401 says why, as `require_user` words it.
+    let (revoked, _, _) = app.register("revoked@example.cl").await;
+    let r = app
+        .call(Method::POST, "/api/auth/logout", Some(&revoked), None)
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text);
+    let before = database_snapshot(&app).await;
+
+    let guarded: Vec<&RestRoute> = routes()
+        .iter()
+        .filter(|r| r.access != Access::Public)
+        .collect();
+    assert!(guarded.len() > 40, "the table lists the guarded rows");
+    for route in &guarded {
+        let method = method_of(route);
+        let ok_path = path_with(route, "1");
+        // Input that fails every check: a non-integer id, bad query parameters, an unknown field.
+        let bad_path = format!("{}?page=0&pageSize=1000&bogus=1", path_with(route, "abc"));
+        let attempts = |token: Option<&str>| {
+            let mut empty = app.client.request(method.clone(), app.url(&ok_path));
+            let mut invalid = app
+                .client
+                .request(method.clone(), app.url(&bad_path))
+                .json(&json!({"bogus": 1, "code": "X"}));
+            let mut garbage = app
+                .client
+                .request(method.clone(), app.url(&ok_path))
+                .header("content-type", "text/plain")
+                .body("\u{0}garbage, not JSON");
+            if let Some(t) = token {
+                empty = empty.bearer_auth(t);
+                invalid = invalid.bearer_auth(t);
+                garbage = garbage.bearer_auth(t);
+            }
+            [("empty", empty), ("invalid", invalid), ("garbage", garbage)]
+        };
+        for (kind, req) in attempts(None) {
+            let r = app.send(req).await;
+            let what = format!("anonymous {} {} ({kind} body)", route.method, route.path);
+            assert_error(&r, StatusCode::UNAUTHORIZED, "unauthorized", &what);
+        }
+        let (_, req) = attempts(Some(&revoked))
+            .into_iter()
+            .nth(1)
+            .expect("invalid");
+        let r = app.send(req).await;
+        let what = format!("revoked token on {} {}", route.method, route.path);
+        assert_error(&r, StatusCode::UNAUTHORIZED, "unauthorized", &what);
+        assert_eq!(
+            r.body["error"]["message"], "The token has been revoked",
+            "{what}"
+        );
+        if route.access == Access::Admin {
+            for (kind, req) in attempts(Some(&customer)) {
+                let r = app.send(req).await;
+                let what = format!("customer {} {} ({kind} body)", route.method, route.path);
+                assert_error(&r, StatusCode::FORBIDDEN, "forbidden", &what);
+            }
+        }
+    }
+    assert_same_database(&before, &database_snapshot(&app).await);
+}
+
+#[tokio::test]
+async fn creating_a_coupon_checks_the_caller_before_the_body() {
+    let app = TestApp::spawn().await;
+    let customer = customer_token(&app.login(CUSTOMER_EMAIL, CUSTOMER_PASSWORD).await);
+    let admin = app.admin_token().await;
+    let body = json!({"code": "X"});
+    let r = app.post("/api/coupons", None, body.clone()).await;
+    assert_error(&r, StatusCode::UNAUTHORIZED, "unauthorized", "anonymous");
+    let r = app
+        .post("/api/coupons", Some(&customer), body.clone())
+        .await;
+    assert_error(&r, StatusCode::FORBIDDEN, "forbidden", "customer");
+    // Only the admin gets to learn what the body lacks.
+    let r = app.post("/api/coupons", Some(&admin), body).await;
+    assert_error(&r, StatusCode::BAD_REQUEST, "validation_error", "admin");
+    assert!(r.has_detail("type", "required"), "{}", r.text);
+    // An expired token is named as such, before the body is looked at.
+    let r = app
+        .post("/api/coupons", Some("not.a.jwt"), json!({"code": "X"}))
+        .await;
+    assert_error(&r, StatusCode::UNAUTHORIZED, "unauthorized", "bad token");
+    assert_eq!(app.scalar_i64("SELECT COUNT(*) FROM coupons").await, 0);
+}
+
+/// Variables a real client could send to each guarded mutation: they pass GraphQL's own input
+/// coercion, so what refuses the request is the guard, not the arguments.
+fn plausible_variables(operation: &str) -> Option<Value> {
+    Some(match operation {
+        "Logout" | "OpenCart" | "ClearCart" => json!({}),
+        "UpdateMe" => json!({"input": {"name": "Edge Case"}}),
+        "UpdateUser" => json!({"id": 1, "input": {"role": "admin", "isActive": false}}),
+        "DeleteUser"
+        | "DeleteCategory"
+        | "DeleteProduct"
+        | "DeleteVariant"
+        | "DeleteAddress"
+        | "DeleteCoupon"
+        | "CancelOrder"
+        | "DeleteMedicinalDocument" => json!({"id": 1}),
+        "CreateCategory" => json!({"input": {"name": "Edge"}}),
+        "UpdateCategory" => json!({"id": 1, "input": {"name": "Edge"}}),
+        "CreateProduct" => json!({"input": {"categoryId": 1, "name": "Edge"}}),
+        "UpdateProduct" => json!({"id": 1, "input": {"name": "Edge", "isActive": false}}),
+        "CreateVariant" => {
+            json!({"id": 1, "input": {"sku": "EDGE-1", "optionLabel": "10 g", "priceCents": 1000}})
+        }
+        "UpdateVariant" => json!({"id": 1, "input": {"priceCents": 1, "stock": 0}}),
+        "ImportProducts" => json!({
+            "csv": "name,categorySlug,description,imageUrl,isActive,variantSku,variantLabel,variantPriceCents,variantStock\n\
+                    Edge,flores,,,true,EDGE-CSV,1 g,1000,5\n",
+            "dryRun": false
+        }),
+        "CreateAddress" => json!({"input": {
+            "addressLine": "Av. Providencia 1234", "comuna": "Providencia", "region": "RM"
+        }}),
+        "UpdateAddress" => json!({"id": 1, "input": {"isDefault": true}}),
+        "SetCartItem" => json!({"input": {"variantId": 1, "quantity": 1}}),
+        "ConfirmCheckout" => json!({"input": {
+            "items": [{"variantId": 1, "quantity": 1}], "shippingMethod": "retiro_tienda"
+        }}),
+        "CreateCoupon" => json!({"input": {"code": "EDGE10", "type": "percent", "value": 10}}),
+        "UpdateCoupon" => json!({"id": 1, "input": {"isActive": false}}),
+        "UpdateOrderStatus" => json!({"id": 1, "input": {"status": "cancelled"}}),
+        "UpdateOrderTracking" => {
+            json!({"id": 1, "input": {"courier": "chilexpress", "trackingNumber": "123"}})
+        }
+        "StartPayment" => json!({"input": {"orderId": 1, "provider": "test"}}),
+        "ConfirmPayment" => json!({"input": {"orderId": 1, "provider": "test", "token": "t"}}),
+        "SubmitMedicinalDocument" => json!({"input": {"docType": "receta", "fileId": 1}}),
+        "ReviewMedicinalDocument" => json!({"id": 1, "input": {"status": "approved"}}),
+        "CreateReview" => json!({"id": 1, "input": {"rating": 5, "body": "Muy bueno"}}),
+        "ModerateReview" => json!({"id": 1, "input": {"isVisible": false}}),
+        _ => return None,
+    })
+}
+
+/// The root fields of a document's mutation, or nothing when it is a query.
+fn mutation_fields(document: &str) -> Vec<String> {
+    use async_graphql::parser::types::{OperationType, Selection};
+    let doc = async_graphql::parser::parse_query(document).expect("row document parses");
+    doc.operations
+        .iter()
+        .filter(|(_, op)| op.node.ty == OperationType::Mutation)
+        .flat_map(|(_, op)| {
+            op.node
+                .selection_set
+                .node
+                .items
+                .iter()
+                .filter_map(|s| match &s.node {
+                    Selection::Field(f) => Some(f.node.name.node.to_string()),
+                    _ => None,
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+/// Every mutation resolver in `src/graphql`, with whether it declares a guard: (Rust name, guarded).
+/// async-graphql runs a field's guard before its resolver body, so a guarded resolver never runs
+/// for a caller the guard refuses (the arguments are only parsed, not used).
+fn mutation_resolvers() -> Vec<(String, bool)> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/graphql");
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(&dir).expect("src/graphql") {
+        let path = entry.expect("entry").path();
+        let source = std::fs::read_to_string(&path).expect("source");
+        let mut in_mutation = false;
+        let mut object_guard = false;
+        let mut preamble = String::new();
+        let mut previous = "";
+        for line in source.lines() {
+            if line.starts_with("impl ") && line.contains("Mutation") && line.ends_with('{') {
+                in_mutation = true;
+                object_guard = previous.contains("guard");
+                preamble.clear();
+            } else if in_mutation && line == "}" {
+                in_mutation = false;
+            } else if in_mutation {
+                if let Some(rest) = line.trim_start().strip_prefix("async fn ") {
+                    let name: String = rest
+                        .chars()
+                        .take_while(|c| c.is_alphanumeric() || *c == '_')
+                        .collect();
+                    out.push((name, object_guard || preamble.contains("guard = ")));
+                    preamble.clear();
+                } else if line == "    }" {
+                    preamble.clear();
+                } else {
+                    preamble.push_str(line);
+                }
+            }
+            previous = line;
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn guarded_mutations_never_reach_their_resolvers() {
+    const PUBLIC_MUTATIONS: [&str; 3] = ["register", "login", "refreshToken"];
+    // Completeness: every mutation of the schema is either public or run by a guarded row.
+    let schema = async_graphql::parser::parse_schema(dispensary::graphql::sdl()).expect("SDL");
+    let schema_mutations: HashSet<String> = schema
+        .definitions
+        .iter()
+        .filter_map(|d| match d {
+            async_graphql::parser::types::TypeSystemDefinition::Type(t)
+                if t.node.name.node == "Mutation" =>
+            {
+                match &t.node.kind {
+                    async_graphql::parser::types::TypeKind::Object(o) => Some(
+                        o.fields
+                            .iter()
+                            .map(|f| f.node.name.node.to_string())
+                            .collect::<Vec<_>>(),
+                    ),
+                    _ => None,
+                }
+            }
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    let guarded: Vec<&RestRoute> = routes()
+        .iter()
+        .filter(|r| r.access != Access::Public && !mutation_fields(r.document).is_empty())
+        .collect();
+    let covered: HashSet<String> = guarded
+        .iter()
+        .flat_map(|r| mutation_fields(r.document))
+        .collect();
+    for m in &schema_mutations {
+        assert!(
+            PUBLIC_MUTATIONS.contains(&m.as_str()) || covered.contains(m),
+            "mutation {m} is neither public nor run by a guarded REST row: add it to this test"
+        );
+    }
+    for m in PUBLIC_MUTATIONS {
+        assert!(!covered.contains(m), "{m} is public");
+    }
+    // Every resolver of a non-public mutation declares its guard.
+    let resolvers = mutation_resolvers();
+    assert_eq!(
+        resolvers.len(),
+        schema_mutations.len(),
+        "one resolver per schema mutation: {resolvers:?}"
+    );
+    for (name, guarded) in &resolvers {
+        let public = ["register", "login", "refresh_token"].contains(&name.as_str());
+        assert!(
+            public || *guarded,
+            "mutation resolver {name} has no guard: anonymous callers would reach it"
+        );
+    }
+
+    let app = TestApp::spawn().await;
+    let customer = customer_token(&app.login(CUSTOMER_EMAIL, CUSTOMER_PASSWORD).await);
+    let before = database_snapshot(&app).await;
+    let mut tried = 0;
+    for route in &guarded {
+        let Some(variables) = plausible_variables(route.operation) else {
+            // `Upload!` variables only travel in multipart requests (tested below).
+            assert!(
+                route.document.contains("Upload!"),
+                "no plausible variables for {}",
+                route.operation
+            );
+            continue;
+        };
+        let body = json!({
+            "query": route.document,
+            "operationName": route.operation,
+            "variables": variables,
+        });
+        let mut callers = vec![(None, "unauthorized")];
+        if route.access == Access::Admin {
+            callers.push((Some(customer.as_str()), "forbidden"));
+        }
+        for (token, code) in callers {
+            let r = app.post_gql(token, body.clone()).await;
+            assert_eq!(r.status, StatusCode::OK, "{}: {}", route.operation, r.text);
+            assert_eq!(
+                r.body["errors"][0]["extensions"]["code"],
+                code,
+                "{} as {}: {}",
+                route.operation,
+                token.map_or("anonymous", |_| "customer"),
+                r.text
+            );
+            assert!(
+                r.body["data"].is_null() || r.body["data"][route.field].is_null(),
+                "{}: {}",
+                route.operation,
+                r.text
+            );
+            tried += 1;
+        }
+    }
+    assert!(tried >= guarded.len(), "every guarded mutation was tried");
+
+    // The upload mutations, as multipart: an anonymous upload is refused before it is read; a
+    // customer's image upload stops at the admin guard.
+    let image_upload = routes()
+        .iter()
+        .find(|r| r.operation == "UploadImage")
+        .expect("UploadImage row");
+    let form = |doc: &str| {
+        reqwest::multipart::Form::new()
+            .text(
+                "operations",
+                json!({"query": doc, "variables": {"file": null}}).to_string(),
+            )
+            .text("map", json!({"0": ["variables.file"]}).to_string())
+            .part(
+                "0",
+                reqwest::multipart::Part::bytes(PNG_1X1.to_vec()).file_name("a.png"),
+            )
+    };
+    let r = app
+        .send(
+            app.client
+                .post(app.url("/graphql"))
+                .multipart(form(image_upload.document)),
+        )
+        .await;
+    assert_error(
+        &r,
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+        "anonymous upload",
+    );
+    let r = app
+        .send(
+            app.client
+                .post(app.url("/graphql"))
+                .bearer_auth(&customer)
+                .multipart(form(image_upload.document)),
+        )
+        .await;
+    assert_eq!(
+        r.body["errors"][0]["extensions"]["code"], "forbidden",
+        "{}",
+        r.text
+    );
+    assert_same_database(&before, &database_snapshot(&app).await);
+}
+
+// ---------------------------------------------------------------------------------------------
+// 5. CSRF-safe media types.
+// ---------------------------------------------------------------------------------------------
+
+const REGISTER: &str =
+    r#"{"name":"Simple Request","email":"simple@example.cl","password":"secreto123"}"#;
+
+async fn users_named(app: &TestApp, email: &str) -> i64 {
+    app.scalar_i64(&format!(
+        "SELECT COUNT(*) FROM users WHERE email = '{email}'"
+    ))
+    .await
+}
+
+#[tokio::test]
+async fn json_under_a_simple_request_type_is_refused_and_runs_nothing() {
+    let app = TestApp::spawn().await;
+    let gql_register = json!({
+        "query": "mutation { register(input: {name: \"Simple Request\", email: \"simple@example.cl\", password: \"secreto123\"}) { accessToken } }"
+    })
+    .to_string();
+    for content_type in [
+        Some("text/plain"),
+        Some("text/plain;charset=UTF-8"),
+        Some("application/x-www-form-urlencoded"),
+        Some("application/xml"),
+        Some("nonsense"),
+        None,
+    ] {
+        for (path, body) in [
+            ("/api/auth/register", REGISTER.to_string()),
+            ("/graphql", gql_register.clone()),
+        ] {
+            let mut req = app.client.post(app.url(path)).body(body);
+            if let Some(ct) = content_type {
+                req = req.header("content-type", ct);
+            }
+            let r = app.send(req).await;
+            let what = format!("{path} as {content_type:?}");
+            assert_error(
+                &r,
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                &what,
+            );
+        }
+    }
+    assert_eq!(users_named(&app, "simple@example.cl").await, 0);
+
+    // The same bodies as JSON (parameters allowed) do work.
+    let r = app
+        .send(
+            app.client
+                .post(app.url("/api/auth/register"))
+                .header("content-type", "application/json; charset=utf-8")
+                .body(REGISTER),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    assert_eq!(users_named(&app, "simple@example.cl").await, 1);
+    let r = app
+        .send(
+            app.client
+                .post(app.url("/graphql"))
+                .header("content-type", "Application/JSON;charset=utf-8")
+                .body(gql_register.replace("simple@", "simple2@")),
+        )
+        .await;
+    assert!(
+        r.body["data"]["register"]["accessToken"].is_string(),
+        "{}",
+        r.text
+    );
+}
+
+#[tokio::test]
+async fn multipart_and_csv_only_where_a_row_takes_them() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin_token().await;
+    // Multipart on a JSON-only row (anonymous and as admin).
+    let form = || {
+        reqwest::multipart::Form::new()
+            .text("name", "Simple Request")
+            .text("email", "multipart@example.cl")
+            .text("password", "secreto123")
+    };
+    let r = app
+        .send(
+            app.client
+                .post(app.url("/api/auth/register"))
+                .multipart(form()),
+        )
+        .await;
+    assert_error(
+        &r,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "unsupported_media_type",
+        "multipart register",
+    );
+    assert_eq!(users_named(&app, "multipart@example.cl").await, 0);
+    let r = app
+        .send(
+            app.client
+                .post(app.url("/api/categories"))
+                .bearer_auth(&admin)
+                .multipart(reqwest::multipart::Form::new().text("name", "Formas")),
+        )
+        .await;
+    assert_error(
+        &r,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "unsupported_media_type",
+        "multipart category",
+    );
+    // CSV on a JSON row.
+    let r = app
+        .send(
+            app.client
+                .post(app.url("/api/categories"))
+                .bearer_auth(&admin)
+                .header("content-type", "text/csv")
+                .body("name\nFormas\n"),
+        )
+        .await;
+    assert_error(
+        &r,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "unsupported_media_type",
+        "csv category",
+    );
+    assert_eq!(
+        app.scalar_i64("SELECT COUNT(*) FROM categories WHERE name = 'Formas'")
+            .await,
+        0
+    );
+    // JSON on the multipart-only upload row.
+    let r = app
+        .post("/api/uploads/image", Some(&admin), json!({"url": "x"}))
+        .await;
+    assert_error(
+        &r,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "unsupported_media_type",
+        "json upload",
+    );
+    // The import row takes CSV (with a charset), and nothing else.
+    let csv = "name,categorySlug,description,imageUrl,isActive,variantSku,variantLabel,variantPriceCents,variantStock\n\
+               Importado,flores,,,true,EDGE-CSV-1,1 g,1000,5\n";
+    let r = app
+        .send(
+            app.client
+                .post(app.url("/api/products/import?dryRun=true"))
+                .bearer_auth(&admin)
+                .header("content-type", "application/json")
+                .body(csv),
+        )
+        .await;
+    assert_error(
+        &r,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "unsupported_media_type",
+        "json import",
+    );
+    let r = app
+        .send(
+            app.client
+                .post(app.url("/api/products/import?dryRun=true"))
+                .bearer_auth(&admin)
+                .header("content-type", "text/csv; charset=utf-8")
+                .body(csv),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.body["dryRun"], true, "{}", r.text);
+}
+
+#[tokio::test]
+async fn bodiless_requests_need_no_content_type() {
+    let app = TestApp::spawn().await;
+    let (token, _, _) = app.register("bodiless@example.cl").await;
+    let r = app
+        .send(app.client.post(app.url("/api/cart")).bearer_auth(&token))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert!(r.body["items"].is_array(), "{}", r.text);
+    // Clients that label every request as JSON are fine too.
+    let r = app
+        .send(
+            app.client
+                .post(app.url("/api/cart"))
+                .bearer_auth(&token)
+                .header("content-type", "application/json"),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let r = app.delete("/api/cart", Some(&token)).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text);
+    let r = app
+        .call(
+            Method::POST,
+            "/api/orders/999999/cancel",
+            Some(&token),
+            None,
+        )
+        .await;
+    assert_error(
+        &r,
+        StatusCode::NOT_FOUND,
+        "not_found",
+        "cancel unknown order",
+    );
+    let r = app
+        .call(Method::POST, "/api/auth/logout", Some(&token), None)
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text);
+}
+
+#[tokio::test]
+async fn graphql_speaks_graphql_response_json_when_asked() {
+    let app = TestApp::spawn().await;
+    let ask = |accept: &'static str, query: &'static str| {
+        app.client
+            .post(app.url("/graphql"))
+            .header("accept", accept)
+            .json(&json!({ "query": query }))
+    };
+    let r = app
+        .send(ask(
+            "application/graphql-response+json, application/json;q=0.9",
+            "{ categories { total } }",
+        ))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(
+        r.header("content-type"),
+        Some("application/graphql-response+json")
+    );
+    assert!(
+        r.body["data"]["categories"]["total"].is_number(),
+        "{}",
+        r.text
+    );
+    // A request error: 400 and no `data` entry under the new media type...
+    let r = app
+        .send(ask("application/graphql-response+json", "{ categories { "))
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text);
+    assert!(r.body.get("data").is_none(), "{}", r.text);
+    assert_eq!(
+        r.body["errors"][0]["extensions"]["code"], "validation_error",
+        "{}",
+        r.text
+    );
+    // ...200 under application/json, which stays the default.
+    let r = app.send(ask("application/json", "{ categories { ")).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.header("content-type"), Some("application/json"));
+    let r = app.send(ask("*/*", "{ categories { total } }")).await;
+    assert_eq!(r.header("content-type"), Some("application/json"));
+    // A field error keeps `data` and 200.
+    let r = app
+        .send(ask("application/graphql-response+json", "{ me { id } }"))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.body["errors"][0]["extensions"]["code"], "unauthorized");
+    assert!(r.body.get("data").is_some(), "{}", r.text);
+}
+
+#[tokio::test]
+async fn provider_webhooks_keep_their_form_posts() {
+    let app = TestApp::spawn().await;
+    let r = app
+        .send(
+            app.client
+                .post(app.url("/webhooks/payments/test"))
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body("token=abc"),
+        )
+        .await;
+    assert_ne!(r.status, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{}", r.text);
+    assert_error(
+        &r,
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+        "unsigned test webhook",
+    );
+    let r = app
+        .send(
+            app.client
+                .post(app.url("/webhooks/payments/flow/return"))
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body("token=abc"),
+        )
+        .await;
+    assert_ne!(r.status, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{}", r.text);
+}
