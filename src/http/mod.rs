@@ -8,6 +8,7 @@ pub mod graphql;
 pub mod media;
 pub mod observe;
 pub mod ops;
+pub mod security;
 pub mod trace;
 pub mod upload;
 pub mod webhooks;
@@ -97,7 +98,7 @@ fn public_files(
 
 pub fn router(app: App) -> Router {
     let st = app.state.clone();
-    crate::rest::router()
+    let routes = crate::rest::router()
         .route("/graphql", get(graphql::get).post(graphql::post))
         .route(
             "/graphiql/assets/graphiql.min.js",
@@ -138,8 +139,13 @@ pub fn router(app: App) -> Router {
         .layer(DefaultBodyLimit::max(JSON_BODY_LIMIT))
         .layer(from_fn_with_state(st.clone(), auth::middleware))
         .layer(from_fn(errors::normalize))
-        .layer(cors(&st.config.cors_allowed_origins))
-        .layer(from_fn_with_state(st, observe::middleware))
-        .layer(from_fn(trace::middleware))
-        .with_state(app)
+        .layer(from_fn(security::cache_control));
+    // Outside CORS and the error normalizer, so preflights and every error get the headers too.
+    security::with_headers(
+        routes.layer(cors(&st.config.cors_allowed_origins)),
+        &st.config,
+    )
+    .layer(from_fn_with_state(st, observe::middleware))
+    .layer(from_fn(trace::middleware))
+    .with_state(app)
 }

@@ -1,4 +1,4 @@
-//! The HTTP edge: authorization before validation, CSRF-safe media types.
+//! The HTTP edge: authorization before validation, CSRF-safe media types, security headers.
 
 use std::collections::{BTreeMap, HashSet};
 
@@ -514,6 +514,7 @@ async fn json_under_a_simple_request_type_is_refused_and_runs_nothing() {
                 "unsupported_media_type",
                 &what,
             );
+            assert_eq!(r.header("x-content-type-options"), Some("nosniff"));
         }
     }
     assert_eq!(users_named(&app, "simple@example.cl").await, 0);
@@ -764,4 +765,144 @@ async fn provider_webhooks_keep_their_form_posts() {
         )
         .await;
     assert_ne!(r.status, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{}", r.text);
+    assert_eq!(r.header("cache-control"), Some("no-store"));
+}
+
+// ---------------------------------------------------------------------------------------------
+// 6. Security headers.
+// ---------------------------------------------------------------------------------------------
+
+fn assert_security_headers(r: &Resp, what: &str) {
+    assert_eq!(
+        r.header("x-content-type-options"),
+        Some("nosniff"),
+        "{what}"
+    );
+    assert_eq!(r.header("referrer-policy"), Some("no-referrer"), "{what}");
+    assert_eq!(r.header("x-frame-options"), Some("DENY"), "{what}");
+}
+
+#[tokio::test]
+async fn every_response_carries_the_security_headers() {
+    let app = TestApp::spawn().await;
+    // A public read: cacheable as the client sees fit.
+    let r = app.get("/api/products", None).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_security_headers(&r, "public read");
+    assert_eq!(r.header("cache-control"), None);
+    assert_eq!(r.header("strict-transport-security"), None, "not in test");
+    // Errors: the fallback, a 401, a 405.
+    for (r, what) in [
+        (app.get("/nothing/here", None).await, "404"),
+        (app.get("/api/me", None).await, "401"),
+        (
+            app.call(Method::PUT, "/api/auth/login", None, Some(json!({})))
+                .await,
+            "405",
+        ),
+    ] {
+        assert!(r.status.is_client_error(), "{what}");
+        assert_security_headers(&r, what);
+    }
+    // A token-issuing route.
+    let login = app.login(CUSTOMER_EMAIL, CUSTOMER_PASSWORD).await;
+    let r = app
+        .post(
+            "/api/auth/login",
+            None,
+            json!({"email": CUSTOMER_EMAIL, "password": CUSTOMER_PASSWORD}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_security_headers(&r, "login");
+    assert_eq!(r.header("cache-control"), Some("no-store"), "login");
+    // Authenticated reads, REST and GraphQL (GET too).
+    let token = customer_token(&login);
+    let r = app.get("/api/me", Some(&token)).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_security_headers(&r, "me");
+    assert_eq!(r.header("cache-control"), Some("no-store"), "me");
+    let r = app.get("/api/products", Some(&token)).await;
+    assert_eq!(
+        r.header("cache-control"),
+        Some("no-store"),
+        "signed-in catalogue"
+    );
+    let r = app.gql(Some(&token), "{ me { id } }", json!({})).await;
+    assert_security_headers(&r, "graphql");
+    assert_eq!(r.header("cache-control"), Some("no-store"), "graphql");
+    let r = app
+        .send(
+            app.client
+                .get(app.url("/graphql"))
+                .query(&[("query", "{ me { id } }")])
+                .bearer_auth(&token),
+        )
+        .await;
+    assert_eq!(r.header("cache-control"), Some("no-store"), "graphql GET");
+    // A handler's own caching wins: downloads stay private.
+    let admin = app.admin_token().await;
+    let r = app.get("/api/products/export", Some(&admin)).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.header("cache-control"), Some("private, no-store"));
+    assert_security_headers(&r, "export");
+    // Pages, metrics and GraphiQL assets.
+    for path in ["/docs/", "/metrics", "/openapi.json", "/healthz"] {
+        let r = app.get(path, None).await;
+        assert_eq!(r.status, StatusCode::OK, "{path}");
+        assert_security_headers(&r, path);
+    }
+    let r = app
+        .send(
+            app.client
+                .get(app.url("/graphql"))
+                .header("accept", "text/html"),
+        )
+        .await;
+    assert_security_headers(&r, "graphiql");
+    let r = app.get("/graphiql/assets/graphiql.min.css", None).await;
+    assert_eq!(r.header("cache-control"), Some("public, max-age=86400"));
+    assert_security_headers(&r, "graphiql css");
+    // A CORS preflight too.
+    let r = app
+        .send(
+            app.client
+                .request(Method::OPTIONS, app.url("/api/auth/login"))
+                .header("origin", "http://localhost:5173")
+                .header("access-control-request-method", "POST"),
+        )
+        .await;
+    assert_security_headers(&r, "preflight");
+}
+
+#[tokio::test]
+async fn hsts_in_production_only_unless_configured() {
+    let prod = TestApp::spawn_with(&[
+        ("APP_ENV", "production"),
+        ("SEED_ADMIN_PASSWORD", "Str0ng-Prod-Passw0rd"),
+    ])
+    .await;
+    for path in ["/api/products", "/nothing/here"] {
+        let r = prod.get(path, None).await;
+        assert_eq!(
+            r.header("strict-transport-security"),
+            Some("max-age=31536000"),
+            "{path}"
+        );
+    }
+    let dev = TestApp::spawn_with(&[("APP_ENV", "development")]).await;
+    assert_eq!(
+        dev.get("/api/products", None)
+            .await
+            .header("strict-transport-security"),
+        None
+    );
+    let staged = TestApp::spawn_with(&[("HSTS_MAX_AGE_SECONDS", "600")]).await;
+    assert_eq!(
+        staged
+            .get("/healthz", None)
+            .await
+            .header("strict-transport-security"),
+        Some("max-age=600")
+    );
 }
