@@ -84,9 +84,22 @@ async fn read_multipart(
 
     let limited =
         http_body_util::Limited::new(req.into_body(), super::upload::MULTIPART_BODY_LIMIT);
+    // The multipart parser reports a failed read as "invalid multipart data" (or as I/O, depending
+    // on where the limit falls in a chunk): remember that it was the size limit, for a 413.
+    let over_limit = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = std::sync::Arc::clone(&over_limit);
     let stream = axum::body::Body::new(limited)
         .into_data_stream()
-        .map_err(std::io::Error::other);
+        .map_err(move |e| {
+            let inner = e.into_inner();
+            if inner
+                .downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some()
+            {
+                flag.store(true, std::sync::atomic::Ordering::Relaxed);
+            }
+            std::io::Error::other(inner)
+        });
     let reader = tokio_util::io::StreamReader::new(stream).compat();
     let opts = async_graphql::http::MultipartOptions::default()
         .max_file_size(crate::services::files::MAX_UPLOAD_BYTES as usize)
@@ -97,7 +110,7 @@ async fn read_multipart(
             async_graphql::ParseRequestError::PayloadTooLarge => {
                 AppError::too_large("file", "The upload is larger than 10 MB")
             }
-            async_graphql::ParseRequestError::Io(io) if io.to_string().contains("length limit") => {
+            _ if over_limit.load(std::sync::atomic::Ordering::Relaxed) => {
                 AppError::too_large("body", "The request body is too large")
             }
             other => AppError::invalid("body", "invalid_multipart", other.to_string()),

@@ -2,6 +2,7 @@
 
 pub mod auth;
 pub mod client_ip;
+pub mod drain;
 pub mod errors;
 pub mod files;
 pub mod graphql;
@@ -139,7 +140,9 @@ pub fn router(app: App) -> Router {
         .layer(DefaultBodyLimit::max(JSON_BODY_LIMIT))
         .layer(from_fn_with_state(st.clone(), auth::middleware))
         .layer(from_fn(errors::normalize))
-        .layer(from_fn(security::cache_control));
+        .layer(from_fn(security::cache_control))
+        // Outside the normalizer, which rebuilds error responses (and would drop `Connection`).
+        .layer(from_fn(drain::middleware));
     // Outside CORS and the error normalizer, so preflights and every error get the headers too.
     security::with_headers(
         routes.layer(cors(&st.config.cors_allowed_origins)),

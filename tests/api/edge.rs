@@ -1,11 +1,14 @@
-//! The HTTP edge: authorization before validation, CSRF-safe media types, security headers.
+//! The HTTP edge: authorization before validation, CSRF-safe media types, security headers, and
+//! early answers (413, 401) that clients writing their whole body first can still read.
 
 use std::collections::{BTreeMap, HashSet};
+use std::time::Duration;
 
 use dispensary::rest::{routes, Access, RestRoute};
 use reqwest::{Method, StatusCode};
 use sea_orm::{FromQueryResult, JsonValue, Statement};
 use serde_json::{json, Value};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::helpers::*;
 use crate::uploads::PNG_1X1;
@@ -904,5 +907,275 @@ async fn hsts_in_production_only_unless_configured() {
             .await
             .header("strict-transport-security"),
         Some("max-age=600")
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// 10. Early answers that clients writing their whole body first can read.
+// ---------------------------------------------------------------------------------------------
+
+struct RawResponse {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: Value,
+    /// Whether the same connection then answered a second request.
+    reusable: bool,
+}
+
+impl RawResponse {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+enum Framing {
+    Length,
+    Chunked,
+}
+
+/// Reads one response (framed by its Content-Length) from the stream; `None` when the connection
+/// closed before a whole response arrived.
+async fn read_response(
+    stream: &mut tokio::net::TcpStream,
+) -> Option<(u16, Vec<(String, String)>, Vec<u8>)> {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 8192];
+    let head_end = loop {
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+        let n = stream.read(&mut chunk).await.ok()?;
+        if n == 0 {
+            return None;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
+    let mut lines = head.split("\r\n");
+    let status: u16 = lines
+        .next()
+        .and_then(|l| l.split(' ').nth(1))
+        .and_then(|s| s.parse().ok())
+        .expect("status line");
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .collect();
+    let length: usize = headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
+        .and_then(|(_, v)| v.parse().ok())
+        .expect("content-length");
+    while buf.len() < head_end + length {
+        let n = stream.read(&mut chunk).await.ok()?;
+        if n == 0 {
+            return None;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    Some((status, headers, buf[head_end..head_end + length].to_vec()))
+}
+
+/// Writes the request head and the whole body before reading anything, like Python's urllib: a
+/// write error fails the test. Then reads the response, and tries a second request on the same
+/// connection unless the server said `Connection: close`.
+async fn send_everything_then_read(
+    app: &TestApp,
+    head: &str,
+    body: &[u8],
+    framing: Framing,
+) -> RawResponse {
+    let addr = app.base.trim_start_matches("http://").to_string();
+    let exchange = async {
+        let mut stream = tokio::net::TcpStream::connect(&addr)
+            .await
+            .expect("connect");
+        let framing_header = match framing {
+            Framing::Length => format!("Content-Length: {}\r\n", body.len()),
+            Framing::Chunked => "Transfer-Encoding: chunked\r\n".to_string(),
+        };
+        let request_head = format!("{head}Host: {addr}\r\n{framing_header}\r\n");
+        stream
+            .write_all(request_head.as_bytes())
+            .await
+            .expect("write head");
+        match framing {
+            Framing::Length => stream.write_all(body).await.expect("write the whole body"),
+            Framing::Chunked => {
+                for chunk in body.chunks(64 * 1024) {
+                    stream
+                        .write_all(format!("{:x}\r\n", chunk.len()).as_bytes())
+                        .await
+                        .expect("write chunk size");
+                    stream.write_all(chunk).await.expect("write chunk");
+                    stream.write_all(b"\r\n").await.expect("write chunk end");
+                }
+                stream
+                    .write_all(b"0\r\n\r\n")
+                    .await
+                    .expect("write last chunk");
+            }
+        }
+        stream.flush().await.expect("flush");
+        let (status, headers, body) = read_response(&mut stream)
+            .await
+            .expect("a whole response before the connection closed");
+        let closing = headers
+            .iter()
+            .any(|(k, v)| k.eq_ignore_ascii_case("connection") && v.eq_ignore_ascii_case("close"));
+        let reusable = !closing && {
+            let again = format!("GET /healthz HTTP/1.1\r\nHost: {addr}\r\n\r\n");
+            stream.write_all(again.as_bytes()).await.is_ok()
+                && read_response(&mut stream)
+                    .await
+                    .is_some_and(|(status, _, _)| status == 200)
+        };
+        RawResponse {
+            status,
+            headers,
+            body: serde_json::from_slice(&body).expect("JSON body"),
+            reusable,
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(60), exchange)
+        .await
+        .expect("the exchange finished in time")
+}
+
+fn multipart_file(boundary: &str, field: &str, size: usize) -> Vec<u8> {
+    let mut body = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"{field}\"; filename=\"big.png\"\r\n\
+         Content-Type: image/png\r\n\r\n"
+    )
+    .into_bytes();
+    let mut file = PNG_1X1.to_vec();
+    file.resize(size, 0);
+    body.extend_from_slice(&file);
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    body
+}
+
+#[tokio::test]
+async fn oversize_uploads_answer_413_to_clients_that_write_everything_first() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin_token().await;
+    let boundary = "edge-boundary-7MA4YWxkTrZu0gW";
+    let body = multipart_file(boundary, "file", 11 * 1024 * 1024);
+    let head = format!(
+        "POST /api/uploads/image HTTP/1.1\r\nAuthorization: Bearer {admin}\r\n\
+         Content-Type: multipart/form-data; boundary={boundary}\r\n"
+    );
+    for framing in [Framing::Length, Framing::Chunked] {
+        let r = send_everything_then_read(&app, &head, &body, framing).await;
+        assert_eq!(r.status, 413, "{}", r.body);
+        assert_eq!(r.body["error"]["code"], "validation_error", "{}", r.body);
+        assert_eq!(r.body["error"]["details"][0]["issue"], "too_large");
+        assert_eq!(
+            r.body["error"]["traceId"].as_str(),
+            r.header("x-request-id"),
+            "{}",
+            r.body
+        );
+        assert!(r.reusable, "drained within the budget: {:?}", r.headers);
+    }
+    // GraphQL multipart uploads too.
+    let mut gql = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"operations\"\r\n\r\n{}\r\n\
+         --{boundary}\r\nContent-Disposition: form-data; name=\"map\"\r\n\r\n{}\r\n",
+        json!({"query": "mutation($file: Upload!) { uploadImage(file: $file) { fileId } }", "variables": {"file": null}}),
+        json!({"0": ["variables.file"]}),
+    )
+    .into_bytes();
+    gql.extend_from_slice(&multipart_file(boundary, "0", 11 * 1024 * 1024));
+    let head = format!(
+        "POST /graphql HTTP/1.1\r\nAuthorization: Bearer {admin}\r\n\
+         Content-Type: multipart/form-data; boundary={boundary}\r\n"
+    );
+    let r = send_everything_then_read(&app, &head, &gql, Framing::Length).await;
+    assert_eq!(r.status, 413, "{}", r.body);
+    assert_eq!(r.body["error"]["details"][0]["issue"], "too_large");
+    // An anonymous upload is refused before it is read, and the refusal is readable as well.
+    let head = format!(
+        "POST /api/uploads/image HTTP/1.1\r\n\
+         Content-Type: multipart/form-data; boundary={boundary}\r\n"
+    );
+    let r = send_everything_then_read(&app, &head, &body, Framing::Length).await;
+    assert_eq!(r.status, 401, "{}", r.body);
+    assert_eq!(r.body["error"]["code"], "unauthorized");
+    assert!(r.reusable);
+    assert_eq!(
+        app.scalar_i64("SELECT COUNT(*) FROM files WHERE purpose = 'product_image'")
+            .await,
+        0,
+        "nothing stored"
+    );
+    assert!(
+        std::fs::read_dir(app.upload_dir.join("public")).map_or(true, |d| d.count() == 0),
+        "no file left behind"
+    );
+}
+
+#[tokio::test]
+async fn oversize_json_answers_413_to_clients_that_write_everything_first() {
+    let app = TestApp::spawn().await;
+    let mut body = br#"{"email":"a@example.cl","password":""#.to_vec();
+    body.resize(1024 * 1024 + 512 * 1024, b'x');
+    body.extend_from_slice(b"\"}");
+    for (path, framing) in [
+        ("/api/auth/login", Framing::Length),
+        ("/api/auth/login", Framing::Chunked),
+        ("/graphql", Framing::Length),
+    ] {
+        let head = format!("POST {path} HTTP/1.1\r\nContent-Type: application/json\r\n");
+        let r = send_everything_then_read(&app, &head, &body, framing).await;
+        assert_eq!(r.status, 413, "{path}: {}", r.body);
+        assert_eq!(r.body["error"]["code"], "validation_error", "{path}");
+        // The rest of the body was read and discarded: the connection stays usable.
+        assert!(r.reusable, "{path}: {:?}", r.headers);
+    }
+}
+
+#[tokio::test]
+async fn rest_uploads_take_files_up_to_the_documented_10_mb() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin_token().await;
+    let mut file = PNG_1X1.to_vec();
+    file.resize(5 * 1024 * 1024, 0);
+    let r = app
+        .send(
+            app.client
+                .post(app.url("/api/uploads/image"))
+                .bearer_auth(&admin)
+                .multipart(reqwest::multipart::Form::new().part(
+                    "file",
+                    reqwest::multipart::Part::bytes(file).file_name("large.png"),
+                )),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    assert_eq!(r.body["sizeBytes"], 5 * 1024 * 1024);
+    // JSON bodies keep their 1 MB limit on the same kind of row.
+    let big = format!(
+        r#"{{"docType":"receta","fileId":1,"x":"{}"}}"#,
+        "y".repeat(1024 * 1024)
+    );
+    let (token, _, _) = app.register("bigjson@example.cl").await;
+    let r = app
+        .send(
+            app.client
+                .post(app.url("/api/medicinal/me/docs"))
+                .bearer_auth(&token)
+                .header("content-type", "application/json")
+                .body(big),
+        )
+        .await;
+    assert_error(
+        &r,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "validation_error",
+        "big JSON on an upload row",
     );
 }
