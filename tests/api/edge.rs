@@ -759,6 +759,7 @@ async fn provider_webhooks_keep_their_form_posts() {
         "unauthorized",
         "unsigned test webhook",
     );
+    assert_security_headers(&r, "webhook");
     let r = app
         .send(
             app.client
@@ -769,6 +770,7 @@ async fn provider_webhooks_keep_their_form_posts() {
         .await;
     assert_ne!(r.status, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{}", r.text);
     assert_eq!(r.header("cache-control"), Some("no-store"));
+    assert_security_headers(&r, "flow return");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -885,14 +887,27 @@ async fn hsts_in_production_only_unless_configured() {
         ("SEED_ADMIN_PASSWORD", "Str0ng-Prod-Passw0rd"),
     ])
     .await;
+    let hsts = Some("max-age=31536000");
     for path in ["/api/products", "/nothing/here"] {
         let r = prod.get(path, None).await;
-        assert_eq!(
-            r.header("strict-transport-security"),
-            Some("max-age=31536000"),
-            "{path}"
-        );
+        assert_eq!(r.header("strict-transport-security"), hsts, "{path}");
+        assert_security_headers(&r, path);
     }
+    let r = prod
+        .post(
+            "/api/auth/login",
+            None,
+            json!({"email": ADMIN_EMAIL, "password": "Str0ng-Prod-Passw0rd"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.header("strict-transport-security"), hsts, "login");
+    assert_eq!(r.header("cache-control"), Some("no-store"), "login");
+    let token = customer_token(&r.body);
+    let r = prod.get("/api/me", Some(&token)).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.header("strict-transport-security"), hsts, "me");
+    assert_security_headers(&r, "me in production");
     let dev = TestApp::spawn_with(&[("APP_ENV", "development")]).await;
     assert_eq!(
         dev.get("/api/products", None)
