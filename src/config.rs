@@ -63,6 +63,8 @@ pub struct Config {
     /// Aliased fields one document may hold (fragments counted where they are spread).
     pub graphql_max_aliases: usize,
     pub graphql_introspection: Introspection,
+    /// `Strict-Transport-Security: max-age=<this>` on every response; 0 sends none.
+    pub hsts_max_age_seconds: u64,
     /// Argon2id cost (memory KiB, iterations). Defaults follow OWASP's argon2id minimum; tests lower it.
     pub argon2_memory_kib: u32,
     pub argon2_iterations: u32,
@@ -295,6 +297,12 @@ impl Config {
             graphql_max_complexity: r.positive("GRAPHQL_MAX_COMPLEXITY", 25_000)? as usize,
             graphql_max_aliases: r.positive("GRAPHQL_MAX_ALIASES", 30)? as usize,
             graphql_introspection,
+            // A year is what browsers' HSTS preload lists ask for; outside production the server
+            // usually runs on plain http, where the header would be ignored or misleading.
+            hsts_max_age_seconds: r.parse(
+                "HSTS_MAX_AGE_SECONDS",
+                if production { 31_536_000 } else { 0 },
+            )?,
             argon2_memory_kib: 19 * 1024,
             argon2_iterations: 2,
             medicinal_catalog_mode,
@@ -503,6 +511,27 @@ mod tests {
             ("SEED_ADMIN_PASSWORD", "Str0ngPassw0rd"),
         ]));
         assert!(ok.is_ok());
+    }
+
+    #[test]
+    fn hsts_defaults_to_a_year_in_production_only_and_can_be_turned_off() {
+        assert_eq!(Config::from_map(&map(&[])).unwrap().hsts_max_age_seconds, 0);
+        let strong = "x".repeat(32);
+        let prod = [
+            ("APP_ENV", "production"),
+            ("JWT_SECRET", strong.as_str()),
+            ("SEED_ADMIN_PASSWORD", "Str0ngPassw0rd"),
+        ];
+        let c = Config::from_map(&map(&prod)).unwrap();
+        assert_eq!(c.hsts_max_age_seconds, 31_536_000);
+        let mut off = prod.to_vec();
+        off.push(("HSTS_MAX_AGE_SECONDS", "0"));
+        assert_eq!(
+            Config::from_map(&map(&off)).unwrap().hsts_max_age_seconds,
+            0
+        );
+        let e = Config::from_map(&map(&[("HSTS_MAX_AGE_SECONDS", "-1")])).unwrap_err();
+        assert!(e.0.contains("HSTS_MAX_AGE_SECONDS"), "{e}");
     }
 
     #[test]

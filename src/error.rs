@@ -19,6 +19,8 @@ pub enum ErrorCode {
     Forbidden,
     NotFound,
     MethodNotAllowed,
+    /// 415: a body in a media type the route does not take (e.g. `text/plain` where JSON is expected).
+    UnsupportedMediaType,
     Conflict,
     RateLimited,
     Internal,
@@ -36,6 +38,7 @@ impl ErrorCode {
             ErrorCode::Forbidden => "forbidden",
             ErrorCode::NotFound => "not_found",
             ErrorCode::MethodNotAllowed => "method_not_allowed",
+            ErrorCode::UnsupportedMediaType => "unsupported_media_type",
             ErrorCode::Conflict => "conflict",
             ErrorCode::RateLimited => "rate_limited",
             ErrorCode::Internal => "internal_error",
@@ -52,6 +55,7 @@ impl ErrorCode {
             ErrorCode::Forbidden => StatusCode::FORBIDDEN,
             ErrorCode::NotFound => StatusCode::NOT_FOUND,
             ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ErrorCode::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ErrorCode::Conflict => StatusCode::CONFLICT,
             ErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
@@ -71,6 +75,7 @@ impl ErrorCode {
             "forbidden" => ErrorCode::Forbidden,
             "not_found" => ErrorCode::NotFound,
             "method_not_allowed" => ErrorCode::MethodNotAllowed,
+            "unsupported_media_type" => ErrorCode::UnsupportedMediaType,
             "conflict" => ErrorCode::Conflict,
             "rate_limited" => ErrorCode::RateLimited,
             "internal_error" => ErrorCode::Internal,
@@ -159,6 +164,10 @@ impl AppError {
 
     pub fn not_found(what: &str) -> Self {
         Self::new(ErrorCode::NotFound, format!("{what} not found"))
+    }
+
+    pub fn unsupported_media_type(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::UnsupportedMediaType, message)
     }
 
     pub fn conflict(message: impl Into<String>) -> Self {
@@ -257,7 +266,7 @@ pub struct ErrorBody {
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ErrorObject {
-    /// One of validation_error, unauthorized, forbidden, not_found, method_not_allowed, conflict, rate_limited, internal_error.
+    /// One of validation_error, unauthorized, forbidden, not_found, method_not_allowed, unsupported_media_type, conflict, rate_limited, internal_error.
     pub code: String,
     pub message: String,
     pub details: Vec<FieldIssue>,

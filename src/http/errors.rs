@@ -27,7 +27,11 @@ pub async fn normalize(req: Request, next: Next) -> Response {
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/json"));
+        .is_some_and(|v| {
+            // GraphQL request errors in `application/graphql-response+json` are 400 by design.
+            v.starts_with("application/json")
+                || v.starts_with(super::graphql::GRAPHQL_RESPONSE_JSON)
+        });
     if is_json {
         return res;
     }
@@ -41,7 +45,7 @@ pub async fn normalize(req: Request, next: Next) -> Response {
             AppError::too_large("body", "The request body is too large")
         }
         StatusCode::UNSUPPORTED_MEDIA_TYPE => {
-            AppError::invalid("body", "unsupported_media_type", "Unsupported content type")
+            AppError::unsupported_media_type("Unsupported content type")
         }
         s if s.is_client_error() => {
             AppError::invalid("body", "invalid", "The request could not be read")

@@ -7,7 +7,7 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::Extension;
 use serde::Deserialize;
 
-use super::App;
+use super::{media, App};
 use crate::actor::RequestCtx;
 use crate::error::AppError;
 use crate::graphql;
@@ -17,30 +17,55 @@ pub async fn post(
     Extension(ctx): Extension<RequestCtx>,
     req: Request,
 ) -> Response {
-    let content_type = req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
-    let request = if content_type
-        .as_deref()
-        .is_some_and(|c| c.to_ascii_lowercase().starts_with("multipart/"))
-    {
-        read_multipart(content_type, req).await
-    } else {
-        read_json(req).await
-    };
-    match request {
-        Ok(r) => respond(graphql::execute(&app.schema, &app.state, r, ctx).await),
+    let media = response_media(req.headers());
+    match read_request(&ctx, req).await {
+        Ok(r) => respond_as(
+            graphql::execute(&app.schema, &app.state, r, ctx).await,
+            media,
+        ),
         Err(e) => e.into_response(),
     }
 }
 
-async fn read_json(req: Request) -> Result<async_graphql::Request, AppError> {
-    let body = axum::body::to_bytes(req.into_body(), super::JSON_BODY_LIMIT)
+/// JSON, or the GraphQL multipart request (uploads) from a signed-in user. Every upload mutation
+/// needs a bearer token, and a web page may send `multipart/form-data` cross-origin without a
+/// preflight: refusing it anonymously (401, before the body is read) keeps `/graphql` out of
+/// reach of such cross-site requests, together with the 415 for `text/plain` and forms.
+async fn read_request(ctx: &RequestCtx, req: Request) -> Result<async_graphql::Request, AppError> {
+    const ACCEPTED: [&str; 2] = ["application/json", "multipart/form-data"];
+    let media = media::check(req.headers(), &ACCEPTED)?;
+    match media {
+        Some(m) if m.essence_str() == mime::MULTIPART_FORM_DATA.essence_str() => {
+            if ctx.user().is_none() {
+                return Err(AppError::unauthorized(ctx.auth_problem.unwrap_or(
+                    "Multipart requests (uploads) need a bearer access token",
+                )));
+            }
+            read_multipart(Some(m.to_string()), req).await
+        }
+        Some(_) => read_json(req).await,
+        None => {
+            let body = read_limited(req).await?;
+            if !body.iter().all(u8::is_ascii_whitespace) {
+                return Err(media::refused(None, &ACCEPTED[..1]));
+            }
+            parse_json(&body)
+        }
+    }
+}
+
+async fn read_limited(req: Request) -> Result<axum::body::Bytes, AppError> {
+    axum::body::to_bytes(req.into_body(), super::JSON_BODY_LIMIT)
         .await
-        .map_err(|_| AppError::too_large("body", "The request body is larger than 1 MB"))?;
-    serde_json::from_slice(&body).map_err(|e| {
+        .map_err(|_| AppError::too_large("body", "The request body is larger than 1 MB"))
+}
+
+async fn read_json(req: Request) -> Result<async_graphql::Request, AppError> {
+    parse_json(&read_limited(req).await?)
+}
+
+fn parse_json(body: &[u8]) -> Result<async_graphql::Request, AppError> {
+    serde_json::from_slice(body).map_err(|e| {
         AppError::invalid(
             "body",
             "invalid_json",
@@ -59,9 +84,22 @@ async fn read_multipart(
 
     let limited =
         http_body_util::Limited::new(req.into_body(), super::upload::MULTIPART_BODY_LIMIT);
+    // The multipart parser reports a failed read as "invalid multipart data" (or as I/O, depending
+    // on where the limit falls in a chunk): remember that it was the size limit, for a 413.
+    let over_limit = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = std::sync::Arc::clone(&over_limit);
     let stream = axum::body::Body::new(limited)
         .into_data_stream()
-        .map_err(std::io::Error::other);
+        .map_err(move |e| {
+            let inner = e.into_inner();
+            if inner
+                .downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some()
+            {
+                flag.store(true, std::sync::atomic::Ordering::Relaxed);
+            }
+            std::io::Error::other(inner)
+        });
     let reader = tokio_util::io::StreamReader::new(stream).compat();
     let opts = async_graphql::http::MultipartOptions::default()
         .max_file_size(crate::services::files::MAX_UPLOAD_BYTES as usize)
@@ -72,7 +110,7 @@ async fn read_multipart(
             async_graphql::ParseRequestError::PayloadTooLarge => {
                 AppError::too_large("file", "The upload is larger than 10 MB")
             }
-            async_graphql::ParseRequestError::Io(io) if io.to_string().contains("length limit") => {
+            _ if over_limit.load(std::sync::atomic::Ordering::Relaxed) => {
                 AppError::too_large("body", "The request body is too large")
             }
             other => AppError::invalid("body", "invalid_multipart", other.to_string()),
@@ -149,8 +187,55 @@ pub async fn get(
     respond(graphql::execute(&app.schema, &app.state, request, ctx).await)
 }
 
+/// The two media types of GraphQL responses (GraphQL over HTTP).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum ResponseMedia {
+    /// `application/json`: every well-formed request answers 200.
+    Json,
+    /// `application/graphql-response+json`: request errors (nothing executed, no `data`) answer 400.
+    GraphqlResponse,
+}
+
+pub const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json";
+
+/// `application/graphql-response+json` when the client's `Accept` names it at least as highly as
+/// `application/json`; otherwise (absent, `*/*`, JSON preferred) `application/json`.
+pub fn response_media(headers: &HeaderMap) -> ResponseMedia {
+    let mut graphql_q: f32 = 0.0;
+    let mut json_q: f32 = 0.0;
+    for value in headers.get_all(header::ACCEPT) {
+        let Ok(value) = value.to_str() else { continue };
+        for range in value.split(',') {
+            let Ok(m) = range.trim().parse::<mime::Mime>() else {
+                continue;
+            };
+            let q = m
+                .get_param("q")
+                .and_then(|q| q.as_str().parse::<f32>().ok())
+                .unwrap_or(1.0);
+            match m.essence_str() {
+                GRAPHQL_RESPONSE_JSON => graphql_q = graphql_q.max(q),
+                "application/json" | "application/*" | "*/*" => json_q = json_q.max(q),
+                _ => {}
+            }
+        }
+    }
+    if graphql_q > 0.0 && graphql_q >= json_q {
+        ResponseMedia::GraphqlResponse
+    } else {
+        ResponseMedia::Json
+    }
+}
+
 /// 200 with the GraphQL response, except 429 (+ `Retry-After`) when a rate limit refused it.
 fn respond(response: async_graphql::Response) -> Response {
+    respond_as(response, ResponseMedia::Json)
+}
+
+/// The response in the negotiated media type. With `application/graphql-response+json`, a request
+/// error (the document did not parse or validate: no `data`, no error with a path) is 400 and
+/// carries no `data` entry, as GraphQL over HTTP requires.
+fn respond_as(response: async_graphql::Response, media: ResponseMedia) -> Response {
     let retry_after = response.errors.iter().find_map(|e| {
         let ext = e.extensions.as_ref()?;
         match (ext.get("code"), ext.get("retryAfter")) {
@@ -162,13 +247,39 @@ fn respond(response: async_graphql::Response) -> Response {
             _ => None,
         }
     });
-    let body = serde_json::to_vec(&response).unwrap_or_default();
+    let request_error = response.data == async_graphql::Value::Null
+        && !response.errors.is_empty()
+        && response.errors.iter().all(|e| e.path.is_empty());
+    let (status, content_type, body) = match media {
+        ResponseMedia::Json => (
+            StatusCode::OK,
+            "application/json",
+            serde_json::to_vec(&response),
+        ),
+        ResponseMedia::GraphqlResponse => {
+            let status = if request_error {
+                StatusCode::BAD_REQUEST
+            } else {
+                StatusCode::OK
+            };
+            let body = serde_json::to_value(&response).and_then(|mut v| {
+                if request_error {
+                    if let Some(m) = v.as_object_mut() {
+                        m.remove("data");
+                    }
+                }
+                serde_json::to_vec(&v)
+            });
+            (status, GRAPHQL_RESPONSE_JSON, body)
+        }
+    };
+    let body = match body {
+        Ok(b) => b,
+        Err(e) => return AppError::internal(e).into_response(),
+    };
     let mut res = (
-        StatusCode::OK,
-        [(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        )],
+        status,
+        [(header::CONTENT_TYPE, HeaderValue::from_static(content_type))],
         body,
     )
         .into_response();

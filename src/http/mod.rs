@@ -2,11 +2,14 @@
 
 pub mod auth;
 pub mod client_ip;
+pub mod drain;
 pub mod errors;
 pub mod files;
 pub mod graphql;
+pub mod media;
 pub mod observe;
 pub mod ops;
+pub mod security;
 pub mod trace;
 pub mod upload;
 pub mod webhooks;
@@ -96,7 +99,7 @@ fn public_files(
 
 pub fn router(app: App) -> Router {
     let st = app.state.clone();
-    crate::rest::router()
+    let routes = crate::rest::router()
         .route("/graphql", get(graphql::get).post(graphql::post))
         .route(
             "/graphiql/assets/graphiql.min.js",
@@ -137,8 +140,15 @@ pub fn router(app: App) -> Router {
         .layer(DefaultBodyLimit::max(JSON_BODY_LIMIT))
         .layer(from_fn_with_state(st.clone(), auth::middleware))
         .layer(from_fn(errors::normalize))
-        .layer(cors(&st.config.cors_allowed_origins))
-        .layer(from_fn_with_state(st, observe::middleware))
-        .layer(from_fn(trace::middleware))
-        .with_state(app)
+        .layer(from_fn(security::cache_control))
+        // Outside the normalizer, which rebuilds error responses (and would drop `Connection`).
+        .layer(from_fn(drain::middleware));
+    // Outside CORS and the error normalizer, so preflights and every error get the headers too.
+    security::with_headers(
+        routes.layer(cors(&st.config.cors_allowed_origins)),
+        &st.config,
+    )
+    .layer(from_fn_with_state(st, observe::middleware))
+    .layer(from_fn(trace::middleware))
+    .with_state(app)
 }

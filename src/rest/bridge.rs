@@ -6,15 +6,15 @@ use std::sync::LazyLock;
 use async_graphql::parser::types::ExecutableDocument;
 use async_graphql::Variables;
 use axum::extract::{FromRequest, Multipart, RawPathParams, RawQuery, Request, State};
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
 
-use super::{routes, RestRoute, UploadSpec};
+use super::{routes, Access, RestRoute, UploadSpec};
 use crate::actor::RequestCtx;
 use crate::error::{AppError, AppResult};
 use crate::graphql;
-use crate::http::App;
+use crate::http::{media, App};
 
 /// Each operation document, parsed once.
 static PARSED: LazyLock<HashMap<&'static str, ExecutableDocument>> = LazyLock::new(|| {
@@ -42,11 +42,31 @@ pub async fn handle(
     }
 }
 
-fn is_multipart(req: &Request) -> bool {
-    req.headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.to_ascii_lowercase().starts_with("multipart/form-data"))
+/// The row's declared access, enforced before anything is read from the request: callers who may
+/// not use a route learn nothing about its input (401 / 403 come before 415 and 400). The GraphQL
+/// guards and the services check again.
+fn authorize(route: &RestRoute, ctx: &RequestCtx) -> AppResult<()> {
+    match route.access {
+        Access::Public => Ok(()),
+        Access::Customer => ctx.require_user().map(|_| ()),
+        Access::Admin => ctx.require_admin().map(|_| ()),
+    }
+}
+
+/// The media types a row reads its body in: its body's (JSON or CSV), multipart where it takes an
+/// upload. Rows without a body ignore it, and take JSON for clients that label every request so.
+fn accepted_media_types(route: &RestRoute) -> Vec<&'static str> {
+    let mut accepted = Vec::new();
+    if let Some(b) = &route.body {
+        accepted.push(b.content_type);
+    }
+    if route.upload.is_some() {
+        accepted.push(mime::MULTIPART_FORM_DATA.essence_str());
+    }
+    if accepted.is_empty() {
+        accepted.push(mime::APPLICATION_JSON.essence_str());
+    }
+    accepted
 }
 
 /// Reads a JSON (or CSV) body up to the JSON limit; more is 413.
@@ -158,22 +178,39 @@ async fn run(
     raw_query: Option<&str>,
     req: Request,
 ) -> AppResult<Response> {
-    let (upload, body) = match route.upload {
-        Some(spec) if is_multipart(&req) => {
-            let (file, body) = read_multipart(&spec, req).await?;
-            (file.map(|f| (spec.var, f)), body.unwrap_or_default())
+    authorize(route, &ctx)?;
+    // A GET has no body to read (nor a media type to check); whatever was sent is drained unread.
+    let (upload, body) = if route.method == Method::GET {
+        (None, Vec::new())
+    } else {
+        let accepted = accepted_media_types(route);
+        let media = media::check(req.headers(), &accepted)?;
+        let multipart = media
+            .as_ref()
+            .is_some_and(|m| m.essence_str() == mime::MULTIPART_FORM_DATA.essence_str());
+        match route.upload {
+            Some(spec) if multipart => {
+                let (file, body) = read_multipart(&spec, req).await?;
+                (file.map(|f| (spec.var, f)), body.unwrap_or_default())
+            }
+            Some(spec) if spec.multipart_only => {
+                return Err(AppError::invalid(
+                    spec.file_field,
+                    "required",
+                    format!(
+                        "Send multipart/form-data with a '{}' file part",
+                        spec.file_field
+                    ),
+                ));
+            }
+            _ => {
+                let body = read_body(req).await?.to_vec();
+                if media.is_none() && !body.iter().all(u8::is_ascii_whitespace) {
+                    return Err(media::refused(None, &accepted));
+                }
+                (None, body)
+            }
         }
-        Some(spec) if spec.multipart_only => {
-            return Err(AppError::invalid(
-                spec.file_field,
-                "required",
-                format!(
-                    "Send multipart/form-data with a '{}' file part",
-                    spec.file_field
-                ),
-            ));
-        }
-        _ => (None, read_body(req).await?.to_vec()),
     };
     let mut vars = variables(route, params, raw_query, &body)?;
     if let Some((var, _)) = &upload {

@@ -37,7 +37,8 @@ use crate::http::App;
 
 pub use table::routes;
 
-/// Who may call a route (documentation; enforcement lives in the services).
+/// Who may call a route: the bridge enforces it before reading the request (401 / 403 before any
+/// 415 or 400); GraphQL guards and the services check again.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Access {
     Public,
@@ -355,11 +356,16 @@ pub fn router() -> Router<App> {
         let handler = move |state, ctx, path, query, body| {
             bridge::handle(route, state, ctx, path, query, body)
         };
+        let mut method_router = on(method_filter(&route.method), handler);
+        if route.upload.is_some() {
+            // The multipart reader takes the file (up to 10 MB) from the body: the 1 MB default
+            // is for JSON. The bridge still reads JSON bodies with the JSON limit.
+            method_router = method_router.layer(axum::extract::DefaultBodyLimit::max(
+                crate::http::upload::MULTIPART_BODY_LIMIT,
+            ));
+        }
         let entry = by_path.remove(route.path).unwrap_or_default();
-        by_path.insert(
-            route.path,
-            entry.merge(on(method_filter(&route.method), handler)),
-        );
+        by_path.insert(route.path, entry.merge(method_router));
     }
     by_path
         .into_iter()

@@ -60,6 +60,7 @@ async fn every_failure_uses_the_error_model() {
         .await;
     assert_error_model(&r, StatusCode::BAD_REQUEST, "validation_error");
     assert!(r.has_detail("body", "invalid_json"), "{}", r.text);
+    // A body without a Content-Type is not taken for JSON (see edge.rs).
     let r = app
         .send(
             app.client
@@ -67,7 +68,11 @@ async fn every_failure_uses_the_error_model() {
                 .body("email=a&password=b"),
         )
         .await;
-    assert_error_model(&r, StatusCode::BAD_REQUEST, "validation_error");
+    assert_error_model(
+        &r,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "unsupported_media_type",
+    );
     let r = app.send(app.client.post(app.url("/api/auth/login"))).await;
     assert_error_model(&r, StatusCode::BAD_REQUEST, "validation_error");
     assert!(r.has_detail("body", "required"));
@@ -80,7 +85,12 @@ async fn every_failure_uses_the_error_model() {
         .await;
     assert!(r.has_detail("email", "invalid_type"), "{}", r.text);
     let r = app
-        .send(app.client.post(app.url("/graphql")).body("nope"))
+        .send(
+            app.client
+                .post(app.url("/graphql"))
+                .header("content-type", "application/json")
+                .body("nope"),
+        )
         .await;
     assert_error_model(&r, StatusCode::BAD_REQUEST, "validation_error");
     // Oversize body (over 1 MB).
@@ -95,7 +105,12 @@ async fn every_failure_uses_the_error_model() {
         .await;
     assert_error_model(&r, StatusCode::PAYLOAD_TOO_LARGE, "validation_error");
     let r = app
-        .send(app.client.post(app.url("/graphql")).body(big))
+        .send(
+            app.client
+                .post(app.url("/graphql"))
+                .header("content-type", "application/json")
+                .body(big),
+        )
         .await;
     assert_error_model(&r, StatusCode::PAYLOAD_TOO_LARGE, "validation_error");
 }
@@ -328,6 +343,8 @@ async fn readiness_and_metrics() {
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     assert_eq!(r.body["status"], "ready");
     app.get("/api/me", None).await;
+    // The anonymous /api/me stops at the REST edge; an unknown product runs its operation.
+    app.get("/api/products/999999", None).await;
     let m = app.get("/metrics", None).await;
     assert!(m.header("content-type").unwrap().starts_with("text/plain"));
     assert!(
@@ -343,7 +360,7 @@ async fn readiness_and_metrics() {
     assert!(m.text.contains("db_pool_connections"));
     assert!(
         m.text
-            .contains("graphql_operations_total{operation=\"Me\",outcome=\"error\"} 1"),
+            .contains("graphql_operations_total{operation=\"Product\",outcome=\"error\"} 1"),
         "{}",
         m.text
     );

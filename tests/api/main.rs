@@ -9,6 +9,7 @@ mod catalog;
 mod checkout;
 mod contract;
 mod coupons;
+mod edge;
 mod flow;
 mod graphql_limits;
 mod helpers;

@@ -126,6 +126,15 @@ async fn bad_uploads_are_refused_and_nothing_is_kept() {
     let r = app
         .post("/api/uploads/image", Some(&admin), json!({"url": "x"}))
         .await;
+    assert_eq!(r.status, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{}", r.text);
+    assert_eq!(r.error_code(), "unsupported_media_type");
+    let r = app
+        .send(
+            app.client
+                .post(app.url("/api/uploads/image"))
+                .bearer_auth(&admin),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     assert!(r.has_detail("file", "required"), "{}", r.text);
     // 11 MB: 413 in the error model.
