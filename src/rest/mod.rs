@@ -15,6 +15,7 @@ mod admin_routes;
 mod bridge;
 mod catalog_routes;
 mod commerce_routes;
+pub mod constraints;
 mod identity_routes;
 mod medicinal_routes;
 pub mod openapi;
@@ -252,6 +253,19 @@ pub fn query<T: DeserializeOwned + Serialize + utoipa::IntoParams>() -> Option<Q
 }
 
 fn parse_json<T: DeserializeOwned + Serialize>(bytes: &[u8]) -> AppResult<serde_json::Value> {
+    // Every JSON body is an object: serde's derived `Deserialize` would also take a struct from a
+    // JSON array (`[null, null]` fills the fields in order), which the schema does not allow.
+    let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
+    if first.is_some_and(|b| *b != b'{') {
+        let valid_json = serde_json::from_slice::<serde::de::IgnoredAny>(bytes).is_ok();
+        if !valid_json {
+            return Err(serde_error(".", String::new(), true));
+        }
+        return Err(
+            AppError::invalid_fields(vec![FieldIssue::new("body", "invalid_type")])
+                .with_message("The body must be a JSON object"),
+        );
+    }
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let value: T = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();

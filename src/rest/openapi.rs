@@ -11,8 +11,11 @@ use utoipa::openapi::{
 };
 use utoipa::PartialSchema;
 
-use super::{routes, Access, RestRoute, SchemaRef};
+use utoipa::openapi::header::HeaderBuilder;
+
+use super::{constraints, routes, Access, RestRoute, SchemaRef};
 use crate::error::ErrorBody;
+use crate::services::files::{DOC_KINDS, IMAGE_KINDS};
 
 fn http_method(m: &axum::http::Method) -> HttpMethod {
     match m.as_str() {
@@ -27,6 +30,25 @@ fn http_method(m: &axum::http::Method) -> HttpMethod {
 
 fn schema_ref(s: &SchemaRef) -> RefOr<Schema> {
     RefOr::Ref(Ref::from_schema_name((s.name)()))
+}
+
+/// The `Retry-After` header of a 429: seconds until the limit resets.
+fn rate_limited_response() -> utoipa::openapi::Response {
+    let mut r = error_response(
+        "rate_limited: too many attempts from this address; retry after `Retry-After` seconds",
+    );
+    r.headers.insert(
+        "Retry-After".into(),
+        HeaderBuilder::new()
+            .schema(
+                ObjectBuilder::new()
+                    .schema_type(Type::Integer)
+                    .minimum(Some(0)),
+            )
+            .description(Some("Seconds to wait before retrying"))
+            .build(),
+    );
+    r
 }
 
 fn error_response(description: &str) -> utoipa::openapi::Response {
@@ -68,23 +90,23 @@ fn operation(route: &RestRoute) -> utoipa::openapi::path::Operation {
         .filter_map(|seg| seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
         .collect();
     for p in &path_params {
-        op = op.parameter(
-            ParameterBuilder::new()
-                .name(*p)
-                .parameter_in(ParameterIn::Path)
-                .required(Required::True)
-                .schema(Some(
-                    ObjectBuilder::new().schema_type(Type::Integer).format(Some(
-                        utoipa::openapi::SchemaFormat::KnownFormat(
-                            utoipa::openapi::KnownFormat::Int64,
-                        ),
-                    )),
-                ))
-                .example(Some(serde_json::json!(1))),
-        );
+        let mut param = ParameterBuilder::new()
+            .name(*p)
+            .parameter_in(ParameterIn::Path)
+            .required(Required::True)
+            .schema(Some(
+                ObjectBuilder::new().schema_type(Type::Integer).format(Some(
+                    utoipa::openapi::SchemaFormat::KnownFormat(utoipa::openapi::KnownFormat::Int64),
+                )),
+            ))
+            .example(Some(serde_json::json!(1)))
+            .build();
+        constraints::apply_param(&mut param);
+        op = op.parameter(param);
     }
     if let Some(q) = &route.query {
-        for p in (q.params)() {
+        for mut p in (q.params)() {
+            constraints::apply_param(&mut p);
             op = op.parameter(p);
         }
     }
@@ -190,26 +212,62 @@ fn operation(route: &RestRoute) -> utoipa::openapi::path::Operation {
         "400",
         error_response("validation_error: malformed or invalid input, with field details"),
     );
-    if route.access != Access::Public || route.path.starts_with("/api/auth/logout") {
+    let credentials = matches!(route.path, "/api/auth/login" | "/api/auth/refresh");
+    if route.access != Access::Public {
         op = op
             .response(
                 "401",
                 error_response("unauthorized: missing, invalid, expired or revoked token"),
             )
             .security(SecurityRequirement::new("bearer", Vec::<String>::new()));
+    } else if credentials {
+        op = op.response(
+            "401",
+            error_response(
+                "unauthorized: wrong credentials, or an invalid, expired or reused refresh token",
+            ),
+        );
+    } else {
+        // Anonymous callers are welcome; a token that is sent must still be valid.
+        op = op
+            .response(
+                "401",
+                error_response("unauthorized: an invalid, expired or revoked token was sent"),
+            )
+            .security(SecurityRequirement::default())
+            .security(SecurityRequirement::new("bearer", Vec::<String>::new()));
     }
     if route.access == Access::Admin {
         op = op.response("403", error_response("forbidden: administrators only"));
+    } else if route.access == Access::Customer {
+        op = op.response(
+            "403",
+            error_response("forbidden: this account may not do this (for example, reviewing a product it did not buy)"),
+        );
     }
-    if !path_params.is_empty() {
-        op = op.response("404", error_response("not_found"));
+    if !path_params.is_empty() || route.body.is_some() {
+        op = op.response(
+            "404",
+            error_response("not_found: the resource, or one the body refers to, does not exist or is not yours"),
+        );
     }
     // A receipt is refused (409 not_paid) before payment, although it is a GET.
     if route.method != axum::http::Method::GET || route.path.ends_with("/invoice") {
         op = op.response("409", error_response("conflict"));
     }
+    if has_body {
+        op = op
+            .response(
+                "413",
+                error_response("payload_too_large: the body exceeds its limit (1 MB for JSON and CSV, 10 MB per file)"),
+            )
+            .response(
+                "415",
+                error_response("unsupported_media_type: the Content-Type is not one this route accepts"),
+            );
+    }
     if route.path.starts_with("/api/auth/") {
-        op = op.response("429", error_response("rate_limited (see Retry-After)"));
+        op = op.response("429", rate_limited_response());
     }
     op.response("500", error_response("internal_error")).build()
 }
@@ -269,12 +327,21 @@ fn file_download() -> utoipa::openapi::path::Operation {
             false,
             "Signed URL: HMAC-SHA256 (hex)",
         ))
-        .response(
-            "200",
-            ResponseBuilder::new()
-                .description("The file, with Content-Disposition: attachment and X-Content-Type-Options: nosniff")
-                .content(
-                    "application/octet-stream",
+        .response("200", {
+            let mut ok = ResponseBuilder::new().description(
+                "The file, with Content-Disposition: attachment and X-Content-Type-Options: nosniff",
+            );
+            // Every kind an upload may hold, as the server stores and serves it.
+            let mut kinds: Vec<&str> = IMAGE_KINDS
+                .iter()
+                .chain(DOC_KINDS)
+                .map(|k| k.mime())
+                .collect();
+            kinds.sort_unstable();
+            kinds.dedup();
+            for kind in kinds {
+                ok = ok.content(
+                    kind,
                     ContentBuilder::new()
                         .schema(Some(
                             ObjectBuilder::new()
@@ -284,14 +351,66 @@ fn file_download() -> utoipa::openapi::path::Operation {
                                 ))),
                         ))
                         .build(),
-                )
-                .build(),
-        )
+                );
+            }
+            ok.build()
+        })
         .response("400", error_response("validation_error: a malformed signed URL"))
         .response("401", error_response("unauthorized: an invalid, expired or revoked token"))
-        .response("404", error_response("not_found: no such file, or not yours"))
+        .response("404", error_response("not_found: no such file, not yours, or no valid signature"))
+        // Signed URLs need no token, and an anonymous request for a private file is a 404.
+        .security(SecurityRequirement::default())
         .security(SecurityRequirement::new("bearer", Vec::<String>::new()))
         .build()
+}
+
+/// States the server's limits on the request schemas (see [`constraints`]); returns the rules
+/// that found no property of a fitting type to apply to.
+pub fn constrain(schemas: &mut [(String, RefOr<Schema>)]) -> Vec<String> {
+    let mut unapplied = Vec::new();
+    for (schema, property, rule) in constraints::body_rules() {
+        let target = schemas
+            .iter_mut()
+            .find(|(name, _)| name == schema)
+            .and_then(|(_, s)| match s {
+                RefOr::T(Schema::Object(o)) => o.properties.get_mut(property),
+                _ => None,
+            });
+        let applied = match target {
+            Some(RefOr::T(Schema::Object(p))) => constraints::apply(p, &rule),
+            _ => false,
+        };
+        if !applied {
+            unapplied.push(format!("{schema}.{property}"));
+        }
+    }
+    for (name, s) in schemas.iter_mut() {
+        if !name.ends_with("Input") {
+            continue;
+        }
+        if let RefOr::T(Schema::Object(o)) = s {
+            for p in o.properties.values_mut() {
+                if let RefOr::T(Schema::Object(p)) = p {
+                    constraints::bound_integers(p);
+                }
+            }
+        }
+    }
+    unapplied
+}
+
+/// The constraint rules that found nothing to apply to (a test keeps this empty).
+pub fn unapplied_constraints() -> Vec<String> {
+    let mut schemas = Vec::new();
+    for route in routes() {
+        if let Some(b) = &route.body {
+            schemas.push(((b.schema.name)(), (b.schema.schema)()));
+            (b.schema.deps)(&mut schemas);
+        }
+    }
+    schemas.sort_by(|a, b| a.0.cmp(&b.0));
+    schemas.dedup_by(|a, b| a.0 == b.0);
+    constrain(&mut schemas)
 }
 
 /// The whole document (also written to `openapi.yaml` by `dispensary print-openapi`).
@@ -391,6 +510,7 @@ pub fn document() -> OpenApi {
     paths.add_path_operation("/api/files/{id}", vec![HttpMethod::Get], file_download());
     schemas.sort_by(|a, b| a.0.cmp(&b.0));
     schemas.dedup_by(|a, b| a.0 == b.0);
+    constrain(&mut schemas);
     let components = ComponentsBuilder::new()
         .schemas_from_iter(schemas)
         .security_scheme(

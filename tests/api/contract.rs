@@ -215,3 +215,256 @@ fn production_refuses_to_start_with_a_weak_secret() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("ACCESS_TOKEN_TTL_SECONDS"));
 }
+
+/// Every rule of the constraint table (src/rest/constraints.rs) lands on a property of a fitting
+/// type: a renamed field or schema cannot silently drop a documented limit.
+#[test]
+fn every_constraint_rule_is_stated_in_the_document() {
+    let unapplied = dispensary::rest::openapi::unapplied_constraints();
+    assert!(unapplied.is_empty(), "rules with no target: {unapplied:?}");
+    let doc = serde_json::to_value(dispensary::rest::openapi::document()).unwrap();
+    let schemas = &doc["components"]["schemas"];
+    let register = &schemas["RegisterInput"]["properties"];
+    assert_eq!(register["email"]["format"], "email");
+    assert_eq!(register["email"]["maxLength"], 254);
+    assert_eq!(register["password"]["minLength"], 8);
+    assert_eq!(register["password"]["maxLength"], 128);
+    assert_eq!(register["rut"]["format"], "rut");
+    assert_eq!(schemas["RegisterInput"]["additionalProperties"], false);
+    assert_eq!(schemas["CouponInput"]["properties"]["code"]["minLength"], 3);
+    assert_eq!(
+        schemas["CouponInput"]["properties"]["code"]["maxLength"],
+        40
+    );
+    assert_eq!(schemas["LineInput"]["properties"]["quantity"]["minimum"], 1);
+    assert_eq!(
+        schemas["CartItemInput"]["properties"]["quantity"]["minimum"],
+        0
+    );
+    assert_eq!(
+        schemas["CartItemInput"]["properties"]["quantity"]["maximum"],
+        dispensary::services::cart::MAX_LINE_QUANTITY
+    );
+    let regions = schemas["AddressInput"]["properties"]["region"]["enum"]
+        .as_array()
+        .unwrap();
+    assert!(regions.contains(&serde_json::json!("RM")));
+    assert!(regions.contains(&serde_json::json!("Valparaíso")));
+    // The product review and the medicinal review are two schemas, not one under one name.
+    assert_eq!(schemas["ReviewInput"]["properties"]["rating"]["maximum"], 5);
+    assert!(schemas["ReviewMedicinalDocumentInput"]["properties"]["status"].is_object());
+    // Every integer a body or a query carries is bounded (the server parses i64).
+    for (name, schema) in schemas.as_object().unwrap() {
+        if !name.ends_with("Input") {
+            continue;
+        }
+        for (prop, p) in schema["properties"].as_object().into_iter().flatten() {
+            let is_int = p["type"] == "integer"
+                || p["type"]
+                    .as_array()
+                    .is_some_and(|t| t.contains(&serde_json::json!("integer")));
+            if is_int {
+                assert!(
+                    p["minimum"].is_i64() && p["maximum"].is_i64(),
+                    "{name}.{prop} is unbounded"
+                );
+            }
+        }
+    }
+}
+
+/// Statuses and media types beyond the success: credentials, body limits, content types, rate
+/// limits and downloads.
+#[test]
+fn openapi_states_every_status_and_media_type() {
+    let doc = serde_json::to_value(dispensary::rest::openapi::document()).unwrap();
+    let paths = &doc["paths"];
+    for path in ["/api/auth/login", "/api/auth/refresh"] {
+        let op = &paths[path]["post"];
+        assert!(op["responses"]["401"].is_object(), "{path} 401");
+        let retry = &op["responses"]["429"]["headers"]["Retry-After"];
+        assert_eq!(retry["schema"]["type"], "integer", "{path} Retry-After");
+    }
+    for route in dispensary::rest::routes() {
+        let op = &paths[route.path][route.method.as_str().to_lowercase()];
+        if route.body.is_some() || route.upload.is_some() {
+            for status in ["413", "415"] {
+                assert!(
+                    op["responses"][status]["content"]["application/json"].is_object(),
+                    "{} {} {status}",
+                    route.method,
+                    route.path
+                );
+            }
+        }
+        if route.access != dispensary::rest::Access::Public {
+            assert!(op["responses"]["401"].is_object(), "{}", route.path);
+            assert!(op["responses"]["403"].is_object(), "{}", route.path);
+        }
+    }
+    let invoice = &paths["/api/orders/{id}/invoice"]["get"]["responses"]["200"]["content"];
+    assert!(invoice["application/pdf"].is_object());
+    let export = &paths["/api/products/export"]["get"]["responses"]["200"]["content"];
+    assert!(export
+        .as_object()
+        .unwrap()
+        .keys()
+        .any(|k| k.starts_with("text/csv")));
+    let file = &paths["/api/files/{id}"]["get"];
+    for kind in ["application/pdf", "image/jpeg", "image/png", "image/webp"] {
+        assert!(
+            file["responses"]["200"]["content"][kind].is_object(),
+            "file {kind}"
+        );
+    }
+    // Signed URLs work without a token: anonymous access is one of the security options.
+    assert!(file["security"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|s| s.as_object().is_some_and(|o| o.is_empty())));
+}
+
+/// The server refuses exactly outside the documented bounds of every bounded integer query
+/// parameter: the bounds are accepted, one past them is `400` naming the parameter.
+#[tokio::test]
+async fn documented_query_bounds_are_the_enforced_bounds() {
+    use crate::helpers::TestApp;
+    use reqwest::StatusCode;
+
+    let doc = serde_json::to_value(dispensary::rest::openapi::document()).unwrap();
+    let app = TestApp::spawn().await;
+    let admin = app.admin_token().await;
+    let product = app.get("/api/products", None).await.body["items"][0]["id"]
+        .as_i64()
+        .expect("a seeded product");
+    let mut checked = std::collections::BTreeSet::new();
+    let mut page_size_routes = 0;
+    for route in dispensary::rest::routes() {
+        if route.method != axum::http::Method::GET || route.query.is_none() {
+            continue;
+        }
+        let op = &doc["paths"][route.path]["get"];
+        let path = route.path.replace("{id}", &product.to_string());
+        for p in op["parameters"].as_array().unwrap() {
+            let name = p["name"].as_str().unwrap();
+            if p["in"] != "query" || !p["schema"]["minimum"].is_i64() {
+                continue;
+            }
+            let (min, max) = (
+                p["schema"]["minimum"].as_i64().unwrap(),
+                p["schema"]["maximum"].as_i64().unwrap(),
+            );
+            if name == "pageSize" {
+                page_size_routes += 1;
+                assert_eq!((min, max), (1, 100), "{}", route.path);
+            }
+            if name == "page" {
+                assert_eq!(min, 1, "{}", route.path);
+            }
+            let mut cases = Vec::new();
+            if min > i64::MIN {
+                cases.push((min, true));
+                cases.push((min - 1, false));
+            }
+            if max < i64::MAX {
+                cases.push((max, true));
+                cases.push((max + 1, false));
+            }
+            for (value, ok) in cases {
+                let r = app
+                    .get(&format!("{path}?{name}={value}"), Some(&admin))
+                    .await;
+                if ok {
+                    assert!(
+                        r.status.is_success(),
+                        "{} {name}={value}: {} {}",
+                        route.path,
+                        r.status,
+                        r.text
+                    );
+                } else {
+                    assert_eq!(
+                        r.status,
+                        StatusCode::BAD_REQUEST,
+                        "{} {name}={value}: {}",
+                        route.path,
+                        r.text
+                    );
+                    assert!(r.has_detail(name, "out_of_range"), "{}", r.text);
+                }
+            }
+            checked.insert(name.to_string());
+        }
+    }
+    assert!(page_size_routes >= 10, "{page_size_routes}");
+    for name in ["page", "pageSize", "days", "limit", "threshold"] {
+        assert!(
+            checked.contains(name),
+            "{name} was not checked: {checked:?}"
+        );
+    }
+}
+
+/// A JSON body that is valid JSON but not an object (serde would read a struct from an array)
+/// is 400 on every JSON route, and changes nothing.
+#[tokio::test]
+async fn json_bodies_that_are_not_objects_are_refused_everywhere() {
+    use crate::helpers::{TestApp, CUSTOMER_EMAIL, CUSTOMER_PASSWORD};
+    use dispensary::rest::Access;
+    use reqwest::StatusCode;
+
+    let app = TestApp::spawn().await;
+    let admin = app.admin_token().await;
+    let customer = app.login(CUSTOMER_EMAIL, CUSTOMER_PASSWORD).await["accessToken"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let name_before = app.get("/api/me", Some(&customer)).await.body["name"].clone();
+    let users_before = app.scalar_i64("SELECT COUNT(*) FROM users").await;
+    let mut routes = 0;
+    for route in dispensary::rest::routes() {
+        let Some(body) = &route.body else { continue };
+        if body.content_type != "application/json" {
+            continue;
+        }
+        routes += 1;
+        let token = match route.access {
+            Access::Public => None,
+            Access::Customer => Some(customer.as_str()),
+            Access::Admin => Some(admin.as_str()),
+        };
+        for raw in ["[null, null]", "[]", "\"text\"", "12", "null", "true"] {
+            let mut req = app
+                .client
+                .request(
+                    route.method.clone(),
+                    app.url(&route.path.replace("{id}", "1")),
+                )
+                .header("content-type", "application/json")
+                .body(raw);
+            if let Some(t) = token {
+                req = req.bearer_auth(t);
+            }
+            let r = app.send(req).await;
+            assert_eq!(
+                r.status,
+                StatusCode::BAD_REQUEST,
+                "{} {} {raw}: {}",
+                route.method,
+                route.path,
+                r.text
+            );
+            assert!(r.has_detail("body", "invalid_type"), "{raw}: {}", r.text);
+        }
+    }
+    assert!(routes >= 25, "{routes}");
+    assert_eq!(
+        app.get("/api/me", Some(&customer)).await.body["name"],
+        name_before
+    );
+    assert_eq!(
+        app.scalar_i64("SELECT COUNT(*) FROM users").await,
+        users_before
+    );
+}

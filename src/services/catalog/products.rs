@@ -26,6 +26,9 @@ use crate::services::pagination::{like_pattern, Page};
 use crate::services::unique::ensure_free;
 use crate::state::AppState;
 
+/// Longest name, in characters (after trimming).
+pub const NAME_MAX: usize = 200;
+
 #[derive(InputObject, Deserialize, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[schema(example = json!({"categoryId": 1, "name": "Northern Lights Auto", "description": "Autofloreciente, 8 semanas",
@@ -284,7 +287,7 @@ pub struct NewProduct {
 }
 
 pub fn validate_new(input: &CreateProductInput, issues: &mut Issues) -> Option<NewProduct> {
-    let name = issues.take(parse_text("name", &input.name, 200));
+    let name = issues.take(parse_text("name", &input.name, NAME_MAX));
     let slug = match input.slug.as_deref() {
         Some(s) => issues.take(parse_slug("slug", s)),
         None => name.as_deref().map(slugify).filter(|s| !s.is_empty()),
@@ -446,7 +449,7 @@ pub async fn update(
     let name = input
         .name
         .as_deref()
-        .and_then(|n| issues.take(parse_text("name", n, 200)));
+        .and_then(|n| issues.take(parse_text("name", n, NAME_MAX)));
     let slug = input
         .slug
         .as_deref()

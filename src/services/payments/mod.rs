@@ -103,6 +103,9 @@ impl Applied {
     }
 }
 
+/// Every provider name the API knows (whether configured or not).
+pub const PROVIDERS: [&str; 4] = ["webpay", "flow", "mp", "test"];
+
 pub(crate) const FINAL: [&str; 4] = ["paid", "failed", "refunded", "refund_required"];
 
 fn check_provider(st: &AppState, provider: &str) -> AppResult<()> {
@@ -111,7 +114,7 @@ fn check_provider(st: &AppState, provider: &str) -> AppResult<()> {
         "webpay" if webpay::enabled(st) => Ok(()),
         "flow" if flow::enabled(st) => Ok(()),
         "mp" if mp::enabled(st) => Ok(()),
-        "test" | "webpay" | "flow" | "mp" => Err(AppError::invalid(
+        p if PROVIDERS.contains(&p) => Err(AppError::invalid(
             "provider",
             "provider_unavailable",
             format!("The payment provider {provider} is not configured"),
