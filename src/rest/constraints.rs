@@ -176,15 +176,56 @@ fn provider() -> Rule {
     )
 }
 
-/// Query parameters by name (every route uses a name with one meaning).
-pub fn param_rules() -> Vec<(&'static str, Rule)> {
+/// A comma list of sort fields, each optionally `-` (descending) or `+`; blank is the default
+/// order (`catalog::products` parse_sort).
+fn sort() -> Rule {
+    let field = format!("[-+]?({})", catalog::products::SORT_FIELDS.join("|"));
+    Rule::Str {
+        min: None,
+        max: None,
+        pattern: Some(format!(r"^\s*$|^\s*{field}\s*(,\s*{field}\s*)*$")),
+        format: None,
+    }
+}
+
+/// A review decides: `approved` or `rejected` (never back to `pending`).
+fn review_decision() -> Rule {
+    use crate::entities::medicinal_document::DocStatus;
+    Rule::OneOf(
+        [DocStatus::Approved, DocStatus::Rejected]
+            .iter()
+            .filter_map(|s| serde_json::to_value(s).ok()?.as_str().map(str::to_string))
+            .collect(),
+    )
+}
+
+/// Query parameters: (operation, or `*` for every route, name, rule).
+pub fn param_rules() -> Vec<(&'static str, &'static str, Rule)> {
     let bounded = |(_, min, max): (i64, i64, i64)| int(min, max);
+    let price_min = catalog::products::PRICE_FILTER_MIN;
+    // An empty filter counts as absent.
+    let blank_or = |values: &[&str]| {
+        Rule::OneOf(
+            std::iter::once("")
+                .chain(values.iter().copied())
+                .map(str::to_string)
+                .collect(),
+        )
+    };
     vec![
-        ("page", int(1, i64::MAX)),
-        ("pageSize", int(1, MAX_PAGE_SIZE as i64)),
-        ("days", bounded(analytics::DAYS)),
-        ("limit", bounded(analytics::TOP_LIMIT)),
-        ("threshold", bounded(analytics::THRESHOLD)),
+        ("*", "page", int(1, i64::MAX)),
+        ("*", "pageSize", int(1, MAX_PAGE_SIZE as i64)),
+        ("*", "days", bounded(analytics::DAYS)),
+        ("*", "limit", bounded(analytics::TOP_LIMIT)),
+        ("*", "threshold", bounded(analytics::THRESHOLD)),
+        ("Products", "priceMin", int(price_min, i64::MAX)),
+        ("Products", "priceMax", int(price_min, i64::MAX)),
+        ("Products", "sort", sort()),
+        (
+            "AdminPayments",
+            "status",
+            blank_or(&crate::services::payments::STATUSES),
+        ),
     ]
 }
 
@@ -280,6 +321,7 @@ pub fn body_rules() -> Vec<(&'static str, &'static str, Rule)> {
                 format: None,
             },
         ),
+        ("ReviewMedicinalDocumentInput", "status", review_decision()),
         (
             "ReviewMedicinalDocumentInput",
             "notes",
@@ -375,15 +417,18 @@ pub fn bound_integers(o: &mut Object) {
     }
 }
 
-/// The rule for a query parameter, applied to its schema.
-pub fn apply_param(p: &mut Parameter) {
+/// The rule for a query parameter of `operation`, applied to its schema.
+pub fn apply_param(operation: &str, p: &mut Parameter) {
     if p.parameter_in != ParameterIn::Query && p.parameter_in != ParameterIn::Path {
         return;
     }
     let Some(RefOr::T(Schema::Object(o))) = p.schema.as_mut() else {
         return;
     };
-    if let Some((_, rule)) = param_rules().into_iter().find(|(n, _)| *n == p.name) {
+    let rule = param_rules()
+        .into_iter()
+        .find(|(op, n, _)| (*op == "*" || *op == operation) && *n == p.name);
+    if let Some((_, _, rule)) = rule {
         apply(o, &rule);
     }
     bound_integers(o);

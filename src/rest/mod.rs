@@ -253,31 +253,44 @@ pub fn query<T: DeserializeOwned + Serialize + utoipa::IntoParams>() -> Option<Q
 }
 
 fn parse_json<T: DeserializeOwned + Serialize>(bytes: &[u8]) -> AppResult<serde_json::Value> {
+    let mut value: serde_json::Value =
+        serde_json::from_slice(bytes).map_err(|e| serde_error(".", e.to_string(), true))?;
     // Every JSON body is an object: serde's derived `Deserialize` would also take a struct from a
     // JSON array (`[null, null]` fills the fields in order), which the schema does not allow.
-    let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
-    if first.is_some_and(|b| *b != b'{') {
-        let valid_json = serde_json::from_slice::<serde::de::IgnoredAny>(bytes).is_ok();
-        if !valid_json {
-            return Err(serde_error(".", String::new(), true));
-        }
+    if !value.is_object() {
         return Err(
             AppError::invalid_fields(vec![FieldIssue::new("body", "invalid_type")])
                 .with_message("The body must be a JSON object"),
         );
     }
-    let mut de = serde_json::Deserializer::from_slice(bytes);
-    let value: T = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+    integral_floats_to_integers(&mut value);
+    let value: T = serde_path_to_error::deserialize(value).map_err(|e| {
         let path = e.path().to_string();
-        serde_error(
-            &path,
-            e.inner().to_string(),
-            e.inner().is_syntax() || e.inner().is_eof(),
-        )
+        serde_error(&path, e.inner().to_string(), false)
     })?;
-    de.end()
-        .map_err(|e| serde_error(".", e.to_string(), true))?;
     serde_json::to_value(value).map_err(AppError::internal)
+}
+
+/// JSON has one number type: `2.0` is the integer 2 (as JSON Schema's `integer` says), so an
+/// integral float within `i64` becomes an integer before the typed fields read it.
+fn integral_floats_to_integers(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::Number(n) => {
+            if let Some(f) = n.as_f64().filter(|_| n.is_f64()) {
+                // i64::MAX is not exactly representable: the bound is 2^63, exclusive.
+                let in_range =
+                    (-9_223_372_036_854_775_808.0..9_223_372_036_854_775_808.0).contains(&f);
+                if f.fract() == 0.0 && in_range {
+                    *n = serde_json::Number::from(f as i64);
+                }
+            }
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(integral_floats_to_integers),
+        serde_json::Value::Object(fields) => {
+            fields.values_mut().for_each(integral_floats_to_integers)
+        }
+        _ => {}
+    }
 }
 
 fn parse_query<T: DeserializeOwned + Serialize>(

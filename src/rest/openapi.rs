@@ -11,7 +11,9 @@ use utoipa::openapi::{
 };
 use utoipa::PartialSchema;
 
+use utoipa::openapi::encoding::EncodingBuilder;
 use utoipa::openapi::header::HeaderBuilder;
+use utoipa::openapi::schema::AdditionalProperties;
 
 use super::{constraints, routes, Access, RestRoute, SchemaRef};
 use crate::error::ErrorBody;
@@ -101,12 +103,12 @@ fn operation(route: &RestRoute) -> utoipa::openapi::path::Operation {
             ))
             .example(Some(serde_json::json!(1)))
             .build();
-        constraints::apply_param(&mut param);
+        constraints::apply_param(route.operation, &mut param);
         op = op.parameter(param);
     }
     if let Some(q) = &route.query {
         for mut p in (q.params)() {
-            constraints::apply_param(&mut p);
+            constraints::apply_param(route.operation, &mut p);
             op = op.parameter(p);
         }
     }
@@ -126,7 +128,12 @@ fn operation(route: &RestRoute) -> utoipa::openapi::path::Operation {
                     .schema(Some(if b.content_type == "application/json" {
                         schema_ref(&b.schema)
                     } else {
-                        (b.schema.schema)()
+                        // A raw text body (CSV): blank is "no body", refused as required.
+                        ObjectBuilder::new()
+                            .schema_type(Type::String)
+                            .min_length(Some(1))
+                            .pattern(Some(r"\S"))
+                            .into()
                     }))
                     .example(if b.content_type == "application/json" {
                         example_of(&b.schema)
@@ -141,29 +148,50 @@ fn operation(route: &RestRoute) -> utoipa::openapi::path::Operation {
     }
     if let Some(u) = &route.upload {
         has_body = true;
-        let mut form = ObjectBuilder::new().property(
-            u.file_field,
-            ObjectBuilder::new()
-                .schema_type(Type::String)
-                .content_media_type("application/octet-stream")
-                .description(Some("The file (≤ 10 MB); its type is decided by its content and must agree with its name")),
-        );
+        let mut form = ObjectBuilder::new()
+            .schema_type(Type::Object)
+            .property(
+                u.file_field,
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .content_media_type("application/octet-stream")
+                    .description(Some("The file (≤ 10 MB); its type is decided by its content and must agree with its name")),
+            )
+            // Other parts are read as body fields, and unknown fields are refused.
+            .additional_properties(Some(AdditionalProperties::FreeForm(false)));
+        let mut content = ContentBuilder::new();
         if u.multipart_only {
             form = form.required(u.file_field);
             body = body.required(Some(Required::True));
         }
-        if let Some(j) = u.json_field {
-            form = form.property(
-                j,
-                ObjectBuilder::new()
-                    .schema_type(Type::String)
-                    .description(Some("The JSON body, as text")),
-            );
+        let body_required = route.body.as_ref().is_some_and(|b| !b.optional);
+        match (u.json_field, &route.body) {
+            // The JSON body travels as one part.
+            (Some(j), Some(b)) => {
+                form = form.property(j, schema_ref(&b.schema));
+                if body_required {
+                    form = form.required(j);
+                }
+                content = content.encoding(
+                    j,
+                    EncodingBuilder::new()
+                        .content_type(Some("application/json"))
+                        .build(),
+                );
+            }
+            // The body's fields travel as text parts: its required fields are required parts.
+            (None, Some(b)) => {
+                if let RefOr::T(Schema::Object(o)) = (b.schema.schema)() {
+                    for name in &o.required {
+                        if let Some(p) = o.properties.get(name) {
+                            form = form.property(name, p.clone()).required(name);
+                        }
+                    }
+                }
+            }
+            _ => {}
         }
-        body = body.content(
-            "multipart/form-data",
-            ContentBuilder::new().schema(Some(form)).build(),
-        );
+        body = body.content("multipart/form-data", content.schema(Some(form)).build());
     }
     if has_body {
         op = op.request_body(Some(body.build()));
@@ -291,6 +319,139 @@ fn plain_get(
         .build()
 }
 
+fn graphql_response() -> utoipa::openapi::Response {
+    ResponseBuilder::new()
+        .description(
+            "GraphQL response ({data, errors}); errors carry extensions.code, details and traceId",
+        )
+        .content(
+            "application/json",
+            ContentBuilder::new()
+                .schema(Some(ObjectBuilder::new().schema_type(Type::Object)))
+                .build(),
+        )
+        .build()
+}
+
+fn query_param(name: &str, required: bool, about: &str) -> utoipa::openapi::path::Parameter {
+    ParameterBuilder::new()
+        .name(name)
+        .parameter_in(ParameterIn::Query)
+        .required(if required {
+            Required::True
+        } else {
+            Required::False
+        })
+        .description(Some(about))
+        .schema(Some(ObjectBuilder::new().schema_type(Type::String)))
+        .build()
+}
+
+/// `GET /graphql`: queries only (a GET must be safe); a browser asking for HTML without a query
+/// gets GraphiQL instead.
+fn graphql_get() -> utoipa::openapi::path::Operation {
+    let mut ok = graphql_response();
+    ok.content.insert(
+        "text/html".into(),
+        ContentBuilder::new()
+            .schema(Some(ObjectBuilder::new().schema_type(Type::String)))
+            .build(),
+    );
+    OperationBuilder::new()
+        .summary(Some(
+            "A GraphQL query via GET, or GraphiQL for a browser (Accept: text/html, no query)",
+        ))
+        .tag("graphql")
+        .operation_id(Some("GraphqlGet"))
+        .parameter(query_param("query", true, "The GraphQL document"))
+        .parameter(query_param("operationName", false, "The operation to run"))
+        .parameter(query_param(
+            "variables",
+            false,
+            "The variables, as a JSON object",
+        ))
+        .response("200", ok)
+        .response(
+            "400",
+            error_response(
+                "validation_error: no query, a syntax error, or variables that are not JSON",
+            ),
+        )
+        .response(
+            "405",
+            error_response("method_not_allowed: mutations must be sent with POST"),
+        )
+        .response(
+            "401",
+            error_response("unauthorized: an invalid, expired or revoked token was sent"),
+        )
+        .response("429", rate_limited_response())
+        .security(SecurityRequirement::default())
+        .security(SecurityRequirement::new("bearer", Vec::<String>::new()))
+        .build()
+}
+
+/// `POST /graphql`: `{query, operationName, variables}` as JSON, or the multipart request spec
+/// for uploads.
+fn graphql_post() -> utoipa::openapi::path::Operation {
+    let nullable = |t: Type| {
+        ObjectBuilder::new().schema_type(utoipa::openapi::schema::SchemaType::from_iter([
+            t,
+            Type::Null,
+        ]))
+    };
+    let body = ObjectBuilder::new()
+        .schema_type(Type::Object)
+        // An absent query is an empty document: a 200 whose `errors` say so.
+        .property("query", ObjectBuilder::new().schema_type(Type::String))
+        .property("operationName", nullable(Type::String))
+        .property("variables", nullable(Type::Object))
+        .property("extensions", nullable(Type::Object));
+    OperationBuilder::new()
+        .summary(Some(
+            "Execute a GraphQL request ({query, operationName, variables})",
+        ))
+        .tag("graphql")
+        .operation_id(Some("GraphqlPost"))
+        .request_body(Some(
+            RequestBodyBuilder::new()
+                .required(Some(Required::True))
+                .content(
+                    "application/json",
+                    ContentBuilder::new()
+                        .schema(Some(body))
+                        .example(Some(
+                            serde_json::json!({"query": "{ products(pageSize: 1) { total } }"}),
+                        ))
+                        .build(),
+                )
+                .build(),
+        ))
+        .response("200", graphql_response())
+        .response(
+            "400",
+            error_response("validation_error: the body is not a GraphQL request"),
+        )
+        .response(
+            "401",
+            error_response("unauthorized: an invalid, expired or revoked token was sent"),
+        )
+        .response(
+            "413",
+            error_response("payload_too_large: the body exceeds its limit"),
+        )
+        .response(
+            "415",
+            error_response(
+                "unsupported_media_type: not application/json (or multipart with a bearer token)",
+            ),
+        )
+        .response("429", rate_limited_response())
+        .security(SecurityRequirement::default())
+        .security(SecurityRequirement::new("bearer", Vec::<String>::new()))
+        .build()
+}
+
 /// `GET /api/files/{id}`: a plain handler (the body is the file), documented by hand.
 fn file_download() -> utoipa::openapi::path::Operation {
     let param = |name: &str, at: ParameterIn, ty: Type, required: bool, about: &str| {
@@ -378,6 +539,13 @@ pub fn constrain(schemas: &mut [(String, RefOr<Schema>)]) -> Vec<String> {
             });
         let applied = match target {
             Some(RefOr::T(Schema::Object(p))) => constraints::apply(p, &rule),
+            // A narrower choice than the referenced enum: stated inline.
+            Some(target @ RefOr::Ref(_)) if matches!(rule, constraints::Rule::OneOf(_)) => {
+                let mut o = ObjectBuilder::new().schema_type(Type::String).build();
+                let applied = constraints::apply(&mut o, &rule);
+                *target = RefOr::T(Schema::Object(o));
+                applied
+            }
             _ => false,
         };
         if !applied {
@@ -474,39 +642,12 @@ pub fn document() -> OpenApi {
                 "OpenAPI 3.1",
             ),
         ),
-        (
-            "/graphql",
-            plain_get(
-                "GraphiQL (browsers) or a GraphQL query via GET",
-                "graphql",
-                "application/json",
-                "GraphQL response",
-            ),
-        ),
     ];
     for (p, op) in ops {
         paths.add_path_operation(p, vec![HttpMethod::Get], op);
     }
-    paths.add_path_operation(
-        "/graphql",
-        vec![HttpMethod::Post],
-        OperationBuilder::new()
-            .summary(Some(
-                "Execute a GraphQL request ({query, operationName, variables})",
-            ))
-            .tag("graphql")
-            .response(
-                "200",
-                ResponseBuilder::new()
-                    .description(
-                        "GraphQL response; errors carry extensions.code, details and traceId",
-                    )
-                    .build(),
-            )
-            .response("400", error_response("The body is not a GraphQL request"))
-            .response("429", error_response("rate_limited"))
-            .build(),
-    );
+    paths.add_path_operation("/graphql", vec![HttpMethod::Get], graphql_get());
+    paths.add_path_operation("/graphql", vec![HttpMethod::Post], graphql_post());
     paths.add_path_operation("/api/files/{id}", vec![HttpMethod::Get], file_download());
     schemas.sort_by(|a, b| a.0.cmp(&b.0));
     schemas.dedup_by(|a, b| a.0 == b.0);

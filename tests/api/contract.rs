@@ -391,14 +391,17 @@ async fn documented_query_bounds_are_the_enforced_bounds() {
                         route.path,
                         r.text
                     );
-                    assert!(r.has_detail(name, "out_of_range"), "{}", r.text);
+                    let names_it = r.body["error"]["details"]
+                        .as_array()
+                        .is_some_and(|d| d.iter().any(|x| x["field"] == name));
+                    assert!(names_it, "{}", r.text);
                 }
             }
             checked.insert(name.to_string());
         }
     }
     assert!(page_size_routes >= 10, "{page_size_routes}");
-    for name in ["page", "pageSize", "days", "limit", "threshold"] {
+    for name in ["page", "pageSize", "days", "limit", "threshold", "priceMin"] {
         assert!(
             checked.contains(name),
             "{name} was not checked: {checked:?}"
@@ -466,5 +469,79 @@ async fn json_bodies_that_are_not_objects_are_refused_everywhere() {
     assert_eq!(
         app.scalar_i64("SELECT COUNT(*) FROM users").await,
         users_before
+    );
+}
+
+/// JSON has one number type: an integral float is the integer (as the schema's `integer` says),
+/// a fractional one is refused; extreme but documented values answer instead of crashing.
+#[tokio::test]
+async fn integral_floats_are_integers_and_extreme_values_answer() {
+    use crate::helpers::{TestApp, CUSTOMER_EMAIL, CUSTOMER_PASSWORD};
+    use reqwest::StatusCode;
+    use serde_json::json;
+
+    let app = TestApp::spawn().await;
+    let customer = app.login(CUSTOMER_EMAIL, CUSTOMER_PASSWORD).await["accessToken"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let products = app.get("/api/products", None).await;
+    let variant = products.body["items"][0]["variants"][0]["id"]
+        .as_i64()
+        .expect("a seeded variant");
+    let r = app
+        .call(
+            reqwest::Method::PUT,
+            "/api/cart/items",
+            Some(&customer),
+            Some(json!({"variantId": variant as f64, "quantity": 2.0})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(
+        app.scalar_i64(&format!(
+            "SELECT quantity FROM cart_items WHERE variant_id = {variant}"
+        ))
+        .await,
+        2
+    );
+    let r = app
+        .call(
+            reqwest::Method::PUT,
+            "/api/cart/items",
+            Some(&customer),
+            Some(json!({"variantId": variant, "quantity": 2.5})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text);
+    assert!(r.has_detail("quantity", "invalid_type"), "{}", r.text);
+
+    // The last documented page is empty, not an error (the database OFFSET is capped).
+    let r = app
+        .get(
+            &format!("/api/categories?page={}&pageSize=100", i64::MAX),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.body["items"], json!([]));
+    assert!(r.body["total"].as_i64().unwrap() > 0);
+
+    // A RUT ending in a multi-byte character is invalid, not a crash.
+    for rut in ["\u{84}", "1234567\u{e9}"] {
+        let r = app
+            .post(
+                "/api/auth/register",
+                None,
+                json!({"name": "Ana", "email": "ana.rut@example.cl", "password": "secreto123", "rut": rut}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text);
+        assert!(r.has_detail("rut", "invalid_rut"), "{}", r.text);
+    }
+    assert_eq!(
+        app.scalar_i64("SELECT COUNT(*) FROM users WHERE email = 'ana.rut@example.cl'")
+            .await,
+        0
     );
 }

@@ -26,6 +26,9 @@ use crate::services::pagination::{like_pattern, Page};
 use crate::services::unique::ensure_free;
 use crate::state::AppState;
 
+/// Price filters are whole pesos, never negative.
+pub const PRICE_FILTER_MIN: i64 = 0;
+
 /// Longest name, in characters (after trimming).
 pub const NAME_MAX: usize = 200;
 
@@ -82,7 +85,7 @@ pub struct ProductFilter {
 }
 
 /// Sortable fields (spec §2: `sort=price,-createdAt`).
-const SORT_FIELDS: &[&str] = &["price", "name", "createdAt", "updatedAt", "id"];
+pub const SORT_FIELDS: &[&str] = &["price", "name", "createdAt", "updatedAt", "id"];
 
 /// The cheapest active variant's price (products without one sort last on both databases).
 fn min_price_expr() -> SimpleExpr {
@@ -145,7 +148,7 @@ pub async fn list(
         ("priceMin", filter.price_min),
         ("priceMax", filter.price_max),
     ] {
-        if v.is_some_and(|v| v < 0) {
+        if v.is_some_and(|v| v < PRICE_FILTER_MIN) {
             issues.push(field, "negative");
         }
     }

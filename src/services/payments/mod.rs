@@ -103,6 +103,16 @@ impl Applied {
     }
 }
 
+/// Every payment status.
+pub const STATUSES: [&str; 6] = [
+    "initiated",
+    "pending",
+    "paid",
+    "failed",
+    "refunded",
+    "refund_required",
+];
+
 /// Every provider name the API knows (whether configured or not).
 pub const PROVIDERS: [&str; 4] = ["webpay", "flow", "mp", "test"];
 
@@ -674,16 +684,7 @@ pub async fn list(
         q = q.filter(payment::Column::Provider.eq(p));
     }
     if let Some(s) = f.status.as_deref().filter(|s| !s.is_empty()) {
-        if ![
-            "initiated",
-            "pending",
-            "paid",
-            "failed",
-            "refunded",
-            "refund_required",
-        ]
-        .contains(&s)
-        {
+        if !STATUSES.contains(&s) {
             return Err(AppError::invalid(
                 "status",
                 "invalid_value",
