@@ -2,15 +2,20 @@
 # Contract testing: schemathesis (all phases, all checks) over openapi.yaml against the real
 # server, once with the seeded admin's token and once with the seeded customer's, each on a fresh
 # database. Zero failures is the bar. Run from the repository root after `cargo test` built
-# target/debug/dispensary. Tunables: ST_MAX_EXAMPLES (default 30), ST_WORKERS (default 2),
+# target/debug/dispensary. Tunables: ST_MAX_EXAMPLES (default 150), ST_WORKERS (default 2),
 # ST_PORT (default 18080), ST_SEED (default 1; a fixed seed keeps CI reproducible).
+# Left out: POST /api/auth/logout (it revokes the run's own token) and POST /graphql, whose body
+# is a GraphQL document: its contract is schema.graphql and the GraphQL tests, not JSON Schema.
+# tests/api/contract.rs pins what the document states; .ci/ci_schemathesis_hooks.py lists the
+# server rules JSON Schema cannot state (accepted 400s) and the RUT generator.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+root="$(pwd)"
 
 version=4.32.5
 venv=target/schemathesis-venv
 bin=target/debug/dispensary
-max_examples="${ST_MAX_EXAMPLES:-30}"
+max_examples="${ST_MAX_EXAMPLES:-150}"
 workers="${ST_WORKERS:-2}"
 port="${ST_PORT:-18080}"
 seed="${ST_SEED:-1}"
@@ -51,19 +56,21 @@ run() { # label email password
   local tok
   tok="$(token "$2" "$3")"
   local started=$SECONDS
-  if ! SCHEMATHESIS_HOOKS=ci_schemathesis_hooks PYTHONPATH=.ci \
-    "$venv/bin/st" run openapi.yaml \
+  # From the run's own directory: schemathesis keeps its crash cache in ./.schemathesis.
+  if ! (cd "$work" && SCHEMATHESIS_HOOKS=ci_schemathesis_hooks PYTHONPATH="$root/.ci" \
+    "$root/$venv/bin/st" run "$root/openapi.yaml" \
     --url "http://127.0.0.1:$port" \
     -H "Authorization: Bearer $tok" \
     --phases examples,coverage,fuzzing,stateful \
     --checks all --exclude-checks positive_data_acceptance,negative_data_rejection \
     --exclude-path /api/auth/logout \
+    --exclude-operation-id GraphqlPost \
     --max-examples "$max_examples" \
     --workers "$workers" \
     --seed "$seed" \
     --request-timeout 30 \
-    --report junit --report-dir "$work" \
-    --output-truncate true 2>&1 | tee "$work/schemathesis.log"; then
+    --report junit --report-dir . \
+    --output-truncate true) 2>&1 | tee "$work/schemathesis.log"; then
     status=1
   fi
   echo "== $label: $((SECONDS - started)) s"
@@ -72,4 +79,8 @@ run() { # label email password
 
 run admin admin@dispensario.local 'Admin12345!'
 run customer cliente@dispensario.local Cliente12345
+echo "== schemathesis cases"
+for label in admin customer; do
+  echo "$label: $(grep -E '[0-9]+ generated' "$out/$label/schemathesis.log" | tail -n1 | sed 's/^ *//')"
+done
 exit "$status"

@@ -29,6 +29,10 @@ pub enum Rule {
     OneOf(Vec<String>),
 }
 
+/// Rust's whitespace (`char::is_whitespace`, what `str::trim` removes), spelled out: `\s` differs
+/// between regex engines (Python's includes U+001C–U+001F, ECMA's U+FEFF; neither is Rust's).
+const WS: &str = r"\t\n\u000B\f\r \u0085\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000";
+
 /// Characters `parse_text` refuses (control characters but newline and tab).
 const CONTROL_BUT_NL_TAB: &str = r"\u0000-\u0008\u000B-\u001F\u007F-\u009F";
 /// Every control character (`parse_name` refuses them all).
@@ -40,7 +44,7 @@ fn text(max: usize, bad: &str) -> Rule {
     Rule::Str {
         min: Some(1),
         max: Some(max),
-        pattern: Some(format!(r"^[^{bad}]*[^\s{bad}][^{bad}]*$")),
+        pattern: Some(format!(r"^[^{bad}]*[^{WS}{bad}][^{bad}]*$")),
         format: None,
     }
 }
@@ -96,7 +100,7 @@ fn rut(blank_allowed: bool) -> Rule {
         min: None,
         max: None,
         pattern: Some(if blank_allowed {
-            format!(r"^\s*$|{rut}")
+            format!(r"^[{WS}]*$|{rut}")
         } else {
             rut.into()
         }),
@@ -109,7 +113,9 @@ fn phone() -> Rule {
     Rule::Str {
         min: None,
         max: None,
-        pattern: Some(format!(r"^\s*(\+\s*)?([0-9]\s*){{{min},{max}}}$")),
+        pattern: Some(format!(
+            r"^[{WS}]*(\+[{WS}]*)?([0-9][{WS}]*){{{min},{max}}}$"
+        )),
         format: None,
     }
 }
@@ -132,12 +138,18 @@ fn sku() -> Rule {
     }
 }
 
-/// An http(s) URL or an `/uploads/` path, without whitespace or `..` (`parse_image_url`).
-fn image_url() -> Rule {
+/// An http(s) URL or an `/uploads/` path, without whitespace or `..` (`parse_image_url`); blank
+/// means no image when creating.
+fn image_url(blank_allowed: bool) -> Rule {
+    let url = format!(r"^[{WS}]*(https?://|/uploads/)(\.?[^{WS}.])*\.?[{WS}]*$");
     Rule::Str {
         min: None,
         max: Some(IMAGE_URL_MAX),
-        pattern: Some(r"^(https?://|/uploads/)(\.?[^\s.])*\.?$".into()),
+        pattern: Some(if blank_allowed {
+            format!(r"^[{WS}]*$|{url}")
+        } else {
+            url
+        }),
         format: None,
     }
 }
@@ -183,7 +195,9 @@ fn sort() -> Rule {
     Rule::Str {
         min: None,
         max: None,
-        pattern: Some(format!(r"^\s*$|^\s*{field}\s*(,\s*{field}\s*)*$")),
+        pattern: Some(format!(
+            r"^[{WS}]*$|^[{WS}]*{field}[{WS}]*(,[{WS}]*{field}[{WS}]*)*$"
+        )),
         format: None,
     }
 }
@@ -252,7 +266,7 @@ pub fn body_rules() -> Vec<(&'static str, &'static str, Rule)> {
             (s, "name", plain(catalog::products::NAME_MAX)),
             (s, "slug", slug()),
             (s, "description", blank_or_plain(DESCRIPTION_MAX)),
-            (s, "imageUrl", image_url()),
+            (s, "imageUrl", image_url(s.starts_with("Create"))),
         ]
     };
     let variant = |s: &'static str| {

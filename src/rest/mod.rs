@@ -272,15 +272,15 @@ fn parse_json<T: DeserializeOwned + Serialize>(bytes: &[u8]) -> AppResult<serde_
 }
 
 /// JSON has one number type: `2.0` is the integer 2 (as JSON Schema's `integer` says), so an
-/// integral float within `i64` becomes an integer before the typed fields read it.
+/// integral float becomes an integer before the typed fields read it. Only up to 2^53, where a
+/// float still holds every integer exactly: beyond, the parsed float may be a rounded neighbour
+/// of what was sent (`-9223372036854775809` reads as -2^63), and such numbers stay refused.
 fn integral_floats_to_integers(value: &mut serde_json::Value) {
+    const EXACT: f64 = 9_007_199_254_740_992.0;
     match value {
         serde_json::Value::Number(n) => {
             if let Some(f) = n.as_f64().filter(|_| n.is_f64()) {
-                // i64::MAX is not exactly representable: the bound is 2^63, exclusive.
-                let in_range =
-                    (-9_223_372_036_854_775_808.0..9_223_372_036_854_775_808.0).contains(&f);
-                if f.fract() == 0.0 && in_range {
+                if f.fract() == 0.0 && f.abs() <= EXACT {
                     *n = serde_json::Number::from(f as i64);
                 }
             }

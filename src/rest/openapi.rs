@@ -400,13 +400,18 @@ fn graphql_post() -> utoipa::openapi::path::Operation {
             Type::Null,
         ]))
     };
-    let body = ObjectBuilder::new()
+    let request = ObjectBuilder::new()
         .schema_type(Type::Object)
         // An absent query is an empty document: a 200 whose `errors` say so.
         .property("query", ObjectBuilder::new().schema_type(Type::String))
         .property("operationName", nullable(Type::String))
         .property("variables", nullable(Type::Object))
-        .property("extensions", nullable(Type::Object));
+        .property("extensions", nullable(Type::Object))
+        .build();
+    // One request, or a batch (an array of them; the server bounds its length).
+    let body = utoipa::openapi::schema::OneOfBuilder::new()
+        .item(request.clone())
+        .item(utoipa::openapi::schema::ArrayBuilder::new().items(request));
     OperationBuilder::new()
         .summary(Some(
             "Execute a GraphQL request ({query, operationName, variables})",
