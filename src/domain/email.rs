@@ -1,5 +1,8 @@
 use crate::error::AppError;
 
+/// Longest email address (RFC 5321 path limit), in bytes.
+pub const EMAIL_MAX: usize = 254;
+
 /// An email address, trimmed and stored lower-case (uniqueness is case-insensitive).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Email(String);
@@ -10,7 +13,7 @@ impl Email {
         if s.is_empty() {
             return Err(AppError::invalid("email", "required", "Email is required"));
         }
-        if s.len() > 254 || !email_address::EmailAddress::is_valid(&s) || !s.contains('.') {
+        if s.len() > EMAIL_MAX || !email_address::EmailAddress::is_valid(&s) || !s.contains('.') {
             return Err(AppError::invalid(
                 "email",
                 "invalid_format",

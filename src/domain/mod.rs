@@ -5,12 +5,17 @@ mod password;
 mod region;
 mod rut;
 
-pub use email::Email;
-pub use password::Password;
+pub use email::{Email, EMAIL_MAX};
+pub use password::{Password, PASSWORD_MAX, PASSWORD_MIN};
 pub use region::{parse_region, REGIONS};
 pub use rut::Rut;
 
 use crate::error::AppError;
+
+/// Longest display name, in characters (after trimming).
+pub const NAME_MAX: usize = 120;
+/// A phone number's digit count range.
+pub const PHONE_DIGITS: (usize, usize) = (8, 15);
 
 /// A person's display name: trimmed, 1–120 characters, no control characters.
 pub fn parse_name(field: &str, raw: &str) -> Result<String, AppError> {
@@ -18,7 +23,7 @@ pub fn parse_name(field: &str, raw: &str) -> Result<String, AppError> {
     if name.is_empty() {
         return Err(AppError::invalid(field, "required", "Name is required"));
     }
-    if name.chars().count() > 120 {
+    if name.chars().count() > NAME_MAX {
         return Err(AppError::invalid(
             field,
             "too_long",
@@ -39,7 +44,10 @@ pub fn parse_name(field: &str, raw: &str) -> Result<String, AppError> {
 pub fn parse_phone(field: &str, raw: &str) -> Result<String, AppError> {
     let compact: String = raw.chars().filter(|c| !c.is_whitespace()).collect();
     let digits = compact.strip_prefix('+').unwrap_or(&compact);
-    if digits.len() < 8 || digits.len() > 15 || !digits.chars().all(|c| c.is_ascii_digit()) {
+    if digits.len() < PHONE_DIGITS.0
+        || digits.len() > PHONE_DIGITS.1
+        || !digits.chars().all(|c| c.is_ascii_digit())
+    {
         return Err(AppError::invalid(
             field,
             "invalid_format",

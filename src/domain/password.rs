@@ -1,5 +1,9 @@
 use crate::error::AppError;
 
+/// Password length bounds, in characters.
+pub const PASSWORD_MIN: usize = 8;
+pub const PASSWORD_MAX: usize = 128;
+
 /// A plaintext password that meets the policy: 8–128 characters with at least one letter and one digit.
 /// Never logged, never stored: only its argon2id hash is.
 pub struct Password(String);
@@ -11,14 +15,14 @@ impl Password {
 
     pub fn parse_field(field: &str, raw: &str) -> Result<Self, AppError> {
         let len = raw.chars().count();
-        if len < 8 {
+        if len < PASSWORD_MIN {
             return Err(AppError::invalid(
                 field,
                 "too_short",
                 "Password must be at least 8 characters",
             ));
         }
-        if len > 128 {
+        if len > PASSWORD_MAX {
             return Err(AppError::invalid(
                 field,
                 "too_long",

@@ -12,7 +12,8 @@ impl Rut {
             .filter(|c| !matches!(c, ' ' | '.' | '-'))
             .collect::<String>()
             .to_uppercase();
-        if compact.len() < 2 {
+        // Only ASCII can be valid, and the byte split below needs it.
+        if compact.len() < 2 || !compact.is_ascii() {
             return Err(invalid());
         }
         let (body, dv) = compact.split_at(compact.len() - 1);
@@ -85,6 +86,9 @@ mod tests {
             "-",
             "123456789-0",
             "0-0",
+            "\u{84}",
+            "1234567\u{e9}",
+            "12.345.678-\u{c9}",
         ] {
             let e = Rut::parse(raw).unwrap_err();
             assert_eq!(e.details[0].field, "rut");

@@ -93,7 +93,7 @@ impl AnalyticsQuery {
     /// Admin: sales (paid, shipped and delivered orders) per UTC day over the last `days` (1–366, default 30).
     #[graphql(
         guard = "RoleGuard(Role::Admin)",
-        complexity = "crate::graphql::limits::sized(days, analytics::DEFAULT_DAYS, analytics::MAX_DAYS, child_complexity)"
+        complexity = "crate::graphql::limits::sized(days, analytics::DAYS.0, analytics::DAYS.2, child_complexity)"
     )]
     async fn sales_by_day(&self, ctx: &Context<'_>, days: Option<i64>) -> GqlResult<SalesByDay> {
         let (st, rc) = parts(ctx);
@@ -116,7 +116,7 @@ impl AnalyticsQuery {
     /// Admin: best sellers by units sold (then revenue); `limit` 1–100, default 10.
     #[graphql(
         guard = "RoleGuard(Role::Admin)",
-        complexity = "crate::graphql::limits::sized(limit, analytics::DEFAULT_TOP_LIMIT, analytics::MAX_TOP_LIMIT, child_complexity)"
+        complexity = "crate::graphql::limits::sized(limit, analytics::TOP_LIMIT.0, analytics::TOP_LIMIT.2, child_complexity)"
     )]
     async fn top_products(&self, ctx: &Context<'_>, limit: Option<i64>) -> GqlResult<TopProducts> {
         let (st, rc) = parts(ctx);

@@ -15,6 +15,7 @@ mod admin_routes;
 mod bridge;
 mod catalog_routes;
 mod commerce_routes;
+pub mod constraints;
 mod identity_routes;
 mod medicinal_routes;
 pub mod openapi;
@@ -253,18 +254,44 @@ pub fn query<T: DeserializeOwned + Serialize + utoipa::IntoParams>() -> Option<Q
 }
 
 fn parse_json<T: DeserializeOwned + Serialize>(bytes: &[u8]) -> AppResult<serde_json::Value> {
-    let mut de = serde_json::Deserializer::from_slice(bytes);
-    let value: T = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+    let mut value: serde_json::Value =
+        serde_json::from_slice(bytes).map_err(|e| serde_error(".", e.to_string(), true))?;
+    // Every JSON body is an object: serde's derived `Deserialize` would also take a struct from a
+    // JSON array (`[null, null]` fills the fields in order), which the schema does not allow.
+    if !value.is_object() {
+        return Err(
+            AppError::invalid_fields(vec![FieldIssue::new("body", "invalid_type")])
+                .with_message("The body must be a JSON object"),
+        );
+    }
+    integral_floats_to_integers(&mut value);
+    let value: T = serde_path_to_error::deserialize(value).map_err(|e| {
         let path = e.path().to_string();
-        serde_error(
-            &path,
-            e.inner().to_string(),
-            e.inner().is_syntax() || e.inner().is_eof(),
-        )
+        serde_error(&path, e.inner().to_string(), false)
     })?;
-    de.end()
-        .map_err(|e| serde_error(".", e.to_string(), true))?;
     serde_json::to_value(value).map_err(AppError::internal)
+}
+
+/// JSON has one number type: `2.0` is the integer 2 (as JSON Schema's `integer` says), so an
+/// integral float becomes an integer before the typed fields read it. Only up to 2^53, where a
+/// float still holds every integer exactly: beyond, the parsed float may be a rounded neighbour
+/// of what was sent (`-9223372036854775809` reads as -2^63), and such numbers stay refused.
+fn integral_floats_to_integers(value: &mut serde_json::Value) {
+    const EXACT: f64 = 9_007_199_254_740_992.0;
+    match value {
+        serde_json::Value::Number(n) => {
+            if let Some(f) = n.as_f64().filter(|_| n.is_f64()) {
+                if f.fract() == 0.0 && f.abs() <= EXACT {
+                    *n = serde_json::Number::from(f as i64);
+                }
+            }
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(integral_floats_to_integers),
+        serde_json::Value::Object(fields) => {
+            fields.values_mut().for_each(integral_floats_to_integers)
+        }
+        _ => {}
+    }
 }
 
 fn parse_query<T: DeserializeOwned + Serialize>(

@@ -11,8 +11,13 @@ use utoipa::openapi::{
 };
 use utoipa::PartialSchema;
 
-use super::{routes, Access, RestRoute, SchemaRef};
+use utoipa::openapi::encoding::EncodingBuilder;
+use utoipa::openapi::header::HeaderBuilder;
+use utoipa::openapi::schema::AdditionalProperties;
+
+use super::{constraints, routes, Access, RestRoute, SchemaRef};
 use crate::error::ErrorBody;
+use crate::services::files::{DOC_KINDS, IMAGE_KINDS};
 
 fn http_method(m: &axum::http::Method) -> HttpMethod {
     match m.as_str() {
@@ -27,6 +32,25 @@ fn http_method(m: &axum::http::Method) -> HttpMethod {
 
 fn schema_ref(s: &SchemaRef) -> RefOr<Schema> {
     RefOr::Ref(Ref::from_schema_name((s.name)()))
+}
+
+/// The `Retry-After` header of a 429: seconds until the limit resets.
+fn rate_limited_response() -> utoipa::openapi::Response {
+    let mut r = error_response(
+        "rate_limited: too many attempts from this address; retry after `Retry-After` seconds",
+    );
+    r.headers.insert(
+        "Retry-After".into(),
+        HeaderBuilder::new()
+            .schema(
+                ObjectBuilder::new()
+                    .schema_type(Type::Integer)
+                    .minimum(Some(0)),
+            )
+            .description(Some("Seconds to wait before retrying"))
+            .build(),
+    );
+    r
 }
 
 fn error_response(description: &str) -> utoipa::openapi::Response {
@@ -68,23 +92,23 @@ fn operation(route: &RestRoute) -> utoipa::openapi::path::Operation {
         .filter_map(|seg| seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
         .collect();
     for p in &path_params {
-        op = op.parameter(
-            ParameterBuilder::new()
-                .name(*p)
-                .parameter_in(ParameterIn::Path)
-                .required(Required::True)
-                .schema(Some(
-                    ObjectBuilder::new().schema_type(Type::Integer).format(Some(
-                        utoipa::openapi::SchemaFormat::KnownFormat(
-                            utoipa::openapi::KnownFormat::Int64,
-                        ),
-                    )),
-                ))
-                .example(Some(serde_json::json!(1))),
-        );
+        let mut param = ParameterBuilder::new()
+            .name(*p)
+            .parameter_in(ParameterIn::Path)
+            .required(Required::True)
+            .schema(Some(
+                ObjectBuilder::new().schema_type(Type::Integer).format(Some(
+                    utoipa::openapi::SchemaFormat::KnownFormat(utoipa::openapi::KnownFormat::Int64),
+                )),
+            ))
+            .example(Some(serde_json::json!(1)))
+            .build();
+        constraints::apply_param(route.operation, &mut param);
+        op = op.parameter(param);
     }
     if let Some(q) = &route.query {
-        for p in (q.params)() {
+        for mut p in (q.params)() {
+            constraints::apply_param(route.operation, &mut p);
             op = op.parameter(p);
         }
     }
@@ -104,7 +128,12 @@ fn operation(route: &RestRoute) -> utoipa::openapi::path::Operation {
                     .schema(Some(if b.content_type == "application/json" {
                         schema_ref(&b.schema)
                     } else {
-                        (b.schema.schema)()
+                        // A raw text body (CSV): blank is "no body", refused as required.
+                        ObjectBuilder::new()
+                            .schema_type(Type::String)
+                            .min_length(Some(1))
+                            .pattern(Some(r"\S"))
+                            .into()
                     }))
                     .example(if b.content_type == "application/json" {
                         example_of(&b.schema)
@@ -119,29 +148,50 @@ fn operation(route: &RestRoute) -> utoipa::openapi::path::Operation {
     }
     if let Some(u) = &route.upload {
         has_body = true;
-        let mut form = ObjectBuilder::new().property(
-            u.file_field,
-            ObjectBuilder::new()
-                .schema_type(Type::String)
-                .content_media_type("application/octet-stream")
-                .description(Some("The file (≤ 10 MB); its type is decided by its content and must agree with its name")),
-        );
+        let mut form = ObjectBuilder::new()
+            .schema_type(Type::Object)
+            .property(
+                u.file_field,
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .content_media_type("application/octet-stream")
+                    .description(Some("The file (≤ 10 MB); its type is decided by its content and must agree with its name")),
+            )
+            // Other parts are read as body fields, and unknown fields are refused.
+            .additional_properties(Some(AdditionalProperties::FreeForm(false)));
+        let mut content = ContentBuilder::new();
         if u.multipart_only {
             form = form.required(u.file_field);
             body = body.required(Some(Required::True));
         }
-        if let Some(j) = u.json_field {
-            form = form.property(
-                j,
-                ObjectBuilder::new()
-                    .schema_type(Type::String)
-                    .description(Some("The JSON body, as text")),
-            );
+        let body_required = route.body.as_ref().is_some_and(|b| !b.optional);
+        match (u.json_field, &route.body) {
+            // The JSON body travels as one part.
+            (Some(j), Some(b)) => {
+                form = form.property(j, schema_ref(&b.schema));
+                if body_required {
+                    form = form.required(j);
+                }
+                content = content.encoding(
+                    j,
+                    EncodingBuilder::new()
+                        .content_type(Some("application/json"))
+                        .build(),
+                );
+            }
+            // The body's fields travel as text parts: its required fields are required parts.
+            (None, Some(b)) => {
+                if let RefOr::T(Schema::Object(o)) = (b.schema.schema)() {
+                    for name in &o.required {
+                        if let Some(p) = o.properties.get(name) {
+                            form = form.property(name, p.clone()).required(name);
+                        }
+                    }
+                }
+            }
+            _ => {}
         }
-        body = body.content(
-            "multipart/form-data",
-            ContentBuilder::new().schema(Some(form)).build(),
-        );
+        body = body.content("multipart/form-data", content.schema(Some(form)).build());
     }
     if has_body {
         op = op.request_body(Some(body.build()));
@@ -190,26 +240,62 @@ fn operation(route: &RestRoute) -> utoipa::openapi::path::Operation {
         "400",
         error_response("validation_error: malformed or invalid input, with field details"),
     );
-    if route.access != Access::Public || route.path.starts_with("/api/auth/logout") {
+    let credentials = matches!(route.path, "/api/auth/login" | "/api/auth/refresh");
+    if route.access != Access::Public {
         op = op
             .response(
                 "401",
                 error_response("unauthorized: missing, invalid, expired or revoked token"),
             )
             .security(SecurityRequirement::new("bearer", Vec::<String>::new()));
+    } else if credentials {
+        op = op.response(
+            "401",
+            error_response(
+                "unauthorized: wrong credentials, or an invalid, expired or reused refresh token",
+            ),
+        );
+    } else {
+        // Anonymous callers are welcome; a token that is sent must still be valid.
+        op = op
+            .response(
+                "401",
+                error_response("unauthorized: an invalid, expired or revoked token was sent"),
+            )
+            .security(SecurityRequirement::default())
+            .security(SecurityRequirement::new("bearer", Vec::<String>::new()));
     }
     if route.access == Access::Admin {
         op = op.response("403", error_response("forbidden: administrators only"));
+    } else if route.access == Access::Customer {
+        op = op.response(
+            "403",
+            error_response("forbidden: this account may not do this (for example, reviewing a product it did not buy)"),
+        );
     }
-    if !path_params.is_empty() {
-        op = op.response("404", error_response("not_found"));
+    if !path_params.is_empty() || route.body.is_some() {
+        op = op.response(
+            "404",
+            error_response("not_found: the resource, or one the body refers to, does not exist or is not yours"),
+        );
     }
     // A receipt is refused (409 not_paid) before payment, although it is a GET.
     if route.method != axum::http::Method::GET || route.path.ends_with("/invoice") {
         op = op.response("409", error_response("conflict"));
     }
+    if has_body {
+        op = op
+            .response(
+                "413",
+                error_response("payload_too_large: the body exceeds its limit (1 MB for JSON and CSV, 10 MB per file)"),
+            )
+            .response(
+                "415",
+                error_response("unsupported_media_type: the Content-Type is not one this route accepts"),
+            );
+    }
     if route.path.starts_with("/api/auth/") {
-        op = op.response("429", error_response("rate_limited (see Retry-After)"));
+        op = op.response("429", rate_limited_response());
     }
     op.response("500", error_response("internal_error")).build()
 }
@@ -230,6 +316,144 @@ fn plain_get(
                 .content(content_type, ContentBuilder::new().build())
                 .build(),
         )
+        .build()
+}
+
+fn graphql_response() -> utoipa::openapi::Response {
+    ResponseBuilder::new()
+        .description(
+            "GraphQL response ({data, errors}); errors carry extensions.code, details and traceId",
+        )
+        .content(
+            "application/json",
+            ContentBuilder::new()
+                .schema(Some(ObjectBuilder::new().schema_type(Type::Object)))
+                .build(),
+        )
+        .build()
+}
+
+fn query_param(name: &str, required: bool, about: &str) -> utoipa::openapi::path::Parameter {
+    ParameterBuilder::new()
+        .name(name)
+        .parameter_in(ParameterIn::Query)
+        .required(if required {
+            Required::True
+        } else {
+            Required::False
+        })
+        .description(Some(about))
+        .schema(Some(ObjectBuilder::new().schema_type(Type::String)))
+        .build()
+}
+
+/// `GET /graphql`: queries only (a GET must be safe); a browser asking for HTML without a query
+/// gets GraphiQL instead.
+fn graphql_get() -> utoipa::openapi::path::Operation {
+    let mut ok = graphql_response();
+    ok.content.insert(
+        "text/html".into(),
+        ContentBuilder::new()
+            .schema(Some(ObjectBuilder::new().schema_type(Type::String)))
+            .build(),
+    );
+    OperationBuilder::new()
+        .summary(Some(
+            "A GraphQL query via GET, or GraphiQL for a browser (Accept: text/html, no query)",
+        ))
+        .tag("graphql")
+        .operation_id(Some("GraphqlGet"))
+        .parameter(query_param("query", true, "The GraphQL document"))
+        .parameter(query_param("operationName", false, "The operation to run"))
+        .parameter(query_param(
+            "variables",
+            false,
+            "The variables, as a JSON object",
+        ))
+        .response("200", ok)
+        .response(
+            "400",
+            error_response(
+                "validation_error: no query, a syntax error, or variables that are not JSON",
+            ),
+        )
+        .response(
+            "405",
+            error_response("method_not_allowed: mutations must be sent with POST"),
+        )
+        .response(
+            "401",
+            error_response("unauthorized: an invalid, expired or revoked token was sent"),
+        )
+        .response("429", rate_limited_response())
+        .security(SecurityRequirement::default())
+        .security(SecurityRequirement::new("bearer", Vec::<String>::new()))
+        .build()
+}
+
+/// `POST /graphql`: `{query, operationName, variables}` as JSON, or the multipart request spec
+/// for uploads.
+fn graphql_post() -> utoipa::openapi::path::Operation {
+    let nullable = |t: Type| {
+        ObjectBuilder::new().schema_type(utoipa::openapi::schema::SchemaType::from_iter([
+            t,
+            Type::Null,
+        ]))
+    };
+    let request = ObjectBuilder::new()
+        .schema_type(Type::Object)
+        // An absent query is an empty document: a 200 whose `errors` say so.
+        .property("query", ObjectBuilder::new().schema_type(Type::String))
+        .property("operationName", nullable(Type::String))
+        .property("variables", nullable(Type::Object))
+        .property("extensions", nullable(Type::Object))
+        .build();
+    // One request, or a batch (an array of them; the server bounds its length).
+    let body = utoipa::openapi::schema::OneOfBuilder::new()
+        .item(request.clone())
+        .item(utoipa::openapi::schema::ArrayBuilder::new().items(request));
+    OperationBuilder::new()
+        .summary(Some(
+            "Execute a GraphQL request ({query, operationName, variables})",
+        ))
+        .tag("graphql")
+        .operation_id(Some("GraphqlPost"))
+        .request_body(Some(
+            RequestBodyBuilder::new()
+                .required(Some(Required::True))
+                .content(
+                    "application/json",
+                    ContentBuilder::new()
+                        .schema(Some(body))
+                        .example(Some(
+                            serde_json::json!({"query": "{ products(pageSize: 1) { total } }"}),
+                        ))
+                        .build(),
+                )
+                .build(),
+        ))
+        .response("200", graphql_response())
+        .response(
+            "400",
+            error_response("validation_error: the body is not a GraphQL request"),
+        )
+        .response(
+            "401",
+            error_response("unauthorized: an invalid, expired or revoked token was sent"),
+        )
+        .response(
+            "413",
+            error_response("payload_too_large: the body exceeds its limit"),
+        )
+        .response(
+            "415",
+            error_response(
+                "unsupported_media_type: not application/json (or multipart with a bearer token)",
+            ),
+        )
+        .response("429", rate_limited_response())
+        .security(SecurityRequirement::default())
+        .security(SecurityRequirement::new("bearer", Vec::<String>::new()))
         .build()
 }
 
@@ -269,12 +493,21 @@ fn file_download() -> utoipa::openapi::path::Operation {
             false,
             "Signed URL: HMAC-SHA256 (hex)",
         ))
-        .response(
-            "200",
-            ResponseBuilder::new()
-                .description("The file, with Content-Disposition: attachment and X-Content-Type-Options: nosniff")
-                .content(
-                    "application/octet-stream",
+        .response("200", {
+            let mut ok = ResponseBuilder::new().description(
+                "The file, with Content-Disposition: attachment and X-Content-Type-Options: nosniff",
+            );
+            // Every kind an upload may hold, as the server stores and serves it.
+            let mut kinds: Vec<&str> = IMAGE_KINDS
+                .iter()
+                .chain(DOC_KINDS)
+                .map(|k| k.mime())
+                .collect();
+            kinds.sort_unstable();
+            kinds.dedup();
+            for kind in kinds {
+                ok = ok.content(
+                    kind,
                     ContentBuilder::new()
                         .schema(Some(
                             ObjectBuilder::new()
@@ -284,14 +517,73 @@ fn file_download() -> utoipa::openapi::path::Operation {
                                 ))),
                         ))
                         .build(),
-                )
-                .build(),
-        )
+                );
+            }
+            ok.build()
+        })
         .response("400", error_response("validation_error: a malformed signed URL"))
         .response("401", error_response("unauthorized: an invalid, expired or revoked token"))
-        .response("404", error_response("not_found: no such file, or not yours"))
+        .response("404", error_response("not_found: no such file, not yours, or no valid signature"))
+        // Signed URLs need no token, and an anonymous request for a private file is a 404.
+        .security(SecurityRequirement::default())
         .security(SecurityRequirement::new("bearer", Vec::<String>::new()))
         .build()
+}
+
+/// States the server's limits on the request schemas (see [`constraints`]); returns the rules
+/// that found no property of a fitting type to apply to.
+pub fn constrain(schemas: &mut [(String, RefOr<Schema>)]) -> Vec<String> {
+    let mut unapplied = Vec::new();
+    for (schema, property, rule) in constraints::body_rules() {
+        let target = schemas
+            .iter_mut()
+            .find(|(name, _)| name == schema)
+            .and_then(|(_, s)| match s {
+                RefOr::T(Schema::Object(o)) => o.properties.get_mut(property),
+                _ => None,
+            });
+        let applied = match target {
+            Some(RefOr::T(Schema::Object(p))) => constraints::apply(p, &rule),
+            // A narrower choice than the referenced enum: stated inline.
+            Some(target @ RefOr::Ref(_)) if matches!(rule, constraints::Rule::OneOf(_)) => {
+                let mut o = ObjectBuilder::new().schema_type(Type::String).build();
+                let applied = constraints::apply(&mut o, &rule);
+                *target = RefOr::T(Schema::Object(o));
+                applied
+            }
+            _ => false,
+        };
+        if !applied {
+            unapplied.push(format!("{schema}.{property}"));
+        }
+    }
+    for (name, s) in schemas.iter_mut() {
+        if !name.ends_with("Input") {
+            continue;
+        }
+        if let RefOr::T(Schema::Object(o)) = s {
+            for p in o.properties.values_mut() {
+                if let RefOr::T(Schema::Object(p)) = p {
+                    constraints::bound_integers(p);
+                }
+            }
+        }
+    }
+    unapplied
+}
+
+/// The constraint rules that found nothing to apply to (a test keeps this empty).
+pub fn unapplied_constraints() -> Vec<String> {
+    let mut schemas = Vec::new();
+    for route in routes() {
+        if let Some(b) = &route.body {
+            schemas.push(((b.schema.name)(), (b.schema.schema)()));
+            (b.schema.deps)(&mut schemas);
+        }
+    }
+    schemas.sort_by(|a, b| a.0.cmp(&b.0));
+    schemas.dedup_by(|a, b| a.0 == b.0);
+    constrain(&mut schemas)
 }
 
 /// The whole document (also written to `openapi.yaml` by `dispensary print-openapi`).
@@ -355,42 +647,16 @@ pub fn document() -> OpenApi {
                 "OpenAPI 3.1",
             ),
         ),
-        (
-            "/graphql",
-            plain_get(
-                "GraphiQL (browsers) or a GraphQL query via GET",
-                "graphql",
-                "application/json",
-                "GraphQL response",
-            ),
-        ),
     ];
     for (p, op) in ops {
         paths.add_path_operation(p, vec![HttpMethod::Get], op);
     }
-    paths.add_path_operation(
-        "/graphql",
-        vec![HttpMethod::Post],
-        OperationBuilder::new()
-            .summary(Some(
-                "Execute a GraphQL request ({query, operationName, variables})",
-            ))
-            .tag("graphql")
-            .response(
-                "200",
-                ResponseBuilder::new()
-                    .description(
-                        "GraphQL response; errors carry extensions.code, details and traceId",
-                    )
-                    .build(),
-            )
-            .response("400", error_response("The body is not a GraphQL request"))
-            .response("429", error_response("rate_limited"))
-            .build(),
-    );
+    paths.add_path_operation("/graphql", vec![HttpMethod::Get], graphql_get());
+    paths.add_path_operation("/graphql", vec![HttpMethod::Post], graphql_post());
     paths.add_path_operation("/api/files/{id}", vec![HttpMethod::Get], file_download());
     schemas.sort_by(|a, b| a.0.cmp(&b.0));
     schemas.dedup_by(|a, b| a.0 == b.0);
+    constrain(&mut schemas);
     let components = ComponentsBuilder::new()
         .schemas_from_iter(schemas)
         .security_scheme(

@@ -58,6 +58,12 @@ pub struct UpdateAddressInput {
     pub is_default: Option<bool>,
 }
 
+/// Longest label, street line, comuna and notes, in characters.
+pub const NAME_MAX: usize = 80;
+pub const LINE_MAX: usize = 255;
+pub const COMUNA_MAX: usize = 80;
+pub const NOTES_MAX: usize = 500;
+
 /// A validated address (also the snapshot an order keeps).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -78,11 +84,11 @@ impl AddressInput {
             .map(str::trim)
             .filter(|n| !n.is_empty())
         {
-            Some(n) => issues.take(parse_text("name", n, 80)),
+            Some(n) => issues.take(parse_text("name", n, NAME_MAX)),
             None => Some("Dirección".to_string()),
         };
-        let line = issues.take(parse_text("addressLine", &self.address_line, 255));
-        let comuna = issues.take(parse_text("comuna", &self.comuna, 80));
+        let line = issues.take(parse_text("addressLine", &self.address_line, LINE_MAX));
+        let comuna = issues.take(parse_text("comuna", &self.comuna, COMUNA_MAX));
         let region = issues.take(parse_region("region", &self.region));
         let notes = match self
             .notes
@@ -90,7 +96,7 @@ impl AddressInput {
             .map(str::trim)
             .filter(|n| !n.is_empty())
         {
-            Some(n) => issues.take(parse_text("notes", n, 500)).map(Some),
+            Some(n) => issues.take(parse_text("notes", n, NOTES_MAX)).map(Some),
             None => Some(None),
         };
         issues.finish()?;

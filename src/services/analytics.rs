@@ -21,11 +21,12 @@ pub const SOLD: [OrderStatus; 3] = [
     OrderStatus::Delivered,
 ];
 
-/// `salesByDay`'s `days` and `topProducts`' `limit`: defaults and maxima (GraphQL costs use them too).
-pub const DEFAULT_DAYS: i64 = 30;
-pub const MAX_DAYS: i64 = 366;
-pub const DEFAULT_TOP_LIMIT: i64 = 10;
-pub const MAX_TOP_LIMIT: i64 = 100;
+/// `salesByDay` days: default, minimum, maximum (also stated in the OpenAPI document).
+pub const DAYS: (i64, i64, i64) = (30, 1, 366);
+/// `topProducts` limit: default, minimum, maximum.
+pub const TOP_LIMIT: (i64, i64, i64) = (10, 1, 100);
+/// `lowStock` threshold: default, minimum, maximum.
+pub const THRESHOLD: (i64, i64, i64) = (5, 0, 1_000_000);
 
 fn bounded(field: &str, value: Option<i64>, default: i64, min: i64, max: i64) -> AppResult<i64> {
     let v = value.unwrap_or(default);
@@ -53,7 +54,7 @@ pub async fn sales_by_day(
     days: Option<i64>,
 ) -> AppResult<Vec<SalesDay>> {
     ctx.require_admin()?;
-    let days = bounded("days", days, DEFAULT_DAYS, 1, MAX_DAYS)?;
+    let days = bounded("days", days, DAYS.0, DAYS.1, DAYS.2)?;
     let today = st.clock.now().date_naive();
     let first = today - Duration::days(days - 1);
     let since: DateTime<Utc> = first.and_hms_opt(0, 0, 0).expect("midnight").and_utc();
@@ -105,7 +106,7 @@ pub async fn top_products(
     limit: Option<i64>,
 ) -> AppResult<Vec<TopProduct>> {
     ctx.require_admin()?;
-    let limit = bounded("limit", limit, DEFAULT_TOP_LIMIT, 1, MAX_TOP_LIMIT)?;
+    let limit = bounded("limit", limit, TOP_LIMIT.0, TOP_LIMIT.1, TOP_LIMIT.2)?;
     let rows: Vec<(i64, i64, i64)> = order_item::Entity::find()
         .select_only()
         .column(order_item::Column::ProductId)
@@ -185,7 +186,13 @@ pub async fn low_stock(
     threshold: Option<i64>,
 ) -> AppResult<Vec<LowStock>> {
     ctx.require_admin()?;
-    let threshold = bounded("threshold", threshold, 5, 0, 1_000_000)?;
+    let threshold = bounded(
+        "threshold",
+        threshold,
+        THRESHOLD.0,
+        THRESHOLD.1,
+        THRESHOLD.2,
+    )?;
     let rows = product_variant::Entity::find()
         .find_also_related(product::Entity)
         .filter(product_variant::Column::IsActive.eq(true))

@@ -231,10 +231,18 @@ pub struct UpdateCouponInput {
     pub is_active: Option<bool>,
 }
 
+/// Coupon code length (after trimming) and its characters (stored upper-case).
+pub const CODE_LEN: (usize, usize) = (3, 40);
+/// Percent coupons give 1–100 %; fixed ones 1 peso up to this.
+pub const PERCENT_RANGE: (i64, i64) = (1, 100);
+pub const FIXED_MAX: i64 = 1_000_000_000;
+/// Usage limits are positive and fit the database column.
+pub const LIMIT_MAX: i64 = i32::MAX as i64;
+
 fn check_value(kind: CouponType, value: i64, issues: &mut Issues) {
     let ok = match kind {
-        CouponType::Percent => (1..=100).contains(&value),
-        CouponType::Fixed => (1..=1_000_000_000).contains(&value),
+        CouponType::Percent => (PERCENT_RANGE.0..=PERCENT_RANGE.1).contains(&value),
+        CouponType::Fixed => (1..=FIXED_MAX).contains(&value),
     };
     if !ok {
         issues.push("value", "out_of_range");
@@ -243,7 +251,7 @@ fn check_value(kind: CouponType, value: i64, issues: &mut Issues) {
 
 fn check_limit(field: &str, v: Option<i64>, issues: &mut Issues) -> Option<i32> {
     match v {
-        Some(n) if !(1..=i64::from(i32::MAX)).contains(&n) => {
+        Some(n) if !(1..=LIMIT_MAX).contains(&n) => {
             issues.push(field, "out_of_range");
             None
         }
@@ -285,7 +293,7 @@ pub async fn create(
     ctx.require_admin()?;
     let mut issues = Issues::default();
     let code = normalise_code(&input.code);
-    if !(3..=40).contains(&code.len())
+    if !(CODE_LEN.0..=CODE_LEN.1).contains(&code.len())
         || !code
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')

@@ -41,6 +41,7 @@ pub struct SubmitDocumentInput {
 #[derive(Debug, Clone, InputObject, Deserialize, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[graphql(name = "ReviewMedicinalDocumentInput")]
+#[schema(as = ReviewMedicinalDocumentInput)]
 #[schema(example = json!({"status": "approved", "notes": "Receta vigente", "expiresAt": "2027-05-31T23:59:59Z"}))]
 pub struct ReviewInput {
     /// `approved` or `rejected`.
@@ -53,7 +54,7 @@ pub struct ReviewInput {
     pub expires_at: Option<Timestamp>,
 }
 
-const NOTES_MAX: usize = 1000;
+pub const NOTES_MAX: usize = 1000;
 
 /// Whether `user_id` holds an approved document that has not expired at `now`.
 pub async fn has_valid_document<C: ConnectionTrait>(

@@ -329,6 +329,10 @@ pub async fn admin_update(
     Ok(updated)
 }
 
+/// Longest courier name and tracking number, in characters.
+pub const COURIER_MAX: usize = 80;
+pub const TRACKING_NUMBER_MAX: usize = 120;
+
 pub async fn set_tracking(
     st: &AppState,
     ctx: &RequestCtx,
@@ -340,12 +344,12 @@ pub async fn set_tracking(
     let courier = issues.take(crate::services::catalog::text::parse_text(
         "courier",
         &input.courier,
-        80,
+        COURIER_MAX,
     ));
     let number = issues.take(crate::services::catalog::text::parse_text(
         "trackingNumber",
         &input.tracking_number,
-        120,
+        TRACKING_NUMBER_MAX,
     ));
     issues.finish()?;
     let txn = begin_write(&st.db).await?;

@@ -32,8 +32,12 @@ impl Page {
         })
     }
 
+    /// Rows to skip; capped at `i64::MAX` because the databases take a signed 64-bit OFFSET
+    /// (past any table's end anyway: a page that far is empty).
     pub fn offset(&self) -> u64 {
-        (self.page - 1).saturating_mul(self.page_size)
+        (self.page - 1)
+            .saturating_mul(self.page_size)
+            .min(i64::MAX as u64)
     }
 
     /// This page of an (ordered) query, and the total count of its rows.
@@ -96,6 +100,10 @@ mod tests {
         assert!(Page::parse(None, Some(0)).is_err());
         assert!(Page::parse(None, Some(101)).is_err());
         assert_eq!(Page::parse(Some(3), Some(100)).unwrap().offset(), 200);
+        assert_eq!(
+            Page::parse(Some(i64::MAX), Some(100)).unwrap().offset(),
+            i64::MAX as u64
+        );
     }
 
     #[test]

@@ -25,6 +25,7 @@ use crate::services::catalog::text::fold;
 use crate::services::pagination::Page;
 use crate::state::AppState;
 
+pub const RATING: (i64, i64) = (1, 5);
 pub const TITLE_MAX: usize = 120;
 pub const BODY_MIN: usize = 10;
 pub const BODY_MAX: usize = 2000;
@@ -80,7 +81,7 @@ pub fn strip_html(s: &str) -> String {
 /// A review's checked, cleaned fields.
 fn validate(input: &ReviewInput) -> AppResult<(i16, Option<String>, String)> {
     let mut issues = Vec::new();
-    if !(1..=5).contains(&input.rating) {
+    if !(RATING.0..=RATING.1).contains(&input.rating) {
         issues.push(FieldIssue::new("rating", "out_of_range"));
     }
     let title = input

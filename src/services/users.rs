@@ -339,6 +339,7 @@ pub async fn update(
     if let Some(role) = input.role.filter(|r| *r != current.role) {
         if role != Role::Admin {
             ensure_not_last_admin(&txn, &current, "role").await?;
+            ensure_not_self(ctx, id, "role")?;
         }
         am.role = Set(role);
         changes.insert("role".into(), json!({"from": current.role, "to": role}));
@@ -346,6 +347,7 @@ pub async fn update(
     if let Some(active) = input.is_active.filter(|a| *a != current.is_active) {
         if !active {
             ensure_not_last_admin(&txn, &current, "isActive").await?;
+            ensure_not_self(ctx, id, "isActive")?;
             revoke_all_sessions(&txn, id, now).await?;
         }
         am.is_active = Set(active);
@@ -383,6 +385,19 @@ pub async fn update(
     Ok(view)
 }
 
+/// An administrator who deleted, deactivated or demoted their own account would lose the
+/// session doing it; another administrator has to.
+fn ensure_not_self(ctx: &RequestCtx, id: i64, field: &str) -> AppResult<()> {
+    if ctx.user_id() == Some(id) {
+        return Err(AppError::conflict_field(
+            field,
+            "self",
+            "Administrators cannot delete, deactivate or demote their own account; another administrator can",
+        ));
+    }
+    Ok(())
+}
+
 /// Soft delete: deactivates, stamps `deleted_at`, revokes every session.
 pub async fn delete(st: &AppState, ctx: &RequestCtx, id: i64) -> AppResult<bool> {
     ctx.require_admin()?;
@@ -394,6 +409,7 @@ pub async fn delete(st: &AppState, ctx: &RequestCtx, id: i64) -> AppResult<bool>
         .filter(|u| u.deleted_at.is_none())
         .ok_or_else(|| AppError::not_found("User"))?;
     ensure_not_last_admin(&txn, &current, "id").await?;
+    ensure_not_self(ctx, id, "id")?;
     let mut am: user::ActiveModel = current.into();
     am.is_active = Set(false);
     am.deleted_at = Set(Some(now));

@@ -215,3 +215,351 @@ fn production_refuses_to_start_with_a_weak_secret() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("ACCESS_TOKEN_TTL_SECONDS"));
 }
+
+/// Every rule of the constraint table (src/rest/constraints.rs) lands on a property of a fitting
+/// type: a renamed field or schema cannot silently drop a documented limit.
+#[test]
+fn every_constraint_rule_is_stated_in_the_document() {
+    let unapplied = dispensary::rest::openapi::unapplied_constraints();
+    assert!(unapplied.is_empty(), "rules with no target: {unapplied:?}");
+    let doc = serde_json::to_value(dispensary::rest::openapi::document()).unwrap();
+    let schemas = &doc["components"]["schemas"];
+    let register = &schemas["RegisterInput"]["properties"];
+    assert_eq!(register["email"]["format"], "email");
+    assert_eq!(register["email"]["maxLength"], 254);
+    assert_eq!(register["password"]["minLength"], 8);
+    assert_eq!(register["password"]["maxLength"], 128);
+    assert_eq!(register["rut"]["format"], "rut");
+    assert_eq!(schemas["RegisterInput"]["additionalProperties"], false);
+    assert_eq!(schemas["CouponInput"]["properties"]["code"]["minLength"], 3);
+    assert_eq!(
+        schemas["CouponInput"]["properties"]["code"]["maxLength"],
+        40
+    );
+    assert_eq!(schemas["LineInput"]["properties"]["quantity"]["minimum"], 1);
+    assert_eq!(
+        schemas["CartItemInput"]["properties"]["quantity"]["minimum"],
+        0
+    );
+    assert_eq!(
+        schemas["CartItemInput"]["properties"]["quantity"]["maximum"],
+        dispensary::services::cart::MAX_LINE_QUANTITY
+    );
+    let regions = schemas["AddressInput"]["properties"]["region"]["enum"]
+        .as_array()
+        .unwrap();
+    assert!(regions.contains(&serde_json::json!("RM")));
+    assert!(regions.contains(&serde_json::json!("Valparaíso")));
+    // The product review and the medicinal review are two schemas, not one under one name.
+    assert_eq!(schemas["ReviewInput"]["properties"]["rating"]["maximum"], 5);
+    assert!(schemas["ReviewMedicinalDocumentInput"]["properties"]["status"].is_object());
+    // Every integer a body or a query carries is bounded (the server parses i64).
+    for (name, schema) in schemas.as_object().unwrap() {
+        if !name.ends_with("Input") {
+            continue;
+        }
+        for (prop, p) in schema["properties"].as_object().into_iter().flatten() {
+            let is_int = p["type"] == "integer"
+                || p["type"]
+                    .as_array()
+                    .is_some_and(|t| t.contains(&serde_json::json!("integer")));
+            if is_int {
+                assert!(
+                    p["minimum"].is_i64() && p["maximum"].is_i64(),
+                    "{name}.{prop} is unbounded"
+                );
+            }
+        }
+    }
+}
+
+/// Statuses and media types beyond the success: credentials, body limits, content types, rate
+/// limits and downloads.
+#[test]
+fn openapi_states_every_status_and_media_type() {
+    let doc = serde_json::to_value(dispensary::rest::openapi::document()).unwrap();
+    let paths = &doc["paths"];
+    for path in ["/api/auth/login", "/api/auth/refresh"] {
+        let op = &paths[path]["post"];
+        assert!(op["responses"]["401"].is_object(), "{path} 401");
+        let retry = &op["responses"]["429"]["headers"]["Retry-After"];
+        assert_eq!(retry["schema"]["type"], "integer", "{path} Retry-After");
+    }
+    for route in dispensary::rest::routes() {
+        let op = &paths[route.path][route.method.as_str().to_lowercase()];
+        if route.body.is_some() || route.upload.is_some() {
+            for status in ["413", "415"] {
+                assert!(
+                    op["responses"][status]["content"]["application/json"].is_object(),
+                    "{} {} {status}",
+                    route.method,
+                    route.path
+                );
+            }
+        }
+        if route.access != dispensary::rest::Access::Public {
+            assert!(op["responses"]["401"].is_object(), "{}", route.path);
+            assert!(op["responses"]["403"].is_object(), "{}", route.path);
+        }
+    }
+    let invoice = &paths["/api/orders/{id}/invoice"]["get"]["responses"]["200"]["content"];
+    assert!(invoice["application/pdf"].is_object());
+    let export = &paths["/api/products/export"]["get"]["responses"]["200"]["content"];
+    assert!(export
+        .as_object()
+        .unwrap()
+        .keys()
+        .any(|k| k.starts_with("text/csv")));
+    let file = &paths["/api/files/{id}"]["get"];
+    for kind in ["application/pdf", "image/jpeg", "image/png", "image/webp"] {
+        assert!(
+            file["responses"]["200"]["content"][kind].is_object(),
+            "file {kind}"
+        );
+    }
+    // Signed URLs work without a token: anonymous access is one of the security options.
+    assert!(file["security"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|s| s.as_object().is_some_and(|o| o.is_empty())));
+}
+
+/// The server refuses exactly outside the documented bounds of every bounded integer query
+/// parameter: the bounds are accepted, one past them is `400` naming the parameter.
+#[tokio::test]
+async fn documented_query_bounds_are_the_enforced_bounds() {
+    use crate::helpers::TestApp;
+    use reqwest::StatusCode;
+
+    let doc = serde_json::to_value(dispensary::rest::openapi::document()).unwrap();
+    let app = TestApp::spawn().await;
+    let admin = app.admin_token().await;
+    let product = app.get("/api/products", None).await.body["items"][0]["id"]
+        .as_i64()
+        .expect("a seeded product");
+    let mut checked = std::collections::BTreeSet::new();
+    let mut page_size_routes = 0;
+    for route in dispensary::rest::routes() {
+        if route.method != axum::http::Method::GET || route.query.is_none() {
+            continue;
+        }
+        let op = &doc["paths"][route.path]["get"];
+        let path = route.path.replace("{id}", &product.to_string());
+        for p in op["parameters"].as_array().unwrap() {
+            let name = p["name"].as_str().unwrap();
+            if p["in"] != "query" || !p["schema"]["minimum"].is_i64() {
+                continue;
+            }
+            let (min, max) = (
+                p["schema"]["minimum"].as_i64().unwrap(),
+                p["schema"]["maximum"].as_i64().unwrap(),
+            );
+            if name == "pageSize" {
+                page_size_routes += 1;
+                assert_eq!((min, max), (1, 100), "{}", route.path);
+            }
+            if name == "page" {
+                assert_eq!(min, 1, "{}", route.path);
+            }
+            let mut cases = Vec::new();
+            if min > i64::MIN {
+                cases.push((min, true));
+                cases.push((min - 1, false));
+            }
+            if max < i64::MAX {
+                cases.push((max, true));
+                cases.push((max + 1, false));
+            }
+            for (value, ok) in cases {
+                let r = app
+                    .get(&format!("{path}?{name}={value}"), Some(&admin))
+                    .await;
+                if ok {
+                    assert!(
+                        r.status.is_success(),
+                        "{} {name}={value}: {} {}",
+                        route.path,
+                        r.status,
+                        r.text
+                    );
+                } else {
+                    assert_eq!(
+                        r.status,
+                        StatusCode::BAD_REQUEST,
+                        "{} {name}={value}: {}",
+                        route.path,
+                        r.text
+                    );
+                    let names_it = r.body["error"]["details"]
+                        .as_array()
+                        .is_some_and(|d| d.iter().any(|x| x["field"] == name));
+                    assert!(names_it, "{}", r.text);
+                }
+            }
+            checked.insert(name.to_string());
+        }
+    }
+    assert!(page_size_routes >= 10, "{page_size_routes}");
+    for name in ["page", "pageSize", "days", "limit", "threshold", "priceMin"] {
+        assert!(
+            checked.contains(name),
+            "{name} was not checked: {checked:?}"
+        );
+    }
+}
+
+/// A JSON body that is valid JSON but not an object (serde would read a struct from an array)
+/// is 400 on every JSON route, and changes nothing.
+#[tokio::test]
+async fn json_bodies_that_are_not_objects_are_refused_everywhere() {
+    use crate::helpers::{TestApp, CUSTOMER_EMAIL, CUSTOMER_PASSWORD};
+    use dispensary::rest::Access;
+    use reqwest::StatusCode;
+
+    let app = TestApp::spawn().await;
+    let admin = app.admin_token().await;
+    let customer = app.login(CUSTOMER_EMAIL, CUSTOMER_PASSWORD).await["accessToken"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let name_before = app.get("/api/me", Some(&customer)).await.body["name"].clone();
+    let users_before = app.scalar_i64("SELECT COUNT(*) FROM users").await;
+    let mut routes = 0;
+    for route in dispensary::rest::routes() {
+        let Some(body) = &route.body else { continue };
+        if body.content_type != "application/json" {
+            continue;
+        }
+        routes += 1;
+        let token = match route.access {
+            Access::Public => None,
+            Access::Customer => Some(customer.as_str()),
+            Access::Admin => Some(admin.as_str()),
+        };
+        for raw in ["[null, null]", "[]", "\"text\"", "12", "null", "true"] {
+            let mut req = app
+                .client
+                .request(
+                    route.method.clone(),
+                    app.url(&route.path.replace("{id}", "1")),
+                )
+                .header("content-type", "application/json")
+                .body(raw);
+            if let Some(t) = token {
+                req = req.bearer_auth(t);
+            }
+            let r = app.send(req).await;
+            assert_eq!(
+                r.status,
+                StatusCode::BAD_REQUEST,
+                "{} {} {raw}: {}",
+                route.method,
+                route.path,
+                r.text
+            );
+            assert!(r.has_detail("body", "invalid_type"), "{raw}: {}", r.text);
+        }
+    }
+    assert!(routes >= 25, "{routes}");
+    assert_eq!(
+        app.get("/api/me", Some(&customer)).await.body["name"],
+        name_before
+    );
+    assert_eq!(
+        app.scalar_i64("SELECT COUNT(*) FROM users").await,
+        users_before
+    );
+}
+
+/// JSON has one number type: an integral float is the integer (as the schema's `integer` says),
+/// a fractional one is refused; extreme but documented values answer instead of crashing.
+#[tokio::test]
+async fn integral_floats_are_integers_and_extreme_values_answer() {
+    use crate::helpers::{TestApp, CUSTOMER_EMAIL, CUSTOMER_PASSWORD};
+    use reqwest::StatusCode;
+    use serde_json::json;
+
+    let app = TestApp::spawn().await;
+    let customer = app.login(CUSTOMER_EMAIL, CUSTOMER_PASSWORD).await["accessToken"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let products = app.get("/api/products", None).await;
+    let variant = products.body["items"][0]["variants"][0]["id"]
+        .as_i64()
+        .expect("a seeded variant");
+    let r = app
+        .call(
+            reqwest::Method::PUT,
+            "/api/cart/items",
+            Some(&customer),
+            Some(json!({"variantId": variant as f64, "quantity": 2.0})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(
+        app.scalar_i64(&format!(
+            "SELECT CAST(quantity AS BIGINT) FROM cart_items WHERE variant_id = {variant}"
+        ))
+        .await,
+        2
+    );
+    let r = app
+        .call(
+            reqwest::Method::PUT,
+            "/api/cart/items",
+            Some(&customer),
+            Some(json!({"variantId": variant, "quantity": 2.5})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text);
+    assert!(r.has_detail("quantity", "invalid_type"), "{}", r.text);
+    // Past i64 is refused, not rounded into range (serde_json reads such literals as floats).
+    for raw in [
+        r#"{"variantId": -9223372036854775809, "quantity": 0}"#,
+        r#"{"variantId": 9223372036854775808, "quantity": 0}"#,
+        r#"{"variantId": 1e19, "quantity": 0}"#,
+    ] {
+        let r = app
+            .send(
+                app.client
+                    .put(app.url("/api/cart/items"))
+                    .bearer_auth(&customer)
+                    .header("content-type", "application/json")
+                    .body(raw),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{raw}: {}", r.text);
+        assert!(r.has_detail("variantId", "invalid_type"), "{}", r.text);
+    }
+
+    // The last documented page is empty, not an error (the database OFFSET is capped).
+    let r = app
+        .get(
+            &format!("/api/categories?page={}&pageSize=100", i64::MAX),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.body["items"], json!([]));
+    assert!(r.body["total"].as_i64().unwrap() > 0);
+
+    // A RUT ending in a multi-byte character is invalid, not a crash.
+    for rut in ["\u{84}", "1234567\u{e9}"] {
+        let r = app
+            .post(
+                "/api/auth/register",
+                None,
+                json!({"name": "Ana", "email": "ana.rut@example.cl", "password": "secreto123", "rut": rut}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text);
+        assert!(r.has_detail("rut", "invalid_rut"), "{}", r.text);
+    }
+    assert_eq!(
+        app.scalar_i64("SELECT COUNT(*) FROM users WHERE email = 'ana.rut@example.cl'")
+            .await,
+        0
+    );
+}

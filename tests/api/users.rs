@@ -356,7 +356,7 @@ async fn last_active_admin_cannot_be_demoted_deactivated_or_deleted() {
         .delete(&format!("/api/users/{admin_id}"), Some(&admin))
         .await;
     assert_eq!(r.status, StatusCode::CONFLICT);
-    // With a second admin, the first may step down.
+    // With a second admin, the first may be stepped down by the other one.
     let (_, other, _) = app.register("second@example.cl").await;
     app.patch(
         &format!("/api/users/{other}"),
@@ -364,10 +364,14 @@ async fn last_active_admin_cannot_be_demoted_deactivated_or_deleted() {
         json!({"role": "admin"}),
     )
     .await;
+    let other_token = app.login("second@example.cl", "secreto123").await["accessToken"]
+        .as_str()
+        .expect("token")
+        .to_string();
     let r = app
         .patch(
             &format!("/api/users/{admin_id}"),
-            Some(&admin),
+            Some(&other_token),
             json!({"role": "customer"}),
         )
         .await;
@@ -485,4 +489,64 @@ async fn seed_is_idempotent() {
         app.scalar_i64("SELECT COUNT(*) FROM system_logs").await,
         logs
     );
+}
+
+/// An admin never locks itself out: deleting, deactivating or demoting its own account is 409
+/// (`self`), even when another admin exists, and the session keeps working.
+#[tokio::test]
+async fn admin_cannot_delete_deactivate_or_demote_itself() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin_token().await;
+    let admin_id = app.get("/api/me", Some(&admin)).await.body["id"]
+        .as_i64()
+        .unwrap();
+    let (_, other, _) = app.register("second@example.cl").await;
+    let r = app
+        .patch(
+            &format!("/api/users/{other}"),
+            Some(&admin),
+            json!({"role": "admin"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    for body in [json!({"role": "customer"}), json!({"isActive": false})] {
+        let field = body.as_object().unwrap().keys().next().unwrap().clone();
+        let r = app
+            .patch(&format!("/api/users/{admin_id}"), Some(&admin), body)
+            .await;
+        assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.text);
+        assert_eq!(r.error_code(), "conflict");
+        assert!(r.has_detail(&field, "self"), "{}", r.text);
+    }
+    let r = app
+        .delete(&format!("/api/users/{admin_id}"), Some(&admin))
+        .await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.text);
+    assert!(r.has_detail("id", "self"), "{}", r.text);
+    assert_eq!(
+        app.scalar_i64(&format!(
+            "SELECT COUNT(*) FROM users WHERE id = {admin_id} AND role = 'admin' AND is_active AND deleted_at IS NULL"
+        ))
+        .await,
+        1
+    );
+    // Nothing was revoked: the session still works, and may still manage others.
+    let r = app.get("/api/me", Some(&admin)).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let r = app
+        .patch(
+            &format!("/api/users/{admin_id}"),
+            Some(&admin),
+            json!({"validatedMedicinal": true}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let r = app
+        .patch(
+            &format!("/api/users/{other}"),
+            Some(&admin),
+            json!({"isActive": false}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
 }

@@ -20,6 +20,9 @@ use crate::services::pagination::Page;
 use crate::services::unique::ensure_free;
 use crate::state::AppState;
 
+/// Longest name, in characters (after trimming).
+pub const NAME_MAX: usize = 120;
+
 #[derive(InputObject, Deserialize, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[schema(example = json!({"name": "Semillas", "slug": "semillas", "description": "Semillas feminizadas y autoflorecientes", "isMedicinal": false}))]
@@ -102,7 +105,7 @@ pub async fn create(
 ) -> AppResult<category::Model> {
     ctx.require_admin()?;
     let mut issues = Issues::default();
-    let name = issues.take(parse_text("name", &input.name, 120));
+    let name = issues.take(parse_text("name", &input.name, NAME_MAX));
     let slug = match input.slug.as_deref() {
         Some(s) => issues.take(parse_slug("slug", s)),
         None => name.as_deref().map(slugify).filter(|s| !s.is_empty()),
@@ -157,7 +160,7 @@ pub async fn update(
     let name = input
         .name
         .as_deref()
-        .and_then(|n| issues.take(parse_text("name", n, 120)));
+        .and_then(|n| issues.take(parse_text("name", n, NAME_MAX)));
     let slug = input
         .slug
         .as_deref()

@@ -26,6 +26,12 @@ use crate::services::pagination::{like_pattern, Page};
 use crate::services::unique::ensure_free;
 use crate::state::AppState;
 
+/// Price filters are whole pesos, never negative.
+pub const PRICE_FILTER_MIN: i64 = 0;
+
+/// Longest name, in characters (after trimming).
+pub const NAME_MAX: usize = 200;
+
 #[derive(InputObject, Deserialize, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[schema(example = json!({"categoryId": 1, "name": "Northern Lights Auto", "description": "Autofloreciente, 8 semanas",
@@ -79,7 +85,7 @@ pub struct ProductFilter {
 }
 
 /// Sortable fields (spec §2: `sort=price,-createdAt`).
-const SORT_FIELDS: &[&str] = &["price", "name", "createdAt", "updatedAt", "id"];
+pub const SORT_FIELDS: &[&str] = &["price", "name", "createdAt", "updatedAt", "id"];
 
 /// The cheapest active variant's price (products without one sort last on both databases).
 fn min_price_expr() -> SimpleExpr {
@@ -142,7 +148,7 @@ pub async fn list(
         ("priceMin", filter.price_min),
         ("priceMax", filter.price_max),
     ] {
-        if v.is_some_and(|v| v < 0) {
+        if v.is_some_and(|v| v < PRICE_FILTER_MIN) {
             issues.push(field, "negative");
         }
     }
@@ -284,7 +290,7 @@ pub struct NewProduct {
 }
 
 pub fn validate_new(input: &CreateProductInput, issues: &mut Issues) -> Option<NewProduct> {
-    let name = issues.take(parse_text("name", &input.name, 200));
+    let name = issues.take(parse_text("name", &input.name, NAME_MAX));
     let slug = match input.slug.as_deref() {
         Some(s) => issues.take(parse_slug("slug", s)),
         None => name.as_deref().map(slugify).filter(|s| !s.is_empty()),
@@ -446,7 +452,7 @@ pub async fn update(
     let name = input
         .name
         .as_deref()
-        .and_then(|n| issues.take(parse_text("name", n, 200)));
+        .and_then(|n| issues.take(parse_text("name", n, NAME_MAX)));
     let slug = input
         .slug
         .as_deref()

@@ -23,6 +23,13 @@ pub fn search_text(name: &str, description: &str) -> String {
     fold(&format!("{name}\n{description}"))
 }
 
+/// Longest slug, SKU, description and image URL (bytes for slugs, SKUs and URLs; characters for
+/// descriptions). The OpenAPI document states the same constants.
+pub const SLUG_MAX: usize = 80;
+pub const SKU_MAX: usize = 64;
+pub const DESCRIPTION_MAX: usize = 5000;
+pub const IMAGE_URL_MAX: usize = 500;
+
 /// `Semillas Autoflorecientes!` → `semillas-autoflorecientes`.
 pub fn slugify(s: &str) -> String {
     let mut out = String::new();
@@ -36,14 +43,14 @@ pub fn slugify(s: &str) -> String {
     while out.ends_with('-') {
         out.pop();
     }
-    out.truncate(80);
+    out.truncate(SLUG_MAX);
     out
 }
 
 pub fn parse_slug(field: &str, raw: &str) -> Result<String, AppError> {
     let s = raw.trim();
     let ok = !s.is_empty()
-        && s.len() <= 80
+        && s.len() <= SLUG_MAX
         && s.split('-').all(|part| {
             !part.is_empty()
                 && part
@@ -63,7 +70,7 @@ pub fn parse_slug(field: &str, raw: &str) -> Result<String, AppError> {
 pub fn parse_sku(field: &str, raw: &str) -> Result<String, AppError> {
     let s = raw.trim();
     let ok = !s.is_empty()
-        && s.len() <= 64
+        && s.len() <= SKU_MAX
         && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
     if !ok {
@@ -106,14 +113,14 @@ pub fn parse_text(field: &str, raw: &str, max: usize) -> Result<String, AppError
 pub fn parse_description(field: &str, raw: Option<&str>) -> Result<String, AppError> {
     match raw.map(str::trim).filter(|s| !s.is_empty()) {
         None => Ok(String::new()),
-        Some(s) => parse_text(field, s, 5000),
+        Some(s) => parse_text(field, s, DESCRIPTION_MAX),
     }
 }
 
 /// An image URL: absolute http(s), or a path served by this app (`/uploads/...`).
 pub fn parse_image_url(field: &str, raw: &str) -> Result<String, AppError> {
     let s = raw.trim();
-    let ok = s.len() <= 500
+    let ok = s.len() <= IMAGE_URL_MAX
         && (s.starts_with("https://") || s.starts_with("http://") || s.starts_with("/uploads/"))
         && !s.contains(char::is_whitespace)
         && !s.contains("..");

@@ -21,8 +21,10 @@ use crate::services::unique::ensure_free;
 use crate::state::AppState;
 
 /// Highest accepted price (CLP) and stock/weight values.
-const MAX_PRICE: i64 = 1_000_000_000;
-const MAX_QUANTITY: i64 = i32::MAX as i64;
+pub const MAX_PRICE: i64 = 1_000_000_000;
+pub const MAX_QUANTITY: i64 = i32::MAX as i64;
+/// Longest option label, in characters.
+pub const OPTION_LABEL_MAX: usize = 40;
 
 #[derive(InputObject, Deserialize, Serialize, ToSchema, Clone)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -73,7 +75,11 @@ pub struct NewVariant {
 impl CreateVariantInput {
     pub fn validate(&self, issues: &mut Issues) -> Option<NewVariant> {
         let sku = issues.take(parse_sku("sku", &self.sku));
-        let label = issues.take(parse_text("optionLabel", &self.option_label, 40));
+        let label = issues.take(parse_text(
+            "optionLabel",
+            &self.option_label,
+            OPTION_LABEL_MAX,
+        ));
         let price = issues.take(non_negative("priceCents", self.price_cents, MAX_PRICE));
         let stock = issues.take(non_negative("stock", self.stock, MAX_QUANTITY));
         let weight = issues.take(non_negative("weightGrams", self.weight_grams, MAX_QUANTITY));
@@ -201,7 +207,7 @@ pub async fn update(
     let label = input
         .option_label
         .as_deref()
-        .and_then(|s| issues.take(parse_text("optionLabel", s, 40)));
+        .and_then(|s| issues.take(parse_text("optionLabel", s, OPTION_LABEL_MAX)));
     let price = input
         .price_cents
         .and_then(|p| issues.take(non_negative("priceCents", p, MAX_PRICE)));

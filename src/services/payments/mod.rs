@@ -103,6 +103,19 @@ impl Applied {
     }
 }
 
+/// Every payment status.
+pub const STATUSES: [&str; 6] = [
+    "initiated",
+    "pending",
+    "paid",
+    "failed",
+    "refunded",
+    "refund_required",
+];
+
+/// Every provider name the API knows (whether configured or not).
+pub const PROVIDERS: [&str; 4] = ["webpay", "flow", "mp", "test"];
+
 pub(crate) const FINAL: [&str; 4] = ["paid", "failed", "refunded", "refund_required"];
 
 fn check_provider(st: &AppState, provider: &str) -> AppResult<()> {
@@ -111,7 +124,7 @@ fn check_provider(st: &AppState, provider: &str) -> AppResult<()> {
         "webpay" if webpay::enabled(st) => Ok(()),
         "flow" if flow::enabled(st) => Ok(()),
         "mp" if mp::enabled(st) => Ok(()),
-        "test" | "webpay" | "flow" | "mp" => Err(AppError::invalid(
+        p if PROVIDERS.contains(&p) => Err(AppError::invalid(
             "provider",
             "provider_unavailable",
             format!("The payment provider {provider} is not configured"),
@@ -671,16 +684,7 @@ pub async fn list(
         q = q.filter(payment::Column::Provider.eq(p));
     }
     if let Some(s) = f.status.as_deref().filter(|s| !s.is_empty()) {
-        if ![
-            "initiated",
-            "pending",
-            "paid",
-            "failed",
-            "refunded",
-            "refund_required",
-        ]
-        .contains(&s)
-        {
+        if !STATUSES.contains(&s) {
             return Err(AppError::invalid(
                 "status",
                 "invalid_value",
