@@ -64,14 +64,78 @@ async fn read_json(req: Request) -> Result<async_graphql::Request, AppError> {
     parse_json(&read_limited(req).await?)
 }
 
+/// A GraphQL-over-HTTP request: one JSON object with a non-empty `query` string, and
+/// `operationName` (string), `variables` and `extensions` (objects), each optional or null.
+/// Checked on the JSON value first because async-graphql's own deserializer also takes an array
+/// (`[]` would be an empty document) and other shapes no client means.
 fn parse_json(body: &[u8]) -> Result<async_graphql::Request, AppError> {
-    serde_json::from_slice(body).map_err(|e| {
+    use serde_json::Value;
+    let not_a_request = |e: &dyn std::fmt::Display| {
         AppError::invalid(
             "body",
             "invalid_json",
             format!("The body is not a GraphQL request: {e}"),
         )
-    })
+    };
+    let value: Value = serde_json::from_slice(body).map_err(|e| not_a_request(&e))?;
+    let fields =
+        match &value {
+            Value::Object(fields) => fields,
+            Value::Array(_) => {
+                return Err(AppError::invalid(
+                    "body",
+                    "batch_not_supported",
+                    "Send one GraphQL request per HTTP request: batches are not supported",
+                ))
+            }
+            _ => return Err(AppError::invalid(
+                "body",
+                "invalid_type",
+                "The body must be a JSON object {query, operationName?, variables?, extensions?}",
+            )),
+        };
+    match fields.get("query") {
+        Some(Value::String(q)) if !q.is_empty() => {}
+        Some(Value::String(_)) | None | Some(Value::Null) => {
+            return Err(AppError::invalid(
+                "query",
+                "required",
+                "A GraphQL request needs a non-empty 'query' string",
+            ))
+        }
+        Some(_) => {
+            return Err(AppError::invalid(
+                "query",
+                "invalid_type",
+                "'query' must be a string",
+            ))
+        }
+    }
+    for (name, expect_object) in [
+        ("operationName", false),
+        ("variables", true),
+        ("extensions", true),
+    ] {
+        let ok = match fields.get(name) {
+            None | Some(Value::Null) => true,
+            Some(Value::String(_)) => !expect_object,
+            Some(Value::Object(_)) => expect_object,
+            Some(_) => false,
+        };
+        if !ok {
+            let kind = if expect_object {
+                "an object"
+            } else {
+                "a string"
+            };
+            return Err(AppError::invalid(
+                name,
+                "invalid_type",
+                format!("'{name}' must be {kind} or null"),
+            ));
+        }
+    }
+    serde_json::from_value(value).map_err(|e| not_a_request(&e))
 }
 
 /// The GraphQL multipart request spec (operations + map + files); files are spooled to disk.

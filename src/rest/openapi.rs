@@ -400,18 +400,20 @@ fn graphql_post() -> utoipa::openapi::path::Operation {
             Type::Null,
         ]))
     };
-    let request = ObjectBuilder::new()
+    // One request per HTTP request: a batch (an array) is refused with 400.
+    let body = ObjectBuilder::new()
         .schema_type(Type::Object)
-        // An absent query is an empty document: a 200 whose `errors` say so.
-        .property("query", ObjectBuilder::new().schema_type(Type::String))
+        .property(
+            "query",
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .min_length(Some(1)),
+        )
+        .required("query")
         .property("operationName", nullable(Type::String))
         .property("variables", nullable(Type::Object))
         .property("extensions", nullable(Type::Object))
         .build();
-    // One request, or a batch (an array of them; the server bounds its length).
-    let body = utoipa::openapi::schema::OneOfBuilder::new()
-        .item(request.clone())
-        .item(utoipa::openapi::schema::ArrayBuilder::new().items(request));
     OperationBuilder::new()
         .summary(Some(
             "Execute a GraphQL request ({query, operationName, variables})",
@@ -435,7 +437,10 @@ fn graphql_post() -> utoipa::openapi::path::Operation {
         .response("200", graphql_response())
         .response(
             "400",
-            error_response("validation_error: the body is not a GraphQL request"),
+            error_response(
+                "validation_error: the body is not one GraphQL request (a JSON object with a \
+                 non-empty `query`; batches are refused)",
+            ),
         )
         .response(
             "401",

@@ -741,6 +741,58 @@ async fn graphql_speaks_graphql_response_json_when_asked() {
     assert!(r.body.get("data").is_some(), "{}", r.text);
 }
 
+/// `POST /graphql` takes exactly one GraphQL request: a JSON object with a non-empty `query`
+/// string. Arrays (batches), scalars and ill-typed members are 400 before anything executes.
+#[tokio::test]
+async fn graphql_bodies_must_be_one_request_object() {
+    let app = TestApp::spawn().await;
+    let cases = [
+        (json!([]), "body", "batch_not_supported"),
+        (json!(["AAA"]), "body", "batch_not_supported"),
+        (json!("{ __typename }"), "body", "invalid_type"),
+        (json!(1), "body", "invalid_type"),
+        (json!({}), "query", "required"),
+        (json!({"query": ""}), "query", "required"),
+        (json!({"query": null}), "query", "required"),
+        (json!({"query": 1}), "query", "invalid_type"),
+        (
+            json!({"query": "{ __typename }", "variables": [1]}),
+            "variables",
+            "invalid_type",
+        ),
+        (
+            json!({"query": "{ __typename }", "operationName": 5}),
+            "operationName",
+            "invalid_type",
+        ),
+        (
+            json!({"query": "{ __typename }", "extensions": "x"}),
+            "extensions",
+            "invalid_type",
+        ),
+    ];
+    for (body, field, issue) in cases {
+        let r = app.post_gql(None, body.clone()).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{body}: {}", r.text);
+        assert_eq!(r.error_code(), "validation_error", "{body}");
+        assert!(r.has_detail(field, issue), "{body}: {}", r.text);
+        assert_eq!(
+            r.body["error"]["traceId"].as_str(),
+            r.header("x-request-id"),
+            "{body}"
+        );
+    }
+    // Every optional member null or absent is fine.
+    let r = app
+        .post_gql(
+            None,
+            json!({"query": "{ __typename }", "operationName": null, "variables": null, "extensions": {}}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.body["data"]["__typename"], "Query", "{}", r.text);
+}
+
 #[tokio::test]
 async fn provider_webhooks_keep_their_form_posts() {
     let app = TestApp::spawn().await;
