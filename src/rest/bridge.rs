@@ -157,10 +157,15 @@ fn variables(
     if let Some(b) = &route.body {
         if body.iter().all(u8::is_ascii_whitespace) {
             if !b.optional {
+                let kind = if b.content_type == "application/json" {
+                    "JSON"
+                } else {
+                    b.content_type
+                };
                 return Err(AppError::invalid(
                     "body",
                     "required",
-                    "A JSON body is required",
+                    format!("A {kind} body is required"),
                 ));
             }
         } else {
