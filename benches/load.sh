@@ -77,6 +77,7 @@ esac
 #    db_statements_total counts the requests only.
 start_server() { # $1: cache mode (default | off | warm)
   local mode=$1 cache=()
+  ! curl -fsS -o /dev/null "$BASE/readyz" 2>/dev/null || die "something already answers on port $BENCH_PORT (BENCH_PORT)"
   case $mode in off) cache=(RESPONSE_CACHE=off) ;; warm) cache=(RESPONSE_CACHE=on) ;; esac
   env APP_ENV=production APP_ADDR="127.0.0.1:$BENCH_PORT" DATABASE_URL="$DB_URL" \
     JWT_SECRET=load-bench-secret-0123456789abcdef0123456789 SEED_ADMIN_PASSWORD=Load-Bench-Unused-9 \
@@ -128,12 +129,25 @@ run_wrk() { # $1 seconds, $2 output file; scenario from the BENCH_* request vari
     || die "wrk failed: $(cat "$2")"
   grep -q '^BENCH_RESULT ' "$2" || die "wrk printed no result: $(cat "$2")"
 }
+# BENCH_PERF: one more, untimed run of the matching scenarios under `perf record` (software clock: works where
+# hardware counters are not exposed, as in most VMs); the flat profile goes to the run directory.
+profile() { # $1 mode, $2 scenario id
+  command -v perf >/dev/null || die "BENCH_PERF needs perf (Debian: apt-get install linux-perf)"
+  local data=$RUN/$1/$2.perf.data report=$RUN/$1/$2-perf.txt
+  log "$1: perf record -g during $2"
+  perf record -e cpu-clock -F 999 -g -p "$SERVER_PID" -o "$data" -- sleep "$BENCH_SECONDS" >/dev/null 2>&1 &
+  local perf_pid=$!
+  run_wrk "$BENCH_SECONDS" "$RUN/$1/$2-perf-wrk.txt"
+  wait "$perf_pid" || die "perf record failed (perf_event_paranoid? try as root)"
+  perf report -i "$data" --stdio --no-children -g none --sort dso,sym --percent-limit 0.3 2>/dev/null | sed "s/ *$//" | grep -v "^$" >"$report" || true
+  log "profile: $report"
+}
 for mode in "${MODES[@]}"; do
   [[ -n $SERVER_PID ]] || start_server "$mode"
   mkdir -p "$RUN/$mode"
   helper prepare "$BASE" "$RUN/$mode"
   cp "$RUN/$mode/notes.txt" "$RUN/notes-$mode.txt" 2>/dev/null || true
-  while IFS=$'\t' read -r id label method path body headers; do
+  while IFS=$'\t' read -r -u 3 id label method path body headers; do
     [[ -z $BENCH_SCENARIOS || $id =~ $BENCH_SCENARIOS ]] || continue
     headers=${headers//\\n/$'\n'}
     log "$mode: $label"
@@ -150,8 +164,9 @@ for mode in "${MODES[@]}"; do
         "$mode" "$id" "$label" "$BENCH_CONNECTIONS" $((stmts1 - stmts0)) $((reqs1 - reqs0)) "$(rss_kb)" "$result" >>"$RESULTS"
       errors=$((errors + $(jq '.status_errors + .connect_errors + .read_errors + .write_errors + .timeouts' <<<"{$result")))
     done
+    if [[ -n ${BENCH_PERF:-} && $id =~ $BENCH_PERF ]]; then profile "$mode" "$id"; fi
     ((errors <= BENCH_MAX_ERRORS)) || FAILED+=("$mode $id: $errors errors (BENCH_MAX_ERRORS=$BENCH_MAX_ERRORS)")
-  done <"$RUN/$mode/scenarios.tsv"
+  done 3<"$RUN/$mode/scenarios.tsv"
   stop_server
 done
 

@@ -49,6 +49,8 @@ def request(base, method, path, body=None, headers=None, token=None):
             return r.status, r.headers, r.read()
     except urllib.error.HTTPError as e:
         return e.code, e.headers, e.read()
+    except (urllib.error.URLError, OSError) as e:
+        die(f"{method} {base}{path}: {e}")
 
 
 def get_json(base, path, token=None):
