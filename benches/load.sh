@@ -139,7 +139,11 @@ profile() { # $1 mode, $2 scenario id
   local perf_pid=$!
   run_wrk "$BENCH_SECONDS" "$RUN/$1/$2-perf-wrk.txt"
   wait "$perf_pid" || die "perf record failed (perf_event_paranoid? try as root)"
-  perf report -i "$data" --stdio --no-children -g none --sort dso,sym --percent-limit 0.3 2>/dev/null | sed "s/ *$//" | grep -v "^$" >"$report" || true
+  { echo "# by shared object"
+    perf report -i "$data" --stdio --no-children -g none --sort dso 2>/dev/null | grep -v '^#' | sed 's/ *$//' | grep -v '^$'
+    echo "# top symbols (self)"
+    perf report -i "$data" --stdio --no-children -g none --sort sym --percent-limit 0.3 2>/dev/null | grep -v '^#' \
+      | sed 's/ *$//' | grep -v '^$'; } >"$report" || true
   log "profile: $report"
 }
 for mode in "${MODES[@]}"; do
