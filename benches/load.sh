@@ -148,6 +148,9 @@ profile() { # $1 mode, $2 scenario id
 }
 for mode in "${MODES[@]}"; do
   [[ -n $SERVER_PID ]] || start_server "$mode"
+  if [[ $mode != default ]] && ! helper cache-supported "$BASE"; then
+    die "BENCH_CACHE=$BENCH_CACHE: this server has no response cache (no response_cache_hits_total in /metrics)"
+  fi
   mkdir -p "$RUN/$mode"
   helper prepare "$BASE" "$RUN/$mode"
   cp "$RUN/$mode/notes.txt" "$RUN/notes-$mode.txt" 2>/dev/null || true
