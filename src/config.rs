@@ -455,6 +455,15 @@ mod tests {
             .collect()
     }
 
+    /// A production environment that passes the secret checks (`strong`: ≥ 32 bytes).
+    fn production(strong: &str) -> Vec<(&'static str, &str)> {
+        vec![
+            ("APP_ENV", "production"),
+            ("JWT_SECRET", strong),
+            ("SEED_ADMIN_PASSWORD", "Str0ngPassw0rd"),
+        ]
+    }
+
     #[test]
     fn defaults_outside_production() {
         let c = Config::from_map(&map(&[])).unwrap();
@@ -471,14 +480,10 @@ mod tests {
     #[test]
     fn introspection_is_for_admins_in_production_unless_configured() {
         let strong = "x".repeat(32);
-        let prod = [
-            ("APP_ENV", "production"),
-            ("JWT_SECRET", strong.as_str()),
-            ("SEED_ADMIN_PASSWORD", "Str0ngPassw0rd"),
-        ];
+        let prod = production(&strong);
         let c = Config::from_map(&map(&prod)).unwrap();
         assert_eq!(c.graphql_introspection, Introspection::Admin);
-        let mut off = prod.to_vec();
+        let mut off = prod.clone();
         off.push(("GRAPHQL_INTROSPECTION", "off"));
         let c = Config::from_map(&map(&off)).unwrap();
         assert_eq!(c.graphql_introspection, Introspection::Off);
@@ -517,14 +522,10 @@ mod tests {
     fn hsts_defaults_to_a_year_in_production_only_and_can_be_turned_off() {
         assert_eq!(Config::from_map(&map(&[])).unwrap().hsts_max_age_seconds, 0);
         let strong = "x".repeat(32);
-        let prod = [
-            ("APP_ENV", "production"),
-            ("JWT_SECRET", strong.as_str()),
-            ("SEED_ADMIN_PASSWORD", "Str0ngPassw0rd"),
-        ];
+        let prod = production(&strong);
         let c = Config::from_map(&map(&prod)).unwrap();
         assert_eq!(c.hsts_max_age_seconds, 31_536_000);
-        let mut off = prod.to_vec();
+        let mut off = prod.clone();
         off.push(("HSTS_MAX_AGE_SECONDS", "0"));
         assert_eq!(
             Config::from_map(&map(&off)).unwrap().hsts_max_age_seconds,

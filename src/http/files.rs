@@ -61,10 +61,6 @@ async fn serve(app: &App, ctx: &RequestCtx, id: &str, query: Option<&str>) -> Ap
             (header::CONTENT_LENGTH, HeaderValue::from(f.size_bytes)),
             (header::CONTENT_DISPOSITION, disposition),
             (
-                header::X_CONTENT_TYPE_OPTIONS,
-                HeaderValue::from_static("nosniff"),
-            ),
-            (
                 header::CACHE_CONTROL,
                 HeaderValue::from_static("private, no-store"),
             ),

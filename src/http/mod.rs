@@ -81,14 +81,9 @@ fn public_files(
             >| {
                 let mut res = res.into_response();
                 if res.status().is_success() {
-                    let h = res.headers_mut();
-                    h.insert(
+                    res.headers_mut().insert(
                         header::CACHE_CONTROL,
                         HeaderValue::from_static("public, max-age=31536000, immutable"),
-                    );
-                    h.insert(
-                        header::X_CONTENT_TYPE_OPTIONS,
-                        HeaderValue::from_static("nosniff"),
                     );
                 }
                 res

@@ -277,10 +277,7 @@ async fn run(
                     HeaderValue::from_str(&format!("attachment; filename=\"{filename}\""))
                         .map_err(AppError::internal)?,
                 ),
-                (
-                    header::X_CONTENT_TYPE_OPTIONS,
-                    HeaderValue::from_static("nosniff"),
-                ),
+                // `nosniff` comes from the security-header layer, like every response's.
                 // Downloads hold customers' or the store's data: never cached by shared caches.
                 (
                     header::CACHE_CONTROL,
