@@ -65,6 +65,14 @@ pub struct Config {
     pub graphql_introspection: Introspection,
     /// `Strict-Transport-Security: max-age=<this>` on every response; 0 sends none.
     pub hsts_max_age_seconds: u64,
+    /// The response cache for catalogue reads (`RESPONSE_CACHE=on|off`, default on).
+    pub response_cache: bool,
+    /// Its memory bound: bodies and keys, in bytes (least recently used answers go first).
+    pub response_cache_max_bytes: u64,
+    /// `s-maxage` on anonymous catalogue responses, for a CDN in front; 0 sends none.
+    pub http_cache_s_maxage_seconds: u64,
+    /// The bound of the automatic persisted queries store, in bytes of query text.
+    pub persisted_queries_max_bytes: u64,
     /// Argon2id cost (memory KiB, iterations). Defaults follow OWASP's argon2id minimum; tests lower it.
     pub argon2_memory_kib: u32,
     pub argon2_iterations: u32,
@@ -270,6 +278,16 @@ impl Config {
             }
         };
 
+        let response_cache = match r.raw("RESPONSE_CACHE").as_deref() {
+            None | Some("on") => true,
+            Some("off") => false,
+            Some(other) => {
+                return Err(ConfigError(format!(
+                    "RESPONSE_CACHE must be on or off (got {other:?})"
+                )))
+            }
+        };
+
         let cfg = Config {
             database_url: r
                 .raw("DATABASE_URL")
@@ -303,6 +321,13 @@ impl Config {
                 "HSTS_MAX_AGE_SECONDS",
                 if production { 31_536_000 } else { 0 },
             )?,
+            response_cache,
+            response_cache_max_bytes: r.positive("RESPONSE_CACHE_MAX_BYTES", 16 * 1024 * 1024)?
+                as u64,
+            http_cache_s_maxage_seconds: r.parse("HTTP_CACHE_S_MAXAGE_SECONDS", 0u64)?,
+            persisted_queries_max_bytes: r
+                .positive("PERSISTED_QUERIES_MAX_BYTES", 4 * 1024 * 1024)?
+                as u64,
             argon2_memory_kib: 19 * 1024,
             argon2_iterations: 2,
             medicinal_catalog_mode,

@@ -172,6 +172,12 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     }
     dispensary::services::orders::spawn_sweeper(state.clone());
     dispensary::services::payments::reconcile::spawn(state.clone());
+    // Other processes' catalogue writes (replicas, the CLI) drop this process's response cache.
+    dispensary::services::catalog::freshness::watch(
+        state.db.clone(),
+        state.catalogue.clone(),
+        std::time::Duration::from_millis(500),
+    );
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {addr} (APP_ADDR): {e}"))?;

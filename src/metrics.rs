@@ -25,6 +25,10 @@ pub struct Metrics {
     pub payments: IntCounterVec,
     pub webhooks: IntCounterVec,
     pub refund_required: IntCounter,
+    pub response_cache_hits: IntCounterVec,
+    pub response_cache_misses: IntCounterVec,
+    pub response_cache_bytes: IntGauge,
+    pub persisted_queries: IntCounterVec,
 }
 
 fn register<T: prometheus::core::Collector + Clone + 'static>(r: &Registry, c: T) -> T {
@@ -148,6 +152,47 @@ impl Metrics {
                 IntCounter::new(
                     "payments_refund_required_total",
                     "Payments that need a manual refund",
+                )
+                .expect("metric"),
+            ),
+            response_cache_hits: register(
+                &r,
+                IntCounterVec::new(
+                    Opts::new(
+                        "response_cache_hits_total",
+                        "Catalogue reads answered from the response cache, by surface (rest, graphql)",
+                    ),
+                    &["surface"],
+                )
+                .expect("metric"),
+            ),
+            response_cache_misses: register(
+                &r,
+                IntCounterVec::new(
+                    Opts::new(
+                        "response_cache_misses_total",
+                        "Cacheable catalogue reads that were executed, by surface (rest, graphql)",
+                    ),
+                    &["surface"],
+                )
+                .expect("metric"),
+            ),
+            response_cache_bytes: register(
+                &r,
+                IntGauge::new(
+                    "response_cache_bytes",
+                    "Bytes the response cache holds (bodies and keys)",
+                )
+                .expect("metric"),
+            ),
+            persisted_queries: register(
+                &r,
+                IntCounterVec::new(
+                    Opts::new(
+                        "persisted_queries_total",
+                        "Automatic persisted query lookups: hit, miss, registered",
+                    ),
+                    &["outcome"],
                 )
                 .expect("metric"),
             ),

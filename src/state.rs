@@ -5,7 +5,10 @@ use std::sync::Arc;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::db::Db;
+use crate::graphql::persisted::PersistedQueries;
+use crate::http::response_cache::ResponseCache;
 use crate::metrics::Metrics;
+use crate::services::catalog::freshness::Freshness;
 use crate::services::passwords::PasswordHasher;
 use crate::services::rate_limit::RateLimits;
 use crate::services::tokens::TokenKeys;
@@ -21,6 +24,10 @@ pub struct AppState {
     pub limits: Arc<RateLimits>,
     /// Outbound HTTP for payment providers: connection and request timeouts, pooled.
     pub http: reqwest::Client,
+    /// The catalogue's generation: services that write the catalogue hold `catalogue.writing()`.
+    pub catalogue: Arc<Freshness>,
+    pub response_cache: Arc<ResponseCache>,
+    pub persisted_queries: Arc<PersistedQueries>,
 }
 
 impl AppState {
@@ -28,6 +35,16 @@ impl AppState {
         let tokens = Arc::new(TokenKeys::new(&config));
         let passwords = PasswordHasher::new(config.argon2_memory_kib, config.argon2_iterations);
         let limits = Arc::new(RateLimits::new(config.auth_rate_limit_per_minute));
+        let catalogue = Arc::new(Freshness::default());
+        let response_cache = Arc::new(ResponseCache::new(
+            &config,
+            Arc::clone(&catalogue),
+            metrics.clone(),
+        ));
+        let persisted_queries = Arc::new(PersistedQueries::new(
+            config.persisted_queries_max_bytes,
+            metrics.clone(),
+        ));
         let provider_timeout =
             std::time::Duration::from_secs(config.provider_timeout_seconds as u64);
         AppState {
@@ -44,6 +61,9 @@ impl AppState {
                 .user_agent(concat!("dispensary/", env!("CARGO_PKG_VERSION")))
                 .build()
                 .expect("an HTTP client"),
+            catalogue,
+            response_cache,
+            persisted_queries,
         }
     }
 }

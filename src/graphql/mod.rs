@@ -15,6 +15,7 @@ pub mod logs;
 pub mod medicinal;
 pub mod orders;
 pub mod payments;
+pub mod persisted;
 pub mod reviews;
 pub mod scalars;
 pub mod users;

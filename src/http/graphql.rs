@@ -7,7 +7,7 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::Extension;
 use serde::Deserialize;
 
-use super::{media, App};
+use super::{media, response_cache, App};
 use crate::actor::RequestCtx;
 use crate::error::AppError;
 use crate::graphql;
@@ -18,13 +18,91 @@ pub async fn post(
     req: Request,
 ) -> Response {
     let media = response_media(req.headers());
-    match read_request(&ctx, req).await {
-        Ok(r) => respond_as(
-            graphql::execute(&app.schema, &app.state, r, ctx).await,
-            media,
-        ),
-        Err(e) => e.into_response(),
+    let mut request = match read_request(&ctx, req).await {
+        Ok(r) => r,
+        Err(e) => return e.into_response(),
+    };
+    if let Some(refused) = resolve_persisted(&app, &ctx, &mut request) {
+        return respond_as(refused, media);
     }
+    run(&app, ctx, request, media, None).await
+}
+
+/// Fills in a persisted query's text from the store (or registers it); the refusal to send
+/// instead, if any.
+fn resolve_persisted(
+    app: &App,
+    ctx: &RequestCtx,
+    request: &mut async_graphql::Request,
+) -> Option<async_graphql::Response> {
+    let mut err = app.state.persisted_queries.resolve(request).err()?;
+    err.extensions
+        .get_or_insert_with(Default::default)
+        .set("traceId", ctx.trace_id.clone());
+    Some(async_graphql::Response::from_errors(vec![err]))
+}
+
+/// Executes the request; a catalogue read goes through the response cache (and, sent by GET —
+/// `get_headers` —, gets its ETag and HTTP caching headers).
+async fn run(
+    app: &App,
+    ctx: RequestCtx,
+    mut request: async_graphql::Request,
+    media: ResponseMedia,
+    get_headers: Option<&HeaderMap>,
+) -> Response {
+    let Some(key) = catalogue_key(&mut request) else {
+        return respond_as(
+            graphql::execute(&app.schema, &app.state, request, ctx).await,
+            media,
+        );
+    };
+    let read = response_cache::Cacheable {
+        key,
+        surface: response_cache::Surface::Graphql,
+        get: get_headers.is_some(),
+    };
+    let content_type = match media {
+        ResponseMedia::Json => "application/json",
+        ResponseMedia::GraphqlResponse => GRAPHQL_RESPONSE_JSON,
+    };
+    let no_headers = HeaderMap::new();
+    let headers = get_headers.unwrap_or(&no_headers);
+    let rctx = ctx.clone();
+    response_cache::serve(
+        &app.state,
+        &ctx,
+        headers,
+        read,
+        content_type,
+        || async move {
+            let response = graphql::execute(&app.schema, &app.state, request, rctx).await;
+            if !response.errors.is_empty() {
+                return Err(respond_as(response, media));
+            }
+            serde_json::to_vec(&response)
+                .map(axum::body::Bytes::from)
+                .map_err(|e| AppError::internal(e).into_response())
+        },
+    )
+    .await
+}
+
+/// The response cache key of a request that reads nothing but the catalogue: its operation, its
+/// normalized text and its variables (the viewer's class is added by the cache).
+fn catalogue_key(request: &mut async_graphql::Request) -> Option<String> {
+    let operation = request.operation_name.clone();
+    let doc = request.parsed_query().ok()?;
+    if !response_cache::is_catalogue_read(doc, operation.as_deref()) {
+        return None;
+    }
+    let variables = serde_json::to_value(&request.variables).ok()?;
+    Some(format!(
+        "graphql|{}|{}|{}",
+        operation.as_deref().unwrap_or(""),
+        response_cache::normalize_query(&request.query),
+        response_cache::canonical_json(&variables)
+    ))
 }
 
 /// JSON, or the GraphQL multipart request (uploads) from a signed-in user. Every upload mutation
@@ -64,7 +142,8 @@ async fn read_json(req: Request) -> Result<async_graphql::Request, AppError> {
     parse_json(&read_limited(req).await?)
 }
 
-/// A GraphQL-over-HTTP request: one JSON object with a non-empty `query` string, and
+/// A GraphQL-over-HTTP request: one JSON object with a non-empty `query` string (absent for a
+/// persisted query sent by its hash), and
 /// `operationName` (string), `variables` and `extensions` (objects), each optional or null.
 /// Checked on the JSON value first because async-graphql's own deserializer also takes an array
 /// (`[]` would be an empty document) and other shapes no client means.
@@ -94,8 +173,14 @@ fn parse_json(body: &[u8]) -> Result<async_graphql::Request, AppError> {
                 "The body must be a JSON object {query, operationName?, variables?, extensions?}",
             )),
         };
+    // A persisted-query request may leave the query out (it is then looked up by its hash).
+    let persisted = fields
+        .get("extensions")
+        .and_then(|e| e.get("persistedQuery"))
+        .is_some();
     match fields.get("query") {
         Some(Value::String(q)) if !q.is_empty() => {}
+        None | Some(Value::Null) if persisted => {}
         Some(Value::String(_)) | None | Some(Value::Null) => {
             return Err(AppError::invalid(
                 "query",
@@ -187,9 +272,10 @@ async fn read_multipart(
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct GetParams {
-    query: String,
+    query: Option<String>,
     operation_name: Option<String>,
     variables: Option<String>,
+    extensions: Option<String>,
 }
 
 pub async fn get(
@@ -217,7 +303,7 @@ pub async fn get(
             .into_response()
         }
     };
-    let mut request = async_graphql::Request::new(params.query);
+    let mut request = async_graphql::Request::new(params.query.unwrap_or_default());
     if let Some(op) = params.operation_name {
         request = request.operation_name(op);
     }
@@ -229,6 +315,34 @@ pub async fn get(
                     .into_response()
             }
         }
+    }
+    if let Some(e) = params.extensions.filter(|e| !e.is_empty()) {
+        match serde_json::from_str::<serde_json::Value>(&e)
+            .ok()
+            .filter(serde_json::Value::is_object)
+            .and_then(|json| serde_json::from_value(json).ok())
+        {
+            Some(ext) => request.extensions = ext,
+            None => {
+                return AppError::invalid(
+                    "extensions",
+                    "invalid_json",
+                    "extensions must be a JSON object",
+                )
+                .into_response()
+            }
+        }
+    }
+    if request.query.is_empty() && !crate::graphql::persisted::requested(&request.extensions) {
+        return AppError::invalid(
+            "query",
+            "required",
+            "GET /graphql needs a 'query' parameter",
+        )
+        .into_response();
+    }
+    if let Some(refused) = resolve_persisted(&app, &ctx, &mut request) {
+        return respond(refused);
     }
     // Mutations only over POST: a GET must be safe (no CSRF through links or image tags).
     let op_name = request.operation_name.clone();
@@ -248,7 +362,7 @@ pub async fn get(
         }
         Err(e) => return AppError::invalid("query", "invalid_syntax", e.message).into_response(),
     }
-    respond(graphql::execute(&app.schema, &app.state, request, ctx).await)
+    run(&app, ctx, request, ResponseMedia::Json, Some(&headers)).await
 }
 
 /// The two media types of GraphQL responses (GraphQL over HTTP).

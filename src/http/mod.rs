@@ -9,6 +9,7 @@ pub mod graphql;
 pub mod media;
 pub mod observe;
 pub mod ops;
+pub mod response_cache;
 pub mod security;
 pub mod trace;
 pub mod upload;

@@ -93,6 +93,7 @@ async fn test_webhook(
         ));
     }
     let payload: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+    let _catalogue = st.catalogue.writing();
     let txn = begin_write(&st.db).await?;
     let recorded = payment_event::ActiveModel {
         provider: Set("test".into()),

@@ -1,6 +1,6 @@
 //! Executes a REST row's GraphQL operation and maps the outcome to the REST contract.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::LazyLock;
 
 use async_graphql::parser::types::ExecutableDocument;
@@ -14,7 +14,7 @@ use super::{routes, Access, RestRoute, UploadSpec};
 use crate::actor::RequestCtx;
 use crate::error::{AppError, AppResult};
 use crate::graphql;
-use crate::http::{media, App};
+use crate::http::{media, response_cache, App};
 
 /// Each operation document, parsed once.
 static PARSED: LazyLock<HashMap<&'static str, ExecutableDocument>> = LazyLock::new(|| {
@@ -27,6 +27,26 @@ static PARSED: LazyLock<HashMap<&'static str, ExecutableDocument>> = LazyLock::n
         })
         .collect()
 });
+
+/// The GET rows whose operation reads nothing but the catalogue: answered through the response
+/// cache, with an ETag and HTTP caching headers.
+static CATALOGUE_READS: LazyLock<HashSet<&'static str>> = LazyLock::new(|| {
+    routes()
+        .iter()
+        .filter(|r| r.method == Method::GET)
+        .filter(|r| {
+            PARSED
+                .get(r.document)
+                .is_some_and(|doc| response_cache::is_catalogue_read(doc, Some(r.operation)))
+        })
+        .map(|r| r.operation)
+        .collect()
+});
+
+/// Whether a row is answered through the response cache.
+pub fn is_catalogue_read(route: &RestRoute) -> bool {
+    CATALOGUE_READS.contains(route.operation)
+}
 
 pub async fn handle(
     route: &'static RestRoute,
@@ -184,6 +204,36 @@ async fn run(
     req: Request,
 ) -> AppResult<Response> {
     authorize(route, &ctx)?;
+    if is_catalogue_read(route) {
+        let vars = variables(route, params, raw_query, &[])?;
+        let read = response_cache::Cacheable {
+            key: format!(
+                "rest|{}|{}",
+                route.operation,
+                response_cache::canonical_json(&serde_json::Value::Object(vars.clone()))
+            ),
+            surface: response_cache::Surface::Rest,
+            get: true,
+        };
+        let headers = req.headers().clone();
+        let rctx = ctx.clone();
+        return Ok(response_cache::serve(
+            &app.state,
+            &ctx,
+            &headers,
+            read,
+            "application/json",
+            || async move {
+                let value = execute(route, app, rctx, vars, None)
+                    .await
+                    .map_err(IntoResponse::into_response)?;
+                serde_json::to_vec(&value)
+                    .map(axum::body::Bytes::from)
+                    .map_err(|e| AppError::internal(e).into_response())
+            },
+        )
+        .await);
+    }
     // A GET has no body to read (nor a media type to check); whatever was sent is drained unread.
     let (upload, body) = if route.method == Method::GET {
         (None, Vec::new())
@@ -217,32 +267,11 @@ async fn run(
             }
         }
     };
-    let mut vars = variables(route, params, raw_query, &body)?;
-    if let Some((var, _)) = &upload {
-        vars.insert(var.to_string(), serde_json::Value::Null);
-    }
-    let mut request = async_graphql::Request::new(route.document)
-        .operation_name(route.operation)
-        .variables(Variables::from_json(serde_json::Value::Object(vars)));
-    if let Some((var, file)) = upload {
-        request.set_upload(&format!("variables.{var}"), file);
-    }
-    if let Some(doc) = PARSED.get(route.document) {
-        request.set_parsed_query(doc.clone());
-    }
-    let response = graphql::execute(&app.schema, &app.state, request, ctx).await;
-    if let Some(err) = response.errors.first() {
-        return Err(AppError::from_graphql(err));
-    }
+    let vars = variables(route, params, raw_query, &body)?;
+    let value = execute(route, app, ctx, vars, upload).await?;
     if route.success == StatusCode::NO_CONTENT {
         return Ok(StatusCode::NO_CONTENT.into_response());
     }
-    let value = match response.data {
-        async_graphql::Value::Object(mut m) => m
-            .shift_remove(route.field)
-            .unwrap_or(async_graphql::Value::Null),
-        _ => async_graphql::Value::Null,
-    };
     if let Some(file) = route.raw_response {
         let text = match value {
             async_graphql::Value::String(s) => s,
@@ -298,4 +327,36 @@ async fn run(
         bytes,
     )
         .into_response())
+}
+
+/// Runs the row's operation with its variables (and upload) and returns the row's field.
+async fn execute(
+    route: &'static RestRoute,
+    app: &App,
+    ctx: RequestCtx,
+    mut vars: serde_json::Map<String, serde_json::Value>,
+    upload: Option<(&'static str, async_graphql::UploadValue)>,
+) -> AppResult<async_graphql::Value> {
+    if let Some((var, _)) = &upload {
+        vars.insert(var.to_string(), serde_json::Value::Null);
+    }
+    let mut request = async_graphql::Request::new(route.document)
+        .operation_name(route.operation)
+        .variables(Variables::from_json(serde_json::Value::Object(vars)));
+    if let Some((var, file)) = upload {
+        request.set_upload(&format!("variables.{var}"), file);
+    }
+    if let Some(doc) = PARSED.get(route.document) {
+        request.set_parsed_query(doc.clone());
+    }
+    let response = graphql::execute(&app.schema, &app.state, request, ctx).await;
+    if let Some(err) = response.errors.first() {
+        return Err(AppError::from_graphql(err));
+    }
+    Ok(match response.data {
+        async_graphql::Value::Object(mut m) => m
+            .shift_remove(route.field)
+            .unwrap_or(async_graphql::Value::Null),
+        _ => async_graphql::Value::Null,
+    })
 }

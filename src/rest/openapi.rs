@@ -53,6 +53,50 @@ fn rate_limited_response() -> utoipa::openapi::Response {
     r
 }
 
+fn string_header(description: &str) -> utoipa::openapi::header::Header {
+    HeaderBuilder::new()
+        .schema(ObjectBuilder::new().schema_type(Type::String))
+        .description(Some(description))
+        .build()
+}
+
+/// A catalogue read's HTTP caching: its 200 with `ETag`, `Cache-Control` and `Vary`, and the 304
+/// a matching `If-None-Match` gets.
+fn http_cached(
+    mut ok: utoipa::openapi::Response,
+) -> (utoipa::openapi::Response, utoipa::openapi::Response) {
+    let headers = [
+        ("ETag", string_header("Strong entity tag of this answer (for this viewer class)")),
+        (
+            "Cache-Control",
+            string_header("`public, max-age=0, must-revalidate` anonymously (plus `s-maxage` when HTTP_CACHE_S_MAXAGE_SECONDS is set); `private, no-store` with a token"),
+        ),
+        ("Vary", string_header("`Authorization`: the answer depends on the viewer")),
+    ];
+    let mut not_modified = ResponseBuilder::new()
+        .description(
+            "Not Modified: `If-None-Match` names the current answer's tag (nothing was executed)",
+        )
+        .build();
+    for (name, header) in headers {
+        ok.headers.insert(name.into(), header.clone());
+        not_modified.headers.insert(name.into(), header);
+    }
+    (ok, not_modified)
+}
+
+fn if_none_match() -> utoipa::openapi::path::Parameter {
+    ParameterBuilder::new()
+        .name("If-None-Match")
+        .parameter_in(ParameterIn::Header)
+        .required(Required::False)
+        .description(Some(
+            "Entity tags from earlier answers (or `*`): when one is current, the answer is 304 with no body",
+        ))
+        .schema(Some(ObjectBuilder::new().schema_type(Type::String)))
+        .build()
+}
+
 fn error_response(description: &str) -> utoipa::openapi::Response {
     ResponseBuilder::new()
         .description(description)
@@ -235,7 +279,15 @@ fn operation(route: &RestRoute) -> utoipa::openapi::path::Operation {
             .build(),
         (None, None) => ResponseBuilder::new().description("No content").build(),
     };
-    op = op.response(success.as_str(), success_response);
+    if super::bridge::is_catalogue_read(route) {
+        let (success_response, revalidated) = http_cached(success_response);
+        op = op
+            .parameter(if_none_match())
+            .response(success.as_str(), success_response)
+            .response("304", revalidated);
+    } else {
+        op = op.response(success.as_str(), success_response);
+    }
     op = op.response(
         "400",
         error_response("validation_error: malformed or invalid input, with field details"),
@@ -350,7 +402,7 @@ fn query_param(name: &str, required: bool, about: &str) -> utoipa::openapi::path
 /// `GET /graphql`: queries only (a GET must be safe); a browser asking for HTML without a query
 /// gets GraphiQL instead.
 fn graphql_get() -> utoipa::openapi::path::Operation {
-    let mut ok = graphql_response();
+    let (mut ok, not_modified) = http_cached(graphql_response());
     ok.content.insert(
         "text/html".into(),
         ContentBuilder::new()
@@ -363,14 +415,25 @@ fn graphql_get() -> utoipa::openapi::path::Operation {
         ))
         .tag("graphql")
         .operation_id(Some("GraphqlGet"))
-        .parameter(query_param("query", true, "The GraphQL document"))
+        .parameter(query_param(
+            "query",
+            false,
+            "The GraphQL document (required unless `extensions` names a persisted query)",
+        ))
         .parameter(query_param("operationName", false, "The operation to run"))
         .parameter(query_param(
             "variables",
             false,
             "The variables, as a JSON object",
         ))
+        .parameter(query_param(
+            "extensions",
+            false,
+            "A JSON object; `{\"persistedQuery\": {\"version\": 1, \"sha256Hash\": \"<hex>\"}}` runs a query registered earlier by its hash (Apollo automatic persisted queries)",
+        ))
+        .parameter(if_none_match())
         .response("200", ok)
+        .response("304", not_modified)
         .response(
             "400",
             error_response(
@@ -407,12 +470,20 @@ fn graphql_post() -> utoipa::openapi::path::Operation {
             "query",
             ObjectBuilder::new()
                 .schema_type(Type::String)
-                .min_length(Some(1)),
+                .min_length(Some(1))
+                .description(Some("The GraphQL document; required unless `extensions.persistedQuery` names a registered one")),
         )
-        .required("query")
         .property("operationName", nullable(Type::String))
         .property("variables", nullable(Type::Object))
-        .property("extensions", nullable(Type::Object))
+        .property(
+            "extensions",
+            ObjectBuilder::new()
+                .schema_type(utoipa::openapi::schema::SchemaType::from_iter([
+                    Type::Object,
+                    Type::Null,
+                ]))
+                .description(Some("`{\"persistedQuery\": {\"version\": 1, \"sha256Hash\": \"<hex>\"}}`: Apollo automatic persisted queries (an unknown hash answers the error PersistedQueryNotFound; send the query with its hash once to register it)")),
+        )
         .build();
     OperationBuilder::new()
         .summary(Some(

@@ -263,6 +263,7 @@ pub async fn list_admin(
 /// The owner cancels a pending order; its reservations are released.
 pub async fn cancel(st: &AppState, ctx: &RequestCtx, id: i64) -> AppResult<order::Model> {
     let me = ctx.require_user()?;
+    let _catalogue = st.catalogue.writing();
     let txn = begin_write(&st.db).await?;
     let current = order::Entity::find_by_id(id)
         .one(&txn)
@@ -293,6 +294,7 @@ pub async fn admin_update(
     input: UpdateOrderStatusInput,
 ) -> AppResult<order::Model> {
     ctx.require_admin()?;
+    let _catalogue = st.catalogue.writing();
     let txn = begin_write(&st.db).await?;
     let current = order::Entity::find_by_id(id)
         .one(&txn)
@@ -352,6 +354,7 @@ pub async fn set_tracking(
         TRACKING_NUMBER_MAX,
     ));
     issues.finish()?;
+    let _catalogue = st.catalogue.writing();
     let txn = begin_write(&st.db).await?;
     let current = order::Entity::find_by_id(id)
         .one(&txn)
@@ -397,6 +400,7 @@ pub async fn sweep_expired(st: &AppState) -> AppResult<u64> {
         .await?;
     let mut failed = 0;
     for o in stale {
+        let _catalogue = st.catalogue.writing();
         let txn = begin_write(&st.db).await?;
         match transition(st, &txn, &ctx, &o, OrderStatus::Failed, "payment_timeout").await {
             Ok(_) => {

@@ -222,6 +222,7 @@ pub async fn create(
     let me = ctx.require_user()?.id;
     products::get(st, ctx, product_id).await?;
     let (rating, title, body) = validate(&input)?;
+    let _catalogue = st.catalogue.writing();
     let txn = begin_write(&st.db).await?;
     if !is_buyer(&txn, me, product_id).await? {
         return Err(
@@ -283,6 +284,7 @@ pub async fn moderate(
     input: ModerateInput,
 ) -> AppResult<product_review::Model> {
     ctx.require_admin()?;
+    let _catalogue = st.catalogue.writing();
     let txn = begin_write(&st.db).await?;
     let review = product_review::Entity::find_by_id(id)
         .one(&txn)

@@ -121,6 +121,7 @@ pub async fn update_me(
     }
 
     let now = st.clock.now();
+    let _catalogue = st.catalogue.writing();
     let txn = begin_write(&st.db).await?;
     let current = load_view(&txn, me.id)
         .await?
@@ -326,6 +327,7 @@ pub async fn update(
 ) -> AppResult<UserView> {
     ctx.require_admin()?;
     let now = st.clock.now();
+    let _catalogue = st.catalogue.writing();
     let txn = begin_write(&st.db).await?;
     let current = user::Entity::find_by_id(id)
         .one(&txn)
@@ -402,6 +404,7 @@ fn ensure_not_self(ctx: &RequestCtx, id: i64, field: &str) -> AppResult<()> {
 pub async fn delete(st: &AppState, ctx: &RequestCtx, id: i64) -> AppResult<bool> {
     ctx.require_admin()?;
     let now = st.clock.now();
+    let _catalogue = st.catalogue.writing();
     let txn = begin_write(&st.db).await?;
     let current = user::Entity::find_by_id(id)
         .one(&txn)

@@ -842,11 +842,14 @@ fn assert_security_headers(r: &Resp, what: &str) {
 #[tokio::test]
 async fn every_response_carries_the_security_headers() {
     let app = TestApp::spawn().await;
-    // A public read: cacheable as the client sees fit.
+    // A public read: revalidated by shared caches and browsers (see response_cache.rs).
     let r = app.get("/api/products", None).await;
     assert_eq!(r.status, StatusCode::OK);
     assert_security_headers(&r, "public read");
-    assert_eq!(r.header("cache-control"), None);
+    assert_eq!(
+        r.header("cache-control"),
+        Some("public, max-age=0, must-revalidate")
+    );
     assert_eq!(r.header("strict-transport-security"), None, "not in test");
     // Errors: the fallback, a 401, a 405.
     for (r, what) in [
@@ -882,7 +885,7 @@ async fn every_response_carries_the_security_headers() {
     let r = app.get("/api/products", Some(&token)).await;
     assert_eq!(
         r.header("cache-control"),
-        Some("no-store"),
+        Some("private, no-store"),
         "signed-in catalogue"
     );
     let r = app.gql(Some(&token), "{ me { id } }", json!({})).await;

@@ -23,6 +23,8 @@ pub struct TestApp {
     pub clock: Clock,
     sqlite_file: Option<std::path::PathBuf>,
     pub upload_dir: std::path::PathBuf,
+    database_url: String,
+    watcher: Option<tokio::task::JoinHandle<()>>,
 }
 
 pub struct Resp {
@@ -89,13 +91,39 @@ impl TestApp {
     /// Starts an app with extra environment variables on top of the test defaults.
     pub async fn spawn_with(extra: &[(&str, &str)]) -> TestApp {
         let (url, sqlite_file) = fresh_database_url().await;
+        Self::start(url, sqlite_file, extra, true).await
+    }
+
+    /// A second server instance over this one's database (its own pool, response cache and
+    /// catalogue watcher), as another replica behind a load balancer would be.
+    pub async fn replica(&self) -> TestApp {
+        let mut other = Self::start(self.database_url.clone(), None, &[], false).await;
+        other.watch_catalogue();
+        other
+    }
+
+    /// Starts following other instances' catalogue writes, as `serve` does.
+    pub fn watch_catalogue(&mut self) {
+        self.watcher = Some(dispensary::services::catalog::freshness::watch(
+            self.state.db.clone(),
+            self.state.catalogue.clone(),
+            std::time::Duration::from_millis(200),
+        ));
+    }
+
+    async fn start(
+        url: String,
+        sqlite_file: Option<std::path::PathBuf>,
+        extra: &[(&str, &str)],
+        seed: bool,
+    ) -> TestApp {
         let upload_dir = std::env::temp_dir().join(format!(
             "dispensary-uploads-{}",
             uuid::Uuid::new_v4().simple()
         ));
         let mut vars: HashMap<String, String> = HashMap::from([
             ("APP_ENV".into(), "test".into()),
-            ("DATABASE_URL".into(), url),
+            ("DATABASE_URL".into(), url.clone()),
             ("DATABASE_MAX_CONNECTIONS".into(), "5".into()),
             (
                 "JWT_SECRET".into(),
@@ -115,7 +143,9 @@ impl TestApp {
         let (router, state) = dispensary::build_app(config, clock.clone())
             .await
             .expect("build app");
-        dispensary::seed::run(&state).await.expect("seed");
+        if seed {
+            dispensary::seed::run(&state).await.expect("seed");
+        }
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
@@ -138,6 +168,8 @@ impl TestApp {
             clock,
             sqlite_file,
             upload_dir,
+            database_url: url,
+            watcher: None,
         }
     }
 
@@ -172,6 +204,24 @@ impl TestApp {
         }
         if let Some(b) = body {
             req = req.json(&b);
+        }
+        self.send(req).await
+    }
+
+    /// A request with extra headers (and no body).
+    pub async fn call_with_headers(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        headers: &[(&str, &str)],
+    ) -> Resp {
+        let mut req = self.client.request(method, self.url(path));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        for (name, value) in headers {
+            req = req.header(*name, *value);
         }
         self.send(req).await
     }
@@ -278,6 +328,9 @@ impl TestApp {
 
 impl Drop for TestApp {
     fn drop(&mut self) {
+        if let Some(w) = self.watcher.take() {
+            w.abort();
+        }
         let _ = std::fs::remove_dir_all(&self.upload_dir);
         if let Some(p) = &self.sqlite_file {
             for suffix in ["", "-wal", "-shm"] {

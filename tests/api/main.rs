@@ -19,6 +19,7 @@ mod medicinal;
 mod mp;
 mod orders;
 mod payments;
+mod response_cache;
 mod reviews;
 mod sim_flow;
 mod sim_mp;

@@ -123,6 +123,7 @@ pub async fn create(
         ));
     };
     let now = st.clock.now();
+    let _catalogue = st.catalogue.writing();
     let txn = begin_write(&st.db).await?;
     ensure_slug_free(&txn, &slug, None).await?;
     let created = category::ActiveModel {
@@ -171,6 +172,7 @@ pub async fn update(
         .and_then(|d| issues.take(parse_description("description", Some(d))));
     issues.finish()?;
     let now = st.clock.now();
+    let _catalogue = st.catalogue.writing();
     let txn = begin_write(&st.db).await?;
     let current = category::Entity::find_by_id(id)
         .one(&txn)
@@ -220,6 +222,7 @@ pub async fn update(
 /// Refused with `conflict` while the category still has products.
 pub async fn delete(st: &AppState, ctx: &RequestCtx, id: i64) -> AppResult<bool> {
     ctx.require_admin()?;
+    let _catalogue = st.catalogue.writing();
     let txn = begin_write(&st.db).await?;
     let current = category::Entity::find_by_id(id)
         .one(&txn)

@@ -377,6 +377,7 @@ pub async fn import(
     }
 
     let now = st.clock.now();
+    let _catalogue = st.catalogue.writing();
     let txn = begin_write(&st.db).await?;
     for (_, p) in plan {
         let product_id = match (p.existing_id, p.new) {

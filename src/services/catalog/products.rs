@@ -378,6 +378,7 @@ pub async fn create(
         ));
     };
     let now = st.clock.now();
+    let _catalogue = st.catalogue.writing();
     let txn = begin_write(&st.db).await?;
     let mut stored_image = None;
     if let Some(upload) = image {
@@ -470,6 +471,7 @@ pub async fn update(
     };
     issues.finish()?;
     let now = st.clock.now();
+    let _catalogue = st.catalogue.writing();
     let txn = begin_write(&st.db).await?;
     let current = product::Entity::find_by_id(id)
         .one(&txn)
@@ -541,6 +543,7 @@ pub async fn update(
 /// order history must keep pointing at it). Either way 204; the audit row says which.
 pub async fn delete(st: &AppState, ctx: &RequestCtx, id: i64) -> AppResult<bool> {
     ctx.require_admin()?;
+    let _catalogue = st.catalogue.writing();
     let txn = begin_write(&st.db).await?;
     let current = product::Entity::find_by_id(id)
         .one(&txn)

@@ -174,6 +174,7 @@ pub async fn create(
     issues.finish()?;
     let v = v.ok_or_else(|| AppError::invalid("sku", "required", "Invalid variant"))?;
     let now = st.clock.now();
+    let _catalogue = st.catalogue.writing();
     let txn = begin_write(&st.db).await?;
     product::Entity::find_by_id(product_id)
         .one(&txn)
@@ -219,6 +220,7 @@ pub async fn update(
         .and_then(|p| issues.take(non_negative("weightGrams", p, MAX_QUANTITY)));
     issues.finish()?;
     let now = st.clock.now();
+    let _catalogue = st.catalogue.writing();
     let txn = begin_write(&st.db).await?;
     let current = product_variant::Entity::find_by_id(id)
         .one(&txn)
@@ -287,6 +289,7 @@ pub async fn update(
 /// Deletes the variant (and any cart lines holding it), or deactivates it when orders hold it.
 pub async fn delete(st: &AppState, ctx: &RequestCtx, id: i64) -> AppResult<bool> {
     ctx.require_admin()?;
+    let _catalogue = st.catalogue.writing();
     let txn = begin_write(&st.db).await?;
     let current = product_variant::Entity::find_by_id(id)
         .one(&txn)

@@ -234,6 +234,7 @@ pub async fn settle(
         return Ok((Some(p), Applied::Pending));
     }
     let raw = json!({"source": source, "status": s});
+    let _catalogue = st.catalogue.writing();
     let txn = begin_write(&st.db).await?;
     let event = payment_event::ActiveModel {
         provider: Set(PROVIDER.into()),

@@ -362,6 +362,7 @@ pub async fn confirm(
     let params = input.params.map(|j| j.0).unwrap_or(Value::Null);
     let payment_id = if input.provider == "test" {
         let outcome = test_provider::confirm(&p, &params);
+        let _catalogue = st.catalogue.writing();
         let txn = begin_write(&st.db).await?;
         apply_outcome(
             st,
@@ -738,6 +739,7 @@ pub async fn refund_cancelled(st: &AppState, ctx: &RequestCtx, order_id: i64) ->
             }
             _ => continue,
         };
+        let _catalogue = st.catalogue.writing();
         let txn = begin_write(&st.db).await?;
         let entry = match result {
             Ok(kind) => {

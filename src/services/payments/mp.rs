@@ -309,6 +309,7 @@ pub async fn settle(
     if result == Outcome::Pending {
         return Ok(Applied::Pending);
     }
+    let _catalogue = st.catalogue.writing();
     let txn = begin_write(&st.db).await?;
     let event = payment_event::ActiveModel {
         provider: Set(PROVIDER.into()),

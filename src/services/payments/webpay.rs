@@ -282,6 +282,7 @@ pub async fn commit_once(
             .await?;
         return Ok(Applied::Pending);
     }
+    let _catalogue = st.catalogue.writing();
     let txn = begin_write(&st.db).await?;
     let applied = apply_outcome(st, &txn, ctx, p.id, outcome, raw.clone()).await?;
     let mut am: payment_event::ActiveModel = claim.into();
@@ -307,6 +308,7 @@ pub async fn reconcile(st: &AppState, ctx: &RequestCtx, p: &payment::Model) -> A
                 &o.payment_ref.clone().unwrap_or_default(),
                 &session_id(st, o.id, o.payment_ref.as_deref().unwrap_or_default()),
             );
+            let _catalogue = st.catalogue.writing();
             let txn = begin_write(&st.db).await?;
             let applied = apply_outcome(
                 st,
@@ -333,6 +335,7 @@ pub async fn fail(
     reason: &str,
     raw: Value,
 ) -> AppResult<Applied> {
+    let _catalogue = st.catalogue.writing();
     let txn = begin_write(&st.db).await?;
     let applied = apply_outcome(
         st,
