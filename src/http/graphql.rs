@@ -51,7 +51,7 @@ async fn run(
     media: ResponseMedia,
     get_headers: Option<&HeaderMap>,
 ) -> Response {
-    let Some(key) = catalogue_key(&mut request) else {
+    let Some(key) = catalogue_key(app, &mut request) else {
         return respond_as(
             graphql::execute(&app.schema, &app.state, request, ctx).await,
             media,
@@ -90,17 +90,13 @@ async fn run(
 
 /// The response cache key of a request that reads nothing but the catalogue: its operation, its
 /// normalized text and its variables (the viewer's class is added by the cache).
-fn catalogue_key(request: &mut async_graphql::Request) -> Option<String> {
-    let operation = request.operation_name.clone();
-    let doc = request.parsed_query().ok()?;
-    if !response_cache::is_catalogue_read(doc, operation.as_deref()) {
-        return None;
-    }
+fn catalogue_key(app: &App, request: &mut async_graphql::Request) -> Option<String> {
+    let text = app.state.response_cache.catalogue_text(request)?;
     let variables = serde_json::to_value(&request.variables).ok()?;
     Some(format!(
         "graphql|{}|{}|{}",
-        operation.as_deref().unwrap_or(""),
-        response_cache::normalize_query(&request.query),
+        request.operation_name.as_deref().unwrap_or(""),
+        text,
         response_cache::canonical_json(&variables)
     ))
 }
@@ -344,7 +340,16 @@ pub async fn get(
     if let Some(refused) = resolve_persisted(&app, &ctx, &mut request) {
         return respond(refused);
     }
-    // Mutations only over POST: a GET must be safe (no CSRF through links or image tags).
+    // Mutations only over POST: a GET must be safe (no CSRF through links or image tags). A
+    // known catalogue read is a query (and its document need not be parsed again).
+    if app
+        .state
+        .response_cache
+        .catalogue_text(&mut request)
+        .is_some()
+    {
+        return run(&app, ctx, request, ResponseMedia::Json, Some(&headers)).await;
+    }
     let op_name = request.operation_name.clone();
     match request.parsed_query() {
         Ok(doc) => {

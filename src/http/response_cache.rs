@@ -274,8 +274,23 @@ impl Surface {
     }
 }
 
+#[derive(Clone)]
+struct DocumentWeight;
+
+impl quick_cache::Weighter<String, Option<Arc<str>>> for DocumentWeight {
+    fn weight(&self, key: &String, normalized: &Option<Arc<str>>) -> u64 {
+        (key.len() + normalized.as_ref().map_or(0, |n| n.len()) + 64) as u64
+    }
+}
+
+/// The memory bound of the memo of GraphQL documents (see [`ResponseCache::catalogue_text`]).
+const DOCUMENT_MEMO_BYTES: u64 = 2 * 1024 * 1024;
+
 pub struct ResponseCache {
     store: Option<quick_cache::sync::Cache<String, Arc<Entry>, Weight>>,
+    /// Per operation name and query text as sent: its normalized text when it is a catalogue
+    /// read, `None` when it is not. Spares a hit parsing the document again.
+    documents: quick_cache::sync::Cache<String, Option<Arc<str>>, DocumentWeight>,
     freshness: Arc<Freshness>,
     /// The generation the store holds answers of; older ones are dropped at the first new answer.
     held: AtomicU64,
@@ -293,6 +308,11 @@ impl ResponseCache {
         });
         ResponseCache {
             store,
+            documents: quick_cache::sync::Cache::with_weighter(
+                1024,
+                DOCUMENT_MEMO_BYTES,
+                DocumentWeight,
+            ),
             freshness,
             held: AtomicU64::new(0),
             metrics,
@@ -302,6 +322,28 @@ impl ResponseCache {
 
     pub fn enabled(&self) -> bool {
         self.store.is_some()
+    }
+
+    /// The normalized text of a GraphQL request that reads nothing but the catalogue (`None`
+    /// otherwise, or when it does not parse), remembered per operation name and text as sent.
+    pub fn catalogue_text(&self, request: &mut async_graphql::Request) -> Option<Arc<str>> {
+        let memo_key = format!(
+            "{}\u{0}{}",
+            request.operation_name.as_deref().unwrap_or(""),
+            request.query
+        );
+        if let Some(known) = self.documents.get(&memo_key) {
+            return known;
+        }
+        let operation = request.operation_name.clone();
+        let verdict = match request.parsed_query() {
+            Ok(doc) => is_catalogue_read(doc, operation.as_deref()),
+            // Not remembered: execution reports the syntax error.
+            Err(_) => return None,
+        };
+        let known = verdict.then(|| Arc::from(normalize_query(&request.query)));
+        self.documents.insert(memo_key, known.clone());
+        known
     }
 
     fn get(&self, key: &str, generation: u64) -> Option<Arc<Entry>> {
