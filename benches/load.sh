@@ -156,6 +156,8 @@ for mode in "${MODES[@]}"; do
   cp "$RUN/$mode/notes.txt" "$RUN/notes-$mode.txt" 2>/dev/null || true
   while IFS=$'\t' read -r -u 3 id label method path body headers; do
     [[ -z $BENCH_SCENARIOS || $id =~ $BENCH_SCENARIOS ]] || continue
+    [[ $body == - ]] && body=
+    [[ $headers == - ]] && headers=
     headers=${headers//\\n/$'\n'}
     log "$mode: $label"
     run_wrk "$BENCH_WARMUP" "$RUN/$mode/$id-warmup.txt"

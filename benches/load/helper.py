@@ -203,8 +203,9 @@ def prepare(base, outdir):
         if status not in (200, 304) or (path == "/graphql" and b'"errors"' in resp):
             die(f"scenario {id_} does not answer cleanly ({status}): {resp[:500]!r}")
     with open(os.path.join(outdir, "scenarios.tsv"), "w") as f:
+        # Empty fields are "-": bash's `read` folds consecutive tabs (whitespace) into one.
         for r in rows:
-            f.write("\t".join(r).replace("\n", "\\n") + "\n")
+            f.write("\t".join(x or "-" for x in r).replace("\n", "\\n") + "\n")
     with open(os.path.join(outdir, "notes.txt"), "a") as f:
         for n in notes:
             f.write(n + "\n")

@@ -40,6 +40,9 @@ pub fn requested(extensions: &async_graphql::Extensions) -> bool {
 
 impl PersistedQueries {
     pub fn new(max_bytes: u64, metrics: Metrics) -> Self {
+        for outcome in ["hit", "miss", "registered"] {
+            metrics.persisted_queries.with_label_values(&[outcome]);
+        }
         let items = (max_bytes / 1024).clamp(16, 1 << 20) as usize;
         PersistedQueries {
             store: quick_cache::sync::Cache::with_weighter(items, max_bytes, Weight),

@@ -300,6 +300,15 @@ pub struct ResponseCache {
 
 impl ResponseCache {
     pub fn new(config: &Config, freshness: Arc<Freshness>, metrics: Metrics) -> Self {
+        // Every series exists from the start (at 0), so dashboards and alerts see them at once.
+        for surface in [Surface::Rest, Surface::Graphql] {
+            metrics
+                .response_cache_hits
+                .with_label_values(&[surface.label()]);
+            metrics
+                .response_cache_misses
+                .with_label_values(&[surface.label()]);
+        }
         let max = config.response_cache_max_bytes;
         let store = config.response_cache.then(|| {
             // quick_cache sizes its tables from an estimate of the item count (~4 KiB answers).
