@@ -336,7 +336,10 @@ impl CatalogQuery {
 
     async fn product(&self, ctx: &Context<'_>, id: i64) -> GqlResult<Product> {
         let (st, rc) = parts(ctx);
-        Ok(products::get(st, rc, id).await?.into())
+        let (p, c) = products::get_with_category(st, rc, id).await?;
+        // `Product.category` and the teaser check need it: no second statement for it.
+        loader(ctx).feed_one(CategoryId(c.id), c).await;
+        Ok(p.into())
     }
 
     /// A product's variants, paginated.

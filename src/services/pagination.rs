@@ -1,5 +1,8 @@
 //! Page arguments (spec §2): `page` ≥ 1 (default 1), `pageSize` 1–100 (default 20). Out of range is an error.
 
+use sea_orm::sea_query::{Alias, Asterisk, Expr, Query, SelectStatement, WindowStatement};
+use sea_orm::{DbErr, QueryResult};
+
 use crate::error::{AppError, AppResult, FieldIssue};
 
 pub const DEFAULT_PAGE_SIZE: u64 = 20;
@@ -40,7 +43,8 @@ impl Page {
             .min(i64::MAX as u64)
     }
 
-    /// This page of an (ordered) query, and the total count of its rows.
+    /// This page of an (ordered) query, and the total count of its rows, in one round trip (see
+    /// [`Page::fetch_rows`]).
     pub async fn fetch<E, C>(
         &self,
         conn: &C,
@@ -48,18 +52,69 @@ impl Page {
     ) -> AppResult<(Vec<E::Model>, u64)>
     where
         E: sea_orm::EntityTrait,
-        E::Model: Sync,
         C: sea_orm::ConnectionTrait,
     {
-        use sea_orm::{PaginatorTrait, QuerySelect};
-        let total = query.clone().count(conn).await?;
-        let items = query
+        use sea_orm::{FromQueryResult, QueryTrait};
+        self.fetch_rows(conn, query.into_query(), |row| {
+            E::Model::from_query_result(row, "")
+        })
+        .await
+    }
+
+    /// This page of an (ordered) SELECT, each row read by `read`, and the total count of its rows,
+    /// in one round trip: the rows carry a window count (`COUNT(*) OVER ()`, computed before
+    /// LIMIT and OFFSET; SQLite ≥ 3.25 and PostgreSQL). A page past the end has no row to carry
+    /// it: only then does a second statement (a COUNT) give the total; an empty first page is 0.
+    /// Not for a SELECT DISTINCT (the window counts the rows before DISTINCT removes any).
+    pub async fn fetch_rows<T, C>(
+        &self,
+        conn: &C,
+        query: SelectStatement,
+        read: impl Fn(&QueryResult) -> Result<T, DbErr>,
+    ) -> AppResult<(Vec<T>, u64)>
+    where
+        C: sea_orm::ConnectionTrait,
+    {
+        use sea_orm::sea_query::ExprTrait as _;
+        let mut paged = query.clone();
+        paged
+            .expr_window_as(
+                Expr::col(Asterisk).count(),
+                WindowStatement::new(),
+                Alias::new(TOTAL_COLUMN),
+            )
             .offset(self.offset())
-            .limit(self.page_size)
-            .all(conn)
-            .await?;
+            .limit(self.page_size);
+        let rows = conn.query_all(&paged).await?;
+        let total = match rows.first() {
+            Some(row) => u64::try_from(row.try_get::<i64>("", TOTAL_COLUMN)?).unwrap_or_default(),
+            None if self.offset() == 0 => 0,
+            None => count_rows(conn, query).await?,
+        };
+        let items = rows.iter().map(read).collect::<Result<Vec<_>, _>>()?;
         Ok((items, total))
     }
+}
+
+/// The alias of the window count column (no table has a column of that name).
+const TOTAL_COLUMN: &str = "page_total_rows";
+
+/// `SELECT COUNT(*) FROM (query) AS counted`, as SeaORM's `count` does it.
+async fn count_rows<C: sea_orm::ConnectionTrait>(
+    conn: &C,
+    mut query: SelectStatement,
+) -> AppResult<u64> {
+    use sea_orm::sea_query::ExprTrait as _;
+    query.clear_order_by();
+    let stmt = Query::select()
+        .expr(Expr::col(Asterisk).count())
+        .from_subquery(query, Alias::new("counted"))
+        .to_owned();
+    let n: i64 = match conn.query_one(&stmt).await? {
+        Some(row) => row.try_get_by_index(0)?,
+        None => 0,
+    };
+    Ok(u64::try_from(n).unwrap_or_default())
 }
 
 impl AppError {

@@ -212,11 +212,9 @@ pub async fn list(
         cond = cond.add(Expr::exists(sub.to_owned()));
     }
 
-    let base = product::Entity::find()
+    let mut q = product::Entity::find()
         .join(JoinType::InnerJoin, product::Relation::Category.def())
         .filter(cond);
-    let total = base.clone().count(&st.db).await?;
-    let mut q = base;
     for (field, order) in sort {
         q = match field {
             "price" => q.order_by(min_price_expr(), order),
@@ -226,16 +224,21 @@ pub async fn list(
             _ => q.order_by(product::Column::Id, order),
         };
     }
-    let items = q
-        .offset(page.offset())
-        .limit(page.page_size)
-        .all(&st.db)
-        .await?;
-    Ok((items, total))
+    // The page and its total in one statement (a window count).
+    page.fetch(&st.db, q).await
 }
 
 /// A product the viewer may see; `not_found` otherwise (inactive for non-admins, or gated).
 pub async fn get(st: &AppState, ctx: &RequestCtx, id: i64) -> AppResult<product::Model> {
+    Ok(get_with_category(st, ctx, id).await?.0)
+}
+
+/// [`get`], with the product's category (read by the same statement).
+pub async fn get_with_category(
+    st: &AppState,
+    ctx: &RequestCtx,
+    id: i64,
+) -> AppResult<(product::Model, category::Model)> {
     let found = product::Entity::find_by_id(id)
         .find_also_related(category::Entity)
         .one(&st.db)
@@ -252,7 +255,7 @@ pub async fn get(st: &AppState, ctx: &RequestCtx, id: i64) -> AppResult<product:
     {
         return Err(AppError::not_found("Product"));
     }
-    Ok(p)
+    Ok((p, c))
 }
 
 async fn ensure_category<C: ConnectionTrait>(conn: &C, id: i64) -> AppResult<category::Model> {
