@@ -1,6 +1,8 @@
 //! GraphQL types and resolvers for the catalogue. `Product.category` and `Product.variants` go
 //! through the request's DataLoader, so a page costs a constant number of statements.
 
+use std::collections::HashMap;
+
 use async_graphql::{ComplexObject, Context, Object, SimpleObject};
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -247,8 +249,9 @@ pub struct VariantPage {
     pub requires_medicinal_validation: bool,
 }
 
-/// Loads the categories and variants a page will ask for in one batch each, up front, so the
-/// per-product resolvers hit the request's cache whatever the scheduling of their futures.
+/// Loads the categories (unless fed already), variants and ratings a page will ask for in one
+/// batch each, up front, so the per-product resolvers hit the request's cache whatever the
+/// scheduling of their futures.
 async fn prime_loaders(ctx: &Context<'_>, items: &[product::Model]) -> GqlResult<()> {
     let selection = ctx.look_ahead().field("items");
     let wants_variants = selection.field("variants").exists();
@@ -324,7 +327,14 @@ impl CatalogQuery {
             price_max,
             sort,
         };
-        let (items, total) = products::list(st, rc, filter, p).await?;
+        let (rows, total) = products::list(st, rc, filter, p).await?;
+        // The page's categories came with it: into the loader, no statement of their own.
+        let categories: HashMap<i64, category::Model> =
+            rows.iter().map(|(_, c)| (c.id, c.clone())).collect();
+        loader(ctx)
+            .feed_many(categories.into_iter().map(|(id, c)| (CategoryId(id), c)))
+            .await;
+        let items: Vec<product::Model> = rows.into_iter().map(|(p, _)| p).collect();
         prime_loaders(ctx, &items).await?;
         Ok(ProductPage {
             items: items.into_iter().map(Product::from).collect(),

@@ -3,8 +3,9 @@
 use async_graphql::{InputObject, MaybeUndefined};
 use sea_orm::sea_query::{Alias, Expr, ExprTrait, Func, LikeExpr, Order, Query, SimpleExpr};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, EntityTrait, JoinType,
-    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, RelationTrait, Set,
+    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, EntityTrait, FromQueryResult,
+    IdenStatic, JoinType, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait,
+    RelationTrait, SelectA, SelectB, Set,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -142,7 +143,7 @@ pub async fn list(
     ctx: &RequestCtx,
     filter: ProductFilter,
     page: Page,
-) -> AppResult<(Vec<product::Model>, u64)> {
+) -> AppResult<(Vec<(product::Model, category::Model)>, u64)> {
     let mut issues = Issues::default();
     for (field, v) in [
         ("priceMin", filter.price_min),
@@ -224,8 +225,15 @@ pub async fn list(
             _ => q.order_by(product::Column::Id, order),
         };
     }
-    // The page and its total in one statement (a window count).
-    page.fetch(&st.db, q).await
+    // The page, each product with its category (joined anyway) and the total: one statement.
+    let q = q.select_two_required(category::Entity).into_query();
+    page.fetch_rows(&st.db, q, |row| {
+        Ok((
+            product::Model::from_query_result(row, SelectA.as_str())?,
+            category::Model::from_query_result(row, SelectB.as_str())?,
+        ))
+    })
+    .await
 }
 
 /// A product the viewer may see; `not_found` otherwise (inactive for non-admins, or gated).
