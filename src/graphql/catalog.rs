@@ -249,30 +249,28 @@ pub struct VariantPage {
     pub requires_medicinal_validation: bool,
 }
 
-/// Loads the categories (unless fed already), variants and ratings a page will ask for in one
-/// batch each, up front, so the per-product resolvers hit the request's cache whatever the
-/// scheduling of their futures.
+/// Loads the variants and ratings a page will ask for in one batch each, up front and at the same
+/// time, so the per-product resolvers hit the request's cache whatever the scheduling of their
+/// futures. (The categories came with the page.)
 async fn prime_loaders(ctx: &Context<'_>, items: &[product::Model]) -> GqlResult<()> {
     let selection = ctx.look_ahead().field("items");
-    let wants_variants = selection.field("variants").exists();
-    if wants_variants
-        || selection.field("category").exists()
-        || selection.field("requiresMedicinalValidation").exists()
-    {
-        loader(ctx)
-            .load_many(items.iter().map(|p| CategoryId(p.category_id)))
-            .await?;
-    }
-    if wants_variants {
-        loader(ctx)
-            .load_many(items.iter().map(|p| VariantsOf(p.id)))
-            .await?;
-    }
-    if selection.field("rating").exists() {
-        loader(ctx)
-            .load_many(items.iter().map(|p| RatingOf(p.id)))
-            .await?;
-    }
+    let variants = async {
+        if selection.field("variants").exists() {
+            loader(ctx)
+                .load_many(items.iter().map(|p| VariantsOf(p.id)))
+                .await?;
+        }
+        Ok::<_, AppError>(())
+    };
+    let ratings = async {
+        if selection.field("rating").exists() {
+            loader(ctx)
+                .load_many(items.iter().map(|p| RatingOf(p.id)))
+                .await?;
+        }
+        Ok::<_, AppError>(())
+    };
+    futures_util::future::try_join(variants, ratings).await?;
     Ok(())
 }
 
