@@ -168,9 +168,10 @@ async fn lean_rest_costs_what_graphql_costs_for_the_same_data() {
 }
 
 /// Totals and pages through the whole list, on the last page, past the end, with filters and with
-/// `sort=price` (an expression): the window count agrees with a COUNT and the pages with one big page.
+/// `sort=price` (an expression): the total each page carries agrees with a COUNT, and the pages
+/// with one big page.
 #[tokio::test]
-async fn lean_totals_stay_right_with_the_window_count() {
+async fn lean_totals_stay_right_on_every_page() {
     let app = TestApp::spawn().await;
     catalogue(&app).await;
     let visible = app
