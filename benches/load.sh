@@ -17,6 +17,7 @@ BENCH_PORT=${BENCH_PORT:-18090}
 BENCH_MAX_ERRORS=${BENCH_MAX_ERRORS:-10}
 BENCH_SCENARIOS=${BENCH_SCENARIOS:-}
 BENCH_CACHE=${BENCH_CACHE:-auto}
+BENCH_RUST_LOG=${BENCH_RUST_LOG:-info}
 export BENCH_PRODUCTS=${BENCH_PRODUCTS:-1000}
 DB_URL=${BENCH_DATABASE_URL:-sqlite://$OUT/dispensary.db?mode=rwc}
 BIN=$ROOT/target/release/dispensary
@@ -73,7 +74,7 @@ case $DB_URL in
   *) die "BENCH_DATABASE_URL must be sqlite:... or postgres://..." ;;
 esac
 
-# 4. The server as in production: info logs, JSON, to a file. The background sweeps are spaced out so that
+# 4. The server as in production: info logs (BENCH_RUST_LOG), JSON, to a file. The background sweeps are spaced out so that
 #    db_statements_total counts the requests only.
 start_server() { # $1: cache mode (default | off | warm)
   local mode=$1 cache=()
@@ -81,7 +82,7 @@ start_server() { # $1: cache mode (default | off | warm)
   case $mode in off) cache=(RESPONSE_CACHE=off) ;; warm) cache=(RESPONSE_CACHE=on) ;; esac
   env APP_ENV=production APP_ADDR="127.0.0.1:$BENCH_PORT" DATABASE_URL="$DB_URL" \
     JWT_SECRET=load-bench-secret-0123456789abcdef0123456789 SEED_ADMIN_PASSWORD=Load-Bench-Unused-9 \
-    RUST_LOG=info LOG_FORMAT=json UPLOAD_DIR="$OUT/uploads" \
+    RUST_LOG="$BENCH_RUST_LOG" LOG_FORMAT=json UPLOAD_DIR="$OUT/uploads" \
     SWEEP_INTERVAL_SECONDS=3600 RECONCILE_INTERVAL_SECONDS=3600 "${cache[@]}" \
     "$BIN" serve >"$RUN/server-$mode.log" 2>&1 &
   SERVER_PID=$!
@@ -184,7 +185,7 @@ done
 cat "$RUN"/notes*.txt 2>/dev/null | sort -u >"$RUN/footer.txt" || true
 context="dispensary load benchmark · $DB_KIND · $BENCH_PRODUCTS products × 3 variants · wrk -t$BENCH_THREADS \
 -c$BENCH_CONNECTIONS, ${BENCH_SECONDS} s runs after a ${BENCH_WARMUP} s warm-up · $(nproc) cores · \
-$(git rev-parse --short HEAD 2>/dev/null || echo unknown) · $(date -u +%Y-%m-%dT%H:%MZ)"
+RUST_LOG=$BENCH_RUST_LOG · $(git rev-parse --short HEAD 2>/dev/null || echo unknown) · $(date -u +%Y-%m-%dT%H:%MZ)"
 helper table "$RESULTS" "$RUN/footer.txt" "$context" | tee "$OUT/last-table.md"
 
 if ((${#FAILED[@]})); then

@@ -42,12 +42,23 @@ enum Command {
     },
 }
 
-fn init_logging(format: LogFormat) {
+/// Logs go to stderr through a non-blocking writer: requests only format their line and queue it;
+/// a worker thread writes the queue out through a buffer, flushed whenever the queue runs dry, so
+/// a burst of lines costs a few writes and no request waits on the log's file or pipe. When the
+/// queue is full (128,000 lines behind) new lines are dropped rather than stalling requests. The
+/// returned guard flushes what is queued when dropped: keep it until the process ends.
+fn init_logging(format: LogFormat) -> tracing_appender::non_blocking::WorkerGuard {
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .thread_name("log-writer")
+        .finish(std::io::BufWriter::with_capacity(
+            64 * 1024,
+            std::io::stderr(),
+        ));
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn,sea_orm=warn"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(writer);
     match format {
         LogFormat::Json => builder
             .json()
@@ -56,6 +67,7 @@ fn init_logging(format: LogFormat) {
             .init(),
         LogFormat::Pretty => builder.init(),
     }
+    guard
 }
 
 fn main() -> ExitCode {
@@ -79,7 +91,8 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    init_logging(config.log_format);
+    // Dropped last, at the end of `main`: flushes the log lines still queued.
+    let _log_guard = init_logging(config.log_format);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
         Err(e) => {

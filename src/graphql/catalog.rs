@@ -1,6 +1,8 @@
 //! GraphQL types and resolvers for the catalogue. `Product.category` and `Product.variants` go
 //! through the request's DataLoader, so a page costs a constant number of statements.
 
+use std::collections::HashMap;
+
 use async_graphql::{ComplexObject, Context, Object, SimpleObject};
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -247,29 +249,28 @@ pub struct VariantPage {
     pub requires_medicinal_validation: bool,
 }
 
-/// Loads the categories and variants a page will ask for in one batch each, up front, so the
-/// per-product resolvers hit the request's cache whatever the scheduling of their futures.
+/// Loads the variants and ratings a page will ask for in one batch each, up front and at the same
+/// time, so the per-product resolvers hit the request's cache whatever the scheduling of their
+/// futures. (The categories came with the page.)
 async fn prime_loaders(ctx: &Context<'_>, items: &[product::Model]) -> GqlResult<()> {
     let selection = ctx.look_ahead().field("items");
-    let wants_variants = selection.field("variants").exists();
-    if wants_variants
-        || selection.field("category").exists()
-        || selection.field("requiresMedicinalValidation").exists()
-    {
-        loader(ctx)
-            .load_many(items.iter().map(|p| CategoryId(p.category_id)))
-            .await?;
-    }
-    if wants_variants {
-        loader(ctx)
-            .load_many(items.iter().map(|p| VariantsOf(p.id)))
-            .await?;
-    }
-    if selection.field("rating").exists() {
-        loader(ctx)
-            .load_many(items.iter().map(|p| RatingOf(p.id)))
-            .await?;
-    }
+    let variants = async {
+        if selection.field("variants").exists() {
+            loader(ctx)
+                .load_many(items.iter().map(|p| VariantsOf(p.id)))
+                .await?;
+        }
+        Ok::<_, AppError>(())
+    };
+    let ratings = async {
+        if selection.field("rating").exists() {
+            loader(ctx)
+                .load_many(items.iter().map(|p| RatingOf(p.id)))
+                .await?;
+        }
+        Ok::<_, AppError>(())
+    };
+    futures_util::future::try_join(variants, ratings).await?;
     Ok(())
 }
 
@@ -324,7 +325,14 @@ impl CatalogQuery {
             price_max,
             sort,
         };
-        let (items, total) = products::list(st, rc, filter, p).await?;
+        let (rows, total) = products::list(st, rc, filter, p).await?;
+        // The page's categories came with it: into the loader, no statement of their own.
+        let categories: HashMap<i64, category::Model> =
+            rows.iter().map(|(_, c)| (c.id, c.clone())).collect();
+        loader(ctx)
+            .feed_many(categories.into_iter().map(|(id, c)| (CategoryId(id), c)))
+            .await;
+        let items: Vec<product::Model> = rows.into_iter().map(|(p, _)| p).collect();
         prime_loaders(ctx, &items).await?;
         Ok(ProductPage {
             items: items.into_iter().map(Product::from).collect(),
@@ -336,7 +344,10 @@ impl CatalogQuery {
 
     async fn product(&self, ctx: &Context<'_>, id: i64) -> GqlResult<Product> {
         let (st, rc) = parts(ctx);
-        Ok(products::get(st, rc, id).await?.into())
+        let (p, c) = products::get_with_category(st, rc, id).await?;
+        // `Product.category` and the teaser check need it: no second statement for it.
+        loader(ctx).feed_one(CategoryId(c.id), c).await;
+        Ok(p.into())
     }
 
     /// A product's variants, paginated.

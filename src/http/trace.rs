@@ -19,6 +19,15 @@ pub fn current_trace_id() -> String {
         .unwrap_or_else(|_| "-".to_string())
 }
 
+/// Calls `f` with the current request's trace id ("-" outside a request), without copying it.
+pub fn with_trace_id<R>(f: impl FnOnce(&str) -> R) -> R {
+    let mut f = Some(f);
+    match TRACE_ID.try_with(|id| (f.take().expect("called once"))(id)) {
+        Ok(r) => r,
+        Err(_) => (f.take().expect("not called"))("-"),
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct TraceId(pub String);
 

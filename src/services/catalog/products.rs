@@ -3,8 +3,9 @@
 use async_graphql::{InputObject, MaybeUndefined};
 use sea_orm::sea_query::{Alias, Expr, ExprTrait, Func, LikeExpr, Order, Query, SimpleExpr};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, EntityTrait, JoinType,
-    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, RelationTrait, Set,
+    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, EntityTrait, FromQueryResult,
+    IdenStatic, JoinType, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait,
+    RelationTrait, SelectA, SelectB, Set,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -142,7 +143,7 @@ pub async fn list(
     ctx: &RequestCtx,
     filter: ProductFilter,
     page: Page,
-) -> AppResult<(Vec<product::Model>, u64)> {
+) -> AppResult<(Vec<(product::Model, category::Model)>, u64)> {
     let mut issues = Issues::default();
     for (field, v) in [
         ("priceMin", filter.price_min),
@@ -212,11 +213,9 @@ pub async fn list(
         cond = cond.add(Expr::exists(sub.to_owned()));
     }
 
-    let base = product::Entity::find()
+    let mut q = product::Entity::find()
         .join(JoinType::InnerJoin, product::Relation::Category.def())
         .filter(cond);
-    let total = base.clone().count(&st.db).await?;
-    let mut q = base;
     for (field, order) in sort {
         q = match field {
             "price" => q.order_by(min_price_expr(), order),
@@ -226,16 +225,28 @@ pub async fn list(
             _ => q.order_by(product::Column::Id, order),
         };
     }
-    let items = q
-        .offset(page.offset())
-        .limit(page.page_size)
-        .all(&st.db)
-        .await?;
-    Ok((items, total))
+    // The page, each product with its category (joined anyway) and the total: one statement.
+    let q = q.select_two_required(category::Entity).into_query();
+    page.fetch_rows(&st.db, q, |row| {
+        Ok((
+            product::Model::from_query_result(row, SelectA.as_str())?,
+            category::Model::from_query_result(row, SelectB.as_str())?,
+        ))
+    })
+    .await
 }
 
 /// A product the viewer may see; `not_found` otherwise (inactive for non-admins, or gated).
 pub async fn get(st: &AppState, ctx: &RequestCtx, id: i64) -> AppResult<product::Model> {
+    Ok(get_with_category(st, ctx, id).await?.0)
+}
+
+/// [`get`], with the product's category (read by the same statement).
+pub async fn get_with_category(
+    st: &AppState,
+    ctx: &RequestCtx,
+    id: i64,
+) -> AppResult<(product::Model, category::Model)> {
     let found = product::Entity::find_by_id(id)
         .find_also_related(category::Entity)
         .one(&st.db)
@@ -252,7 +263,7 @@ pub async fn get(st: &AppState, ctx: &RequestCtx, id: i64) -> AppResult<product:
     {
         return Err(AppError::not_found("Product"));
     }
-    Ok(p)
+    Ok((p, c))
 }
 
 async fn ensure_category<C: ConnectionTrait>(conn: &C, id: i64) -> AppResult<category::Model> {
