@@ -415,11 +415,15 @@ fn graphql_get() -> utoipa::openapi::path::Operation {
         ))
         .tag("graphql")
         .operation_id(Some("GraphqlGet"))
-        .parameter(query_param(
-            "query",
-            false,
-            "The GraphQL document (required unless `extensions` names a persisted query)",
-        ))
+        .parameter(
+            ParameterBuilder::new()
+                .name("query")
+                .parameter_in(ParameterIn::Query)
+                .required(Required::True)
+                .description(Some("The GraphQL document (a persisted-query request may instead leave it out and name a registered one in `extensions`)"))
+                .schema(Some(ObjectBuilder::new().schema_type(Type::String).min_length(Some(1))))
+                .build(),
+        )
         .parameter(query_param("operationName", false, "The operation to run"))
         .parameter(query_param(
             "variables",
@@ -471,8 +475,9 @@ fn graphql_post() -> utoipa::openapi::path::Operation {
             ObjectBuilder::new()
                 .schema_type(Type::String)
                 .min_length(Some(1))
-                .description(Some("The GraphQL document; required unless `extensions.persistedQuery` names a registered one")),
+                .description(Some("The GraphQL document. A request may instead leave it out and name a registered one in `extensions.persistedQuery` (automatic persisted queries)")),
         )
+        .required("query")
         .property("operationName", nullable(Type::String))
         .property("variables", nullable(Type::Object))
         .property(
