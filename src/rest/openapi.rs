@@ -420,7 +420,7 @@ fn graphql_get() -> utoipa::openapi::path::Operation {
                 .name("query")
                 .parameter_in(ParameterIn::Query)
                 .required(Required::True)
-                .description(Some("The GraphQL document (a persisted-query request may instead leave it out and name a registered one in `extensions`)"))
+                .description(Some("The GraphQL document. A persisted-query request may instead leave it out and send `extensions={\"persistedQuery\": {\"version\": 1, \"sha256Hash\": \"<hex>\"}}` (URL-encoded JSON) naming a registered one"))
                 .schema(Some(ObjectBuilder::new().schema_type(Type::String).min_length(Some(1))))
                 .build(),
         )
@@ -430,11 +430,7 @@ fn graphql_get() -> utoipa::openapi::path::Operation {
             false,
             "The variables, as a JSON object",
         ))
-        .parameter(query_param(
-            "extensions",
-            false,
-            "A JSON object; `{\"persistedQuery\": {\"version\": 1, \"sha256Hash\": \"<hex>\"}}` runs a query registered earlier by its hash (Apollo automatic persisted queries)",
-        ))
+
         .parameter(if_none_match())
         .response("200", ok)
         .response("304", not_modified)
