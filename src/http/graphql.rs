@@ -312,22 +312,14 @@ pub async fn get(
             }
         }
     }
-    if let Some(e) = params.extensions.filter(|e| !e.is_empty()) {
-        match serde_json::from_str::<serde_json::Value>(&e)
-            .ok()
-            .filter(serde_json::Value::is_object)
-            .and_then(|json| serde_json::from_value(json).ok())
-        {
-            Some(ext) => request.extensions = ext,
-            None => {
-                return AppError::invalid(
-                    "extensions",
-                    "invalid_json",
-                    "extensions must be a JSON object",
-                )
-                .into_response()
-            }
-        }
+    // Extensions are optional hints (GraphQL over HTTP): one that is not a JSON object is ignored.
+    if let Some(ext) = params
+        .extensions
+        .and_then(|e| serde_json::from_str::<serde_json::Value>(&e).ok())
+        .filter(serde_json::Value::is_object)
+        .and_then(|json| serde_json::from_value(json).ok())
+    {
+        request.extensions = ext;
     }
     if request.query.is_empty() && !crate::graphql::persisted::requested(&request.extensions) {
         return AppError::invalid(
