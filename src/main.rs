@@ -70,6 +70,12 @@ fn init_logging(format: LogFormat) -> tracing_appender::non_blocking::WorkerGuar
     guard
 }
 
+/// mimalloc rather than glibc's allocator: a catalogue page allocates thousands of small,
+/// short-lived values (GraphQL values, JSON strings), and glibc's malloc/free/consolidate were
+/// about a fifth of the server's CPU on the uncached list (benches/load.sh with BENCH_PERF).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {

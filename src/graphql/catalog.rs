@@ -249,28 +249,45 @@ pub struct VariantPage {
     pub requires_medicinal_validation: bool,
 }
 
-/// Loads the variants and ratings a page will ask for in one batch each, up front and at the same
-/// time, so the per-product resolvers hit the request's cache whatever the scheduling of their
-/// futures. (The categories came with the page.)
+/// Loads the variants and ratings a page (or one product) will ask for, one statement each, at
+/// the same time, and feeds them into the request's loader, so the per-product resolvers find them
+/// cached. The loader's own batching is bypassed on purpose: it spawns a task and waits on a 1 ms
+/// timer per batch, a cross-thread wake-up and a millisecond of latency that a page whose keys
+/// are all known up front does not need. (The categories came with the page.)
 async fn prime_loaders(ctx: &Context<'_>, items: &[product::Model]) -> GqlResult<()> {
-    let selection = ctx.look_ahead().field("items");
+    use async_graphql::dataloader::Loader;
+    if items.is_empty() {
+        return Ok(());
+    }
+    let selection = ctx.look_ahead();
+    let selection = if selection.field("items").exists() {
+        selection.field("items")
+    } else {
+        selection
+    };
+    let requests = loader(ctx);
+    let catalog = requests.loader();
     let variants = async {
         if selection.field("variants").exists() {
-            loader(ctx)
-                .load_many(items.iter().map(|p| VariantsOf(p.id)))
-                .await?;
+            let keys: Vec<VariantsOf> = items.iter().map(|p| VariantsOf(p.id)).collect();
+            return Ok::<_, AppError>(Some(catalog.load(&keys).await?));
         }
-        Ok::<_, AppError>(())
+        Ok(None)
     };
     let ratings = async {
         if selection.field("rating").exists() {
-            loader(ctx)
-                .load_many(items.iter().map(|p| RatingOf(p.id)))
-                .await?;
+            let keys: Vec<RatingOf> = items.iter().map(|p| RatingOf(p.id)).collect();
+            return Ok::<_, AppError>(Some(catalog.load(&keys).await?));
         }
-        Ok::<_, AppError>(())
+        Ok(None)
     };
-    futures_util::future::try_join(variants, ratings).await?;
+    let (variants, ratings) = futures_util::future::try_join(variants, ratings).await?;
+    if let Some(v) = variants {
+        requests.feed_many(v).await;
+    }
+    if let Some(r) = ratings {
+        requests.feed_many(r).await;
+    }
     Ok(())
 }
 
@@ -347,6 +364,7 @@ impl CatalogQuery {
         let (p, c) = products::get_with_category(st, rc, id).await?;
         // `Product.category` and the teaser check need it: no second statement for it.
         loader(ctx).feed_one(CategoryId(c.id), c).await;
+        prime_loaders(ctx, std::slice::from_ref(&p)).await?;
         Ok(p.into())
     }
 

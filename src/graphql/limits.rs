@@ -4,7 +4,10 @@
 //! `#[graphql(complexity = ...)]` with [`paged`], [`sized`], [`list`] or [`fanout`], so a list costs
 //! `1 + size × (cost of its selection)` where the size is the one requested (`pageSize`, `limit`,
 //! `days`, their defaults when absent) or, for lists without a size argument, an assumed fan-out.
-//! [`CostLimit`] refuses a document above `GRAPHQL_MAX_COMPLEXITY` and says its cost.
+//! async-graphql's own check refuses a document above `GRAPHQL_MAX_COMPLEXITY`, and
+//! [`explain_cost`] turns its bare refusal into one that says the cost. (Not an extension: with any
+//! extension registered, async-graphql puts every field's resolution through the extension chain —
+//! two registry lookups and a boxed future per field, ~8 % of an uncached catalogue page's CPU.)
 //!
 //! **Shape.** [`admit`] walks the parsed document once, fragments expanded where they are spread:
 //! it refuses introspection to callers `GRAPHQL_INTROSPECTION` excludes (first: authorization comes
@@ -86,33 +89,29 @@ pub fn fanout(child: usize) -> usize {
     list(NESTED_LIST_FANOUT, child)
 }
 
-/// Refuses a document whose cost exceeds the limit, saying both numbers (async-graphql's own
-/// check only says "Query is too complex.").
-pub struct CostLimit(pub usize);
+/// async-graphql's refusal of a document above the cost limit (its message, verbatim).
+const TOO_COMPLEX: &str = "Query is too complex.";
 
-impl ExtensionFactory for CostLimit {
-    fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(CostLimitExtension(self.0))
-    }
+/// Whether `errors` is async-graphql's bare cost refusal, which [`explain_cost`] replaces.
+pub fn is_cost_refusal(errors: &[ServerError]) -> bool {
+    matches!(errors, [e] if e.message == TOO_COMPLEX && e.extensions.is_none())
 }
 
-struct CostLimitExtension(usize);
-
-#[async_graphql::async_trait::async_trait]
-impl Extension for CostLimitExtension {
-    async fn validation(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        next: NextValidation<'_>,
-    ) -> Result<ValidationResult, Vec<ServerError>> {
-        let result = next.run(ctx).await?;
-        if result.complexity > self.0 {
-            return Err(vec![to_server_error(&too_complex(
-                format!("its cost is {}", result.complexity),
-                self.0,
-            ))]);
-        }
-        Ok(result)
+/// The errors that replace async-graphql's bare cost refusal of `query`: the document's own
+/// validation errors when it has any (async-graphql checks the cost first; clients fix those
+/// first), else a refusal that says the cost and the limit.
+pub async fn explain_cost(
+    query: &str,
+    variables: async_graphql::Variables,
+    operation_name: Option<String>,
+    limit: usize,
+) -> Vec<ServerError> {
+    match measure_operation(query, variables, operation_name).await {
+        Ok(m) => vec![to_server_error(&too_complex(
+            format!("its cost is {}", m.complexity),
+            limit,
+        ))],
+        Err(errors) => errors,
     }
 }
 
@@ -442,22 +441,29 @@ pub async fn measure(
     query: &str,
     variables: async_graphql::Variables,
 ) -> Result<Measure, Vec<ServerError>> {
-    let captured = Arc::new(std::sync::Mutex::new(None));
-    let schema = async_graphql::Schema::build(
-        super::QueryRoot::default(),
-        super::MutationRoot::default(),
-        async_graphql::EmptySubscription,
-    )
-    .extension(Capture(captured.clone()))
-    .finish();
-    let mut request = async_graphql::Request::new(query).variables(variables);
+    measure_operation(query, variables, None).await
+}
+
+async fn measure_operation(
+    query: &str,
+    variables: async_graphql::Variables,
+    operation_name: Option<String>,
+) -> Result<Measure, Vec<ServerError>> {
+    let captured = Measured::default();
+    let mut request = async_graphql::Request::new(query)
+        .variables(variables)
+        .data(captured.clone());
+    if let Some(op) = operation_name {
+        request = request.operation_name(op);
+    }
     let shape = inspect(request.parsed_query()?, Bounds::none())
         .map_err(|v| vec![ServerError::new(v.to_error().message, None)])?;
-    let response = schema.execute(request).await;
+    let response = measuring_schema().execute(request).await;
     if !response.errors.is_empty() {
         return Err(response.errors);
     }
     let complexity = captured
+        .0
         .lock()
         .map_err(|_| vec![ServerError::new("measurement lock poisoned", None)])?
         .take()
@@ -465,12 +471,30 @@ pub async fn measure(
     Ok(Measure { complexity, shape })
 }
 
-/// Records the validated cost and answers without executing anything.
-struct Capture(Arc<std::sync::Mutex<Option<usize>>>);
+/// The schema without limits or state whose one extension records the validated cost and
+/// answers without executing anything (so no resolver ever runs on it). Built once.
+fn measuring_schema() -> &'static super::AppSchema {
+    static SCHEMA: std::sync::OnceLock<super::AppSchema> = std::sync::OnceLock::new();
+    SCHEMA.get_or_init(|| {
+        async_graphql::Schema::build(
+            super::QueryRoot::default(),
+            super::MutationRoot::default(),
+            async_graphql::EmptySubscription,
+        )
+        .extension(Capture)
+        .finish()
+    })
+}
+
+/// Where one measurement's cost lands (request data of the measuring request).
+#[derive(Clone, Default)]
+struct Measured(Arc<std::sync::Mutex<Option<usize>>>);
+
+struct Capture;
 
 impl ExtensionFactory for Capture {
     fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(Capture(self.0.clone()))
+        Arc::new(Capture)
     }
 }
 
@@ -482,7 +506,7 @@ impl Extension for Capture {
         next: NextValidation<'_>,
     ) -> Result<ValidationResult, Vec<ServerError>> {
         let result = next.run(ctx).await?;
-        if let Ok(mut slot) = self.0.lock() {
+        if let Some(Ok(mut slot)) = ctx.data_opt::<Measured>().map(|m| m.0.lock()) {
             *slot = Some(result.complexity);
         }
         Ok(result)

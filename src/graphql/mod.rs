@@ -72,15 +72,15 @@ pub fn build_schema(state: Option<AppState>) -> AppSchema {
     );
     if let Some(st) = state {
         // `limits::admit` counts depth with introspection apart; async-graphql's own depth check
-        // stays as a backstop at the larger of the two bounds. The cost limit is an extension so
-        // that its refusal can say the cost.
+        // stays as a backstop at the larger of the two bounds. A cost refusal is explained in
+        // `execute` (no extension: see `limits`).
         builder = builder
             .limit_depth(
                 st.config
                     .graphql_max_depth
                     .max(limits::INTROSPECTION_MAX_DEPTH),
             )
-            .extension(limits::CostLimit(st.config.graphql_max_complexity))
+            .limit_complexity(st.config.graphql_max_complexity)
             .data(st);
     }
     builder.finish()
@@ -117,7 +117,21 @@ pub async fn execute(
     );
     let (request, admitted) = limits::admit(request, &state.config, &rctx);
     let mut response = match admitted {
-        Ok(()) => schema.execute(request.data(rctx).data(loader)).await,
+        Ok(()) => {
+            // Kept to explain a cost refusal, which only the document and its variables need.
+            let (query, variables) = (request.query.clone(), request.variables.clone());
+            let mut response = schema.execute(request.data(rctx).data(loader)).await;
+            if limits::is_cost_refusal(&response.errors) {
+                response.errors = limits::explain_cost(
+                    &query,
+                    variables,
+                    operation.clone(),
+                    state.config.graphql_max_complexity,
+                )
+                .await;
+            }
+            response
+        }
         Err(refusal) => limits::refused(&refusal),
     };
     for err in response.errors.iter_mut() {

@@ -78,15 +78,34 @@ impl Page {
     where
         C: sea_orm::ConnectionTrait,
     {
+        self.fetch_rows_knowing(conn, query, read, None).await
+    }
+
+    /// [`Page::fetch_rows`], given the total when the caller already knows it (a total kept for
+    /// the catalogue's generation): then the page alone is read.
+    pub async fn fetch_rows_knowing<T, C>(
+        &self,
+        conn: &C,
+        query: SelectStatement,
+        read: impl Fn(&QueryResult) -> Result<T, DbErr>,
+        known_total: Option<u64>,
+    ) -> AppResult<(Vec<T>, u64)>
+    where
+        C: sea_orm::ConnectionTrait,
+    {
         let mut paged = query.clone();
-        paged
-            .expr_as(
+        if known_total.is_none() {
+            paged.expr_as(
                 Expr::SubQuery(None, Box::new(count_statement(query.clone()).into())),
                 Alias::new(TOTAL_COLUMN),
-            )
-            .offset(self.offset())
-            .limit(self.page_size);
+            );
+        }
+        paged.offset(self.offset()).limit(self.page_size);
         let rows = conn.query_all(&paged).await?;
+        if let Some(total) = known_total {
+            let items = rows.iter().map(read).collect::<Result<Vec<_>, _>>()?;
+            return Ok((items, total));
+        }
         let total = match rows.first() {
             Some(row) => row.try_get::<i64>("", TOTAL_COLUMN)?,
             None if self.offset() == 0 => 0,

@@ -230,8 +230,9 @@ async fn lean_totals_stay_right_on_every_page() {
             let want = expected.saturating_sub((page - 1) * size).min(size);
             assert_eq!(items.len() as u64, want, "{filter} page {page}");
             if page > last {
-                // Past the end: no row carries the total, so a COUNT gives it.
-                assert_eq!(n, 2.0, "{filter} past the end: page, then COUNT");
+                // Past the end no row carries the total; the one counted with page 1 is kept
+                // for the catalogue's generation, so no COUNT either.
+                assert_eq!(n, 1.0, "{filter} past the end: the page alone");
             } else if items.is_empty() {
                 assert_eq!(n, 1.0, "{filter}: an empty first page needs no COUNT");
             }
@@ -300,4 +301,81 @@ async fn lean_generic_pages_carry_their_total() {
             assert_eq!(items, i64::from(page <= want), "{filter} page {page}");
         }
     }
+}
+
+/// A product list's total is counted once per catalogue generation and viewer class: later pages
+/// and other sorts of the same filters read only their rows (with the response cache off too),
+/// and any catalogue write — this process's, or another's once its notification arrives — has it
+/// counted again.
+#[tokio::test]
+async fn lean_list_totals_are_counted_once_per_catalogue_generation() {
+    let app = TestApp::spawn_with(&[("RESPONSE_CACHE", "off")]).await;
+    let admin = catalogue(&app).await;
+    let total = |r: &Resp| r.body["total"].as_i64().unwrap_or(-1);
+    let path = format!("/api/products?category={CATEGORY}&pageSize=10");
+    let r = app.get(&path, None).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(total(&r), PRODUCTS as i64);
+
+    // A write this process did not make (another replica's, before its notification arrives):
+    // pages of the same list keep the total counted at this generation, whatever their sort...
+    let hidden = app
+        .scalar_i64(&format!(
+            "SELECT MIN(p.id) FROM products p JOIN categories c ON c.id = p.category_id \
+             WHERE c.slug = '{CATEGORY}'"
+        ))
+        .await;
+    use sea_orm::ConnectionTrait;
+    app.state
+        .db
+        .execute_unprepared(&format!(
+            "UPDATE products SET is_active = false WHERE id = {hidden}"
+        ))
+        .await
+        .unwrap();
+    for variant in ["&page=2", "&sort=price", "&page=11"] {
+        let r = app.get(&format!("{path}{variant}"), None).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        assert_eq!(total(&r), PRODUCTS as i64, "{variant}: the kept total");
+    }
+    // ...while other filters and other viewer classes count for themselves.
+    let r = app.get(&format!("{path}&q=indica"), None).await;
+    let indicas = app
+        .scalar_i64(&format!(
+            "SELECT COUNT(*) FROM products p JOIN categories c ON c.id = p.category_id \
+             WHERE c.slug = '{CATEGORY}' AND p.is_active AND p.name LIKE '%Indica%'"
+        ))
+        .await;
+    assert_eq!(total(&r), indicas, "{}", r.text);
+    let r = app.get(&path, Some(&admin)).await;
+    assert_eq!(
+        total(&r),
+        PRODUCTS as i64,
+        "admins see the inactive product: {}",
+        r.text
+    );
+
+    // The notification (what the watcher does on one): counted again.
+    app.state.catalogue.changed();
+    let r = app.get(&format!("{path}&page=2"), None).await;
+    assert_eq!(total(&r), PRODUCTS as i64 - 1, "{}", r.text);
+
+    // A write through the API moves the generation itself.
+    let other = app
+        .scalar_i64(&format!(
+            "SELECT MIN(p.id) FROM products p JOIN categories c ON c.id = p.category_id \
+             WHERE c.slug = '{CATEGORY}' AND p.is_active"
+        ))
+        .await;
+    let r = app
+        .patch(
+            &format!("/api/products/{other}"),
+            Some(&admin),
+            json!({"isActive": false}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let r = app.get(&path, None).await;
+    assert_eq!(total(&r), PRODUCTS as i64 - 2, "{}", r.text);
+    assert_eq!(r.body["items"].as_array().unwrap().len(), 10);
 }

@@ -27,10 +27,36 @@ use crate::db::Db;
 /// The PostgreSQL channel the catalogue triggers notify on commit.
 pub const CHANNEL: &str = "catalogue_changed";
 
-#[derive(Default)]
 pub struct Freshness {
     generation: AtomicU64,
     writers: AtomicUsize,
+    /// The totals of catalogue lists (the COUNT behind a page), each with the generation it was
+    /// counted at: a page whose total is known here is one cheap indexed read instead of a read
+    /// plus a count of every matching row.
+    totals: quick_cache::sync::Cache<String, (u64, u64), TotalWeight>,
+}
+
+/// Bounds the totals by their keys' size (a key holds the list's filters, search text included).
+#[derive(Clone)]
+struct TotalWeight;
+
+impl quick_cache::Weighter<String, (u64, u64)> for TotalWeight {
+    fn weight(&self, key: &String, _: &(u64, u64)) -> u64 {
+        key.len() as u64 + 64
+    }
+}
+
+/// Room for the totals: about 4,000 distinct filter combinations of short keys.
+const TOTALS_MAX_BYTES: u64 = 256 * 1024;
+
+impl Default for Freshness {
+    fn default() -> Self {
+        Freshness {
+            generation: AtomicU64::new(0),
+            writers: AtomicUsize::new(0),
+            totals: quick_cache::sync::Cache::with_weighter(4096, TOTALS_MAX_BYTES, TotalWeight),
+        }
+    }
 }
 
 impl Freshness {
@@ -57,6 +83,22 @@ impl Freshness {
     /// Another process changed the catalogue (or a notification may have been missed).
     pub fn changed(&self) {
         self.generation.fetch_add(1, SeqCst);
+    }
+
+    /// The total of the list `key` describes, if it was counted at `generation` (from
+    /// [`Freshness::readable`], taken before the read).
+    pub fn total(&self, key: &str, generation: u64) -> Option<u64> {
+        self.totals
+            .get(key)
+            .and_then(|(at, total)| (at == generation).then_some(total))
+    }
+
+    /// Keeps a total counted by a read that began at `generation`, unless the catalogue has moved
+    /// since (the same rule as the response cache's: see the module doc).
+    pub fn remember_total(&self, key: String, generation: u64, total: u64) {
+        if self.current() == generation {
+            self.totals.insert(key, (generation, total));
+        }
     }
 }
 
@@ -175,5 +217,25 @@ mod tests {
         assert!(after > before);
         f.changed();
         assert!(f.readable().expect("no writer") > after);
+    }
+
+    #[test]
+    fn totals_are_kept_for_their_generation_only() {
+        let f = Freshness::default();
+        let g = f.readable().expect("no writer");
+        f.remember_total("all".into(), g, 7);
+        assert_eq!(f.total("all", g), Some(7));
+        assert_eq!(f.total("other", g), None);
+        // Counted before a write that has since started: not kept.
+        let w = f.writing();
+        f.remember_total("late".into(), g, 9);
+        drop(w);
+        let now = f.readable().expect("writer gone");
+        assert_eq!(f.total("late", g), None);
+        assert_eq!(
+            f.total("all", now),
+            None,
+            "the catalogue moved: the old total is not served"
+        );
     }
 }

@@ -225,15 +225,48 @@ pub async fn list(
             _ => q.order_by(product::Column::Id, order),
         };
     }
-    // The page, each product with its category (joined anyway) and the total: one statement.
+    // The page, each product with its category (joined anyway) and the total: one statement, and
+    // no count at all while the total is known for the catalogue's generation.
+    let key = total_key(access, admin, &filter);
+    let generation = st.catalogue.readable();
+    let known = generation.and_then(|g| st.catalogue.total(&key, g));
     let q = q.select_two_required(category::Entity).into_query();
-    page.fetch_rows(&st.db, q, |row| {
-        Ok((
-            product::Model::from_query_result(row, SelectA.as_str())?,
-            category::Model::from_query_result(row, SelectB.as_str())?,
-        ))
-    })
-    .await
+    let (items, total) = page
+        .fetch_rows_knowing(
+            &st.db,
+            q,
+            |row| {
+                Ok((
+                    product::Model::from_query_result(row, SelectA.as_str())?,
+                    category::Model::from_query_result(row, SelectB.as_str())?,
+                ))
+            },
+            known,
+        )
+        .await?;
+    if let (None, Some(g)) = (known, generation) {
+        st.catalogue.remember_total(key, g, total);
+    }
+    Ok((items, total))
+}
+
+/// What a product list's total depends on: the viewer's access and role, and every filter (the
+/// sort and the page do not change it).
+fn total_key(access: bool, admin: bool, f: &ProductFilter) -> String {
+    let text = |v: &Option<String>| {
+        v.as_deref()
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .map(str::to_owned)
+    };
+    format!(
+        "products|{access}|{admin}|{:?}|{:?}|{:?}|{:?}|{:?}",
+        f.is_active,
+        text(&f.category),
+        text(&f.q).map(|q| fold(&q)),
+        f.price_min,
+        f.price_max
+    )
 }
 
 /// A product the viewer may see; `not_found` otherwise (inactive for non-admins, or gated).
