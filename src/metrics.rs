@@ -7,8 +7,19 @@ use prometheus::{
     Registry, TextEncoder,
 };
 
+/// The metrics handles, shared: cloning them (every request clones the app state) is one
+/// reference count, not one per metric.
 #[derive(Clone)]
-pub struct Metrics {
+pub struct Metrics(std::sync::Arc<MetricHandles>);
+
+impl std::ops::Deref for Metrics {
+    type Target = MetricHandles;
+    fn deref(&self) -> &MetricHandles {
+        &self.0
+    }
+}
+
+pub struct MetricHandles {
     registry: Registry,
     pub http_requests: IntCounterVec,
     pub http_duration: HistogramVec,
@@ -44,7 +55,7 @@ impl Metrics {
         let buckets = vec![
             0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
         ];
-        Metrics {
+        Metrics(std::sync::Arc::new(MetricHandles {
             http_requests: register(
                 &r,
                 IntCounterVec::new(
@@ -197,7 +208,7 @@ impl Metrics {
                 .expect("metric"),
             ),
             registry: r,
-        }
+        }))
     }
 
     pub fn observe_statement(&self, elapsed: Duration, failed: bool) {

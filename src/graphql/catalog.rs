@@ -249,44 +249,47 @@ pub struct VariantPage {
     pub requires_medicinal_validation: bool,
 }
 
-/// Loads the variants and ratings a page (or one product) will ask for, one statement each, at
-/// the same time, and feeds them into the request's loader, so the per-product resolvers find them
-/// cached. The loader's own batching is bypassed on purpose: it spawns a task and waits on a 1 ms
-/// timer per batch, a cross-thread wake-up and a millisecond of latency that a page whose keys
-/// are all known up front does not need. (The categories came with the page.)
-async fn prime_loaders(ctx: &Context<'_>, items: &[product::Model]) -> GqlResult<()> {
-    use async_graphql::dataloader::Loader;
-    if items.is_empty() {
-        return Ok(());
-    }
+/// Whether the selection (of a product, or of a page's `items`) asks for `field`.
+fn selects(ctx: &Context<'_>, field: &str) -> bool {
     let selection = ctx.look_ahead();
-    let selection = if selection.field("items").exists() {
-        selection.field("items")
+    let items = selection.field("items");
+    if items.exists() {
+        items.field(field).exists()
     } else {
-        selection
-    };
-    let requests = loader(ctx);
-    let catalog = requests.loader();
-    let variants = async {
-        if selection.field("variants").exists() {
-            let keys: Vec<VariantsOf> = items.iter().map(|p| VariantsOf(p.id)).collect();
-            return Ok::<_, AppError>(Some(catalog.load(&keys).await?));
-        }
-        Ok(None)
-    };
-    let ratings = async {
-        if selection.field("rating").exists() {
-            let keys: Vec<RatingOf> = items.iter().map(|p| RatingOf(p.id)).collect();
-            return Ok::<_, AppError>(Some(catalog.load(&keys).await?));
-        }
-        Ok(None)
-    };
-    let (variants, ratings) = futures_util::future::try_join(variants, ratings).await?;
-    if let Some(v) = variants {
-        requests.feed_many(v).await;
+        selection.field(field).exists()
     }
-    if let Some(r) = ratings {
-        requests.feed_many(r).await;
+}
+
+/// Feeds the request's loader with what the page's (or product's) statement brought — categories,
+/// and ratings when selected — and loads the variants the selection asks for in one statement,
+/// so the per-product resolvers find everything cached. The loader's own batching is bypassed on
+/// purpose: it spawns a task and waits on a 1 ms timer per batch, a cross-thread wake-up and a
+/// millisecond of latency that a page whose keys are all known up front does not need.
+async fn prime_loaders(ctx: &Context<'_>, rows: &[products::ProductRow]) -> GqlResult<()> {
+    use async_graphql::dataloader::Loader;
+    let requests = loader(ctx);
+    let categories: HashMap<i64, category::Model> = rows
+        .iter()
+        .map(|r| (r.category.id, r.category.clone()))
+        .collect();
+    requests
+        .feed_many(categories.into_iter().map(|(id, c)| (CategoryId(id), c)))
+        .await;
+    let ratings = rows.iter().filter_map(|r| {
+        let rating = r.rating?;
+        Some((
+            RatingOf(r.product.id),
+            super::reviews::Rating {
+                average: rating.map(|(average, _)| average),
+                count: rating.map_or(0, |(_, count)| count),
+            },
+        ))
+    });
+    requests.feed_many(ratings).await;
+    if !rows.is_empty() && selects(ctx, "variants") {
+        let keys: Vec<VariantsOf> = rows.iter().map(|r| VariantsOf(r.product.id)).collect();
+        let variants = requests.loader().load(&keys).await?;
+        requests.feed_many(variants).await;
     }
     Ok(())
 }
@@ -342,17 +345,11 @@ impl CatalogQuery {
             price_max,
             sort,
         };
-        let (rows, total) = products::list(st, rc, filter, p).await?;
-        // The page's categories came with it: into the loader, no statement of their own.
-        let categories: HashMap<i64, category::Model> =
-            rows.iter().map(|(_, c)| (c.id, c.clone())).collect();
-        loader(ctx)
-            .feed_many(categories.into_iter().map(|(id, c)| (CategoryId(id), c)))
-            .await;
-        let items: Vec<product::Model> = rows.into_iter().map(|(p, _)| p).collect();
-        prime_loaders(ctx, &items).await?;
+        // The page brings its categories, and its ratings when selected: no statements of their own.
+        let (rows, total) = products::list(st, rc, filter, p, selects(ctx, "rating")).await?;
+        prime_loaders(ctx, &rows).await?;
         Ok(ProductPage {
-            items: items.into_iter().map(Product::from).collect(),
+            items: rows.into_iter().map(|r| Product::from(r.product)).collect(),
             total,
             page: p.page,
             page_size: p.page_size,
@@ -361,11 +358,10 @@ impl CatalogQuery {
 
     async fn product(&self, ctx: &Context<'_>, id: i64) -> GqlResult<Product> {
         let (st, rc) = parts(ctx);
-        let (p, c) = products::get_with_category(st, rc, id).await?;
-        // `Product.category` and the teaser check need it: no second statement for it.
-        loader(ctx).feed_one(CategoryId(c.id), c).await;
-        prime_loaders(ctx, std::slice::from_ref(&p)).await?;
-        Ok(p.into())
+        // With its category (for `Product.category` and the teaser check) and its rating.
+        let row = products::get_row(st, rc, id, selects(ctx, "rating")).await?;
+        prime_loaders(ctx, std::slice::from_ref(&row)).await?;
+        Ok(row.product.into())
     }
 
     /// A product's variants, paginated.

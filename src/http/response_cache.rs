@@ -233,18 +233,26 @@ pub fn canonical_json(value: &serde_json::Value) -> String {
 pub struct Entry {
     generation: u64,
     pub body: Bytes,
-    pub etag: HeaderValue,
+    /// Hashed on the first GET that needs it (POST answers carry no tag).
+    etag: std::sync::OnceLock<HeaderValue>,
 }
 
 impl Entry {
     fn new(generation: u64, body: Bytes) -> Self {
-        let digest = Sha256::digest(&body);
-        let etag = format!("\"{}\"", hex::encode(&digest[..16]));
         Entry {
             generation,
             body,
-            etag: HeaderValue::from_str(&etag).expect("hex is a valid header value"),
+            etag: std::sync::OnceLock::new(),
         }
+    }
+
+    /// The strong tag of the body: the first 128 bits of its SHA-256, in hex.
+    pub fn etag(&self) -> &HeaderValue {
+        self.etag.get_or_init(|| {
+            let digest = Sha256::digest(&self.body);
+            let etag = format!("\"{}\"", hex::encode(&digest[..16]));
+            HeaderValue::from_str(&etag).expect("hex is a valid header value")
+        })
     }
 }
 
@@ -473,11 +481,11 @@ fn respond(
         HeaderValue::from_static("public, max-age=0, must-revalidate")
     };
     let headers = [
-        (header::ETAG, entry.etag.clone()),
+        (header::ETAG, entry.etag().clone()),
         (header::CACHE_CONTROL, cache_control),
         (header::VARY, HeaderValue::from_static("Authorization")),
     ];
-    if not_modified(request_headers, &entry.etag) {
+    if not_modified(request_headers, entry.etag()) {
         return (StatusCode::NOT_MODIFIED, headers).into_response();
     }
     let mut res = (headers, entry.body.clone()).into_response();

@@ -1,6 +1,6 @@
 //! Page arguments (spec §2): `page` ≥ 1 (default 1), `pageSize` 1–100 (default 20). Out of range is an error.
 
-use sea_orm::sea_query::{Alias, Asterisk, Expr, Query, SelectStatement};
+use sea_orm::sea_query::{Alias, Asterisk, Expr, Query, SelectStatement, SimpleExpr};
 use sea_orm::{DbErr, QueryResult};
 
 use crate::error::{AppError, AppResult, FieldIssue};
@@ -78,15 +78,17 @@ impl Page {
     where
         C: sea_orm::ConnectionTrait,
     {
-        self.fetch_rows_knowing(conn, query, read, None).await
+        self.fetch_rows_knowing(conn, query, [], read, None).await
     }
 
-    /// [`Page::fetch_rows`], given the total when the caller already knows it (a total kept for
-    /// the catalogue's generation): then the page alone is read.
+    /// [`Page::fetch_rows`], with `page_columns` added to the page's rows only (not to what the
+    /// total counts), and given the total when the caller already knows it (a total kept for the
+    /// catalogue's generation): then the page alone is read.
     pub async fn fetch_rows_knowing<T, C>(
         &self,
         conn: &C,
         query: SelectStatement,
+        page_columns: impl IntoIterator<Item = (SimpleExpr, Alias)>,
         read: impl Fn(&QueryResult) -> Result<T, DbErr>,
         known_total: Option<u64>,
     ) -> AppResult<(Vec<T>, u64)>
@@ -94,6 +96,9 @@ impl Page {
         C: sea_orm::ConnectionTrait,
     {
         let mut paged = query.clone();
+        for (expr, alias) in page_columns {
+            paged.expr_as(expr, alias);
+        }
         if known_total.is_none() {
             paged.expr_as(
                 Expr::SubQuery(None, Box::new(count_statement(query.clone()).into())),

@@ -5,7 +5,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::LazyLock;
 
 use async_graphql::InputObject;
-use sea_orm::sea_query::Expr;
+use sea_orm::sea_query::{Alias, Expr, SimpleExpr};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, JoinType, PaginatorTrait,
     QueryFilter, QueryOrder, QuerySelect, RelationDef, Set,
@@ -181,9 +181,68 @@ pub async fn ratings<C: ConnectionTrait>(
         .await?;
     Ok(rows
         .into_iter()
-        .filter(|(_, _, n)| *n > 0)
-        .map(|(id, sum, n)| (id, (round2(sum as f64 / n as f64), n)))
+        .filter_map(|(id, sum, n)| rating(Some(sum), n).map(|r| (id, r)))
         .collect())
+}
+
+/// A rating from its visible reviews' sum and count: the mean to 2 decimals, and the count;
+/// none without reviews.
+fn rating(sum: Option<i64>, count: i64) -> Option<(f64, i64)> {
+    (count > 0).then(|| (round2(sum.unwrap_or(0) as f64 / count as f64), count))
+}
+
+/// The column names [`rating_columns`] adds.
+const RATING_SUM: &str = "rating_sum";
+const RATING_COUNT: &str = "rating_count";
+
+/// The rating of the product each row of a product query is (`products.id`), as two correlated
+/// subqueries to add to its columns, so a page or a product comes with its rating in its own
+/// statement (each an index probe on `(product_id, is_visible, …)`); read back with
+/// [`rating_of_row`].
+pub fn rating_columns() -> [(SimpleExpr, Alias); 2] {
+    use crate::entities::product;
+    use sea_orm::sea_query::{Asterisk, ExprTrait as _, Func, Query};
+    let r = Alias::new("r");
+    let of_row = |expr: SimpleExpr| -> SimpleExpr {
+        SimpleExpr::SubQuery(
+            None,
+            Box::new(
+                Query::select()
+                    .expr(expr)
+                    .from_as(product_review::Entity, r.clone())
+                    .and_where(
+                        Expr::col((r.clone(), product_review::Column::ProductId))
+                            .equals((product::Entity, product::Column::Id)),
+                    )
+                    .and_where(Expr::col((r.clone(), product_review::Column::IsVisible)).eq(true))
+                    .to_owned()
+                    .into(),
+            ),
+        )
+    };
+    [
+        (
+            of_row(
+                Func::cast_as(
+                    Func::sum(Expr::col((r.clone(), product_review::Column::Rating))),
+                    Alias::new("BIGINT"),
+                )
+                .into(),
+            ),
+            Alias::new(RATING_SUM),
+        ),
+        (
+            of_row(Expr::col(Asterisk).count()),
+            Alias::new(RATING_COUNT),
+        ),
+    ]
+}
+
+/// The rating a row read with [`rating_columns`] carries.
+pub fn rating_of_row(row: &sea_orm::QueryResult) -> Result<Option<(f64, i64)>, sea_orm::DbErr> {
+    let sum: Option<i64> = row.try_get("", RATING_SUM)?;
+    let count: i64 = row.try_get("", RATING_COUNT)?;
+    Ok(rating(sum, count))
 }
 
 /// The first names of reviewers, for showing who wrote what without exposing more.

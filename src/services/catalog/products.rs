@@ -24,6 +24,7 @@ use crate::error::{AppError, AppResult, FieldIssue};
 use crate::services::audit::{self, Entry};
 use crate::services::files;
 use crate::services::pagination::{like_pattern, Page};
+use crate::services::reviews;
 use crate::services::unique::ensure_free;
 use crate::state::AppState;
 
@@ -138,12 +139,35 @@ fn parse_sort(raw: Option<&str>) -> AppResult<Vec<(&'static str, Order)>> {
     Ok(out)
 }
 
+/// A product as catalogue reads show it: with its category and, when asked for, its rating
+/// (the visible reviews' mean and count; `None` without reviews), all from one statement.
+pub struct ProductRow {
+    pub product: product::Model,
+    pub category: category::Model,
+    pub rating: Option<Option<(f64, i64)>>,
+}
+
+impl ProductRow {
+    fn read(row: &sea_orm::QueryResult, with_rating: bool) -> Result<Self, sea_orm::DbErr> {
+        Ok(ProductRow {
+            product: product::Model::from_query_result(row, SelectA.as_str())?,
+            category: category::Model::from_query_result(row, SelectB.as_str())?,
+            rating: if with_rating {
+                Some(reviews::rating_of_row(row)?)
+            } else {
+                None
+            },
+        })
+    }
+}
+
 pub async fn list(
     st: &AppState,
     ctx: &RequestCtx,
     filter: ProductFilter,
     page: Page,
-) -> AppResult<(Vec<(product::Model, category::Model)>, u64)> {
+    with_rating: bool,
+) -> AppResult<(Vec<ProductRow>, u64)> {
     let mut issues = Issues::default();
     for (field, v) in [
         ("priceMin", filter.price_min),
@@ -231,16 +255,17 @@ pub async fn list(
     let generation = st.catalogue.readable();
     let known = generation.and_then(|g| st.catalogue.total(&key, g));
     let q = q.select_two_required(category::Entity).into_query();
+    let ratings = if with_rating {
+        reviews::rating_columns().to_vec()
+    } else {
+        Vec::new()
+    };
     let (items, total) = page
         .fetch_rows_knowing(
             &st.db,
             q,
-            |row| {
-                Ok((
-                    product::Model::from_query_result(row, SelectA.as_str())?,
-                    category::Model::from_query_result(row, SelectB.as_str())?,
-                ))
-            },
+            ratings,
+            |row| ProductRow::read(row, with_rating),
             known,
         )
         .await?;
@@ -271,22 +296,30 @@ fn total_key(access: bool, admin: bool, f: &ProductFilter) -> String {
 
 /// A product the viewer may see; `not_found` otherwise (inactive for non-admins, or gated).
 pub async fn get(st: &AppState, ctx: &RequestCtx, id: i64) -> AppResult<product::Model> {
-    Ok(get_with_category(st, ctx, id).await?.0)
+    Ok(get_row(st, ctx, id, false).await?.product)
 }
 
-/// [`get`], with the product's category (read by the same statement).
-pub async fn get_with_category(
+/// [`get`], with the product's category and, when asked for, its rating (one statement).
+pub async fn get_row(
     st: &AppState,
     ctx: &RequestCtx,
     id: i64,
-) -> AppResult<(product::Model, category::Model)> {
-    let found = product::Entity::find_by_id(id)
-        .find_also_related(category::Entity)
-        .one(&st.db)
-        .await?;
-    let Some((p, Some(c))) = found else {
-        return Err(AppError::not_found("Product"));
+    with_rating: bool,
+) -> AppResult<ProductRow> {
+    let mut q = product::Entity::find_by_id(id)
+        .select_two_required(category::Entity)
+        .join(JoinType::InnerJoin, product::Relation::Category.def())
+        .into_query();
+    if with_rating {
+        for (expr, alias) in reviews::rating_columns() {
+            q.expr_as(expr, alias);
+        }
+    }
+    let found = match st.db.query_one(&q).await? {
+        Some(row) => ProductRow::read(&row, with_rating)?,
+        None => return Err(AppError::not_found("Product")),
     };
+    let (p, c) = (&found.product, &found.category);
     let visible = p.is_active && c.is_active;
     if !ctx.is_admin() && !visible {
         return Err(AppError::not_found("Product"));
@@ -296,7 +329,7 @@ pub async fn get_with_category(
     {
         return Err(AppError::not_found("Product"));
     }
-    Ok((p, c))
+    Ok(found)
 }
 
 async fn ensure_category<C: ConnectionTrait>(conn: &C, id: i64) -> AppResult<category::Model> {
