@@ -9,13 +9,20 @@ use sea_orm::{
     SqliteTransactionMode, TransactionOptions, TransactionTrait,
 };
 
+use crate::config::PlanCacheMode;
 use crate::metrics::Metrics;
 
 pub type Db = DatabaseConnection;
 
 /// Opens the pool. For SQLite: creates the file's directory, WAL journal, a busy timeout, foreign keys on.
+/// For PostgreSQL: the connections' `plan_cache_mode` (see [`PlanCacheMode`]).
 /// Every executed statement is counted in `db_statements_total`.
-pub async fn connect(url: &str, max_connections: u32, metrics: &Metrics) -> anyhow::Result<Db> {
+pub async fn connect(
+    url: &str,
+    max_connections: u32,
+    plan_cache: PlanCacheMode,
+    metrics: &Metrics,
+) -> anyhow::Result<Db> {
     if let Some(path) = sqlite_file_path(url) {
         if let Some(dir) = std::path::Path::new(&path).parent() {
             if !dir.as_os_str().is_empty() {
@@ -30,6 +37,7 @@ pub async fn connect(url: &str, max_connections: u32, metrics: &Metrics) -> anyh
         .connect_timeout(Duration::from_secs(5))
         .acquire_timeout(Duration::from_secs(10))
         .sqlx_logging(false)
+        .map_sqlx_postgres_opts(move |o| o.options([("plan_cache_mode", plan_cache.as_postgres())]))
         .map_sqlx_sqlite_opts(|o| {
             o.journal_mode(SqliteJournalMode::Wal)
                 .synchronous(SqliteSynchronous::Normal)

@@ -31,6 +31,7 @@ pub async fn build_app(config: Config, clock: Clock) -> anyhow::Result<(Router, 
     let db = db::connect(
         &config.database_url,
         config.database_max_connections,
+        config.database_plan_cache_mode,
         &metrics,
     )
     .await?;

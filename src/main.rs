@@ -130,7 +130,13 @@ fn main() -> ExitCode {
 
 async fn migrate(config: Config) -> anyhow::Result<()> {
     let metrics = dispensary::metrics::Metrics::new();
-    let db = dispensary::db::connect(&config.database_url, 1, &metrics).await?;
+    let db = dispensary::db::connect(
+        &config.database_url,
+        1,
+        config.database_plan_cache_mode,
+        &metrics,
+    )
+    .await?;
     dispensary::db::migrate(&db).await?;
     tracing::info!("migrations applied");
     Ok(())

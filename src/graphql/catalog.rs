@@ -100,11 +100,25 @@ pub struct Product {
     pub is_active: bool,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
+    /// Whether its category is medicinal, when the product was read with its category (lists and
+    /// details): the teaser check then needs no category lookup per field.
+    #[graphql(skip)]
+    pub category_is_medicinal: Option<bool>,
+}
+
+impl From<products::ProductRow> for Product {
+    fn from(row: products::ProductRow) -> Self {
+        Product {
+            category_is_medicinal: Some(row.category.is_medicinal),
+            ..row.product.into()
+        }
+    }
 }
 
 impl From<product::Model> for Product {
     fn from(p: product::Model) -> Self {
         Product {
+            category_is_medicinal: None,
             id: p.id,
             category_id: p.category_id,
             slug: p.slug,
@@ -136,7 +150,10 @@ impl Product {
         if gate::has_access(st, &st.db, rc).await? {
             return Ok(false);
         }
-        Ok(self.category_model(ctx).await?.is_medicinal)
+        match self.category_is_medicinal {
+            Some(medicinal) => Ok(medicinal),
+            None => Ok(self.category_model(ctx).await?.is_medicinal),
+        }
     }
 }
 
@@ -349,7 +366,7 @@ impl CatalogQuery {
         let (rows, total) = products::list(st, rc, filter, p, selects(ctx, "rating")).await?;
         prime_loaders(ctx, &rows).await?;
         Ok(ProductPage {
-            items: rows.into_iter().map(|r| Product::from(r.product)).collect(),
+            items: rows.into_iter().map(Product::from).collect(),
             total,
             page: p.page,
             page_size: p.page_size,
@@ -361,7 +378,7 @@ impl CatalogQuery {
         // With its category (for `Product.category` and the teaser check) and its rating.
         let row = products::get_row(st, rc, id, selects(ctx, "rating")).await?;
         prime_loaders(ctx, std::slice::from_ref(&row)).await?;
-        Ok(row.product.into())
+        Ok(row.into())
     }
 
     /// A product's variants, paginated.

@@ -378,3 +378,33 @@ async fn lean_list_totals_are_counted_once_per_catalogue_generation() {
     assert_eq!(total(&r), PRODUCTS as i64 - 2, "{}", r.text);
     assert_eq!(r.body["items"].as_array().unwrap().len(), 10);
 }
+
+/// On PostgreSQL the server's connections plan prepared statements once (`plan_cache_mode`
+/// `force_generic_plan`), unless `DATABASE_PLAN_CACHE_MODE=auto`; SQLite has no such setting and
+/// the option is ignored there.
+#[tokio::test]
+async fn lean_postgres_connections_plan_statements_once() {
+    use sea_orm::{ConnectionTrait, DatabaseBackend, Statement};
+    for (mode, want) in [(None, "force_generic_plan"), (Some("auto"), "auto")] {
+        let app = match mode {
+            Some(m) => TestApp::spawn_with(&[("DATABASE_PLAN_CACHE_MODE", m)]).await,
+            None => TestApp::spawn().await,
+        };
+        let backend = app.state.db.get_database_backend();
+        if backend != DatabaseBackend::Postgres {
+            // The catalogue still reads (the option is PostgreSQL's only).
+            let r = app.get("/api/products?pageSize=5", None).await;
+            assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+            continue;
+        }
+        let row = app
+            .state
+            .db
+            .query_one_raw(Statement::from_string(backend, "SHOW plan_cache_mode"))
+            .await
+            .unwrap()
+            .unwrap();
+        let got: String = row.try_get_by_index(0).unwrap();
+        assert_eq!(got, want, "DATABASE_PLAN_CACHE_MODE={mode:?}");
+    }
+}
