@@ -5,6 +5,7 @@ use std::sync::Arc;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::db::Db;
+use crate::graphql::documents::ParsedDocuments;
 use crate::graphql::persisted::PersistedQueries;
 use crate::http::response_cache::ResponseCache;
 use crate::metrics::Metrics;
@@ -28,6 +29,8 @@ pub struct AppState {
     pub catalogue: Arc<Freshness>,
     pub response_cache: Arc<ResponseCache>,
     pub persisted_queries: Arc<PersistedQueries>,
+    /// GraphQL documents parsed once, by their text.
+    pub graphql_documents: Arc<ParsedDocuments>,
 }
 
 impl AppState {
@@ -64,6 +67,7 @@ impl AppState {
             catalogue,
             response_cache,
             persisted_queries,
+            graphql_documents: Arc::new(ParsedDocuments::default()),
         }
     }
 }

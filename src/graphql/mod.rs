@@ -7,6 +7,7 @@ pub mod cart;
 pub mod catalog;
 pub mod checkout;
 pub mod coupons;
+pub mod documents;
 pub mod files;
 pub mod guards;
 pub mod limits;

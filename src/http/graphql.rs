@@ -52,6 +52,7 @@ async fn run(
     get_headers: Option<&HeaderMap>,
 ) -> Response {
     let Some(key) = catalogue_key(app, &mut request) else {
+        app.state.graphql_documents.prepare(&mut request);
         return respond_as(
             graphql::execute(&app.schema, &app.state, request, ctx).await,
             media,
@@ -76,6 +77,7 @@ async fn run(
         read,
         content_type,
         || async move {
+            app.state.graphql_documents.prepare(&mut request);
             let response = graphql::execute(&app.schema, &app.state, request, rctx).await;
             if !response.errors.is_empty() {
                 return Err(respond_as(response, media));
@@ -343,6 +345,7 @@ pub async fn get(
         return run(&app, ctx, request, ResponseMedia::Json, Some(&headers)).await;
     }
     let op_name = request.operation_name.clone();
+    app.state.graphql_documents.prepare(&mut request);
     match request.parsed_query() {
         Ok(doc) => {
             let is_mutation = doc.operations.iter().any(|(name, op)| {

@@ -14,21 +14,6 @@ fn names(body: &Value) -> Vec<String> {
         .collect()
 }
 
-/// A validated (medicinal) customer's token.
-async fn validated_customer(app: &TestApp) -> String {
-    let admin = app.admin_token().await;
-    let (token, id, _) = app.register("validado@example.cl").await;
-    let r = app
-        .patch(
-            &format!("/api/users/{id}"),
-            Some(&admin),
-            json!({"validatedMedicinal": true}),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::OK);
-    token
-}
-
 #[tokio::test]
 async fn seeded_catalogue_lists_with_categories_and_variants() {
     let app = TestApp::spawn().await;
@@ -63,11 +48,8 @@ async fn seeded_catalogue_lists_with_categories_and_variants() {
 async fn medicinal_gate_for_every_viewer() {
     let app = TestApp::spawn().await;
     let admin = app.admin_token().await;
-    let customer = app.login(CUSTOMER_EMAIL, CUSTOMER_PASSWORD).await["accessToken"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let validated = validated_customer(&app).await;
+    let customer = app.customer_token().await;
+    let validated = app.validated_customer("validado@example.cl").await.0;
     let medicinal_id = app
         .scalar_i64("SELECT id FROM products WHERE slug = 'flor-cbd-terapeutica'")
         .await;
@@ -579,10 +561,7 @@ async fn admin_writes_with_audit_and_conflicts() {
 #[tokio::test]
 async fn catalogue_writes_refuse_customers_and_anonymous() {
     let app = TestApp::spawn().await;
-    let customer = app.login(CUSTOMER_EMAIL, CUSTOMER_PASSWORD).await["accessToken"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let customer = app.customer_token().await;
     let pid = app
         .scalar_i64("SELECT id FROM products WHERE slug = 'northern-lights-auto'")
         .await;

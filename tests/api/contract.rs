@@ -413,16 +413,13 @@ async fn documented_query_bounds_are_the_enforced_bounds() {
 /// is 400 on every JSON route, and changes nothing.
 #[tokio::test]
 async fn json_bodies_that_are_not_objects_are_refused_everywhere() {
-    use crate::helpers::{TestApp, CUSTOMER_EMAIL, CUSTOMER_PASSWORD};
+    use crate::helpers::TestApp;
     use dispensary::rest::Access;
     use reqwest::StatusCode;
 
     let app = TestApp::spawn().await;
     let admin = app.admin_token().await;
-    let customer = app.login(CUSTOMER_EMAIL, CUSTOMER_PASSWORD).await["accessToken"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let customer = app.customer_token().await;
     let name_before = app.get("/api/me", Some(&customer)).await.body["name"].clone();
     let users_before = app.scalar_i64("SELECT COUNT(*) FROM users").await;
     let mut routes = 0;
@@ -476,15 +473,12 @@ async fn json_bodies_that_are_not_objects_are_refused_everywhere() {
 /// a fractional one is refused; extreme but documented values answer instead of crashing.
 #[tokio::test]
 async fn integral_floats_are_integers_and_extreme_values_answer() {
-    use crate::helpers::{TestApp, CUSTOMER_EMAIL, CUSTOMER_PASSWORD};
+    use crate::helpers::TestApp;
     use reqwest::StatusCode;
     use serde_json::json;
 
     let app = TestApp::spawn().await;
-    let customer = app.login(CUSTOMER_EMAIL, CUSTOMER_PASSWORD).await["accessToken"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let customer = app.customer_token().await;
     let products = app.get("/api/products", None).await;
     let variant = products.body["items"][0]["variants"][0]["id"]
         .as_i64()

@@ -12,7 +12,7 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 
 use crate::cart::variant_id;
-use crate::helpers::{Resp, TestApp, CUSTOMER_EMAIL, CUSTOMER_PASSWORD};
+use crate::helpers::{Resp, TestApp};
 
 const INTROSPECTION_16_6: &str = include_str!("fixtures/introspection-graphql-js-16.6.0.graphql");
 const INTROSPECTION_16_15: &str = include_str!("fixtures/introspection-graphql-js-16.15.0.graphql");
@@ -177,10 +177,7 @@ async fn legitimate_queries_cost_what_the_readme_says_and_run() {
         ))
         .await;
     let admin = app.admin_token().await;
-    let customer = app.login(CUSTOMER_EMAIL, CUSTOMER_PASSWORD).await["accessToken"]
-        .as_str()
-        .expect("token")
-        .to_string();
+    let customer = app.customer_token().await;
     for q in legitimate(product_id, variant) {
         let m = measured(&q.query, &q.variables).await;
         assert_eq!(

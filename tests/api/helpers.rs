@@ -272,6 +272,31 @@ impl TestApp {
             .to_string()
     }
 
+    /// The seeded customer's access token.
+    pub async fn customer_token(&self) -> String {
+        self.login(CUSTOMER_EMAIL, CUSTOMER_PASSWORD).await["accessToken"]
+            .as_str()
+            .expect("token")
+            .to_string()
+    }
+
+    /// Registers a customer the admin then marks `validatedMedicinal` (medicinal access) and
+    /// returns (access token, user id).
+    pub async fn validated_customer(&self, email: &str) -> (String, i64) {
+        let admin = self.admin_token().await;
+        let (token, id, _) = self.register(email).await;
+        let r = self
+            .patch(
+                &format!("/api/users/{id}"),
+                Some(&admin),
+                json!({"validatedMedicinal": true}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "validating {email}: {}", r.text);
+        assert_eq!(r.body["validatedMedicinal"], true, "{}", r.text);
+        (token, id)
+    }
+
     /// Registers a new customer and returns (access token, user id, the whole body).
     pub async fn register(&self, email: &str) -> (String, i64, Value) {
         let r = self

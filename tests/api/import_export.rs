@@ -208,10 +208,7 @@ async fn export_lists_every_variant_and_reimports_cleanly() {
 #[tokio::test]
 async fn import_and_export_are_admin_only() {
     let app = TestApp::spawn().await;
-    let customer = app.login(CUSTOMER_EMAIL, CUSTOMER_PASSWORD).await["accessToken"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let customer = app.customer_token().await;
     assert_eq!(
         import(&app, None, &good_csv(), false).await.status,
         StatusCode::UNAUTHORIZED

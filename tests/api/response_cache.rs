@@ -165,10 +165,7 @@ async fn a_read_after_a_committed_write_never_sees_the_old_answer() {
     );
 
     // Stock, through a paid order (the payment decrements it).
-    let customer = app.login(CUSTOMER_EMAIL, CUSTOMER_PASSWORD).await["accessToken"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let customer = app.customer_token().await;
     let stock_before = detail_r.body["variants"][0]["stock"].as_i64().unwrap();
     warm(&app, reads).await;
     crate::payments::paid_order(&app, &customer, "NL-AUTO-1G", 2).await;
@@ -305,19 +302,8 @@ async fn concurrent_writers_never_leave_a_stale_answer() {
 async fn viewers_of_different_classes_never_receive_each_others_answers() {
     let app = TestApp::spawn().await;
     let admin = app.admin_token().await;
-    let customer = app.login(CUSTOMER_EMAIL, CUSTOMER_PASSWORD).await["accessToken"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let (validated, vid, _) = app.register("validada@example.cl").await;
-    let r = app
-        .patch(
-            &format!("/api/users/{vid}"),
-            Some(&admin),
-            json!({"validatedMedicinal": true}),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::OK);
+    let customer = app.customer_token().await;
+    let (validated, _) = app.validated_customer("validada@example.cl").await;
     // An inactive product only admins see.
     let p = app
         .scalar_i64("SELECT id FROM products WHERE slug = 'white-widow-feminizada'")
@@ -649,10 +635,7 @@ async fn automatic_persisted_queries_over_post_and_get() {
 async fn every_catalogue_write_moves_the_generation() {
     let app = TestApp::spawn().await;
     let admin = app.admin_token().await;
-    let customer = app.login(CUSTOMER_EMAIL, CUSTOMER_PASSWORD).await["accessToken"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let customer = app.customer_token().await;
     let db = app.state.db.clone();
     let version = || {
         let db = db.clone();

@@ -159,10 +159,7 @@ async fn bad_uploads_are_refused_and_nothing_is_kept() {
 #[tokio::test]
 async fn only_admins_upload_images() {
     let app = TestApp::spawn().await;
-    let customer = app.login(CUSTOMER_EMAIL, CUSTOMER_PASSWORD).await["accessToken"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let customer = app.customer_token().await;
     let r = upload(&app, None, file_form("file", "a.png", PNG_1X1.to_vec())).await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.text);
     let r = upload(
