@@ -341,8 +341,10 @@ impl ResponseCache {
         self.store.is_some()
     }
 
-    /// The normalized text of a GraphQL request that reads nothing but the catalogue (`None`
-    /// otherwise, or when it does not parse), remembered per operation name and text as sent.
+    /// The identity of a GraphQL request's document when it reads nothing but the catalogue
+    /// (`None` otherwise, or when it does not parse): the SHA-256 (first 128 bits, hex) of its
+    /// normalized text, so that texts differing only in layout share answers while cache keys stay
+    /// short. Remembered per operation name and text as sent.
     pub fn catalogue_text(&self, request: &mut async_graphql::Request) -> Option<Arc<str>> {
         let memo_key = format!(
             "{}\u{0}{}",
@@ -358,7 +360,10 @@ impl ResponseCache {
             // Not remembered: execution reports the syntax error.
             Err(_) => return None,
         };
-        let known = verdict.then(|| Arc::from(normalize_query(&request.query)));
+        let known = verdict.then(|| {
+            let digest = Sha256::digest(normalize_query(&request.query).as_bytes());
+            Arc::from(hex::encode(&digest[..16]))
+        });
         self.documents.insert(memo_key, known.clone());
         known
     }
