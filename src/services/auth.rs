@@ -434,6 +434,7 @@ struct BearerRow {
     validated_medicinal: bool,
     deleted_at: Option<chrono::DateTime<chrono::Utc>>,
     revoked: bool,
+    live_session: bool,
 }
 
 /// Resolves a bearer access token to its user with one query, re-reading the account so that a
@@ -452,6 +453,18 @@ pub async fn authenticate(st: &AppState, token: &str) -> Result<AuthUser, &'stat
             .and_where(Expr::col(revoked_access_token::Column::Jti).eq(claims.jti.as_str()))
             .to_owned(),
     );
+    // The token's session (refresh-token family) must still be live: logging out, a refresh
+    // token's reuse, a deactivation or a deletion revokes the family, and with it every access
+    // token ever issued to it — not only the one presented.
+    let live_session = Expr::exists(
+        Query::select()
+            .expr(Expr::val(1))
+            .from(auth_token::Entity)
+            .and_where(Expr::col(auth_token::Column::FamilyId).eq(claims.sid.as_str()))
+            .and_where(Expr::col(auth_token::Column::UserId).eq(user_id))
+            .and_where(Expr::col(auth_token::Column::RevokedAt).is_null())
+            .to_owned(),
+    );
     let row = user::Entity::find_by_id(user_id)
         .select_only()
         .columns([
@@ -463,6 +476,7 @@ pub async fn authenticate(st: &AppState, token: &str) -> Result<AuthUser, &'stat
             user::Column::DeletedAt,
         ])
         .expr_as(revoked, "revoked")
+        .expr_as(live_session, "live_session")
         .into_model::<BearerRow>()
         .one(&st.db)
         .await
@@ -471,11 +485,11 @@ pub async fn authenticate(st: &AppState, token: &str) -> Result<AuthUser, &'stat
             "The token could not be checked"
         })?
         .ok_or("The account no longer exists")?;
-    if row.revoked {
-        return Err("The token has been revoked");
-    }
     if !row.is_active || row.deleted_at.is_some() {
         return Err("The account is disabled");
+    }
+    if row.revoked || !row.live_session {
+        return Err("The token has been revoked");
     }
     Ok(AuthUser {
         id: row.id,

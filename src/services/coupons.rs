@@ -1,17 +1,25 @@
-//! Coupons: validity rules and the discount they give. Usage counts paid (and later) orders plus
-//! pending orders that still hold live stock reservations.
+//! Coupons: validity rules and the discount they give.
+//!
+//! **A coupon use is held from checkout to the end of the order.** An order holds one use of its
+//! coupon while it is `pending` (until it is paid, fails — payment failure or the payment timeout —
+//! or is cancelled) and keeps it once `paid`, `shipped` or `delivered`. The stock hold lapsing does
+//! not free the use. The paid transition claims the use again under the coupon row's lock
+//! ([`claim_for_payment`]): a payment that would exceed a limit (a late payment on a failed order
+//! whose use someone else took meanwhile, or a limit an admin lowered) is refused like a late
+//! payment whose stock is gone — the order fails and the payment becomes `refund_required`, never
+//! a silent extra discount. `used_count` is the number of orders holding a paid use: it grows on
+//! paid and gives the use back when an admin cancels a paid order.
 
 use chrono::{DateTime, Utc};
-use sea_orm::sea_query::{Expr, ExprTrait, Query};
+use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
-    ColumnTrait, Condition, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QuerySelect,
+    ColumnTrait, ConnectionTrait, DatabaseBackend, EntityTrait, PaginatorTrait, QueryFilter,
+    QuerySelect,
 };
 
 use crate::entities::coupon::{self, CouponType};
 use crate::entities::order::{self, OrderStatus};
-use crate::entities::stock_reservation;
 use crate::error::{AppError, AppResult};
-use crate::services::stock::ACTIVE;
 
 /// Codes are matched case-insensitively and stored upper-case.
 pub fn normalise_code(code: &str) -> String {
@@ -22,55 +30,146 @@ fn refuse(issue: &str, message: &str) -> AppError {
     AppError::invalid("couponCode", issue, message)
 }
 
-/// Orders that count against a coupon's limits (optionally one user's).
+/// Order statuses whose coupon use is spent for good (until an admin cancels the order).
+const PAID_USES: [OrderStatus; 3] = [
+    OrderStatus::Paid,
+    OrderStatus::Shipped,
+    OrderStatus::Delivered,
+];
+/// Order statuses that hold a use: the paid ones and those still waiting for their payment.
+const HELD_USES: [OrderStatus; 4] = [
+    OrderStatus::Pending,
+    OrderStatus::Paid,
+    OrderStatus::Shipped,
+    OrderStatus::Delivered,
+];
+
+/// Orders among `statuses` that use a coupon (optionally one user's), leaving `except` out.
 async fn uses<C: ConnectionTrait>(
     conn: &C,
     coupon_id: i64,
     user_id: Option<i64>,
-    now: DateTime<Utc>,
+    statuses: &[OrderStatus],
+    except: Option<i64>,
 ) -> AppResult<u64> {
-    let live_reservation = Expr::exists(
-        Query::select()
-            .expr(Expr::val(1))
-            .from(stock_reservation::Entity)
-            .and_where(
-                Expr::col((
-                    stock_reservation::Entity,
-                    stock_reservation::Column::OrderId,
-                ))
-                .equals((order::Entity, order::Column::Id)),
-            )
-            .and_where(
-                Expr::col((stock_reservation::Entity, stock_reservation::Column::State)).eq(ACTIVE),
-            )
-            .and_where(
-                Expr::col((
-                    stock_reservation::Entity,
-                    stock_reservation::Column::ExpiresAt,
-                ))
-                .gt(now),
-            )
-            .to_owned(),
-    );
     let mut q = order::Entity::find()
         .filter(order::Column::CouponId.eq(coupon_id))
-        .filter(
-            Condition::any()
-                .add(order::Column::Status.is_in([
-                    OrderStatus::Paid,
-                    OrderStatus::Shipped,
-                    OrderStatus::Delivered,
-                ]))
-                .add(
-                    Condition::all()
-                        .add(order::Column::Status.eq(OrderStatus::Pending))
-                        .add(live_reservation),
-                ),
-        );
+        .filter(order::Column::Status.is_in(statuses.iter().copied()));
     if let Some(u) = user_id {
         q = q.filter(order::Column::UserId.eq(u));
     }
+    if let Some(id) = except {
+        q = q.filter(order::Column::Id.ne(id));
+    }
     Ok(q.count(conn).await?)
+}
+
+/// Which limit, if any, a further use by `user_id` would exceed, counting other orders in
+/// `statuses` (`except` is the order asking).
+async fn exhausted<C: ConnectionTrait>(
+    conn: &C,
+    c: &coupon::Model,
+    user_id: i64,
+    statuses: &[OrderStatus],
+    except: Option<i64>,
+) -> AppResult<Option<&'static str>> {
+    if let Some(limit) = c.usage_limit {
+        if uses(conn, c.id, None, statuses, except).await? >= limit as u64 {
+            return Ok(Some("usage_limit_reached"));
+        }
+    }
+    if let Some(limit) = c.per_user_limit {
+        if uses(conn, c.id, Some(user_id), statuses, except).await? >= limit as u64 {
+            return Ok(Some("per_user_limit_reached"));
+        }
+    }
+    Ok(None)
+}
+
+/// The coupon row, taken for update on PostgreSQL (SQLite's write transaction is exclusive).
+async fn locked<C: ConnectionTrait>(conn: &C, id: i64) -> AppResult<Option<coupon::Model>> {
+    let mut q = coupon::Entity::find_by_id(id);
+    if conn.get_database_backend() == DatabaseBackend::Postgres {
+        q = q.lock_exclusive();
+    }
+    Ok(q.one(conn).await?)
+}
+
+/// The paid transition's claim on the order's coupon, inside its transaction and under the coupon
+/// row's lock. A pending order already holds its use, so only other paid uses can stand in its
+/// way; a failed order (a late payment) gave its use up and must find one free of every other
+/// holder. `Err(issue)` names the limit that is gone.
+pub async fn claim_for_payment<C: ConnectionTrait>(
+    conn: &C,
+    o: &order::Model,
+) -> AppResult<Result<(), &'static str>> {
+    let Some(cid) = o.coupon_id else {
+        return Ok(Ok(()));
+    };
+    let Some(c) = locked(conn, cid).await? else {
+        return Ok(Ok(()));
+    };
+    let others: &[OrderStatus] = if o.status == OrderStatus::Pending {
+        &PAID_USES
+    } else {
+        &HELD_USES
+    };
+    Ok(
+        match exhausted(conn, &c, o.user_id, others, Some(o.id)).await? {
+            Some(issue) => Err(issue),
+            None => Ok(()),
+        },
+    )
+}
+
+/// The order was paid: its coupon's `used_count` grows by one (after [`claim_for_payment`]).
+pub async fn spend<C: ConnectionTrait>(conn: &C, o: &order::Model) -> AppResult<()> {
+    if let Some(cid) = o.coupon_id {
+        coupon::Entity::update_many()
+            .col_expr(
+                coupon::Column::UsedCount,
+                Expr::col(coupon::Column::UsedCount).add(1),
+            )
+            .filter(coupon::Column::Id.eq(cid))
+            .exec(conn)
+            .await?;
+    }
+    Ok(())
+}
+
+/// A failed order taken back to pending by a new payment holds its coupon use again: refused
+/// (`conflict` on `couponCode`) when other orders hold every use meanwhile.
+pub async fn hold_again<C: ConnectionTrait>(conn: &C, o: &order::Model) -> AppResult<()> {
+    let Some(cid) = o.coupon_id else {
+        return Ok(());
+    };
+    let Some(c) = locked(conn, cid).await? else {
+        return Ok(());
+    };
+    match exhausted(conn, &c, o.user_id, &HELD_USES, Some(o.id)).await? {
+        Some(issue) => Err(AppError::conflict_field(
+            "couponCode",
+            issue,
+            "This order's coupon has been used up meanwhile; place a new order",
+        )),
+        None => Ok(()),
+    }
+}
+
+/// An admin cancelled a paid order: its coupon use is given back.
+pub async fn give_back<C: ConnectionTrait>(conn: &C, o: &order::Model) -> AppResult<()> {
+    if let Some(cid) = o.coupon_id {
+        coupon::Entity::update_many()
+            .col_expr(
+                coupon::Column::UsedCount,
+                Expr::col(coupon::Column::UsedCount).sub(1),
+            )
+            .filter(coupon::Column::Id.eq(cid))
+            .filter(coupon::Column::UsedCount.gt(0))
+            .exec(conn)
+            .await?;
+    }
+    Ok(())
 }
 
 /// The coupon and the discount it gives on `subtotal_cents`, or a `validation_error` on
@@ -110,21 +209,12 @@ pub async fn evaluate<C: ConnectionTrait>(
             ),
         ));
     }
-    if let Some(limit) = c.usage_limit {
-        if uses(conn, c.id, None, now).await? >= limit as u64 {
-            return Err(refuse(
-                "usage_limit_reached",
-                "This coupon has been used up",
-            ));
+    match exhausted(conn, &c, user_id, &HELD_USES, None).await? {
+        Some(issue @ "per_user_limit_reached") => {
+            return Err(refuse(issue, "You have already used this coupon"))
         }
-    }
-    if let Some(limit) = c.per_user_limit {
-        if uses(conn, c.id, Some(user_id), now).await? >= limit as u64 {
-            return Err(refuse(
-                "per_user_limit_reached",
-                "You have already used this coupon",
-            ));
-        }
+        Some(issue) => return Err(refuse(issue, "This coupon has been used up")),
+        None => {}
     }
     let discount = discount_for(c.coupon_type, c.value, subtotal_cents);
     Ok((c, discount))
@@ -390,6 +480,10 @@ pub async fn update(
     am.ends_at = Set(ends);
     match input.usage_limit {
         MaybeUndefined::Value(v) => {
+            // Paid uses cannot be taken back: the limit never goes below them.
+            if (1..i64::from(current.used_count)).contains(&v) {
+                issues.push("usageLimit", "below_used_count");
+            }
             am.usage_limit = Set(check_limit("usageLimit", Some(v), &mut issues))
         }
         MaybeUndefined::Null => am.usage_limit = Set(None),

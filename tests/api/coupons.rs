@@ -93,8 +93,23 @@ async fn coupon_rules_explain_every_refusal() {
         "{}",
         r.text
     );
-    // Once the reservations lapse, those pending orders stop counting.
+    // The reservations lapsing does not free the uses: pending orders hold them until they end.
     app.clock.advance(Duration::seconds(901));
+    let token = app.login("cupon@example.cl", "secreto123").await["accessToken"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let r = apply(&app, &token, "DOS", one.clone()).await;
+    assert!(
+        r.has_detail("couponCode", "usage_limit_reached"),
+        "{}",
+        r.text
+    );
+    // Failed at the payment timeout, those orders stop counting.
+    app.clock.advance(Duration::seconds(900));
+    dispensary::services::orders::sweep_expired(&app.state)
+        .await
+        .unwrap();
     let token = app.login("cupon@example.cl", "secreto123").await["accessToken"]
         .as_str()
         .unwrap()

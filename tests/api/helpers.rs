@@ -314,6 +314,16 @@ impl TestApp {
         )
     }
 
+    /// Runs one SQL statement on the app's database (to set up a state no API reaches).
+    pub async fn execute(&self, sql: &str) {
+        let backend = self.state.db.get_database_backend();
+        self.state
+            .db
+            .execute_raw(sea_orm::Statement::from_string(backend, sql.to_string()))
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+
     /// One scalar from the database (count(*) and the like).
     pub async fn scalar_i64(&self, sql: &str) -> i64 {
         let backend = self.state.db.get_database_backend();

@@ -15,6 +15,7 @@ mod graphql_limits;
 mod helpers;
 mod http;
 mod import_export;
+mod integrity;
 mod lean_reads;
 mod medicinal;
 mod mp;

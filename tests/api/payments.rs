@@ -50,11 +50,11 @@ pub async fn order_and_start(
     (id, s.body)
 }
 
-fn event(app: &TestApp, event_id: &str, txn: &str, status: &str, amount: i64) -> String {
+pub fn event(app: &TestApp, event_id: &str, txn: &str, status: &str, amount: i64) -> String {
     json!({"eventId": event_id, "providerTxnId": txn, "status": status, "amountCents": amount, "timestamp": app.clock.now().timestamp()}).to_string()
 }
 
-async fn webhook(app: &TestApp, body: &str, signature: Option<String>) -> Resp {
+pub async fn webhook(app: &TestApp, body: &str, signature: Option<String>) -> Resp {
     let mut req = app
         .client
         .post(app.url("/webhooks/payments/test"))
@@ -66,7 +66,7 @@ async fn webhook(app: &TestApp, body: &str, signature: Option<String>) -> Resp {
     app.send(req).await
 }
 
-fn sign(body: &str) -> String {
+pub fn sign(body: &str) -> String {
     dispensary::services::payments::test_provider::sign(SECRET, body.as_bytes())
 }
 

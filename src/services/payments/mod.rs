@@ -24,12 +24,12 @@ use utoipa::ToSchema;
 use crate::actor::RequestCtx;
 use crate::db::begin_write;
 use crate::entities::order::{self, OrderStatus};
-use crate::entities::{coupon, order_item, payment, product_variant, stock_reservation};
+use crate::entities::{order_item, payment, product_variant, stock_reservation};
 use crate::error::{AppError, AppResult};
 use crate::services::audit::{self, Entry};
-use crate::services::idempotency;
 use crate::services::orders::transition;
 use crate::services::stock::{self, ACTIVE, CONSUMED};
+use crate::services::{coupons, idempotency};
 use crate::state::AppState;
 
 #[derive(InputObject, Deserialize, Serialize, ToSchema)]
@@ -244,6 +244,7 @@ pub async fn start(
         .ok_or_else(|| AppError::not_found("Order"))?;
     payable(&o)?;
     if o.status == OrderStatus::Failed {
+        coupons::hold_again(&txn, &o).await?;
         re_reserve(st, &txn, &o, now).await?;
         o = transition(st, &txn, ctx, &o, OrderStatus::Pending, "new_payment").await?;
     }
@@ -579,6 +580,19 @@ async fn fulfil<C: ConnectionTrait>(
     if !matches!(o.status, OrderStatus::Pending | OrderStatus::Failed) {
         return refund("order_not_payable").await;
     }
+    // The coupon first (its row lock comes before the variants', as in checkout): a payment that
+    // would exceed its limits is refused like one whose stock is gone.
+    if let Err(issue) = coupons::claim_for_payment(conn, o).await? {
+        if o.status == OrderStatus::Pending {
+            transition(st, conn, ctx, o, OrderStatus::Failed, "coupon_used_up").await?;
+        }
+        tracing::warn!(
+            orderId = o.id,
+            issue,
+            "payment for an order whose coupon is used up"
+        );
+        return refund("coupon_used_up").await;
+    }
     let items = order_item::Entity::find()
         .filter(order_item::Column::OrderId.eq(o.id))
         .all(conn)
@@ -651,16 +665,7 @@ async fn fulfil<C: ConnectionTrait>(
         .filter(stock_reservation::Column::State.eq(ACTIVE))
         .exec(conn)
         .await?;
-    if let Some(cid) = o.coupon_id {
-        coupon::Entity::update_many()
-            .col_expr(
-                coupon::Column::UsedCount,
-                Expr::col(coupon::Column::UsedCount).add(1),
-            )
-            .filter(coupon::Column::Id.eq(cid))
-            .exec(conn)
-            .await?;
-    }
+    coupons::spend(conn, &o).await?;
     Ok(Applied::Paid)
 }
 
