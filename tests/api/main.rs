@@ -3,6 +3,7 @@
 
 mod addresses;
 mod admin;
+mod audit_snapshot;
 mod auth;
 mod cart;
 mod catalog;
