@@ -36,6 +36,7 @@ pub struct MetricHandles {
     pub payments: IntCounterVec,
     pub webhooks: IntCounterVec,
     pub refund_required: IntCounter,
+    pub outbox_events: IntCounterVec,
     pub response_cache_hits: IntCounterVec,
     pub response_cache_misses: IntCounterVec,
     pub response_cache_bytes: IntGauge,
@@ -163,6 +164,17 @@ impl Metrics {
                 IntCounter::new(
                     "payments_refund_required_total",
                     "Payments that need a manual refund",
+                )
+                .expect("metric"),
+            ),
+            outbox_events: register(
+                &r,
+                IntCounterVec::new(
+                    Opts::new(
+                        "outbox_events_total",
+                        "Domain events written to the outbox, by type (counted when written)",
+                    ),
+                    &["type"],
                 )
                 .expect("metric"),
             ),

@@ -8,7 +8,7 @@ use serde::Deserialize;
 use crate::actor::RequestCtx;
 use crate::domain::{Email, Password, Rut};
 use crate::entities::user::{self, Role};
-use crate::services::audit::{self, Entry};
+use crate::services::events::{self, DomainEvent};
 use crate::services::users::create_profile;
 use crate::state::AppState;
 
@@ -201,6 +201,7 @@ async fn upsert(st: &AppState, seed: SeedUser, report: &mut SeedReport) -> anyho
     match existing {
         None => {
             let hash = st.passwords.hash(&password).await?;
+            let txn = crate::db::begin_write(&st.db).await?;
             let created = user::ActiveModel {
                 name: Set(seed.name),
                 email: Set(email.into_inner()),
@@ -214,16 +215,17 @@ async fn upsert(st: &AppState, seed: SeedUser, report: &mut SeedReport) -> anyho
                 updated_at: Set(now),
                 ..Default::default()
             }
-            .insert(&st.db)
+            .insert(&txn)
             .await?;
-            create_profile(&st.db, created.id, now).await?;
-            audit::record(
-                &st.db,
-                &st.clock,
+            create_profile(&txn, created.id, now).await?;
+            events::record(
+                &txn,
+                st,
                 &ctx,
-                Entry::new("seed.user_created", "user", Some(created.id)),
+                DomainEvent::SeedUserCreated { id: created.id },
             )
             .await?;
+            txn.commit().await?;
             report.created += 1;
         }
         Some(u) => {
@@ -246,14 +248,10 @@ async fn upsert(st: &AppState, seed: SeedUser, report: &mut SeedReport) -> anyho
             am.is_active = Set(true);
             am.deleted_at = Set(None);
             am.updated_at = Set(now);
-            am.update(&st.db).await?;
-            audit::record(
-                &st.db,
-                &st.clock,
-                &ctx,
-                Entry::new("seed.user_updated", "user", Some(id)),
-            )
-            .await?;
+            let txn = crate::db::begin_write(&st.db).await?;
+            am.update(&txn).await?;
+            events::record(&txn, st, &ctx, DomainEvent::SeedUserUpdated { id }).await?;
+            txn.commit().await?;
             report.updated += 1;
         }
     }
@@ -362,15 +360,11 @@ async fn seed_pending_document(
         }
         .insert(&txn)
         .await?;
-        audit::record(
+        events::record(
             &txn,
-            &st.clock,
+            st,
             &ctx,
-            Entry::new(
-                "seed.medicinal_document_created",
-                "medicinal_document",
-                Some(d.id),
-            ),
+            DomainEvent::SeedDocumentCreated { id: d.id },
         )
         .await?;
         txn.commit().await?;

@@ -12,6 +12,7 @@ mod m20261122_000004_payments;
 mod m20261123_000005_medicinal_reviews;
 mod m20261201_000006_catalogue_version;
 mod m20261201_000007_catalogue_order_index;
+mod m20261201_000008_outbox;
 mod util;
 
 pub struct Migrator;
@@ -27,6 +28,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000005_medicinal_reviews::Migration),
             Box::new(m20261201_000006_catalogue_version::Migration),
             Box::new(m20261201_000007_catalogue_order_index::Migration),
+            Box::new(m20261201_000008_outbox::Migration),
         ]
     }
 }

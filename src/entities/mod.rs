@@ -11,6 +11,7 @@ pub mod idempotency_key;
 pub mod medicinal_document;
 pub mod order;
 pub mod order_item;
+pub mod outbox_event;
 pub mod payment;
 pub mod payment_event;
 pub mod product;

@@ -14,7 +14,7 @@ use crate::actor::RequestCtx;
 use crate::db::begin_write;
 use crate::entities::{payment, payment_event};
 use crate::error::AppError;
-use crate::services::audit::{self, Entry};
+use crate::services::events::{self, DomainEvent};
 use crate::services::payments::test_provider::{self, TestEvent};
 use crate::services::payments::{apply_outcome, Applied};
 
@@ -367,9 +367,17 @@ async fn record_delivery(
         .webhooks
         .with_label_values(&[provider, outcome])
         .inc();
-    let entry = Entry::new("webhook.received", "payment", None)
-        .meta(json!({"provider": provider, "outcome": outcome}));
-    if let Err(e) = audit::record(&st.db, &st.clock, ctx, entry).await {
+    let event = DomainEvent::WebhookReceived {
+        provider: provider.to_string(),
+        outcome: outcome.to_string(),
+    };
+    let recorded = async {
+        let txn = crate::db::begin_write(&st.db).await?;
+        events::record(&txn, st, ctx, event).await?;
+        txn.commit().await?;
+        Ok::<_, crate::error::AppError>(())
+    };
+    if let Err(e) = recorded.await {
         tracing::error!(error = %e.message, "could not audit a webhook delivery");
     }
 }

@@ -7,7 +7,6 @@ use sea_orm::{
     QueryOrder, QuerySelect, Set,
 };
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use utoipa::ToSchema;
 
 use crate::actor::RequestCtx;
@@ -15,9 +14,9 @@ use crate::db::begin_write;
 use crate::domain::parse_region;
 use crate::entities::{address, user_profile};
 use crate::error::{AppError, AppResult};
-use crate::services::audit::{self, Entry};
 use crate::services::catalog::text::parse_text;
 use crate::services::catalog::Issues;
+use crate::services::events::{self, DomainEvent};
 use crate::services::pagination::Page;
 use crate::state::AppState;
 
@@ -230,11 +229,11 @@ pub async fn create(
     .insert(&txn)
     .await?;
     sync_profile_default(&txn, me.id, now).await?;
-    audit::record(
+    events::record(
         &txn,
-        &st.clock,
+        st,
         ctx,
-        Entry::new("address.created", "address", Some(created.id)),
+        DomainEvent::AddressCreated { id: created.id },
     )
     .await?;
     txn.commit().await?;
@@ -288,13 +287,7 @@ pub async fn update(
     am.updated_at = Set(now);
     let updated = am.update(&txn).await?;
     sync_profile_default(&txn, me.id, now).await?;
-    audit::record(
-        &txn,
-        &st.clock,
-        ctx,
-        Entry::new("address.updated", "address", Some(id)),
-    )
-    .await?;
+    events::record(&txn, st, ctx, DomainEvent::AddressUpdated { id }).await?;
     txn.commit().await?;
     Ok(updated)
 }
@@ -306,12 +299,14 @@ pub async fn delete(st: &AppState, ctx: &RequestCtx, id: i64) -> AppResult<bool>
     let current = own(&txn, me.id, id).await?;
     address::Entity::delete_by_id(id).exec(&txn).await?;
     sync_profile_default(&txn, me.id, now).await?;
-    audit::record(
+    events::record(
         &txn,
-        &st.clock,
+        st,
         ctx,
-        Entry::new("address.deleted", "address", Some(id))
-            .meta(json!({"wasDefault": current.is_default})),
+        DomainEvent::AddressDeleted {
+            id,
+            was_default: current.is_default,
+        },
     )
     .await?;
     txn.commit().await?;

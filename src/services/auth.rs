@@ -9,7 +9,6 @@ use sea_orm::{
     QueryOrder, QuerySelect, Set, TransactionTrait,
 };
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use utoipa::ToSchema;
 
 use crate::actor::{AuthUser, RequestCtx};
@@ -18,7 +17,7 @@ use crate::domain::{parse_name, Email, Password, Rut};
 use crate::entities::user::{self, Role};
 use crate::entities::{auth_token, revoked_access_token, system_log};
 use crate::error::{AppError, AppResult, FieldIssue};
-use crate::services::audit::{self, Entry};
+use crate::services::events::{self, DomainEvent};
 use crate::services::tokens::{TokenProblem, ACCESS, REFRESH};
 use crate::services::users::{self, load_view, UserView};
 use crate::state::AppState;
@@ -124,13 +123,7 @@ pub async fn register(
     .insert(&txn)
     .await?;
     users::create_profile(&txn, user.id, now).await?;
-    audit::record(
-        &txn,
-        &st.clock,
-        ctx,
-        Entry::new("auth.register", "user", Some(user.id)).actor(user.id),
-    )
-    .await?;
+    events::record(&txn, st, ctx, DomainEvent::UserRegistered { id: user.id }).await?;
     let session = issue_session(st, &txn, &user, None).await?;
     txn.commit().await?;
     Ok(session)
@@ -162,25 +155,24 @@ pub async fn login(st: &AppState, ctx: &RequestCtx, input: LoginInput) -> AppRes
                 Some(_) if !ok => "wrong_password",
                 Some(_) => "account_disabled",
             };
-            audit::record(
-                &st.db,
-                &st.clock,
+            let txn = begin_write(&st.db).await?;
+            events::record(
+                &txn,
+                st,
                 ctx,
-                Entry::new("auth.login_failed", "user", other.as_ref().map(|u| u.id))
-                    .meta(json!({ "email": email, "reason": reason })),
+                DomainEvent::LoginFailed {
+                    id: other.as_ref().map(|u| u.id),
+                    email: email.to_string(),
+                    reason: reason.to_string(),
+                },
             )
             .await?;
+            txn.commit().await?;
             return Err(AppError::unauthorized("Invalid email or password"));
         }
     };
     let txn = begin_write(&st.db).await?;
-    audit::record(
-        &txn,
-        &st.clock,
-        ctx,
-        Entry::new("auth.login", "user", Some(user.id)).actor(user.id),
-    )
-    .await?;
+    events::record(&txn, st, ctx, DomainEvent::LoginSucceeded { id: user.id }).await?;
     let session = issue_session(st, &txn, &user, None).await?;
     txn.commit().await?;
     Ok(session)
@@ -272,13 +264,14 @@ async fn refresh_reuse(st: &AppState, ctx: &RequestCtx, stored: &auth_token::Mod
     let result = async {
         let txn = st.db.begin().await?;
         revoke_family(&txn, &stored.family_id, now).await?;
-        audit::record(
+        events::record(
             &txn,
-            &st.clock,
+            st,
             ctx,
-            Entry::new("auth.refresh_reuse", "user", Some(stored.user_id))
-                .actor(stored.user_id)
-                .meta(json!({ "familyRevoked": true })),
+            DomainEvent::RefreshTokenReused {
+                id: stored.user_id,
+                family_revoked: true,
+            },
         )
         .await?;
         txn.commit().await?;
@@ -336,13 +329,7 @@ pub async fn logout(st: &AppState, ctx: &RequestCtx, input: LogoutInput) -> AppR
     )
     .exec_without_returning(&txn)
     .await?;
-    audit::record(
-        &txn,
-        &st.clock,
-        ctx,
-        Entry::new("auth.logout", "user", Some(me.id)),
-    )
-    .await?;
+    events::record(&txn, st, ctx, DomainEvent::LoggedOut { id: me.id }).await?;
     txn.commit().await?;
     Ok(true)
 }

@@ -11,7 +11,6 @@ use sea_orm::{
     QueryOrder, QuerySelect, Set,
 };
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use utoipa::ToSchema;
 
 use crate::actor::RequestCtx;
@@ -20,9 +19,9 @@ use crate::entities::order::{OrderStatus, ShippingMethod};
 use crate::entities::{order, order_item, product_variant, stock_reservation};
 use crate::error::{AppError, AppResult, FieldIssue};
 use crate::services::addresses::{self, AddressInput, ValidAddress};
-use crate::services::audit::{self, Entry};
 use crate::services::cart::{self, ensure_buyable, load_sellables, Sellable, MAX_LINE_QUANTITY};
 use crate::services::catalog::gate;
+use crate::services::events::{self, DomainEvent};
 use crate::services::shipping::{self, ShippingOption};
 use crate::services::{coupons, stock};
 use crate::state::AppState;
@@ -482,14 +481,17 @@ pub async fn confirm(
     if pricing.from_cart {
         cart::clear(&txn, me.id).await?;
     }
-    audit::record(
+    events::record(
         &txn,
-        &st.clock,
+        st,
         ctx,
-        Entry::new("order.created", "order", Some(created.id)).meta(json!({
-            "totalCents": total, "lines": pricing.lines.len(), "coupon": pricing.coupon.as_ref().map(|c| c.1.clone()),
-            "reservedUntil": expires.to_rfc3339(),
-        })),
+        DomainEvent::OrderCreated {
+            id: created.id,
+            total_cents: total,
+            lines: pricing.lines.len(),
+            coupon: pricing.coupon.as_ref().map(|c| c.1.clone()),
+            reserved_until: expires.to_rfc3339(),
+        },
     )
     .await?;
     txn.commit().await?;

@@ -256,13 +256,12 @@ mod tests {
 use async_graphql::{InputObject, MaybeUndefined};
 use sea_orm::{ActiveModelTrait, QueryOrder, Set};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use utoipa::ToSchema;
 
 use crate::actor::RequestCtx;
 use crate::db::begin_write;
-use crate::services::audit::{self, Entry};
 use crate::services::catalog::Issues;
+use crate::services::events::{self, DomainEvent};
 use crate::services::pagination::Page;
 use crate::services::unique::ensure_free;
 use crate::state::AppState;
@@ -428,12 +427,14 @@ pub async fn create(
     }
     .insert(&txn)
     .await?;
-    audit::record(
+    events::record(
         &txn,
-        &st.clock,
+        st,
         ctx,
-        Entry::new("coupon.created", "coupon", Some(created.id))
-            .meta(json!({"code": created.code})),
+        DomainEvent::CouponCreated {
+            id: created.id,
+            code: created.code.clone(),
+        },
     )
     .await?;
     txn.commit().await?;
@@ -447,7 +448,6 @@ pub async fn update(
     input: UpdateCouponInput,
 ) -> AppResult<coupon::Model> {
     ctx.require_admin()?;
-    let now = st.clock.now();
     let txn = begin_write(&st.db).await?;
     let current = coupon::Entity::find_by_id(id)
         .one(&txn)
@@ -500,14 +500,13 @@ pub async fn update(
         am.is_active = Set(a);
     }
     issues.finish()?;
-    am.updated_at = Set(now);
-    let updated = am.update(&txn).await?;
-    audit::record(
-        &txn,
-        &st.clock,
-        ctx,
-        Entry::new("coupon.updated", "coupon", Some(id)).meta(json!({"code": updated.code})),
-    )
+    let updated = events::update_recorded(&txn, st, ctx, current, am, &[], &[], |changes, c| {
+        DomainEvent::CouponUpdated {
+            id,
+            code: c.code.clone(),
+            changes,
+        }
+    })
     .await?;
     txn.commit().await?;
     Ok(updated)
@@ -526,22 +525,13 @@ pub async fn delete(st: &AppState, ctx: &RequestCtx, id: i64) -> AppResult<bool>
         .count(&txn)
         .await?
         > 0;
-    let outcome = if used {
-        let mut am: coupon::ActiveModel = current.clone().into();
-        am.is_active = Set(false);
-        am.updated_at = Set(st.clock.now());
-        am.update(&txn).await?;
-        "deactivated"
-    } else {
-        coupon::Entity::delete_by_id(id).exec(&txn).await?;
-        "deleted"
-    };
-    audit::record(
+    let code = current.code.clone();
+    let outcome = events::delete_or_deactivate(&txn, &st.clock, current, used).await?;
+    events::record(
         &txn,
-        &st.clock,
+        st,
         ctx,
-        Entry::new("coupon.deleted", "coupon", Some(id))
-            .meta(json!({"code": current.code, "outcome": outcome})),
+        DomainEvent::CouponDeleted { id, code, outcome },
     )
     .await?;
     txn.commit().await?;

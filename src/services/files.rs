@@ -9,13 +9,12 @@ use chrono::{DateTime, Utc};
 use hmac::{Hmac, Mac};
 use sea_orm::{ActiveModelTrait, ConnectionTrait, EntityTrait, Set};
 use serde::Deserialize;
-use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use crate::actor::RequestCtx;
 use crate::entities::file;
 use crate::error::{AppError, AppResult};
-use crate::services::audit::{self, Entry};
+use crate::services::events::{self, DomainEvent};
 use crate::state::AppState;
 
 /// The largest accepted file.
@@ -212,12 +211,16 @@ pub async fn store<C: ConnectionTrait>(
             return Err(e.into());
         }
     };
-    audit::record(
+    events::record(
         conn,
-        &st.clock,
+        st,
         ctx,
-        Entry::new("file.uploaded", "file", Some(recorded.id))
-            .meta(json!({"purpose": purpose, "contentType": recorded.content_type, "sizeBytes": recorded.size_bytes})),
+        DomainEvent::FileUploaded {
+            id: recorded.id,
+            purpose: recorded.purpose.clone(),
+            content_type: recorded.content_type.clone(),
+            size_bytes: recorded.size_bytes,
+        },
     )
     .await?;
     Ok((recorded, path))
@@ -343,14 +346,19 @@ pub async fn readable(
         Some(u) if u.id == f.owner_id => Ok((f, path)),
         Some(u) if u.role == crate::entities::user::Role::Admin => {
             // An admin reading someone's health data leaves a trace.
-            audit::record(
-                &st.db,
-                &st.clock,
+            let txn = crate::db::begin_write(&st.db).await?;
+            events::record(
+                &txn,
+                st,
                 ctx,
-                Entry::new("file.read", "file", Some(f.id))
-                    .meta(json!({"purpose": f.purpose, "ownerId": f.owner_id})),
+                DomainEvent::FileRead {
+                    id: f.id,
+                    purpose: f.purpose.clone(),
+                    owner_id: f.owner_id,
+                },
             )
             .await?;
+            txn.commit().await?;
             Ok((f, path))
         }
         Some(_) => Err(missing()),

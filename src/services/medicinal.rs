@@ -10,7 +10,6 @@ use sea_orm::{
     PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, RelationDef, Set,
 };
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use utoipa::ToSchema;
 
 use crate::actor::RequestCtx;
@@ -19,7 +18,7 @@ use crate::entities::medicinal_document::{self, DocStatus, DocType};
 use crate::entities::{file, user};
 use crate::error::{AppError, AppResult};
 use crate::graphql::scalars::Timestamp;
-use crate::services::audit::{self, Entry};
+use crate::services::events::{self, ChangedBy, DomainEvent};
 use crate::services::files::{self, DOC_KINDS, MEDICINAL_DOC};
 use crate::services::pagination::{like_pattern, Page};
 use crate::state::AppState;
@@ -170,16 +169,15 @@ pub async fn submit(
             ),
             _ => AppError::from(e),
         })?;
-        audit::record(
+        events::record(
             &txn,
-            &st.clock,
+            st,
             ctx,
-            Entry::new(
-                "medicinal_document.submitted",
-                "medicinal_document",
-                Some(doc.id),
-            )
-            .meta(json!({"docType": doc.doc_type, "fileId": file_id})),
+            DomainEvent::DocumentSubmitted {
+                id: doc.id,
+                doc_type: doc.doc_type,
+                file_id: doc.file_id,
+            },
         )
         .await?;
         txn.commit().await?;
@@ -218,12 +216,15 @@ pub async fn delete_mine(st: &AppState, ctx: &RequestCtx, id: i64) -> AppResult<
     }
     let stored = file::Entity::find_by_id(doc.file_id).one(&txn).await?;
     file::Entity::delete_by_id(doc.file_id).exec(&txn).await?;
-    audit::record(
+    events::record(
         &txn,
-        &st.clock,
+        st,
         ctx,
-        Entry::new("medicinal_document.deleted", "medicinal_document", Some(id))
-            .meta(json!({"status": doc.status, "fileId": doc.file_id})),
+        DomainEvent::DocumentDeleted {
+            id,
+            status: doc.status,
+            file_id: doc.file_id,
+        },
     )
     .await?;
     txn.commit().await?;
@@ -367,38 +368,29 @@ pub async fn review(
             .one(&txn)
             .await?
             .ok_or_else(|| AppError::not_found("User"))?;
-        if !owner.validated_medicinal {
-            let mut am: user::ActiveModel = owner.into();
-            am.validated_medicinal = Set(true);
-            am.updated_at = Set(now);
-            am.update(&txn).await?;
-            audit::record(
-                &txn,
-                &st.clock,
-                ctx,
-                Entry::new("user.updated", "user", Some(doc.user_id)).meta(json!({
-                    "validatedMedicinal": {"from": false, "to": true},
-                    "medicinalDocumentId": doc.id,
-                })),
-            )
-            .await?;
-        }
+        let mut am: user::ActiveModel = owner.clone().into();
+        am.validated_medicinal = Set(true);
+        events::update_recorded(&txn, st, ctx, owner, am, &[], &[], |changes, _| {
+            DomainEvent::UserUpdated {
+                id: doc.user_id,
+                by: ChangedBy::Review,
+                changes,
+                medicinal_document_id: Some(doc.id),
+            }
+        })
+        .await?;
     }
-    audit::record(
+    events::record(
         &txn,
-        &st.clock,
+        st,
         ctx,
-        Entry::new(
-            "medicinal_document.reviewed",
-            "medicinal_document",
-            Some(id),
-        )
-        .meta(json!({
-            "from": "pending",
-            "to": doc.status,
-            "userId": doc.user_id,
-            "expiresAt": doc.expires_at,
-        })),
+        DomainEvent::DocumentReviewed {
+            id,
+            from: DocStatus::Pending,
+            to: doc.status,
+            user_id: doc.user_id,
+            expires_at: doc.expires_at,
+        },
     )
     .await?;
     txn.commit().await?;

@@ -2,12 +2,12 @@
 
 pub mod addresses;
 pub mod analytics;
-pub mod audit;
 pub mod auth;
 pub mod cart;
 pub mod catalog;
 pub mod checkout;
 pub mod coupons;
+pub mod events;
 pub mod files;
 pub mod housekeeping;
 pub mod idempotency;

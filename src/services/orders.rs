@@ -9,7 +9,6 @@ use sea_orm::{
     QueryOrder, QuerySelect, RelationDef, Set,
 };
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use utoipa::ToSchema;
 
 use crate::actor::RequestCtx;
@@ -18,7 +17,7 @@ use crate::entities::order::{self, OrderStatus};
 use crate::entities::{order_item, product_variant, stock_reservation, user};
 use crate::error::{AppError, AppResult};
 use crate::graphql::scalars::Timestamp;
-use crate::services::audit::{self, Entry};
+use crate::services::events::{self, DomainEvent};
 use crate::services::pagination::Page;
 use crate::services::stock::{ACTIVE, RELEASED};
 use crate::state::AppState;
@@ -158,12 +157,16 @@ pub async fn transition<C: ConnectionTrait>(
         }
         _ => {}
     }
-    audit::record(
+    events::record(
         conn,
-        &st.clock,
+        st,
         ctx,
-        Entry::new("order.status_changed", "order", Some(current.id))
-            .meta(json!({"from": from.as_str(), "to": to.as_str(), "reason": reason})),
+        DomainEvent::OrderStatusChanged {
+            id: current.id,
+            from: from.as_str().to_string(),
+            to: to.as_str().to_string(),
+            reason: reason.to_string(),
+        },
     )
     .await?;
     st.metrics
@@ -376,13 +379,7 @@ pub async fn set_tracking(
     }
     am.updated_at = Set(st.clock.now());
     let updated = am.update(&txn).await?;
-    audit::record(
-        &txn,
-        &st.clock,
-        ctx,
-        Entry::new("order.tracking_updated", "order", Some(id)),
-    )
-    .await?;
+    events::record(&txn, st, ctx, DomainEvent::OrderTrackingUpdated { id }).await?;
     txn.commit().await?;
     Ok(updated)
 }

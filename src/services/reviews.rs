@@ -11,7 +11,6 @@ use sea_orm::{
     QueryFilter, QueryOrder, QuerySelect, RelationDef, Set,
 };
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use utoipa::ToSchema;
 
 use crate::actor::RequestCtx;
@@ -19,9 +18,9 @@ use crate::db::begin_write;
 use crate::entities::{order, order_item, product_review};
 use crate::error::{AppError, AppResult, FieldIssue};
 use crate::services::analytics::SOLD;
-use crate::services::audit::{self, Entry};
 use crate::services::catalog::products;
 use crate::services::catalog::text::fold;
+use crate::services::events::{self, DomainEvent, FromTo};
 use crate::services::pagination::Page;
 use crate::state::AppState;
 
@@ -323,12 +322,15 @@ pub async fn create(
         Some(sea_orm::SqlErr::UniqueConstraintViolation(_)) => duplicate(),
         _ => AppError::from(e),
     })?;
-    audit::record(
+    events::record(
         &txn,
-        &st.clock,
+        st,
         ctx,
-        Entry::new("review.created", "review", Some(review.id))
-            .meta(json!({"productId": product_id, "rating": rating})),
+        DomainEvent::ReviewCreated {
+            id: review.id,
+            product_id,
+            rating,
+        },
     )
     .await?;
     txn.commit().await?;
@@ -357,12 +359,17 @@ pub async fn moderate(
     am.is_visible = Set(input.is_visible);
     am.updated_at = Set(st.clock.now());
     let review = am.update(&txn).await?;
-    audit::record(
+    events::record(
         &txn,
-        &st.clock,
+        st,
         ctx,
-        Entry::new("review.moderated", "review", Some(id))
-            .meta(json!({"isVisible": {"from": from, "to": input.is_visible}})),
+        DomainEvent::ReviewModerated {
+            id,
+            is_visible: FromTo {
+                from,
+                to: input.is_visible,
+            },
+        },
     )
     .await?;
     txn.commit().await?;

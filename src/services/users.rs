@@ -7,7 +7,6 @@ use sea_orm::{
     QueryFilter, QueryOrder, QuerySelect, Set,
 };
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use utoipa::ToSchema;
 
 use crate::actor::RequestCtx;
@@ -16,7 +15,7 @@ use crate::domain::{parse_name, parse_phone, Email, Rut};
 use crate::entities::user::{self, Role};
 use crate::entities::{auth_token, user_profile};
 use crate::error::{AppError, AppResult, FieldIssue};
-use crate::services::audit::{self, Entry};
+use crate::services::events::{self, ChangedBy, Changes, DomainEvent};
 use crate::services::pagination::{like_pattern, Page};
 use crate::services::unique::ensure_free;
 use crate::state::AppState;
@@ -168,12 +167,19 @@ pub async fn update_me(
         }
     }
     if !changed.is_empty() {
-        audit::record(
+        events::record(
             &txn,
-            &st.clock,
+            st,
             ctx,
-            Entry::new("user.updated", "user", Some(me.id))
-                .meta(json!({ "fields": changed, "by": "self" })),
+            DomainEvent::UserUpdated {
+                id: me.id,
+                by: ChangedBy::Owner,
+                changes: Changes {
+                    fields: changed.iter().map(|f| f.to_string()).collect(),
+                    ..Default::default()
+                },
+                medicinal_document_id: None,
+            },
         )
         .await?;
     }
@@ -336,7 +342,6 @@ pub async fn update(
     if current.deleted_at.is_some() {
         return Err(AppError::conflict("A deleted user cannot be changed"));
     }
-    let mut changes = serde_json::Map::new();
     let mut am: user::ActiveModel = current.clone().into();
     if let Some(role) = input.role.filter(|r| *r != current.role) {
         if role != Role::Admin {
@@ -344,7 +349,6 @@ pub async fn update(
             ensure_not_self(ctx, id, "role")?;
         }
         am.role = Set(role);
-        changes.insert("role".into(), json!({"from": current.role, "to": role}));
     }
     if let Some(active) = input.is_active.filter(|a| *a != current.is_active) {
         if !active {
@@ -353,33 +357,22 @@ pub async fn update(
             revoke_all_sessions(&txn, id, now).await?;
         }
         am.is_active = Set(active);
-        changes.insert(
-            "isActive".into(),
-            json!({"from": current.is_active, "to": active}),
-        );
     }
     if let Some(v) = input
         .validated_medicinal
         .filter(|v| *v != current.validated_medicinal)
     {
         am.validated_medicinal = Set(v);
-        changes.insert(
-            "validatedMedicinal".into(),
-            json!({"from": current.validated_medicinal, "to": v}),
-        );
     }
-    if !changes.is_empty() {
-        am.updated_at = Set(now);
-        am.update(&txn).await?;
-        audit::record(
-            &txn,
-            &st.clock,
-            ctx,
-            Entry::new("user.updated", "user", Some(id))
-                .meta(json!({ "changes": changes, "by": "admin" })),
-        )
-        .await?;
-    }
+    events::update_recorded(&txn, st, ctx, current, am, PERSONAL, &[], |changes, _| {
+        DomainEvent::UserUpdated {
+            id,
+            by: ChangedBy::Admin,
+            changes,
+            medicinal_document_id: None,
+        }
+    })
+    .await?;
     let view = load_view(&txn, id)
         .await?
         .ok_or_else(|| AppError::not_found("User"))?;
@@ -400,6 +393,9 @@ fn ensure_not_self(ctx: &RequestCtx, id: i64, field: &str) -> AppResult<()> {
     Ok(())
 }
 
+/// User columns whose values never reach the audit log (their names do).
+const PERSONAL: &[&str] = &["name", "email", "rut", "password_hash"];
+
 /// Soft delete: deactivates, stamps `deleted_at`, revokes every session.
 pub async fn delete(st: &AppState, ctx: &RequestCtx, id: i64) -> AppResult<bool> {
     ctx.require_admin()?;
@@ -419,13 +415,7 @@ pub async fn delete(st: &AppState, ctx: &RequestCtx, id: i64) -> AppResult<bool>
     am.updated_at = Set(now);
     am.update(&txn).await?;
     revoke_all_sessions(&txn, id, now).await?;
-    audit::record(
-        &txn,
-        &st.clock,
-        ctx,
-        Entry::new("user.deleted", "user", Some(id)),
-    )
-    .await?;
+    events::record(&txn, st, ctx, DomainEvent::UserDeactivated { id }).await?;
     txn.commit().await?;
     Ok(true)
 }

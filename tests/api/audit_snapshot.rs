@@ -2,7 +2,8 @@
 //! rows `GET /api/admin/logs` shows for it (action, entity, entity id, actor, order and metadata)
 //! compared with `tests/api/fixtures/audit_log_snapshot.json`. Times, payment references and
 //! trace ids vary from run to run and are masked. `UPDATE_SNAPSHOTS=1 cargo test audit_log`
-//! rewrites the file; its diff is then the change to review.
+//! rewrites the file; its diff is then the change to review. Each audit row's outbox row is
+//! checked against it too.
 
 use reqwest::multipart::{Form, Part};
 use reqwest::StatusCode;
@@ -50,7 +51,12 @@ fn masked(v: &Value) -> Value {
             json!(format!("ORD-{id}-<time>"))
         }
         Value::Array(a) => Value::Array(a.iter().map(masked).collect()),
-        Value::Object(o) => Value::Object(o.iter().map(|(k, v)| (k.clone(), masked(v))).collect()),
+        Value::Object(o) => {
+            // Keys sorted, so that the snapshot's diff shows only what changed.
+            let sorted: std::collections::BTreeMap<&String, Value> =
+                o.iter().map(|(k, v)| (k, masked(v))).collect();
+            Value::Object(sorted.into_iter().map(|(k, v)| (k.clone(), v)).collect())
+        }
         other => other.clone(),
     }
 }
@@ -444,8 +450,54 @@ async fn audit_log_rows_match_the_snapshot() {
     ])
     .await;
     scenario(&app, &sim).await;
-    let rows: Vec<Value> = audit_rows(&app)
-        .await
+    let logged = audit_rows(&app).await;
+    // Each audit row has exactly one outbox row, written in the same order, whose payload is the
+    // event: its type, the payload version, the entity id and the audit metadata.
+    let mut last_outbox_id = 0;
+    for row in &logged {
+        let log_id = row["id"].as_i64().unwrap();
+        let where_ = format!("FROM outbox_events WHERE audit_log_id = {log_id}");
+        assert_eq!(
+            app.scalar_i64(&format!("SELECT COUNT(*) {where_}")).await,
+            1,
+            "{row}"
+        );
+        let outbox_id = app.scalar_i64(&format!("SELECT id {where_}")).await;
+        assert!(outbox_id > last_outbox_id, "outbox rows in audit order");
+        last_outbox_id = outbox_id;
+        let event_type = app
+            .scalar_string(&format!("SELECT event_type {where_}"))
+            .await;
+        assert_eq!(event_type.as_deref(), row["action"].as_str());
+        let payload: Value = serde_json::from_str(
+            &app.scalar_string(&format!("SELECT CAST(payload AS TEXT) {where_}"))
+                .await
+                .unwrap(),
+        )
+        .unwrap();
+        let mut expected = row["meta"].as_object().unwrap().clone();
+        expected.insert("event".into(), row["action"].clone());
+        expected.insert("version".into(), json!(1));
+        if !row["entityId"].is_null() {
+            expected.insert("id".into(), row["entityId"].clone());
+        }
+        assert_eq!(payload, Value::Object(expected), "{row}");
+        let aggregate = app
+            .scalar_string(&format!("SELECT aggregate_type {where_}"))
+            .await
+            .unwrap();
+        let expected_aggregate = if row["action"].as_str().unwrap().starts_with("payment.") {
+            "order"
+        } else {
+            row["entity"].as_str().unwrap()
+        };
+        assert_eq!(aggregate, expected_aggregate, "{row}");
+    }
+    assert_eq!(
+        app.scalar_i64("SELECT COUNT(*) FROM outbox_events").await,
+        logged.len() as i64
+    );
+    let rows: Vec<Value> = logged
         .iter()
         .map(|r| {
             json!({

@@ -11,6 +11,7 @@ mod checkout;
 mod contract;
 mod coupons;
 mod edge;
+mod events;
 mod flow;
 mod graphql_limits;
 mod helpers;

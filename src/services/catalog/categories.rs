@@ -6,7 +6,6 @@ use sea_orm::{
     QuerySelect, Set,
 };
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use utoipa::ToSchema;
 
 use super::text::{parse_description, parse_slug, parse_text, slugify};
@@ -15,7 +14,7 @@ use crate::actor::RequestCtx;
 use crate::db::begin_write;
 use crate::entities::{category, product};
 use crate::error::{AppError, AppResult};
-use crate::services::audit::{self, Entry};
+use crate::services::events::{self, DomainEvent, Removal};
 use crate::services::pagination::Page;
 use crate::services::unique::ensure_free;
 use crate::state::AppState;
@@ -138,12 +137,14 @@ pub async fn create(
     }
     .insert(&txn)
     .await?;
-    audit::record(
+    events::record(
         &txn,
-        &st.clock,
+        st,
         ctx,
-        Entry::new("category.created", "category", Some(created.id))
-            .meta(json!({"slug": created.slug})),
+        DomainEvent::CategoryCreated {
+            id: created.id,
+            slug: created.slug.clone(),
+        },
     )
     .await?;
     txn.commit().await?;
@@ -171,7 +172,6 @@ pub async fn update(
         .as_deref()
         .and_then(|d| issues.take(parse_description("description", Some(d))));
     issues.finish()?;
-    let now = st.clock.now();
     let _catalogue = st.catalogue.writing();
     let txn = begin_write(&st.db).await?;
     let current = category::Entity::find_by_id(id)
@@ -179,42 +179,33 @@ pub async fn update(
         .await?
         .ok_or_else(|| AppError::not_found("Category"))?;
     let mut am: category::ActiveModel = current.clone().into();
-    let mut fields: Vec<&str> = Vec::new();
     if let Some(n) = name.filter(|n| *n != current.name) {
         am.name = Set(n);
-        fields.push("name");
     }
     if let Some(s) = slug.filter(|s| *s != current.slug) {
         ensure_slug_free(&txn, &s, Some(id)).await?;
         am.slug = Set(s);
-        fields.push("slug");
     }
     if let Some(d) = description.filter(|d| *d != current.description) {
         am.description = Set(d);
-        fields.push("description");
     }
     if let Some(m) = input.is_medicinal.filter(|m| *m != current.is_medicinal) {
         am.is_medicinal = Set(m);
-        fields.push("isMedicinal");
     }
     if let Some(a) = input.is_active.filter(|a| *a != current.is_active) {
         am.is_active = Set(a);
-        fields.push("isActive");
     }
-    let updated = if fields.is_empty() {
-        current
-    } else {
-        am.updated_at = Set(now);
-        let m = am.update(&txn).await?;
-        audit::record(
-            &txn,
-            &st.clock,
-            ctx,
-            Entry::new("category.updated", "category", Some(id)).meta(json!({"fields": fields})),
-        )
-        .await?;
-        m
-    };
+    let updated = events::update_recorded(
+        &txn,
+        st,
+        ctx,
+        current,
+        am,
+        &["description"],
+        &[],
+        |changes, _| DomainEvent::CategoryUpdated { id, changes },
+    )
+    .await?;
     txn.commit().await?;
     Ok(updated)
 }
@@ -240,11 +231,15 @@ pub async fn delete(st: &AppState, ctx: &RequestCtx, id: i64) -> AppResult<bool>
         ));
     }
     category::Entity::delete_by_id(id).exec(&txn).await?;
-    audit::record(
+    events::record(
         &txn,
-        &st.clock,
+        st,
         ctx,
-        Entry::new("category.deleted", "category", Some(id)).meta(json!({"slug": current.slug})),
+        DomainEvent::CategoryDeleted {
+            id,
+            slug: current.slug,
+            outcome: Removal::Deleted,
+        },
     )
     .await?;
     txn.commit().await?;

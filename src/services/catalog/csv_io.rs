@@ -9,7 +9,6 @@ use std::collections::{HashMap, HashSet};
 use async_graphql::SimpleObject;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
 use serde::Serialize;
-use serde_json::json;
 use utoipa::ToSchema;
 
 use super::products::{insert_product, NewProduct};
@@ -21,7 +20,7 @@ use crate::actor::RequestCtx;
 use crate::db::begin_write;
 use crate::entities::{category, product, product_variant};
 use crate::error::{AppError, AppResult, FieldIssue};
-use crate::services::audit::{self, Entry};
+use crate::services::events::{self, DomainEvent};
 use crate::state::AppState;
 
 pub const COLUMNS: [&str; 9] = [
@@ -389,12 +388,16 @@ pub async fn import(
             insert_variant(&txn, now, product_id, v).await?;
         }
     }
-    audit::record(
+    events::record(
         &txn,
-        &st.clock,
+        st,
         ctx,
-        Entry::new("product.imported", "product", None)
-            .meta(json!({"rows": rows, "productsCreated": created, "productsMatched": matched, "variantsCreated": variants})),
+        DomainEvent::ProductsImported {
+            rows,
+            products_created: created,
+            products_matched: matched,
+            variants_created: variants,
+        },
     )
     .await?;
     txn.commit().await?;

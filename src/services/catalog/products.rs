@@ -8,7 +8,6 @@ use sea_orm::{
     RelationTrait, SelectA, SelectB, Set,
 };
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use utoipa::ToSchema;
 
 use super::gate;
@@ -21,7 +20,7 @@ use crate::actor::RequestCtx;
 use crate::db::begin_write;
 use crate::entities::{cart_item, category, order_item, product, product_variant};
 use crate::error::{AppError, AppResult, FieldIssue};
-use crate::services::audit::{self, Entry};
+use crate::services::events::{self, DomainEvent};
 use crate::services::files;
 use crate::services::pagination::{like_pattern, Page};
 use crate::services::reviews;
@@ -480,12 +479,14 @@ pub async fn create(
                 .await
                 .map_err(|e| prefix_details(e, &format!("variants[{i}].")))?;
         }
-        audit::record(
+        events::record(
             &txn,
-            &st.clock,
+            st,
             ctx,
-            Entry::new("product.created", "product", Some(created.id))
-                .meta(json!({"slug": created.slug})),
+            DomainEvent::ProductCreated {
+                id: created.id,
+                slug: created.slug.clone(),
+            },
         )
         .await?;
         Ok::<_, AppError>(created)
@@ -547,7 +548,6 @@ pub async fn update(
         MaybeUndefined::Undefined => Some(MaybeUndefined::Undefined),
     };
     issues.finish()?;
-    let now = st.clock.now();
     let _catalogue = st.catalogue.writing();
     let txn = begin_write(&st.db).await?;
     let current = product::Entity::find_by_id(id)
@@ -555,11 +555,9 @@ pub async fn update(
         .await?
         .ok_or_else(|| AppError::not_found("Product"))?;
     let mut am: product::ActiveModel = current.clone().into();
-    let mut fields: Vec<&str> = Vec::new();
     if let Some(c) = input.category_id.filter(|c| *c != current.category_id) {
         ensure_category(&txn, c).await?;
         am.category_id = Set(c);
-        fields.push("categoryId");
     }
     let new_name = name.filter(|n| *n != current.name);
     let new_description = description.filter(|d| *d != current.description);
@@ -572,46 +570,37 @@ pub async fn update(
     }
     if let Some(n) = new_name {
         am.name = Set(n);
-        fields.push("name");
     }
     if let Some(d) = new_description {
         am.description = Set(d);
-        fields.push("description");
     }
     if let Some(s) = slug.filter(|s| *s != current.slug) {
         ensure_slug_free(&txn, &s, Some(id)).await?;
         am.slug = Set(s);
-        fields.push("slug");
     }
     match image_url {
         Some(MaybeUndefined::Value(u)) if current.image_url.as_deref() != Some(u.as_str()) => {
             am.image_url = Set(Some(u));
-            fields.push("imageUrl");
         }
         Some(MaybeUndefined::Null) if current.image_url.is_some() => {
             am.image_url = Set(None);
-            fields.push("imageUrl");
         }
         _ => {}
     }
     if let Some(a) = input.is_active.filter(|a| *a != current.is_active) {
         am.is_active = Set(a);
-        fields.push("isActive");
     }
-    let updated = if fields.is_empty() {
-        current
-    } else {
-        am.updated_at = Set(now);
-        let m = am.update(&txn).await?;
-        audit::record(
-            &txn,
-            &st.clock,
-            ctx,
-            Entry::new("product.updated", "product", Some(id)).meta(json!({"fields": fields})),
-        )
-        .await?;
-        m
-    };
+    let updated = events::update_recorded(
+        &txn,
+        st,
+        ctx,
+        current,
+        am,
+        &["description"],
+        &["search_text"],
+        |changes, _| DomainEvent::ProductUpdated { id, changes },
+    )
+    .await?;
     txn.commit().await?;
     Ok(updated)
 }
@@ -631,13 +620,7 @@ pub async fn delete(st: &AppState, ctx: &RequestCtx, id: i64) -> AppResult<bool>
         .count(&txn)
         .await?
         > 0;
-    let outcome = if ordered {
-        let mut am: product::ActiveModel = current.clone().into();
-        am.is_active = Set(false);
-        am.updated_at = Set(st.clock.now());
-        am.update(&txn).await?;
-        "deactivated"
-    } else {
+    if !ordered {
         let variant_ids = product_variant::Entity::find()
             .filter(product_variant::Column::ProductId.eq(id))
             .all(&txn)
@@ -652,15 +635,14 @@ pub async fn delete(st: &AppState, ctx: &RequestCtx, id: i64) -> AppResult<bool>
             .filter(product_variant::Column::ProductId.eq(id))
             .exec(&txn)
             .await?;
-        product::Entity::delete_by_id(id).exec(&txn).await?;
-        "deleted"
-    };
-    audit::record(
+    }
+    let slug = current.slug.clone();
+    let outcome = events::delete_or_deactivate(&txn, &st.clock, current, ordered).await?;
+    events::record(
         &txn,
-        &st.clock,
+        st,
         ctx,
-        Entry::new("product.deleted", "product", Some(id))
-            .meta(json!({"slug": current.slug, "outcome": outcome})),
+        DomainEvent::ProductDeleted { id, slug, outcome },
     )
     .await?;
     txn.commit().await?;

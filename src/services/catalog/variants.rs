@@ -6,7 +6,6 @@ use sea_orm::{
     QueryOrder, QuerySelect, Set,
 };
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use utoipa::ToSchema;
 
 use super::text::{non_negative, parse_sku, parse_text};
@@ -15,7 +14,7 @@ use crate::actor::RequestCtx;
 use crate::db::begin_write;
 use crate::entities::{cart_item, order_item, product, product_variant};
 use crate::error::{AppError, AppResult};
-use crate::services::audit::{self, Entry};
+use crate::services::events::{self, DomainEvent};
 use crate::services::pagination::Page;
 use crate::services::unique::ensure_free;
 use crate::state::AppState;
@@ -181,12 +180,15 @@ pub async fn create(
         .await?
         .ok_or_else(|| AppError::not_found("Product"))?;
     let created = insert_variant(&txn, now, product_id, v).await?;
-    audit::record(
+    events::record(
         &txn,
-        &st.clock,
+        st,
         ctx,
-        Entry::new("variant.created", "variant", Some(created.id))
-            .meta(json!({"productId": product_id, "sku": created.sku})),
+        DomainEvent::VariantCreated {
+            id: created.id,
+            product_id,
+            sku: created.sku.clone(),
+        },
     )
     .await?;
     txn.commit().await?;
@@ -219,7 +221,6 @@ pub async fn update(
         .weight_grams
         .and_then(|p| issues.take(non_negative("weightGrams", p, MAX_QUANTITY)));
     issues.finish()?;
-    let now = st.clock.now();
     let _catalogue = st.catalogue.writing();
     let txn = begin_write(&st.db).await?;
     let current = product_variant::Entity::find_by_id(id)
@@ -227,61 +228,33 @@ pub async fn update(
         .await?
         .ok_or_else(|| AppError::not_found("Variant"))?;
     let mut am: product_variant::ActiveModel = current.clone().into();
-    let mut changes = serde_json::Map::new();
     if let Some(s) = sku.filter(|s| *s != current.sku) {
         ensure_sku_free(&txn, &s, Some(id)).await?;
-        changes.insert("sku".into(), json!({"from": current.sku, "to": s}));
         am.sku = Set(s);
     }
-    if let Some(l) = label.filter(|l| *l != current.option_label) {
-        changes.insert(
-            "optionLabel".into(),
-            json!({"from": current.option_label, "to": l}),
-        );
+    if let Some(l) = label {
         am.option_label = Set(l);
     }
-    if let Some(p) = price.filter(|p| *p != current.price_cents) {
-        changes.insert(
-            "priceCents".into(),
-            json!({"from": current.price_cents, "to": p}),
-        );
+    if let Some(p) = price {
         am.price_cents = Set(p);
     }
-    if let Some(s) = stock.map(|s| s as i32).filter(|s| *s != current.stock) {
-        changes.insert("stock".into(), json!({"from": current.stock, "to": s}));
-        am.stock = Set(s);
+    if let Some(s) = stock {
+        am.stock = Set(s as i32);
     }
-    if let Some(w) = weight
-        .map(|w| w as i32)
-        .filter(|w| *w != current.weight_grams)
-    {
-        changes.insert(
-            "weightGrams".into(),
-            json!({"from": current.weight_grams, "to": w}),
-        );
-        am.weight_grams = Set(w);
+    if let Some(w) = weight {
+        am.weight_grams = Set(w as i32);
     }
-    if let Some(a) = input.is_active.filter(|a| *a != current.is_active) {
-        changes.insert(
-            "isActive".into(),
-            json!({"from": current.is_active, "to": a}),
-        );
+    if let Some(a) = input.is_active {
         am.is_active = Set(a);
     }
-    let updated = if changes.is_empty() {
-        current
-    } else {
-        am.updated_at = Set(now);
-        let m = am.update(&txn).await?;
-        audit::record(
-            &txn,
-            &st.clock,
-            ctx,
-            Entry::new("variant.updated", "variant", Some(id)).meta(json!({"changes": changes})),
-        )
-        .await?;
-        m
-    };
+    let updated = events::update_recorded(&txn, st, ctx, current, am, &[], &[], |changes, v| {
+        DomainEvent::VariantUpdated {
+            id,
+            product_id: v.product_id,
+            changes,
+        }
+    })
+    .await?;
     txn.commit().await?;
     Ok(updated)
 }
@@ -300,26 +273,24 @@ pub async fn delete(st: &AppState, ctx: &RequestCtx, id: i64) -> AppResult<bool>
         .count(&txn)
         .await?
         > 0;
-    let outcome = if ordered {
-        let mut am: product_variant::ActiveModel = current.clone().into();
-        am.is_active = Set(false);
-        am.updated_at = Set(st.clock.now());
-        am.update(&txn).await?;
-        "deactivated"
-    } else {
+    if !ordered {
         cart_item::Entity::delete_many()
             .filter(cart_item::Column::VariantId.eq(id))
             .exec(&txn)
             .await?;
-        product_variant::Entity::delete_by_id(id).exec(&txn).await?;
-        "deleted"
-    };
-    audit::record(
+    }
+    let (product_id, sku) = (current.product_id, current.sku.clone());
+    let outcome = events::delete_or_deactivate(&txn, &st.clock, current, ordered).await?;
+    events::record(
         &txn,
-        &st.clock,
+        st,
         ctx,
-        Entry::new("variant.deleted", "variant", Some(id))
-            .meta(json!({"productId": current.product_id, "sku": current.sku, "outcome": outcome})),
+        DomainEvent::VariantDeleted {
+            id,
+            product_id,
+            sku,
+            outcome,
+        },
     )
     .await?;
     txn.commit().await?;

@@ -26,7 +26,7 @@ use crate::db::begin_write;
 use crate::entities::order::{self, OrderStatus};
 use crate::entities::{order_item, payment, product_variant, stock_reservation};
 use crate::error::{AppError, AppResult};
-use crate::services::audit::{self, Entry};
+use crate::services::events::{self, DomainEvent};
 use crate::services::orders::transition;
 use crate::services::stock::{self, ACTIVE, CONSUMED};
 use crate::services::{coupons, idempotency};
@@ -276,12 +276,15 @@ pub async fn start(
     am.payment_ref = Set(Some(reference.clone()));
     am.updated_at = Set(now);
     am.update(&txn).await?;
-    audit::record(
+    events::record(
         &txn,
-        &st.clock,
+        st,
         ctx,
-        Entry::new("payment.started", "order", Some(o.id))
-            .meta(json!({"provider": input.provider, "paymentRef": reference})),
+        DomainEvent::PaymentStarted {
+            id: o.id,
+            provider: input.provider.clone(),
+            payment_ref: reference.clone(),
+        },
     )
     .await?;
     txn.commit().await?;
@@ -514,12 +517,16 @@ pub async fn apply_outcome<C: ConnectionTrait>(
                 received = amount_cents,
                 "payment amount mismatch"
             );
-            audit::record(
+            events::record(
                 conn,
-                &st.clock,
+                st,
                 ctx,
-                Entry::new("payment.amount_mismatch", "payment", Some(p.id))
-                    .meta(json!({"orderId": o.id, "expectedCents": o.total_cents, "receivedCents": amount_cents})),
+                DomainEvent::PaymentAmountMismatch {
+                    id: p.id,
+                    order_id: o.id,
+                    expected_cents: o.total_cents,
+                    received_cents: amount_cents,
+                },
             )
             .await?;
             Applied::AmountMismatch
@@ -535,12 +542,15 @@ pub async fn apply_outcome<C: ConnectionTrait>(
         .payments
         .with_label_values(&[p.provider.as_str(), applied.as_str()])
         .inc();
-    audit::record(
+    events::record(
         conn,
-        &st.clock,
+        st,
         ctx,
-        Entry::new("payment.outcome", "payment", Some(p.id))
-            .meta(json!({"orderId": o.id, "outcome": applied.as_str()})),
+        DomainEvent::PaymentOutcome {
+            id: p.id,
+            order_id: o.id,
+            outcome: applied.as_str().to_string(),
+        },
     )
     .await?;
     Ok(applied)
@@ -566,12 +576,15 @@ async fn fulfil<C: ConnectionTrait>(
             ..p.clone()
         };
         set_payment(conn, &paid, "refund_required", auth_code.clone(), raw, now).await?;
-        audit::record(
+        events::record(
             conn,
-            &st.clock,
+            st,
             ctx,
-            Entry::new("payment.refund_required", "payment", Some(p.id))
-                .meta(json!({"orderId": o.id, "reason": reason})),
+            DomainEvent::RefundRequired {
+                id: p.id,
+                order_id: o.id,
+                reason: reason.to_string(),
+            },
         )
         .await?;
         st.metrics.refund_required.inc();
@@ -746,7 +759,7 @@ pub async fn refund_cancelled(st: &AppState, ctx: &RequestCtx, order_id: i64) ->
         };
         let _catalogue = st.catalogue.writing();
         let txn = begin_write(&st.db).await?;
-        let entry = match result {
+        let event = match result {
             Ok(kind) => {
                 let r = payment::Entity::update_many()
                     .col_expr(payment::Column::Status, Expr::value("refunded"))
@@ -761,13 +774,20 @@ pub async fn refund_cancelled(st: &AppState, ctx: &RequestCtx, order_id: i64) ->
                         .with_label_values(&[p.provider.as_str(), "refunded"])
                         .inc();
                 }
-                Entry::new("payment.refunded", "payment", Some(p.id))
-                    .meta(json!({"orderId": order_id, "amountCents": p.amount_cents, "type": kind}))
+                DomainEvent::PaymentRefunded {
+                    id: p.id,
+                    order_id,
+                    amount_cents: p.amount_cents,
+                    kind: kind.to_string(),
+                }
             }
-            Err(e) => Entry::new("payment.refund_failed", "payment", Some(p.id))
-                .meta(json!({"orderId": order_id, "error": e.code.as_str()})),
+            Err(e) => DomainEvent::RefundFailed {
+                id: p.id,
+                order_id,
+                error: e.code.as_str().to_string(),
+            },
         };
-        audit::record(&txn, &st.clock, ctx, entry).await?;
+        events::record(&txn, st, ctx, event).await?;
         txn.commit().await?;
     }
     Ok(())

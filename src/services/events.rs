@@ -1,0 +1,456 @@
+//! Domain events: the one seam for everything that must react to a change.
+//!
+//! A service calls [`record`] inside the transaction that makes the change. It writes, in that
+//! transaction, the audit row (`system_logs`, read by `GET /api/admin/logs`) and an outbox row
+//! (`outbox_events`) that the job runner later hands to subscribers. Either the change, its audit
+//! row and its outbox row all commit, or none of them does.
+//!
+//! Each variant names its audit action and entity. The audit row's `entity_id` is the event's `id`
+//! field and its `meta` is every other field (camelCase), so one action always carries the same
+//! metadata wherever it is written. Metadata never holds secrets, passwords, tokens or document
+//! contents; personal values (names, RUT, phone) appear as changed field names only.
+
+use sea_orm::{
+    ActiveModelTrait, ActiveValue, ConnectionTrait, EntityTrait, IdenStatic, IntoActiveModel,
+    Iterable, ModelTrait, Set,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::actor::RequestCtx;
+use crate::clock::Clock;
+use crate::entities::medicinal_document::{DocStatus, DocType};
+use crate::entities::{outbox_event, system_log};
+use crate::error::{AppError, AppResult};
+use crate::state::AppState;
+
+/// Which fields an update changed: every changed field by name, and `from`/`to` for those whose
+/// values are neither personal nor bulky. The metadata of every `*.updated` action.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Changes {
+    pub fields: Vec<String>,
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    pub changes: Map<String, Value>,
+}
+
+impl Changes {
+    pub fn is_empty(&self) -> bool {
+        self.fields.is_empty()
+    }
+
+    /// A changed field whose values stay out of the audit log.
+    pub fn field(&mut self, name: &str) {
+        self.fields.push(name.to_string());
+    }
+
+    /// A changed field with its old and new value.
+    pub fn change(&mut self, name: &str, from: impl Serialize, to: impl Serialize) {
+        self.field(name);
+        self.changes.insert(
+            name.to_string(),
+            serde_json::json!({"from": from, "to": to}),
+        );
+    }
+
+    /// The columns an active model sets to a value different from `current`'s, named in camelCase.
+    /// `updated_at` and the columns in `skip` (derived ones) are left out; the columns in
+    /// `names_only` are listed without their values.
+    pub fn between<A>(
+        current: &<A::Entity as EntityTrait>::Model,
+        am: &A,
+        names_only: &[&str],
+        skip: &[&str],
+    ) -> Changes
+    where
+        A: ActiveModelTrait,
+    {
+        let mut out = Changes::default();
+        for col in <A::Entity as EntityTrait>::Column::iter() {
+            let name = col.as_str();
+            if name == "updated_at" || skip.contains(&name) {
+                continue;
+            }
+            let ActiveValue::Set(to) = am.get(col) else {
+                continue;
+            };
+            let from = current.get(col);
+            if from == to {
+                continue;
+            }
+            let field = crate::util::snake_to_camel(name);
+            if names_only.contains(&name) {
+                out.field(&field);
+            } else {
+                out.change(
+                    &field,
+                    sea_orm::sea_query::sea_value_to_json_value(&from),
+                    sea_orm::sea_query::sea_value_to_json_value(&to),
+                );
+            }
+        }
+        out
+    }
+}
+
+/// What a delete did: rows that history refers to (ordered products, used coupons) are
+/// deactivated instead of deleted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Removal {
+    Deleted,
+    Deactivated,
+}
+
+/// Who changed a user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ChangedBy {
+    /// The user, on their own profile.
+    #[serde(rename = "self")]
+    Owner,
+    Admin,
+    /// The approval of a medicinal document.
+    Review,
+}
+
+macro_rules! domain_events {
+    ($(
+        $(#[$doc:meta])*
+        $variant:ident = ($action:literal, $entity:literal) { $($(#[$fattr:meta])* $field:ident : $ty:ty),* $(,)? }
+    )*) => {
+        /// Everything the domain records. Serialized as the outbox payload: `{"event": action, ...}`.
+        #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+        #[serde(tag = "event", rename_all_fields = "camelCase")]
+        pub enum DomainEvent {
+            $(
+                $(#[$doc])*
+                #[serde(rename = $action)]
+                $variant { $($(#[$fattr])* $field: $ty),* },
+            )*
+        }
+
+        impl DomainEvent {
+            /// The audit action, e.g. `order.status_changed`.
+            pub fn action(&self) -> &'static str {
+                match self { $(DomainEvent::$variant { .. } => $action,)* }
+            }
+
+            /// The audit entity, e.g. `order`.
+            pub fn entity(&self) -> &'static str {
+                match self { $(DomainEvent::$variant { .. } => $entity,)* }
+            }
+
+            /// Every action name, for documentation and filters.
+            pub const ACTIONS: &'static [&'static str] = &[$($action),*];
+        }
+    };
+}
+
+domain_events! {
+    // Catalogue.
+    ProductCreated = ("product.created", "product") { id: i64, slug: String }
+    ProductUpdated = ("product.updated", "product") { id: i64, #[serde(flatten)] changes: Changes }
+    ProductDeleted = ("product.deleted", "product") { id: i64, slug: String, outcome: Removal }
+    /// A CSV import that wrote rows (`id` absent: it concerns many products).
+    ProductsImported = ("product.imported", "product") {
+        rows: u64, products_created: u64, products_matched: u64, variants_created: u64,
+    }
+    CategoryCreated = ("category.created", "category") { id: i64, slug: String }
+    CategoryUpdated = ("category.updated", "category") { id: i64, #[serde(flatten)] changes: Changes }
+    CategoryDeleted = ("category.deleted", "category") { id: i64, slug: String, outcome: Removal }
+    VariantCreated = ("variant.created", "variant") { id: i64, product_id: i64, sku: String }
+    VariantUpdated = ("variant.updated", "variant") {
+        id: i64, product_id: i64, #[serde(flatten)] changes: Changes,
+    }
+    VariantDeleted = ("variant.deleted", "variant") {
+        id: i64, product_id: i64, sku: String, outcome: Removal,
+    }
+    CouponCreated = ("coupon.created", "coupon") { id: i64, code: String }
+    CouponUpdated = ("coupon.updated", "coupon") { id: i64, code: String, #[serde(flatten)] changes: Changes }
+    CouponDeleted = ("coupon.deleted", "coupon") { id: i64, code: String, outcome: Removal }
+
+    // Identity.
+    UserRegistered = ("auth.register", "user") { id: i64 }
+    LoginSucceeded = ("auth.login", "user") { id: i64 }
+    /// `id`: the account the email belongs to, if any.
+    LoginFailed = ("auth.login_failed", "user") { id: Option<i64>, email: String, reason: String }
+    /// A rotated refresh token was presented again: its whole family is revoked.
+    RefreshTokenReused = ("auth.refresh_reuse", "user") { id: i64, family_revoked: bool }
+    LoggedOut = ("auth.logout", "user") { id: i64 }
+    UserUpdated = ("user.updated", "user") {
+        id: i64,
+        by: ChangedBy,
+        #[serde(flatten)] changes: Changes,
+        #[serde(default, skip_serializing_if = "Option::is_none")] medicinal_document_id: Option<i64>,
+    }
+    /// A user deleted by an admin (soft: the row stays for history).
+    UserDeactivated = ("user.deleted", "user") { id: i64 }
+    AddressCreated = ("address.created", "address") { id: i64 }
+    AddressUpdated = ("address.updated", "address") { id: i64 }
+    AddressDeleted = ("address.deleted", "address") { id: i64, was_default: bool }
+
+    // Files and medicinal documents.
+    FileUploaded = ("file.uploaded", "file") { id: i64, purpose: String, content_type: String, size_bytes: i64 }
+    /// A private file served to someone (its owner or an admin).
+    FileRead = ("file.read", "file") { id: i64, purpose: String, owner_id: i64 }
+    DocumentSubmitted = ("medicinal_document.submitted", "medicinal_document") {
+        id: i64, doc_type: DocType, file_id: i64,
+    }
+    DocumentDeleted = ("medicinal_document.deleted", "medicinal_document") {
+        id: i64, status: DocStatus, file_id: i64,
+    }
+    DocumentReviewed = ("medicinal_document.reviewed", "medicinal_document") {
+        id: i64, from: DocStatus, to: DocStatus, user_id: i64,
+        expires_at: Option<chrono::DateTime<chrono::Utc>>,
+    }
+
+    // Reviews.
+    ReviewCreated = ("review.created", "review") { id: i64, product_id: i64, rating: i16 }
+    ReviewModerated = ("review.moderated", "review") { id: i64, is_visible: FromTo<bool> }
+
+    // Orders and payments.
+    OrderCreated = ("order.created", "order") {
+        id: i64, total_cents: i64, lines: usize, coupon: Option<String>, reserved_until: String,
+    }
+    OrderStatusChanged = ("order.status_changed", "order") { id: i64, from: String, to: String, reason: String }
+    OrderTrackingUpdated = ("order.tracking_updated", "order") { id: i64 }
+    /// `id`: the order being paid.
+    PaymentStarted = ("payment.started", "order") { id: i64, provider: String, payment_ref: String }
+    PaymentAmountMismatch = ("payment.amount_mismatch", "payment") {
+        id: i64, order_id: i64, expected_cents: i64, received_cents: i64,
+    }
+    PaymentOutcome = ("payment.outcome", "payment") { id: i64, order_id: i64, outcome: String }
+    RefundRequired = ("payment.refund_required", "payment") { id: i64, order_id: i64, reason: String }
+    PaymentRefunded = ("payment.refunded", "payment") {
+        id: i64, order_id: i64, amount_cents: i64, #[serde(rename = "type")] kind: String,
+    }
+    RefundFailed = ("payment.refund_failed", "payment") { id: i64, order_id: i64, error: String }
+    /// A provider's notification, forged ones included (provider and outcome only, never the payload).
+    WebhookReceived = ("webhook.received", "payment") { provider: String, outcome: String }
+
+    // The seed command.
+    SeedUserCreated = ("seed.user_created", "user") { id: i64 }
+    SeedUserUpdated = ("seed.user_updated", "user") { id: i64 }
+    SeedDocumentCreated = ("seed.medicinal_document_created", "medicinal_document") { id: i64 }
+}
+
+/// A value's old and new state.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FromTo<T> {
+    pub from: T,
+    pub to: T,
+}
+
+impl DomainEvent {
+    /// The user the audit row names as actor when it is not the request's signed-in user: whoever
+    /// just registered or signed in, or the owner of a reused refresh token.
+    fn actor(&self) -> Option<i64> {
+        match self {
+            DomainEvent::UserRegistered { id }
+            | DomainEvent::LoginSucceeded { id }
+            | DomainEvent::RefreshTokenReused { id, .. } => Some(*id),
+            _ => None,
+        }
+    }
+
+    /// The outbox payload: the event's fields (camelCase), its type as `event` and the payload
+    /// shape's `version`.
+    pub fn payload(&self) -> AppResult<Value> {
+        let mut v = serde_json::to_value(self)
+            .map_err(|e| AppError::internal(format!("event serialization: {e}")))?;
+        if let Value::Object(o) = &mut v {
+            o.insert("version".into(), PAYLOAD_VERSION.into());
+        }
+        Ok(v)
+    }
+
+    /// The aggregate the event belongs to, which orders its delivery: the order for everything
+    /// that happens to an order or its payments, else the audit entity and its id.
+    pub fn aggregate(&self, entity_id: Option<i64>) -> (&'static str, Option<i64>) {
+        match self {
+            DomainEvent::PaymentAmountMismatch { order_id, .. }
+            | DomainEvent::PaymentOutcome { order_id, .. }
+            | DomainEvent::RefundRequired { order_id, .. }
+            | DomainEvent::PaymentRefunded { order_id, .. }
+            | DomainEvent::RefundFailed { order_id, .. } => ("order", Some(*order_id)),
+            other => (other.entity(), entity_id),
+        }
+    }
+
+    /// The audit row's `entity_id` and `meta`.
+    fn audit_parts(&self) -> AppResult<(Option<i64>, Value)> {
+        let Value::Object(mut meta) = serde_json::to_value(self)
+            .map_err(|e| AppError::internal(format!("event serialization: {e}")))?
+        else {
+            return Err(AppError::internal("an event is not a JSON object"));
+        };
+        meta.remove("event");
+        let id = meta.remove("id").and_then(|v| v.as_i64());
+        Ok((id, Value::Object(meta)))
+    }
+}
+
+/// The version of the outbox payload's shape (`payload.version`). A change that removes or
+/// retypes a field bumps it; adding a field does not.
+pub const PAYLOAD_VERSION: i64 = 1;
+
+/// Records `event` inside the caller's transaction: its audit row and its outbox row.
+pub async fn record<C: ConnectionTrait>(
+    conn: &C,
+    st: &AppState,
+    ctx: &RequestCtx,
+    event: DomainEvent,
+) -> AppResult<()> {
+    let (entity_id, meta) = event.audit_parts()?;
+    let now = st.clock.now();
+    let actor = event.actor().or(ctx.user_id());
+    let log = system_log::ActiveModel {
+        actor_user_id: Set(actor),
+        action: Set(event.action().to_string()),
+        entity: Set(event.entity().to_string()),
+        entity_id: Set(entity_id),
+        meta: Set(meta),
+        trace_id: Set(Some(ctx.trace_id.clone())),
+        created_at: Set(now),
+        ..Default::default()
+    }
+    .insert(conn)
+    .await?;
+    let (aggregate_type, aggregate_id) = event.aggregate(entity_id);
+    outbox_event::ActiveModel {
+        event_type: Set(event.action().to_string()),
+        payload: Set(event.payload()?),
+        aggregate_type: Set(aggregate_type.to_string()),
+        aggregate_id: Set(aggregate_id),
+        audit_log_id: Set(Some(log.id)),
+        actor_user_id: Set(actor),
+        trace_id: Set(Some(ctx.trace_id.clone())),
+        occurred_at: Set(now),
+        dispatched_at: Set(None),
+        ..Default::default()
+    }
+    .insert(conn)
+    .await?;
+    st.metrics
+        .outbox_events
+        .with_label_values(&[event.action()])
+        .inc();
+    Ok(())
+}
+
+/// Writes an update and records it: when `am` changes nothing the row is left as it is and no
+/// event is recorded; otherwise `updated_at` is set, the row written, and `event(changes)` recorded.
+/// `names_only` are columns named without their values; `skip` are derived columns left out.
+#[allow(clippy::too_many_arguments)]
+pub async fn update_recorded<A, C>(
+    conn: &C,
+    st: &AppState,
+    ctx: &RequestCtx,
+    current: <A::Entity as EntityTrait>::Model,
+    mut am: A,
+    names_only: &[&str],
+    skip: &[&str],
+    event: impl FnOnce(Changes, &<A::Entity as EntityTrait>::Model) -> DomainEvent,
+) -> AppResult<<A::Entity as EntityTrait>::Model>
+where
+    A: ActiveModelTrait + sea_orm::ActiveModelBehavior + Send,
+    <A::Entity as EntityTrait>::Model: IntoActiveModel<A>,
+    C: ConnectionTrait,
+{
+    let changes = Changes::between(&current, &am, names_only, skip);
+    if changes.is_empty() {
+        return Ok(current);
+    }
+    if let Some(col) =
+        <A::Entity as EntityTrait>::Column::iter().find(|c| c.as_str() == "updated_at")
+    {
+        am.set(col, st.clock.now().into());
+    }
+    let updated = am.update(conn).await?;
+    let e = event(changes, &updated);
+    record(conn, st, ctx, e).await?;
+    Ok(updated)
+}
+
+/// Removes a row, or deactivates it (`is_active = false`) when history refers to it.
+pub async fn delete_or_deactivate<M, C>(
+    conn: &C,
+    clock: &Clock,
+    current: M,
+    referenced: bool,
+) -> AppResult<Removal>
+where
+    M: ModelTrait + IntoActiveModel<<M::Entity as EntityTrait>::ActiveModel> + Send,
+    <M::Entity as EntityTrait>::ActiveModel: sea_orm::ActiveModelBehavior + Send,
+    <M::Entity as EntityTrait>::Model: IntoActiveModel<<M::Entity as EntityTrait>::ActiveModel>,
+    C: ConnectionTrait,
+{
+    if !referenced {
+        current.delete(conn).await?;
+        return Ok(Removal::Deleted);
+    }
+    let mut am = current.into_active_model();
+    for col in <M::Entity as EntityTrait>::Column::iter() {
+        match col.as_str() {
+            "is_active" => am.set(col, false.into()),
+            "updated_at" => am.set(col, clock.now().into()),
+            _ => {}
+        }
+    }
+    am.update(conn).await?;
+    Ok(Removal::Deactivated)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn audit_meta_is_the_event_without_its_tag_and_id() {
+        let e = DomainEvent::OrderStatusChanged {
+            id: 7,
+            from: "pending".into(),
+            to: "paid".into(),
+            reason: "payment".into(),
+        };
+        let (id, meta) = e.audit_parts().unwrap();
+        assert_eq!(id, Some(7));
+        assert_eq!(
+            meta,
+            serde_json::json!({"from": "pending", "to": "paid", "reason": "payment"})
+        );
+        let payload = serde_json::to_value(&e).unwrap();
+        assert_eq!(payload["event"], "order.status_changed");
+        assert_eq!(serde_json::from_value::<DomainEvent>(payload).unwrap(), e);
+    }
+
+    #[test]
+    fn updates_list_every_changed_field_and_values_only_where_allowed() {
+        let mut c = Changes::default();
+        c.change("priceCents", 100, 200);
+        c.field("name");
+        let e = DomainEvent::UserUpdated {
+            id: 1,
+            by: ChangedBy::Owner,
+            changes: c,
+            medicinal_document_id: None,
+        };
+        let (_, meta) = e.audit_parts().unwrap();
+        assert_eq!(
+            meta,
+            serde_json::json!({"by": "self", "fields": ["priceCents", "name"],
+                "changes": {"priceCents": {"from": 100, "to": 200}}})
+        );
+        let back: DomainEvent = serde_json::from_value(serde_json::to_value(&e).unwrap()).unwrap();
+        assert_eq!(back, e);
+    }
+
+    #[test]
+    fn action_names_are_unique() {
+        let mut seen = std::collections::HashSet::new();
+        for a in DomainEvent::ACTIONS {
+            assert!(seen.insert(a), "{a} twice");
+        }
+        assert_eq!(crate::util::snake_to_camel("price_cents"), "priceCents");
+    }
+}
