@@ -110,6 +110,17 @@ pub struct Config {
     pub sweep_interval_seconds: i64,
     /// How often payments still open are reconciled with their provider (seconds).
     pub reconcile_interval_seconds: i64,
+    /// Whether this process runs background jobs (`JOBS=on|off`, default on; off for a pure API
+    /// replica).
+    pub jobs_enabled: bool,
+    /// Job workers in this process (`JOB_WORKERS`, default 2, 0–64).
+    pub job_workers: usize,
+    /// How long a claimed job is leased before another worker may take it (`JOB_LEASE_SECONDS`,
+    /// default 60; renewed by a heartbeat while it runs).
+    pub job_lease_seconds: i64,
+    /// How long an idle worker waits before looking for due jobs again (`JOB_POLL_MILLISECONDS`,
+    /// default 1000).
+    pub job_poll_milliseconds: u64,
     /// Where browsers are sent back after paying.
     pub frontend_base_url: String,
     /// The store's name as printed on receipts.
@@ -320,6 +331,22 @@ impl Config {
             }
         };
 
+        let jobs_enabled = match r.raw("JOBS").as_deref() {
+            None | Some("on") => true,
+            Some("off") => false,
+            Some(other) => {
+                return Err(ConfigError(format!(
+                    "JOBS must be on or off (got {other:?})"
+                )))
+            }
+        };
+        let job_workers: usize = r.parse("JOB_WORKERS", 2)?;
+        if job_workers > 64 {
+            return Err(ConfigError(format!(
+                "JOB_WORKERS must be between 0 and 64 (got {job_workers})"
+            )));
+        }
+
         let cfg = Config {
             database_url: r
                 .raw("DATABASE_URL")
@@ -439,6 +466,10 @@ impl Config {
             payment_timeout_seconds: r.positive("PAYMENT_TIMEOUT_SECONDS", 1800)?,
             sweep_interval_seconds: r.positive("SWEEP_INTERVAL_SECONDS", 30)?,
             reconcile_interval_seconds: r.positive("RECONCILE_INTERVAL_SECONDS", 300)?,
+            jobs_enabled,
+            job_workers,
+            job_lease_seconds: r.positive("JOB_LEASE_SECONDS", 60)?,
+            job_poll_milliseconds: r.positive("JOB_POLL_MILLISECONDS", 1000)? as u64,
             reservation_ttl_seconds: r.positive("RESERVATION_TTL_SECONDS", 900)?,
         };
         if cfg.database_max_connections == 0 {
@@ -534,6 +565,25 @@ mod tests {
         assert!(c.auto_migrate);
         assert_eq!(c.graphql_introspection, Introspection::Public);
         assert_eq!(c.database_plan_cache_mode, PlanCacheMode::Generic);
+    }
+
+    #[test]
+    fn jobs_are_on_with_two_workers_unless_configured() {
+        let c = Config::from_map(&map(&[])).unwrap();
+        assert!(c.jobs_enabled);
+        assert_eq!(c.job_workers, 2);
+        assert_eq!(c.job_lease_seconds, 60);
+        let c = Config::from_map(&map(&[("JOBS", "off"), ("JOB_WORKERS", "0")])).unwrap();
+        assert!(!c.jobs_enabled);
+        assert_eq!(c.job_workers, 0);
+        for (k, v) in [
+            ("JOBS", "maybe"),
+            ("JOB_WORKERS", "65"),
+            ("JOB_WORKERS", "-1"),
+        ] {
+            let e = Config::from_map(&map(&[(k, v)])).unwrap_err();
+            assert!(e.0.contains(k), "{}", e.0);
+        }
     }
 
     #[test]

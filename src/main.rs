@@ -203,6 +203,16 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         state.catalogue.clone(),
         std::time::Duration::from_millis(500),
     );
+    // Background jobs (JOBS=off leaves them to other processes on the same database).
+    let jobs = state.config.jobs_enabled.then(|| {
+        use dispensary::services::jobs;
+        jobs::Runner::new(
+            state.clone(),
+            jobs::registry(),
+            jobs::RunnerOptions::from_config(&state.config),
+        )
+        .start()
+    });
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {addr} (APP_ADDR): {e}"))?;
@@ -213,6 +223,12 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     )
     .with_graceful_shutdown(shutdown_signal())
     .await?;
+    if let Some(jobs) = jobs {
+        // Running attempts get a few seconds; what is still held then goes back to the queue.
+        jobs.shutdown(std::time::Duration::from_secs(10))
+            .await
+            .map_err(|e| anyhow::anyhow!("{}", e.message))?;
+    }
     Ok(())
 }
 

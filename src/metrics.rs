@@ -37,6 +37,11 @@ pub struct MetricHandles {
     pub webhooks: IntCounterVec,
     pub refund_required: IntCounter,
     pub outbox_events: IntCounterVec,
+    pub jobs_pending: IntGauge,
+    pub jobs_running: IntGauge,
+    pub jobs_failed: IntCounterVec,
+    pub jobs_dead: IntCounterVec,
+    pub job_duration: HistogramVec,
     pub response_cache_hits: IntCounterVec,
     pub response_cache_misses: IntCounterVec,
     pub response_cache_bytes: IntGauge,
@@ -164,6 +169,55 @@ impl Metrics {
                 IntCounter::new(
                     "payments_refund_required_total",
                     "Payments that need a manual refund",
+                )
+                .expect("metric"),
+            ),
+            jobs_pending: register(
+                &r,
+                IntGauge::new(
+                    "jobs_pending",
+                    "Jobs waiting to run (queued, or failed and waiting for their retry), read at scrape time",
+                )
+                .expect("metric"),
+            ),
+            jobs_running: register(
+                &r,
+                IntGauge::new(
+                    "jobs_running",
+                    "Jobs leased by a worker (any process), read at scrape time",
+                )
+                .expect("metric"),
+            ),
+            jobs_failed: register(
+                &r,
+                IntCounterVec::new(
+                    Opts::new(
+                        "jobs_failed_total",
+                        "Job attempts that failed (then retried or dead-lettered), by kind",
+                    ),
+                    &["kind"],
+                )
+                .expect("metric"),
+            ),
+            jobs_dead: register(
+                &r,
+                IntCounterVec::new(
+                    Opts::new(
+                        "jobs_dead_total",
+                        "Jobs dead-lettered (out of attempts or failed for good), by kind",
+                    ),
+                    &["kind"],
+                )
+                .expect("metric"),
+            ),
+            job_duration: register(
+                &r,
+                HistogramVec::new(
+                    HistogramOpts::new("job_duration_seconds", "Job attempts' duration, by kind")
+                        .buckets(vec![
+                            0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+                        ]),
+                    &["kind"],
                 )
                 .expect("metric"),
             ),

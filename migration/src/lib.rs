@@ -13,6 +13,7 @@ mod m20261123_000005_medicinal_reviews;
 mod m20261201_000006_catalogue_version;
 mod m20261201_000007_catalogue_order_index;
 mod m20261201_000008_outbox;
+mod m20261203_000009_jobs;
 mod util;
 
 pub struct Migrator;
@@ -29,6 +30,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000006_catalogue_version::Migration),
             Box::new(m20261201_000007_catalogue_order_index::Migration),
             Box::new(m20261201_000008_outbox::Migration),
+            Box::new(m20261203_000009_jobs::Migration),
         ]
     }
 }

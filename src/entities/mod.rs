@@ -8,6 +8,7 @@ pub mod category;
 pub mod coupon;
 pub mod file;
 pub mod idempotency_key;
+pub mod job;
 pub mod medicinal_document;
 pub mod order;
 pub mod order_item;

@@ -10,6 +10,7 @@ pub mod coupons;
 pub mod documents;
 pub mod files;
 pub mod guards;
+pub mod jobs;
 pub mod limits;
 pub mod loaders;
 pub mod logs;
@@ -43,6 +44,7 @@ pub struct QueryRoot(
     payments::PaymentsQuery,
     medicinal::MedicinalQuery,
     logs::LogsQuery,
+    jobs::JobsQuery,
     analytics::AnalyticsQuery,
     reviews::ReviewsQuery,
 );
@@ -62,6 +64,7 @@ pub struct MutationRoot(
     payments::PaymentsMutation,
     medicinal::MedicinalMutation,
     reviews::ReviewsMutation,
+    jobs::JobsMutation,
 );
 
 /// Builds the schema. `state` is absent only when printing the SDL.

@@ -5,7 +5,9 @@ use serde::{Deserialize, Serialize};
 use utoipa::IntoParams;
 
 use super::{query, Access, RestRoute};
+use crate::entities::job::JobState;
 use crate::graphql::analytics::{LowStock, OrdersByStatus, SalesByDay, TopProducts};
+use crate::graphql::jobs::{JobPage, JobView};
 use crate::graphql::logs::LogPage;
 use crate::graphql::scalars::Timestamp;
 
@@ -63,6 +65,21 @@ pub struct ThresholdParams {
     pub threshold: Option<i64>,
 }
 
+#[derive(Deserialize, Serialize, IntoParams)]
+#[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
+pub struct AdminJobsParams {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub page: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub page_size: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<JobState>,
+    /// A job kind, e.g. `outbox.dispatch`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+}
+
 #[rustfmt::skip]
 pub fn routes() -> Vec<RestRoute> {
     use Method as M;
@@ -72,6 +89,19 @@ pub fn routes() -> Vec<RestRoute> {
             .doc("admin", "The audit log, newest first: actor, action, entity, entityId, dateFrom, dateTo (admin)")
             .query(query::<AdminLogsParams>())
             .returns::<LogPage>(),
+        RestRoute::new(M::GET, "/api/admin/jobs", "AdminJobs", doc!("admin/jobs.graphql", "job_fields.graphql"), "adminJobs")
+            .access(Access::Admin)
+            .doc("admin", "Background jobs, newest first: state, kind (admin)")
+            .query(query::<AdminJobsParams>())
+            .returns::<JobPage>(),
+        RestRoute::new(M::GET, "/api/admin/jobs/{id}", "AdminJob", doc!("admin/job.graphql", "job_fields.graphql"), "adminJob")
+            .access(Access::Admin)
+            .doc("admin", "One background job (admin)")
+            .returns::<JobView>(),
+        RestRoute::new(M::POST, "/api/admin/jobs/{id}/retry", "RetryJob", doc!("admin/retry_job.graphql", "job_fields.graphql"), "retryJob")
+            .access(Access::Admin)
+            .doc("admin", "A dead or failed job back to the queue, to run now with fresh attempts (admin; others 409 not_retryable)")
+            .returns::<JobView>(),
         RestRoute::new(M::GET, "/api/admin/analytics/salesByDay", "SalesByDay", doc!("admin/sales_by_day.graphql"), "salesByDay")
             .access(Access::Admin)
             .doc("admin", "Sales per UTC day (paid, shipped, delivered orders), every day present (admin)")

@@ -19,6 +19,7 @@ use serde_json::{Map, Value};
 
 use crate::actor::RequestCtx;
 use crate::clock::Clock;
+use crate::entities::job::JobState;
 use crate::entities::medicinal_document::{DocStatus, DocType};
 use crate::entities::{outbox_event, system_log};
 use crate::error::{AppError, AppResult};
@@ -227,6 +228,10 @@ domain_events! {
     RefundFailed = ("payment.refund_failed", "payment") { id: i64, order_id: i64, error: String }
     /// A provider's notification, forged ones included (provider and outcome only, never the payload).
     WebhookReceived = ("webhook.received", "payment") { provider: String, outcome: String }
+
+    // Background jobs.
+    /// An operator sent a dead or failed job back to the queue.
+    JobRetried = ("job.retried", "job") { id: i64, kind: String, from: JobState }
 
     // The seed command.
     SeedUserCreated = ("seed.user_created", "user") { id: i64 }

@@ -11,6 +11,7 @@ pub mod events;
 pub mod files;
 pub mod housekeeping;
 pub mod idempotency;
+pub mod jobs;
 pub mod logs;
 pub mod medicinal;
 pub mod orders;

@@ -413,6 +413,22 @@ async fn scenario(app: &TestApp, sim: &WebpaySim) {
             StatusCode::OK,
         );
     }
+    // An operator retries a dead job.
+    app.execute(
+        "INSERT INTO jobs (kind, payload, state, run_at, attempts, max_attempts, created_at, updated_at) \
+         VALUES ('audit.example', '{}', 'dead', '2026-01-01T00:00:00Z', 3, 3, '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z')",
+    )
+    .await;
+    let job = app.scalar_i64("SELECT MAX(id) FROM jobs").await;
+    ok(
+        &app.post(
+            &format!("/api/admin/jobs/{job}/retry"),
+            Some(&admin),
+            json!({}),
+        )
+        .await,
+        StatusCode::OK,
+    );
     // Admin changes to the user, then the user's deletion.
     ok(
         &app.patch(
@@ -570,6 +586,7 @@ async fn audit_log_rows_match_the_snapshot() {
         "review.moderated",
         "seed.user_created",
         "seed.medicinal_document_created",
+        "job.retried",
     ] {
         assert!(actions.contains(a), "the scenario never logs {a}");
     }

@@ -222,7 +222,8 @@ fn plausible_variables(operation: &str) -> Option<Value> {
         | "DeleteAddress"
         | "DeleteCoupon"
         | "CancelOrder"
-        | "DeleteMedicinalDocument" => json!({"id": 1}),
+        | "DeleteMedicinalDocument"
+        | "RetryJob" => json!({"id": 1}),
         "CreateCategory" => json!({"input": {"name": "Edge"}}),
         "UpdateCategory" => json!({"id": 1, "input": {"name": "Edge"}}),
         "CreateProduct" => json!({"input": {"categoryId": 1, "name": "Edge"}}),

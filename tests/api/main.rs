@@ -18,6 +18,7 @@ mod helpers;
 mod http;
 mod import_export;
 mod integrity;
+mod jobs;
 mod lean_reads;
 mod medicinal;
 mod mp;
