@@ -26,6 +26,9 @@ pub enum ErrorCode {
     Internal,
     /// 503: not ready (readiness probe).
     Unavailable,
+    /// 503: the database could not be reached for this request (restarting, connection lost, pool
+    /// exhausted); answered with `Retry-After`.
+    ServiceUnavailable,
     /// 502: a payment provider failed or answered something unusable.
     Provider,
 }
@@ -43,6 +46,7 @@ impl ErrorCode {
             ErrorCode::RateLimited => "rate_limited",
             ErrorCode::Internal => "internal_error",
             ErrorCode::Unavailable => "unavailable",
+            ErrorCode::ServiceUnavailable => "service_unavailable",
             ErrorCode::Provider => "provider_error",
         }
     }
@@ -59,7 +63,9 @@ impl ErrorCode {
             ErrorCode::Conflict => StatusCode::CONFLICT,
             ErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
-            ErrorCode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::Unavailable | ErrorCode::ServiceUnavailable => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             ErrorCode::Provider => StatusCode::BAD_GATEWAY,
         }
     }
@@ -80,6 +86,7 @@ impl ErrorCode {
             "rate_limited" => ErrorCode::RateLimited,
             "internal_error" => ErrorCode::Internal,
             "unavailable" => ErrorCode::Unavailable,
+            "service_unavailable" => ErrorCode::ServiceUnavailable,
             "provider_error" => ErrorCode::Provider,
             _ => return None,
         })
@@ -176,6 +183,17 @@ impl AppError {
 
     pub fn conflict_field(field: &str, issue: &str, message: impl Into<String>) -> Self {
         Self::new(ErrorCode::Conflict, message).with_details(vec![FieldIssue::new(field, issue)])
+    }
+
+    /// The database could not be reached: 503 `service_unavailable`, to be retried shortly.
+    pub fn database_unavailable() -> Self {
+        Self {
+            retry_after: Some(DATABASE_RETRY_AFTER_SECONDS),
+            ..Self::new(
+                ErrorCode::ServiceUnavailable,
+                "The service is briefly unavailable; try again shortly",
+            )
+        }
     }
 
     pub fn rate_limited(retry_after_secs: u64) -> Self {
@@ -321,8 +339,41 @@ impl From<AppError> for async_graphql::Error {
     }
 }
 
+/// `Retry-After` of a 503 answered while the database is unreachable.
+pub const DATABASE_RETRY_AFTER_SECONDS: u64 = 2;
+
+/// Whether `err` says the database could not be reached (a connection refused, reset or closed,
+/// a server shutting down or starting, a pool timeout) rather than that a statement was wrong.
+pub fn is_connection_failure(err: &DbErr) -> bool {
+    use sea_orm::sqlx::Error as Sqlx;
+    use sea_orm::RuntimeErr;
+    let sqlx = match err {
+        DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => return true,
+        DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e)) => e,
+        _ => return false,
+    };
+    match sqlx.as_ref() {
+        Sqlx::Io(_)
+        | Sqlx::Tls(_)
+        | Sqlx::PoolTimedOut
+        | Sqlx::PoolClosed
+        | Sqlx::WorkerCrashed
+        | Sqlx::Protocol(_) => true,
+        // PostgreSQL: class 08 (connection exception), 57P01–57P03 (admin or crash shutdown,
+        // cannot connect now).
+        Sqlx::Database(db) => db
+            .code()
+            .is_some_and(|c| c.starts_with("08") || c.starts_with("57P")),
+        _ => false,
+    }
+}
+
 impl From<DbErr> for AppError {
     fn from(err: DbErr) -> Self {
+        if is_connection_failure(&err) {
+            tracing::warn!(error = %err, "database unreachable: answered 503");
+            return AppError::database_unavailable();
+        }
         match err.sql_err() {
             Some(SqlErr::UniqueConstraintViolation(msg)) => {
                 let field = unique_violation_field(&msg);
@@ -363,6 +414,42 @@ fn unique_violation_field(msg: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn connection_failures_are_503_with_retry_after_and_others_are_not() {
+        use sea_orm::{ConnAcquireErr, RuntimeErr};
+        use std::sync::Arc;
+        let reset =
+            sea_orm::sqlx::Error::Io(std::io::Error::from(std::io::ErrorKind::ConnectionReset));
+        for err in [
+            DbErr::ConnectionAcquire(ConnAcquireErr::Timeout),
+            DbErr::ConnectionAcquire(ConnAcquireErr::ConnectionClosed),
+            DbErr::Query(RuntimeErr::SqlxError(Arc::new(reset))),
+            DbErr::Exec(RuntimeErr::SqlxError(Arc::new(
+                sea_orm::sqlx::Error::PoolTimedOut,
+            ))),
+        ] {
+            assert!(is_connection_failure(&err), "{err}");
+            let e = AppError::from(err);
+            assert_eq!(e.code, ErrorCode::ServiceUnavailable);
+            assert_eq!(e.status(), StatusCode::SERVICE_UNAVAILABLE);
+            assert_eq!(e.retry_after, Some(DATABASE_RETRY_AFTER_SECONDS));
+        }
+        for err in [
+            DbErr::RecordNotFound("x".into()),
+            DbErr::Custom("x".into()),
+            DbErr::Query(RuntimeErr::SqlxError(Arc::new(
+                sea_orm::sqlx::Error::RowNotFound,
+            ))),
+        ] {
+            assert!(!is_connection_failure(&err), "{err}");
+            assert_eq!(AppError::from(err).code, ErrorCode::Internal);
+        }
+        assert_eq!(
+            ErrorCode::parse("service_unavailable", &[]),
+            Some(ErrorCode::ServiceUnavailable)
+        );
+    }
 
     #[test]
     fn unique_field_from_both_backends() {

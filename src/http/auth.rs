@@ -42,6 +42,11 @@ pub async fn middleware(State(st): State<AppState>, mut req: Request, next: Next
         match bearer {
             Some(token) => match authenticate(&st, token).await {
                 Ok(user) => ctx.actor = Actor::User(user),
+                Err(crate::services::auth::DATABASE_UNREACHABLE) => {
+                    return axum::response::IntoResponse::into_response(
+                        crate::error::AppError::database_unavailable(),
+                    )
+                }
                 Err(problem) => ctx.auth_problem = Some(problem),
             },
             None => {

@@ -405,7 +405,8 @@ pub fn response_media(headers: &HeaderMap) -> ResponseMedia {
     }
 }
 
-/// 200 with the GraphQL response, except 429 (+ `Retry-After`) when a rate limit refused it.
+/// 200 with the GraphQL response, except 429 (+ `Retry-After`) when a rate limit refused it and
+/// 503 (+ `Retry-After`) when the database could not be reached.
 fn respond(response: async_graphql::Response) -> Response {
     respond_as(response, ResponseMedia::Json)
 }
@@ -417,10 +418,13 @@ fn respond_as(response: async_graphql::Response, media: ResponseMedia) -> Respon
     let retry_after = response.errors.iter().find_map(|e| {
         let ext = e.extensions.as_ref()?;
         match (ext.get("code"), ext.get("retryAfter")) {
-            (Some(async_graphql::Value::String(c)), Some(async_graphql::Value::Number(n)))
-                if c == "rate_limited" =>
-            {
-                n.as_u64()
+            (Some(async_graphql::Value::String(c)), Some(async_graphql::Value::Number(n))) => {
+                let status = match c.as_str() {
+                    "rate_limited" => StatusCode::TOO_MANY_REQUESTS,
+                    "service_unavailable" => StatusCode::SERVICE_UNAVAILABLE,
+                    _ => return None,
+                };
+                Some((status, n.as_u64()?))
             }
             _ => None,
         }
@@ -461,8 +465,8 @@ fn respond_as(response: async_graphql::Response, media: ResponseMedia) -> Respon
         body,
     )
         .into_response();
-    if let Some(secs) = retry_after {
-        *res.status_mut() = StatusCode::TOO_MANY_REQUESTS;
+    if let Some((status, secs)) = retry_after {
+        *res.status_mut() = status;
         if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
             res.headers_mut().insert(header::RETRY_AFTER, v);
         }

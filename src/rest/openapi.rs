@@ -349,7 +349,12 @@ fn operation(route: &RestRoute) -> utoipa::openapi::path::Operation {
     if route.path.starts_with("/api/auth/") {
         op = op.response("429", rate_limited_response());
     }
-    op.response("500", error_response("internal_error")).build()
+    op.response("500", error_response("internal_error"))
+        .response(
+            "503",
+            error_response("service_unavailable: the database could not be reached; retry after `Retry-After` seconds"),
+        )
+        .build()
 }
 
 fn plain_get(

@@ -424,6 +424,10 @@ struct BearerRow {
     live_session: bool,
 }
 
+/// [`authenticate`]'s answer when the database could not be reached: the request is answered
+/// 503, not 401 (the token may well be valid).
+pub const DATABASE_UNREACHABLE: &str = "The database could not be reached to check the token";
+
 /// Resolves a bearer access token to its user with one query, re-reading the account so that a
 /// deactivation, deletion, demotion or logout takes effect on the very next request.
 pub async fn authenticate(st: &AppState, token: &str) -> Result<AuthUser, &'static str> {
@@ -468,6 +472,9 @@ pub async fn authenticate(st: &AppState, token: &str) -> Result<AuthUser, &'stat
         .one(&st.db)
         .await
         .map_err(|e| {
+            if crate::error::is_connection_failure(&e) {
+                return DATABASE_UNREACHABLE;
+            }
             AppError::internal(e);
             "The token could not be checked"
         })?

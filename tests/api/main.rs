@@ -23,6 +23,7 @@ mod lean_reads;
 mod medicinal;
 mod mp;
 mod orders;
+mod outage;
 mod payments;
 mod response_cache;
 mod reviews;
