@@ -122,18 +122,26 @@ pub async fn claim_for_payment<C: ConnectionTrait>(
     )
 }
 
-/// The order was paid: its coupon's `used_count` grows by one (after [`claim_for_payment`]).
-pub async fn spend<C: ConnectionTrait>(conn: &C, o: &order::Model) -> AppResult<()> {
-    if let Some(cid) = o.coupon_id {
-        coupon::Entity::update_many()
-            .col_expr(
-                coupon::Column::UsedCount,
-                Expr::col(coupon::Column::UsedCount).add(1),
-            )
-            .filter(coupon::Column::Id.eq(cid))
-            .exec(conn)
-            .await?;
+/// The order was paid (`+1`, after [`claim_for_payment`]) or an admin cancelled a paid order
+/// (`-1`, the use given back): its coupon's `used_count` moves by `delta`, never below zero.
+pub async fn count_use<C: ConnectionTrait>(
+    conn: &C,
+    o: &order::Model,
+    delta: i32,
+) -> AppResult<()> {
+    let Some(cid) = o.coupon_id else {
+        return Ok(());
+    };
+    let mut q = coupon::Entity::update_many()
+        .col_expr(
+            coupon::Column::UsedCount,
+            Expr::col(coupon::Column::UsedCount).add(delta),
+        )
+        .filter(coupon::Column::Id.eq(cid));
+    if delta < 0 {
+        q = q.filter(coupon::Column::UsedCount.gte(-delta));
     }
+    q.exec(conn).await?;
     Ok(())
 }
 
@@ -154,22 +162,6 @@ pub async fn hold_again<C: ConnectionTrait>(conn: &C, o: &order::Model) -> AppRe
         )),
         None => Ok(()),
     }
-}
-
-/// An admin cancelled a paid order: its coupon use is given back.
-pub async fn give_back<C: ConnectionTrait>(conn: &C, o: &order::Model) -> AppResult<()> {
-    if let Some(cid) = o.coupon_id {
-        coupon::Entity::update_many()
-            .col_expr(
-                coupon::Column::UsedCount,
-                Expr::col(coupon::Column::UsedCount).sub(1),
-            )
-            .filter(coupon::Column::Id.eq(cid))
-            .filter(coupon::Column::UsedCount.gt(0))
-            .exec(conn)
-            .await?;
-    }
-    Ok(())
 }
 
 /// The coupon and the discount it gives on `subtotal_cents`, or a `validation_error` on

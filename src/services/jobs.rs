@@ -22,7 +22,7 @@ use rand::Rng;
 use sea_orm::sea_query::{Expr, ExprTrait, LockBehavior, LockType, OnConflict};
 use sea_orm::{
     ColumnTrait, Condition, ConnectionTrait, DatabaseBackend, DbErr, EntityTrait, PaginatorTrait,
-    QueryFilter, QueryOrder, QuerySelect, Set,
+    QueryFilter, QueryOrder, QuerySelect, Set, UpdateMany,
 };
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -272,12 +272,8 @@ pub async fn claim(
         .filter(job::Column::State.eq(found.state))
         .col_expr(job::Column::UpdatedAt, Expr::value(now));
     if found.state == JobState::Running && found.attempts >= found.max_attempts {
-        base.col_expr(job::Column::State, Expr::value(JobState::Dead))
-            .col_expr(job::Column::LockedBy, Expr::value(Option::<String>::None))
-            .col_expr(
-                job::Column::LockedUntil,
-                Expr::value(Option::<DateTime<Utc>>::None),
-            )
+        unlocked(base)
+            .col_expr(job::Column::State, Expr::value(JobState::Dead))
             .col_expr(
                 job::Column::LastError,
                 Expr::value("the worker's lease ran out on the last attempt"),
@@ -311,6 +307,16 @@ pub async fn claim(
     Ok(row)
 }
 
+/// An update that ends the lease: no holder, no lease end.
+fn unlocked(update: UpdateMany<job::Entity>) -> UpdateMany<job::Entity> {
+    update
+        .col_expr(job::Column::LockedBy, Expr::value(Option::<String>::None))
+        .col_expr(
+            job::Column::LockedUntil,
+            Expr::value(Option::<DateTime<Utc>>::None),
+        )
+}
+
 /// Extends `worker`'s lease on job `id`; `false` when the worker no longer holds it.
 pub async fn renew(st: &AppState, id: i64, worker: &str, lease: Duration) -> AppResult<bool> {
     let now = st.clock.now();
@@ -335,12 +341,7 @@ pub async fn finish(
     outcome: &Result<(), JobError>,
 ) -> AppResult<Option<JobState>> {
     let now = st.clock.now();
-    let mut update = job::Entity::update_many()
-        .col_expr(job::Column::LockedBy, Expr::value(Option::<String>::None))
-        .col_expr(
-            job::Column::LockedUntil,
-            Expr::value(Option::<DateTime<Utc>>::None),
-        )
+    let mut update = unlocked(job::Entity::update_many())
         .col_expr(job::Column::UpdatedAt, Expr::value(now))
         .filter(job::Column::Id.eq(claimed.id))
         .filter(job::Column::State.eq(JobState::Running))
@@ -698,13 +699,8 @@ impl RunnerHandle {
         }
         let st = &self.runner.st;
         let now = st.clock.now();
-        let released = job::Entity::update_many()
+        let released = unlocked(job::Entity::update_many())
             .col_expr(job::Column::State, Expr::value(JobState::Queued))
-            .col_expr(job::Column::LockedBy, Expr::value(Option::<String>::None))
-            .col_expr(
-                job::Column::LockedUntil,
-                Expr::value(Option::<DateTime<Utc>>::None),
-            )
             .col_expr(job::Column::RunAt, Expr::value(now))
             .col_expr(
                 job::Column::Attempts,

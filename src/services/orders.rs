@@ -136,7 +136,7 @@ pub async fn transition<C: ConnectionTrait>(
         }
         (OrderStatus::Paid, OrderStatus::Cancelled) => {
             restock(conn, current.id, now).await?;
-            crate::services::coupons::give_back(conn, current).await?;
+            crate::services::coupons::count_use(conn, current, -1).await?;
             // The money was taken: the payment needs a refund (asked of the provider after commit).
             let r = crate::entities::payment::Entity::update_many()
                 .col_expr(

@@ -678,7 +678,7 @@ async fn fulfil<C: ConnectionTrait>(
         .filter(stock_reservation::Column::State.eq(ACTIVE))
         .exec(conn)
         .await?;
-    coupons::spend(conn, &o).await?;
+    coupons::count_use(conn, &o, 1).await?;
     Ok(Applied::Paid)
 }
 
