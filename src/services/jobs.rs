@@ -34,7 +34,7 @@ use crate::actor::RequestCtx;
 use crate::config::Config;
 use crate::db::begin_write;
 use crate::entities::job::{self, JobState};
-use crate::error::{AppError, AppResult};
+use crate::error::{is_connection_failure, AppError, AppResult, ErrorCode};
 use crate::services::events::{self, DomainEvent};
 use crate::services::pagination::Page;
 use crate::state::AppState;
@@ -45,34 +45,48 @@ pub const DEFAULT_MAX_ATTEMPTS: i32 = 8;
 pub const BACKOFF_BASE_SECONDS: i64 = 5;
 /// No retry waits longer than this.
 pub const BACKOFF_MAX_SECONDS: i64 = 3600;
+/// A job whose attempt found the database unreachable runs again after this long.
+pub const UNAVAILABLE_RETRY_SECONDS: i64 = 2;
 /// `last_error` keeps this many characters.
 const ERROR_MAX_CHARS: usize = 2000;
 
-/// Why an attempt failed: `Retry` is tried again with backoff (a provider or the database was
-/// unavailable); `Fatal` goes straight to `dead` (a payload that can never work).
+/// Why an attempt failed: `Retry` is tried again with backoff and counts toward `max_attempts`
+/// (a provider refused, a row was not there yet); `Unavailable` means the database could not be
+/// reached — the attempt is not counted and the job is tried again shortly, so an outage never
+/// dead-letters work; `Fatal` goes straight to `dead` (a payload that can never work).
+/// `?` on a `DbErr` or an `AppError` picks `Unavailable` for connection failures, `Retry` otherwise.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum JobError {
     Retry(String),
+    Unavailable(String),
     Fatal(String),
 }
 
 impl JobError {
     fn message(&self) -> &str {
         match self {
-            JobError::Retry(m) | JobError::Fatal(m) => m,
+            JobError::Retry(m) | JobError::Unavailable(m) | JobError::Fatal(m) => m,
         }
     }
 }
 
 impl From<AppError> for JobError {
     fn from(e: AppError) -> Self {
-        JobError::Retry(e.message)
+        if e.code == ErrorCode::ServiceUnavailable {
+            JobError::Unavailable(e.message)
+        } else {
+            JobError::Retry(e.message)
+        }
     }
 }
 
 impl From<DbErr> for JobError {
     fn from(e: DbErr) -> Self {
-        JobError::Retry(format!("database: {e}"))
+        if is_connection_failure(&e) {
+            JobError::Unavailable(format!("database unreachable: {e}"))
+        } else {
+            JobError::Retry(format!("database: {e}"))
+        }
     }
 }
 
@@ -332,8 +346,9 @@ pub async fn renew(st: &AppState, id: i64, worker: &str, lease: Duration) -> App
 }
 
 /// Records an attempt's outcome, if `worker` still holds the job: `done`; `failed` with the next
-/// `run_at` after a backoff; or `dead` after the last attempt or a fatal error. Returns the state
-/// written, or `None` when the lease was lost (another worker's outcome stands).
+/// `run_at` after a backoff; `failed` again shortly, with the attempt given back, when the database
+/// was unreachable; or `dead` after the last attempt or a fatal error. Returns the state written,
+/// or `None` when the lease was lost (another worker's outcome stands).
 pub async fn finish(
     st: &AppState,
     claimed: &job::Model,
@@ -353,6 +368,18 @@ pub async fn finish(
                 job::Column::RunAt,
                 Expr::value(now + backoff(claimed.attempts)),
             );
+            JobState::Failed
+        }
+        Err(JobError::Unavailable(_)) => {
+            update = update
+                .col_expr(
+                    job::Column::RunAt,
+                    Expr::value(now + Duration::seconds(UNAVAILABLE_RETRY_SECONDS)),
+                )
+                .col_expr(
+                    job::Column::Attempts,
+                    Expr::col(job::Column::Attempts).sub(1),
+                );
             JobState::Failed
         }
         Err(_) => JobState::Dead,
@@ -605,12 +632,16 @@ impl Runner {
             Err(e) if e.is_panic() => Err(JobError::Retry("the handler panicked".into())),
             Err(_) => Err(JobError::Retry("the attempt was cancelled".into())),
         };
-        drop(heartbeat);
         st.metrics
             .job_duration
             .with_label_values(&[claimed.kind.as_str()])
             .observe(started.elapsed().as_secs_f64());
-        match finish(st, claimed, worker, &outcome).await? {
+        // The outcome is written even across a database outage (the heartbeat keeps the lease
+        // meanwhile), so work that was done is not run again and an attempt that died with the
+        // connection is given back rather than counted.
+        let written = self.finish_through_outage(claimed, worker, &outcome).await;
+        drop(heartbeat);
+        match written? {
             Some(state) => {
                 if let Err(e) = &outcome {
                     tracing::warn!(job = claimed.id, kind = %claimed.kind, attempt = claimed.attempts,
@@ -624,6 +655,38 @@ impl Runner {
             ),
         }
         Ok(())
+    }
+
+    /// [`finish`], tried again while the database is unreachable, for up to one lease.
+    async fn finish_through_outage(
+        &self,
+        claimed: &job::Model,
+        worker: &str,
+        outcome: &Result<(), JobError>,
+    ) -> AppResult<Option<JobState>> {
+        let give_up = std::time::Instant::now()
+            + self
+                .opts
+                .lease
+                .to_std()
+                .unwrap_or(std::time::Duration::from_secs(60));
+        let mut wait = std::time::Duration::from_millis(200);
+        loop {
+            match finish(&self.st, claimed, worker, outcome).await {
+                Err(e)
+                    if e.code == ErrorCode::ServiceUnavailable
+                        && std::time::Instant::now() + wait < give_up =>
+                {
+                    tracing::warn!(
+                        job = claimed.id,
+                        "job outcome not written yet: database unreachable"
+                    );
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(std::time::Duration::from_secs(5));
+                }
+                written => return written,
+            }
+        }
     }
 
     /// Starts the workers. Nothing runs when the registry is empty or `workers` is 0.

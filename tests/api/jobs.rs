@@ -476,3 +476,97 @@ async fn operators_list_inspect_and_retry_jobs_over_rest_and_graphql() {
         g.text
     );
 }
+
+/// Fails its first `fail_first` runs as if the database had gone away mid-attempt.
+struct Outage(Probe);
+
+impl Job for Outage {
+    const KIND: &'static str = "test.outage";
+    type Payload = Payload;
+
+    async fn run(&self, _st: &AppState, p: Payload) -> Result<(), JobError> {
+        let n = {
+            let mut runs = self.0.runs.lock().unwrap();
+            let n = runs.entry(p.key).or_default();
+            *n += 1;
+            *n
+        };
+        if n <= self.0.fail_first {
+            let lost =
+                sea_orm::DbErr::Conn(sea_orm::RuntimeErr::Internal("connection refused".into()));
+            // What `?` on the database's error gives a handler.
+            return Err(JobError::from(lost));
+        }
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn an_attempt_that_lost_the_database_is_retried_shortly_and_never_counted() {
+    let app = TestApp::spawn().await;
+    let probe = Probe {
+        fail_first: 4,
+        ..Default::default()
+    };
+    let r = Runner::new(
+        app.state.clone(),
+        Registry::new().with(Outage(probe.clone())),
+        RunnerOptions {
+            workers: 1,
+            lease: Duration::seconds(30),
+            poll: std::time::Duration::from_millis(20),
+        },
+    );
+    let w = r.worker(0);
+    let id = enqueue(
+        &app,
+        NewJob::of::<Outage>(&Payload { key: "o".into() })
+            .unwrap()
+            .max_attempts(2),
+    )
+    .await;
+    // Four outages on a job allowed two attempts: none of them is counted, none dead-letters it.
+    for outage in 1..=4 {
+        assert_eq!(r.run_once(&w).await.unwrap(), Some(id), "outage {outage}");
+        let j = row(&app, id).await;
+        assert_eq!(
+            (j.state, j.attempts),
+            (JobState::Failed, 0),
+            "outage {outage}"
+        );
+        assert!(j.locked_by.is_none() && j.locked_until.is_none());
+        assert!(
+            j.last_error
+                .as_deref()
+                .unwrap()
+                .starts_with("database unreachable"),
+            "{:?}",
+            j.last_error
+        );
+        // Tried again shortly (not after a growing backoff), and not before.
+        assert_eq!(
+            (j.run_at - j.updated_at).num_seconds(),
+            jobs::UNAVAILABLE_RETRY_SECONDS
+        );
+        assert_eq!(r.run_once(&w).await.unwrap(), None);
+        app.clock
+            .advance(Duration::seconds(jobs::UNAVAILABLE_RETRY_SECONDS));
+    }
+    assert_eq!(r.run_once(&w).await.unwrap(), Some(id));
+    let j = row(&app, id).await;
+    assert_eq!((j.state, j.attempts), (JobState::Done, 1));
+    assert_eq!(probe.runs("o"), 5);
+    assert_eq!(
+        app.metric("jobs_dead_total", "kind=\"test.outage\"").await,
+        0.0
+    );
+    // An application error saying the database is unreachable is the same outcome.
+    assert_eq!(
+        JobError::from(dispensary::error::AppError::database_unavailable()),
+        JobError::Unavailable("The service is briefly unavailable; try again shortly".into())
+    );
+    assert!(matches!(
+        JobError::from(dispensary::error::AppError::conflict("taken")),
+        JobError::Retry(_)
+    ));
+}

@@ -26,6 +26,7 @@ mod orders;
 mod outage;
 mod payments;
 mod response_cache;
+mod restart;
 mod reviews;
 mod sim_flow;
 mod sim_mp;
