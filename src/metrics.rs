@@ -37,6 +37,7 @@ pub struct MetricHandles {
     pub webhooks: IntCounterVec,
     pub refund_required: IntCounter,
     pub outbox_events: IntCounterVec,
+    pub outbox_deliveries: IntCounterVec,
     pub jobs_pending: IntGauge,
     pub jobs_running: IntGauge,
     pub jobs_failed: IntCounterVec,
@@ -229,6 +230,17 @@ impl Metrics {
                         "Domain events written to the outbox, by type (counted when written)",
                     ),
                     &["type"],
+                )
+                .expect("metric"),
+            ),
+            outbox_deliveries: register(
+                &r,
+                IntCounterVec::new(
+                    Opts::new(
+                        "outbox_deliveries_total",
+                        "Outbox events handed to subscribers, by subscriber and outcome (delivered, failed, skipped)",
+                    ),
+                    &["subscriber", "outcome"],
                 )
                 .expect("metric"),
             ),

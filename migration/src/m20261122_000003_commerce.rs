@@ -6,10 +6,6 @@ use sea_orm_migration::prelude::*;
 #[derive(DeriveMigrationName)]
 pub struct Migration;
 
-fn col(name: &str) -> ColumnDef {
-    ColumnDef::new(Alias::new(name))
-}
-
 fn gte0(c: &str) -> SimpleExpr {
     Expr::col(Alias::new(c)).gte(0)
 }

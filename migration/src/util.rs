@@ -2,6 +2,11 @@
 
 use sea_orm_migration::prelude::*;
 
+/// A column by name.
+pub fn col(name: &str) -> ColumnDef {
+    ColumnDef::new(Alias::new(name))
+}
+
 /// `BIGINT` auto-increment primary key (`bigserial` on PostgreSQL, `INTEGER PRIMARY KEY` on SQLite).
 pub fn id_pk() -> ColumnDef {
     ColumnDef::new(Alias::new("id"))

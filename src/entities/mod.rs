@@ -12,6 +12,7 @@ pub mod job;
 pub mod medicinal_document;
 pub mod order;
 pub mod order_item;
+pub mod outbox_delivery;
 pub mod outbox_event;
 pub mod payment;
 pub mod payment_event;

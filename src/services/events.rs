@@ -25,6 +25,17 @@ use crate::entities::{outbox_event, system_log};
 use crate::error::{AppError, AppResult};
 use crate::state::AppState;
 
+pub mod dispatch;
+
+pub use dispatch::{Interest, Subscriber, Subscribers};
+
+/// The reactions to domain events in this build (email, outbound webhooks and subscriptions are
+/// added by the issues that bring them). Until one takes an event type, its events are marked
+/// dispatched as soon as the runner sees them.
+pub fn subscribers() -> Subscribers {
+    Subscribers::new()
+}
+
 /// Which fields an update changed: every changed field by name, and `from`/`to` for those whose
 /// values are neither personal nor bulky. The metadata of every `*.updated` action.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

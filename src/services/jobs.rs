@@ -18,6 +18,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
+use futures_util::future::BoxFuture;
 use rand::Rng;
 use sea_orm::sea_query::{Expr, ExprTrait, LockBehavior, LockType, OnConflict};
 use sea_orm::{
@@ -120,11 +121,19 @@ impl<J: Job> Handler for J {
     }
 }
 
-/// The kinds a runner knows. A worker only claims jobs of these kinds, so processes of two
-/// versions on one database never take each other's unknown work.
+/// Work a runner does on every poll besides claiming: creating the jobs that have become due
+/// (the outbox's dispatch, periodic slots). Every process that runs jobs ticks, so a tick must be
+/// idempotent across processes (unique keys).
+pub trait Schedule: Send + Sync + 'static {
+    fn tick<'a>(&'a self, st: &'a AppState) -> BoxFuture<'a, AppResult<()>>;
+}
+
+/// The kinds a runner knows, and what it schedules. A worker only claims jobs of these kinds, so
+/// processes of two versions on one database never take each other's unknown work.
 #[derive(Clone, Default)]
 pub struct Registry {
     handlers: HashMap<&'static str, Arc<dyn Handler>>,
+    schedules: Vec<Arc<dyn Schedule>>,
 }
 
 impl Registry {
@@ -134,6 +143,12 @@ impl Registry {
 
     pub fn with<J: Job>(mut self, job: J) -> Self {
         self.handlers.insert(J::KIND, Arc::new(job));
+        self
+    }
+
+    /// Ticks `schedule` on every poll of the runner.
+    pub fn schedule(mut self, schedule: impl Schedule) -> Self {
+        self.schedules.push(Arc::new(schedule));
         self
     }
 
@@ -148,10 +163,10 @@ impl Registry {
     }
 }
 
-/// The job kinds this build runs. (The dispatch of outbox events, periodic work and refunds are
-/// added by the issues that move them here.)
+/// The job kinds this build runs and what it schedules: the outbox's dispatch to
+/// [`events::subscribers`].
 pub fn registry() -> Registry {
-    Registry::new()
+    events::dispatch::register(Registry::new(), events::subscribers())
 }
 
 /// A job to create.
@@ -689,6 +704,14 @@ impl Runner {
         }
     }
 
+    /// One pass of every [`Schedule`] in the registry (the runner does this on every poll).
+    pub async fn schedule_once(&self) -> AppResult<()> {
+        for s in &self.registry.schedules {
+            s.tick(&self.st).await?;
+        }
+        Ok(())
+    }
+
     /// Starts the workers. Nothing runs when the registry is empty or `workers` is 0.
     pub fn start(self) -> RunnerHandle {
         let token = CancellationToken::new();
@@ -701,6 +724,20 @@ impl Runner {
                 }));
             }
             tracing::info!(workers = self.opts.workers, kinds = ?self.registry.kinds(), "job runner started");
+        }
+        if self.opts.workers > 0 && !self.registry.schedules.is_empty() {
+            let (runner, token) = (self.clone(), token.clone());
+            tasks.push(tokio::spawn(async move {
+                loop {
+                    if let Err(e) = runner.schedule_once().await {
+                        tracing::warn!(error = %e.message, "job scheduling failed");
+                    }
+                    tokio::select! {
+                        _ = token.cancelled() => break,
+                        _ = tokio::time::sleep(runner.opts.poll) => {}
+                    }
+                }
+            }));
         }
         // The queue's gauges, kept by every process that runs jobs.
         let (st, gauge_token) = (self.st.clone(), token.clone());

@@ -10,6 +10,7 @@ mod catalog;
 mod checkout;
 mod contract;
 mod coupons;
+mod dispatch;
 mod edge;
 mod events;
 mod flow;
