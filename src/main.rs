@@ -195,8 +195,6 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             "empty development database: demo seed loaded"
         );
     }
-    dispensary::services::orders::spawn_sweeper(state.clone());
-    dispensary::services::payments::reconcile::spawn(state.clone());
     // Other processes' catalogue writes (replicas, the CLI) drop this process's response cache.
     dispensary::services::catalog::freshness::watch(
         state.db.clone(),
@@ -208,7 +206,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         use dispensary::services::jobs;
         jobs::Runner::new(
             state.clone(),
-            jobs::registry(),
+            jobs::registry(&state.config),
             jobs::RunnerOptions::from_config(&state.config),
         )
         .start()

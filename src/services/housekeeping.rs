@@ -1,6 +1,7 @@
 //! Removes rows whose only purpose has passed: revoked access tokens and refresh tokens past
-//! their expiry (an expired token is refused on its own), and idempotency keys past their
-//! retention. Run by the sweeper; safe on several instances at once (plain conditional deletes).
+//! their expiry (an expired token is refused on its own), idempotency keys past their
+//! retention, finished jobs past theirs, and delivery marks of events already dispatched. Run as the periodic `housekeeping.purge` job; safe on several instances at once (plain
+//! conditional deletes).
 
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 
@@ -34,4 +35,29 @@ pub async fn purge_expired(st: &AppState) -> AppResult<Purged> {
             .await?
             .rows_affected,
     })
+}
+
+/// The periodic `housekeeping.purge` job (every `SWEEP_INTERVAL_SECONDS`, once across processes).
+pub struct Purge;
+
+impl crate::services::jobs::Job for Purge {
+    const KIND: &'static str = "housekeeping.purge";
+    type Payload = ();
+
+    async fn run(&self, st: &AppState, _: ()) -> Result<(), crate::services::jobs::JobError> {
+        let purged = purge_expired(st).await?;
+        if purged != Purged::default() {
+            tracing::info!(?purged, "purged expired rows");
+        }
+        let jobs = crate::services::jobs::purge_finished(st).await?;
+        let deliveries = crate::services::events::dispatch::purge_leftovers(st).await?;
+        if jobs > 0 || deliveries > 0 {
+            tracing::info!(
+                jobs,
+                deliveries,
+                "purged finished jobs and leftover deliveries"
+            );
+        }
+        Ok(())
+    }
 }

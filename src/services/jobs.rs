@@ -128,6 +128,67 @@ pub trait Schedule: Send + Sync + 'static {
     fn tick<'a>(&'a self, st: &'a AppState) -> BoxFuture<'a, AppResult<()>>;
 }
 
+/// A periodic job: `J` runs once per `interval` across any number of processes on one database.
+/// Time is cut into slots of `interval` (from the Unix epoch); a process's tick creates the job of
+/// the slot it is in, keyed `<kind>@<slot start>`, so every process ticking in that slot creates
+/// the same job and one worker runs it. A run that fails is not retried (max_attempts 1: it shows
+/// as `dead` with its error, and the next slot's run does the work); one that found the database
+/// unreachable runs again shortly, as every job does.
+pub struct Every<J: Job> {
+    interval: Duration,
+    payload: J::Payload,
+    /// The last slot this process created (or found) the job of.
+    last: std::sync::Mutex<Option<i64>>,
+}
+
+impl<J: Job> Every<J> {
+    pub fn new(interval: Duration, payload: J::Payload) -> Self {
+        Every {
+            interval: Ord::max(interval, Duration::seconds(1)),
+            payload,
+            last: std::sync::Mutex::new(None),
+        }
+    }
+
+    /// The slot `now` is in, and when it started.
+    fn slot(&self, now: DateTime<Utc>) -> (i64, DateTime<Utc>) {
+        let width = self.interval.num_milliseconds();
+        let slot = now.timestamp_millis().div_euclid(width);
+        let start = DateTime::<Utc>::from_timestamp_millis(slot * width).unwrap_or(now);
+        (slot, start)
+    }
+}
+
+/// The unique key of `kind`'s job for the slot starting at `start`.
+pub fn slot_key(kind: &str, start: DateTime<Utc>) -> String {
+    format!(
+        "{kind}@{}",
+        start.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    )
+}
+
+impl<J: Job> Schedule for Every<J>
+where
+    J::Payload: Clone + Sync,
+{
+    fn tick<'a>(&'a self, st: &'a AppState) -> BoxFuture<'a, AppResult<()>> {
+        Box::pin(async move {
+            let now = st.clock.now();
+            let (slot, start) = self.slot(now);
+            if *self.last.lock().expect("slot memo") == Some(slot) {
+                return Ok(());
+            }
+            let new = NewJob::of::<J>(&self.payload)?
+                .unique(slot_key(J::KIND, start))
+                .max_attempts(1)
+                .run_at(start);
+            enqueue(&st.db, now, new).await?;
+            *self.last.lock().expect("slot memo") = Some(slot);
+            Ok(())
+        })
+    }
+}
+
 /// The kinds a runner knows, and what it schedules. A worker only claims jobs of these kinds, so
 /// processes of two versions on one database never take each other's unknown work.
 #[derive(Clone, Default)]
@@ -144,6 +205,15 @@ impl Registry {
     pub fn with<J: Job>(mut self, job: J) -> Self {
         self.handlers.insert(J::KIND, Arc::new(job));
         self
+    }
+
+    /// Registers `job` and runs it once per `interval` across every process on the database (see
+    /// [`Every`]).
+    pub fn every<J: Job>(self, interval: Duration, job: J, payload: J::Payload) -> Self
+    where
+        J::Payload: Clone + Sync,
+    {
+        self.with(job).schedule(Every::<J>::new(interval, payload))
     }
 
     /// Ticks `schedule` on every poll of the runner.
@@ -164,9 +234,21 @@ impl Registry {
 }
 
 /// The job kinds this build runs and what it schedules: the outbox's dispatch to
-/// [`events::subscribers`].
-pub fn registry() -> Registry {
-    events::dispatch::register(Registry::new(), events::subscribers())
+/// [`events::subscribers`], and the periodic work — the expiry of unpaid orders and the purge of
+/// expired rows every `SWEEP_INTERVAL_SECONDS`, the reconciliation of open payments every
+/// `RECONCILE_INTERVAL_SECONDS`.
+pub fn registry(cfg: &Config) -> Registry {
+    use crate::services::{housekeeping, orders, payments::reconcile};
+    let sweep = Duration::seconds(cfg.sweep_interval_seconds);
+    let registry = Registry::new()
+        .every(sweep, orders::ExpireUnpaid, ())
+        .every(sweep, housekeeping::Purge, ())
+        .every(
+            Duration::seconds(cfg.reconcile_interval_seconds),
+            reconcile::Reconcile,
+            (),
+        );
+    events::dispatch::register(registry, events::subscribers())
 }
 
 /// A job to create.
@@ -418,6 +500,31 @@ pub async fn finish(
         _ => {}
     }
     Ok(Some(state))
+}
+
+/// Done jobs are kept this long for operators to look at, then purged.
+pub const DONE_RETENTION_DAYS: i64 = 7;
+/// Dead jobs are kept this long (an operator may still retry them), then purged.
+pub const DEAD_RETENTION_DAYS: i64 = 30;
+
+/// Deletes done jobs older than [`DONE_RETENTION_DAYS`] and dead ones older than
+/// [`DEAD_RETENTION_DAYS`] (by their last update); how many.
+pub async fn purge_finished(st: &AppState) -> AppResult<u64> {
+    let now = st.clock.now();
+    let old = |state: JobState, days: i64| {
+        Condition::all()
+            .add(job::Column::State.eq(state))
+            .add(job::Column::UpdatedAt.lt(now - Duration::days(days)))
+    };
+    Ok(job::Entity::delete_many()
+        .filter(
+            Condition::any()
+                .add(old(JobState::Done, DONE_RETENTION_DAYS))
+                .add(old(JobState::Dead, DEAD_RETENTION_DAYS)),
+        )
+        .exec(&st.db)
+        .await?
+        .rows_affected)
 }
 
 /// An operator's retry: a dead or failed job runs again now, with a fresh set of attempts.

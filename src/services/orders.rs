@@ -413,24 +413,18 @@ pub async fn sweep_expired(st: &AppState) -> AppResult<u64> {
     Ok(failed)
 }
 
-/// Runs the sweep every `SWEEP_INTERVAL_SECONDS` until the process ends.
-pub fn spawn_sweeper(st: AppState) {
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(std::time::Duration::from_secs(
-            st.config.sweep_interval_seconds as u64,
-        ));
-        loop {
-            tick.tick().await;
-            match sweep_expired(&st).await {
-                Ok(0) => {}
-                Ok(n) => tracing::info!(failed = n, "expired unpaid orders"),
-                Err(e) => tracing::warn!(error = %e.message, "order sweep failed"),
-            }
-            match crate::services::housekeeping::purge_expired(&st).await {
-                Ok(p) if p == Default::default() => {}
-                Ok(p) => tracing::info!(?p, "purged expired rows"),
-                Err(e) => tracing::warn!(error = %e.message, "purge failed"),
-            }
+/// The periodic `orders.expire_unpaid` job (every `SWEEP_INTERVAL_SECONDS`, once across processes).
+pub struct ExpireUnpaid;
+
+impl crate::services::jobs::Job for ExpireUnpaid {
+    const KIND: &'static str = "orders.expire_unpaid";
+    type Payload = ();
+
+    async fn run(&self, st: &AppState, _: ()) -> Result<(), crate::services::jobs::JobError> {
+        let n = sweep_expired(st).await?;
+        if n > 0 {
+            tracing::info!(failed = n, "expired unpaid orders");
         }
-    });
+        Ok(())
+    }
 }

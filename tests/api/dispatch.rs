@@ -330,7 +330,7 @@ async fn events_nobody_takes_are_dispatched_at_once_and_a_fatal_refusal_skips_on
     // and creates no job.
     let own = Runner::new(
         app.state.clone(),
-        jobs::registry(),
+        jobs::registry(&app.state.config),
         RunnerOptions::from_config(&app.state.config),
     );
     let admin = app.admin_token().await;
@@ -358,6 +358,15 @@ async fn events_nobody_takes_are_dispatched_at_once_and_a_fatal_refusal_skips_on
     assert!(events.iter().all(|e| e.dispatched_at.is_some()));
     assert_eq!(dispatch_jobs(&app).await[0].state, JobState::Done);
     assert!(refuses.ids().is_empty());
+    // A delivery mark left behind on a dispatched event (a repeat racing the marking) is purged.
+    let last = events.last().unwrap().id;
+    app.execute(&format!(
+        "INSERT INTO outbox_deliveries (event_id, subscriber, delivered_at) \
+         SELECT id, 'late', occurred_at FROM outbox_events WHERE id = {last}"
+    ))
+    .await;
+    assert_eq!(dispatch::purge_leftovers(&app.state).await.unwrap(), 1);
+    assert_eq!(dispatch::purge_leftovers(&app.state).await.unwrap(), 0);
     assert_eq!(
         app.metric(
             "outbox_deliveries_total",

@@ -102,6 +102,13 @@ impl TestApp {
         other
     }
 
+    /// [`Self::replica`] with extra environment variables (the same ones as this app's, usually).
+    pub async fn replica_with(&self, extra: &[(&str, &str)]) -> TestApp {
+        let mut other = Self::start(self.database_url.clone(), None, extra, false).await;
+        other.watch_catalogue();
+        other
+    }
+
     /// Starts following other instances' catalogue writes, as `serve` does.
     pub fn watch_catalogue(&mut self) {
         self.watcher = Some(dispensary::services::catalog::freshness::watch(

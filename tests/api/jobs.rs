@@ -570,3 +570,46 @@ async fn an_attempt_that_lost_the_database_is_retried_shortly_and_never_counted(
         JobError::Retry(_)
     ));
 }
+
+#[tokio::test]
+async fn finished_jobs_are_purged_after_their_retention() {
+    let app = TestApp::spawn().await;
+    let probe = Probe::default();
+    let r = runner(&app, &probe, Duration::seconds(30));
+    let w = r.worker(0);
+    let mut unreadable = new_job("dead");
+    unreadable.payload = json!({"unexpected": true});
+    let dead = enqueue(&app, unreadable).await;
+    assert_eq!(r.run_once(&w).await.unwrap(), Some(dead));
+    let done = enqueue(&app, new_job("done")).await;
+    assert_eq!(r.run_once(&w).await.unwrap(), Some(done));
+    let waiting = enqueue(
+        &app,
+        new_job("later").run_at(app.clock.now() + Duration::days(60)),
+    )
+    .await;
+    assert_eq!(row(&app, dead).await.state, JobState::Dead);
+    assert_eq!(row(&app, done).await.state, JobState::Done);
+    assert_eq!(jobs::purge_finished(&app.state).await.unwrap(), 0);
+
+    app.clock
+        .advance(Duration::days(jobs::DONE_RETENTION_DAYS) + Duration::seconds(1));
+    assert_eq!(jobs::purge_finished(&app.state).await.unwrap(), 1);
+    let left: Vec<i64> = job::Entity::find()
+        .all(&app.state.db)
+        .await
+        .unwrap()
+        .iter()
+        .map(|j| j.id)
+        .collect();
+    assert_eq!(left, vec![dead, waiting]);
+    app.clock.advance(Duration::days(
+        jobs::DEAD_RETENTION_DAYS - jobs::DONE_RETENTION_DAYS,
+    ));
+    assert_eq!(jobs::purge_finished(&app.state).await.unwrap(), 1);
+    assert!(job::Entity::find_by_id(waiting)
+        .one(&app.state.db)
+        .await
+        .unwrap()
+        .is_some());
+}

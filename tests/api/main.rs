@@ -26,6 +26,7 @@ mod mp;
 mod orders;
 mod outage;
 mod payments;
+mod periodic;
 mod response_cache;
 mod restart;
 mod reviews;

@@ -362,3 +362,21 @@ async fn mark_untaken(st: &AppState, subs: &Subscribers) -> AppResult<()> {
         .await?;
     Ok(())
 }
+
+/// Deletes delivery marks of events already dispatched (a repeat delivery racing the marking can
+/// leave one); how many.
+pub async fn purge_leftovers(st: &AppState) -> AppResult<u64> {
+    Ok(outbox_delivery::Entity::delete_many()
+        .filter(
+            outbox_delivery::Column::EventId.in_subquery(
+                Query::select()
+                    .column(outbox_event::Column::Id)
+                    .from(outbox_event::Entity)
+                    .and_where(outbox_event::Column::DispatchedAt.is_not_null())
+                    .to_owned(),
+            ),
+        )
+        .exec(&st.db)
+        .await?
+        .rows_affected)
+}

@@ -154,20 +154,18 @@ async fn reconcile_mp(st: &AppState, ctx: &RequestCtx, p: &payment::Model) -> Ap
     }
 }
 
-/// Runs reconciliation every `RECONCILE_INTERVAL_SECONDS`.
-pub fn spawn(st: AppState) {
-    let every = std::time::Duration::from_secs(st.config.reconcile_interval_seconds as u64);
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(every);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        tick.tick().await;
-        loop {
-            tick.tick().await;
-            if let Err(e) = run(&st, &Scope::default()).await {
-                tracing::warn!(error = %e.message, "reconciliation run failed");
-            }
-        }
-    });
+/// The periodic `payments.reconcile` job (every `RECONCILE_INTERVAL_SECONDS`, once across
+/// processes): every open payment old enough, as `dispensary reconcile` does by hand.
+pub struct Reconcile;
+
+impl crate::services::jobs::Job for Reconcile {
+    const KIND: &'static str = "payments.reconcile";
+    type Payload = ();
+
+    async fn run(&self, st: &AppState, _: ()) -> Result<(), crate::services::jobs::JobError> {
+        run(st, &Scope::default()).await?;
+        Ok(())
+    }
 }
 
 #[cfg(test)]
