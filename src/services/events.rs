@@ -317,9 +317,21 @@ pub async fn record<C: ConnectionTrait>(
     ctx: &RequestCtx,
     event: DomainEvent,
 ) -> AppResult<()> {
+    record_for(conn, st, ctx, None, event).await
+}
+
+/// [`record`] for work done on a user's behalf outside their request (a job an admin's action
+/// asked for): `on_behalf_of` is the audit row's actor when the event names none.
+pub async fn record_for<C: ConnectionTrait>(
+    conn: &C,
+    st: &AppState,
+    ctx: &RequestCtx,
+    on_behalf_of: Option<i64>,
+    event: DomainEvent,
+) -> AppResult<()> {
     let (entity_id, meta) = event.audit_parts()?;
     let now = st.clock.now();
-    let actor = event.actor().or(ctx.user_id());
+    let actor = event.actor().or(on_behalf_of).or(ctx.user_id());
     let log = system_log::ActiveModel {
         actor_user_id: Set(actor),
         action: Set(event.action().to_string()),

@@ -233,14 +233,15 @@ impl Registry {
     }
 }
 
-/// The job kinds this build runs and what it schedules: the outbox's dispatch to
-/// [`events::subscribers`], and the periodic work — the expiry of unpaid orders and the purge of
+/// The job kinds this build runs and what it schedules: refunds after an admin's cancellation,
+/// the outbox's dispatch to [`events::subscribers`], and the periodic work — the expiry of unpaid orders and the purge of
 /// expired rows every `SWEEP_INTERVAL_SECONDS`, the reconciliation of open payments every
 /// `RECONCILE_INTERVAL_SECONDS`.
 pub fn registry(cfg: &Config) -> Registry {
-    use crate::services::{housekeeping, orders, payments::reconcile};
+    use crate::services::{housekeeping, orders, payments, payments::reconcile};
     let sweep = Duration::seconds(cfg.sweep_interval_seconds);
     let registry = Registry::new()
+        .with(payments::RefundCancelled)
         .every(sweep, orders::ExpireUnpaid, ())
         .every(sweep, housekeeping::Purge, ())
         .every(
@@ -502,6 +503,61 @@ pub async fn finish(
     Ok(Some(state))
 }
 
+/// Runs the job with unique key `key` (of kind `J`) now, in the caller's task, if it is still
+/// queued — a runner that got it first keeps it. The same claim, lease, outcome, backoff and
+/// metrics as a worker's, without a heartbeat (the work must end within `JOB_LEASE_SECONDS`).
+/// For work that should follow the request that asked for it at once, yet must still happen if
+/// this process dies first: the request enqueues it in its transaction and calls this after the
+/// commit. Returns the state written, or `None` when the job was not there to run.
+pub async fn run_now_by_key<J: Job>(
+    st: &AppState,
+    job: &J,
+    key: &str,
+) -> AppResult<Option<JobState>> {
+    let worker = format!("inline-{}", std::process::id());
+    let now = st.clock.now();
+    let lease = Duration::seconds(st.config.job_lease_seconds);
+    let claimed = job::Entity::update_many()
+        .col_expr(job::Column::State, Expr::value(JobState::Running))
+        .col_expr(
+            job::Column::Attempts,
+            Expr::col(job::Column::Attempts).add(1),
+        )
+        .col_expr(job::Column::LockedBy, Expr::value(worker.as_str()))
+        .col_expr(job::Column::LockedUntil, Expr::value(now + lease))
+        .col_expr(job::Column::UpdatedAt, Expr::value(now))
+        .filter(job::Column::UniqueKey.eq(key))
+        .filter(job::Column::Kind.eq(J::KIND))
+        .filter(job::Column::State.eq(JobState::Queued))
+        .filter(job::Column::RunAt.lte(now))
+        .exec(&st.db)
+        .await?;
+    if claimed.rows_affected != 1 {
+        return Ok(None);
+    }
+    let Some(row) = job::Entity::find()
+        .filter(job::Column::UniqueKey.eq(key))
+        .one(&st.db)
+        .await?
+    else {
+        return Ok(None);
+    };
+    let started = std::time::Instant::now();
+    let outcome = match serde_json::from_value::<J::Payload>(row.payload.clone()) {
+        Ok(payload) => job.run(st, payload).await,
+        Err(e) => Err(JobError::Fatal(format!("unreadable payload: {e}"))),
+    };
+    observe_duration(st, &row.kind, started);
+    finish(st, &row, &worker, &outcome).await
+}
+
+fn observe_duration(st: &AppState, kind: &str, started: std::time::Instant) {
+    st.metrics
+        .job_duration
+        .with_label_values(&[kind])
+        .observe(started.elapsed().as_secs_f64());
+}
+
 /// Done jobs are kept this long for operators to look at, then purged.
 pub const DONE_RETENTION_DAYS: i64 = 7;
 /// Dead jobs are kept this long (an operator may still retry them), then purged.
@@ -754,10 +810,7 @@ impl Runner {
             Err(e) if e.is_panic() => Err(JobError::Retry("the handler panicked".into())),
             Err(_) => Err(JobError::Retry("the attempt was cancelled".into())),
         };
-        st.metrics
-            .job_duration
-            .with_label_values(&[claimed.kind.as_str()])
-            .observe(started.elapsed().as_secs_f64());
+        observe_duration(st, &claimed.kind, started);
         // The outcome is written even across a database outage (the heartbeat keeps the lease
         // meanwhile), so work that was done is not run again and an attempt that died with the
         // connection is given back rather than counted.

@@ -137,7 +137,8 @@ pub async fn transition<C: ConnectionTrait>(
         (OrderStatus::Paid, OrderStatus::Cancelled) => {
             restock(conn, current.id, now).await?;
             crate::services::coupons::count_use(conn, current, -1).await?;
-            // The money was taken: the payment needs a refund (asked of the provider after commit).
+            // The money was taken: the payment needs a refund, asked of the provider by a job that
+            // commits with this change (see `payments::RefundCancelled`).
             let r = crate::entities::payment::Entity::update_many()
                 .col_expr(
                     crate::entities::payment::Column::Status,
@@ -153,6 +154,17 @@ pub async fn transition<C: ConnectionTrait>(
                 .await?;
             for _ in 0..r.rows_affected {
                 st.metrics.refund_required.inc();
+            }
+            if r.rows_affected > 0 {
+                use crate::services::{jobs, payments};
+                let refund =
+                    jobs::NewJob::of::<payments::RefundCancelled>(&payments::RefundPayload {
+                        order_id: current.id,
+                        actor_user_id: ctx.user_id(),
+                        trace_id: ctx.trace_id.clone(),
+                    })?
+                    .unique(refund_job_key(current.id));
+                jobs::enqueue(conn, now, refund).await?;
             }
         }
         _ => {}
@@ -325,14 +337,25 @@ pub async fn admin_update(
     let note: String = note.chars().take(500).collect();
     let updated = transition(st, &txn, ctx, &current, input.status, &note).await?;
     txn.commit().await?;
-    if (current.status, updated.status) == (OrderStatus::Paid, OrderStatus::Cancelled) {
-        // The provider call happens after the commit: no row locks are held meanwhile. A failure
-        // here leaves the payment refund_required (audited), never undoes the cancellation.
-        if let Err(e) = crate::services::payments::refund_cancelled(st, ctx, id).await {
-            tracing::error!(orderId = id, error = %e.message, "refund after cancellation failed");
+    if (current.status, updated.status) == (OrderStatus::Paid, OrderStatus::Cancelled)
+        && st.config.jobs_enabled
+    {
+        // The refund job committed with the cancellation; this process runs it at once, outside
+        // any transaction. A failure leaves the payment refund_required (audited) and the job to
+        // its retries; it never undoes the cancellation.
+        use crate::services::{jobs, payments};
+        if let Err(e) =
+            jobs::run_now_by_key(st, &payments::RefundCancelled, &refund_job_key(id)).await
+        {
+            tracing::error!(orderId = id, error = %e.message, "refund after cancellation not run now; the job runner will");
         }
     }
     Ok(updated)
+}
+
+/// The unique key of order `id`'s refund job (an order is cancelled once).
+pub fn refund_job_key(id: i64) -> String {
+    format!("payments.refund:order:{id}")
 }
 
 /// Longest courier name and tracking number, in characters.

@@ -102,6 +102,21 @@ impl TestApp {
         other
     }
 
+    /// A job runner over this app with this build's registry (`jobs::registry`), polling every
+    /// 20 ms, as `serve` starts one.
+    pub fn job_runner(&self, workers: usize) -> dispensary::services::jobs::Runner {
+        use dispensary::services::jobs;
+        jobs::Runner::new(
+            self.state.clone(),
+            jobs::registry(&self.state.config),
+            jobs::RunnerOptions {
+                workers,
+                lease: chrono::Duration::seconds(30),
+                poll: std::time::Duration::from_millis(20),
+            },
+        )
+    }
+
     /// [`Self::replica`] with extra environment variables (the same ones as this app's, usually).
     pub async fn replica_with(&self, extra: &[(&str, &str)]) -> TestApp {
         let mut other = Self::start(self.database_url.clone(), None, extra, false).await;

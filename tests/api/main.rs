@@ -27,6 +27,7 @@ mod orders;
 mod outage;
 mod payments;
 mod periodic;
+mod refunds;
 mod response_cache;
 mod restart;
 mod reviews;

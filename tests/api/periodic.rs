@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 
 use chrono::Duration;
 use dispensary::entities::job::{self, JobState};
-use dispensary::services::jobs::{self, Runner, RunnerOptions};
+use dispensary::services::jobs;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
 
 use crate::helpers::*;
@@ -16,18 +16,6 @@ const KINDS: [&str; 3] = [
     "housekeeping.purge",
     "payments.reconcile",
 ];
-
-fn runner(app: &TestApp) -> Runner {
-    Runner::new(
-        app.state.clone(),
-        jobs::registry(&app.state.config),
-        RunnerOptions {
-            workers: 2,
-            lease: Duration::seconds(30),
-            poll: std::time::Duration::from_millis(50),
-        },
-    )
-}
 
 #[tokio::test]
 async fn two_processes_run_each_periodic_kind_once_per_interval_and_expire_each_order_once() {
@@ -47,8 +35,8 @@ async fn two_processes_run_each_periodic_kind_once_per_interval_and_expire_each_
     }
 
     // Two processes, each ticking every 50 ms, for several one-second intervals.
-    let a = runner(&app).start();
-    let b = runner(&other).start();
+    let a = app.job_runner(2).start();
+    let b = other.job_runner(2).start();
     tokio::time::sleep(std::time::Duration::from_millis(4_500)).await;
     a.shutdown(std::time::Duration::from_secs(5)).await.unwrap();
     b.shutdown(std::time::Duration::from_secs(5)).await.unwrap();

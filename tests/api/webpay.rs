@@ -22,12 +22,12 @@ async fn app_with(sim: &WebpaySim, secret: Option<&str>) -> TestApp {
 }
 
 /// A pending order of one unit of `sku` and its Webpay start.
-async fn start(app: &TestApp, token: &str, sku: &str) -> (i64, Resp) {
+pub async fn start(app: &TestApp, token: &str, sku: &str) -> (i64, Resp) {
     checkout_and_start(app, token, sku, 1, None, "webpay").await
 }
 
 /// The browser's return, as a form POST (the classic flow) or a GET.
-async fn browser_return(app: &TestApp, form: &[(&str, &str)], get: bool) -> Resp {
+pub async fn browser_return(app: &TestApp, form: &[(&str, &str)], get: bool) -> Resp {
     let req = if get {
         app.client
             .get(app.url("/webhooks/payments/webpay"))
@@ -46,7 +46,7 @@ async fn order_status(app: &TestApp, id: i64) -> String {
         .unwrap()
 }
 
-async fn payment_status(app: &TestApp, token: &str) -> String {
+pub async fn payment_status(app: &TestApp, token: &str) -> String {
     app.scalar_string(&format!(
         "SELECT status FROM payments WHERE provider = 'webpay' AND provider_txn_id = '{token}'"
     ))
@@ -61,7 +61,7 @@ async fn stock_of(app: &TestApp, sku: &str) -> i64 {
     .await
 }
 
-fn token_of(started: &Resp) -> String {
+pub fn token_of(started: &Resp) -> String {
     started.body["providerTxnId"]
         .as_str()
         .expect("token")

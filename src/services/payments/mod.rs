@@ -724,11 +724,54 @@ pub async fn list(
     page.fetch(&st.db, q).await
 }
 
-/// After an admin cancels a paid order: asks the provider to refund each `refund_required`
-/// payment where it has a refund API (Webpay), outside any transaction. A success makes the
-/// payment `refunded`; a failure (or a provider without refunds) leaves it `refund_required` for
-/// manual follow-up. Both are audited.
-pub async fn refund_cancelled(st: &AppState, ctx: &RequestCtx, order_id: i64) -> AppResult<()> {
+/// The `payments.refund` job, enqueued in the transaction of an admin's cancellation of a paid
+/// order (so a crash after that commit cannot lose it) and run right after the commit by the
+/// request itself when this process runs jobs, else by any runner: asks the provider to refund
+/// each `refund_required` payment of the order where it has a refund API. A success makes the
+/// payment `refunded`; a failure leaves it `refund_required` and the job is retried with backoff
+/// (dead after its last attempt: a manual refund). Each outcome is audited on behalf of the admin.
+pub struct RefundCancelled;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RefundPayload {
+    pub order_id: i64,
+    /// The admin who cancelled, named as actor of the refund's audit rows.
+    pub actor_user_id: Option<i64>,
+    /// The cancellation request's trace id.
+    pub trace_id: String,
+}
+
+impl crate::services::jobs::Job for RefundCancelled {
+    const KIND: &'static str = "payments.refund";
+    type Payload = RefundPayload;
+
+    async fn run(
+        &self,
+        st: &AppState,
+        p: RefundPayload,
+    ) -> Result<(), crate::services::jobs::JobError> {
+        let ctx = RequestCtx::anonymous(p.trace_id, std::net::Ipv4Addr::LOCALHOST.into());
+        let failed = refund_cancelled(st, &ctx, p.actor_user_id, p.order_id).await?;
+        if failed > 0 {
+            return Err(crate::services::jobs::JobError::Retry(format!(
+                "{failed} refund(s) of order {} failed; the payment stays refund_required",
+                p.order_id
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Asks for the refunds of order `order_id`'s `refund_required` payments, outside any
+/// transaction (see [`RefundCancelled`]); how many failed.
+pub async fn refund_cancelled(
+    st: &AppState,
+    ctx: &RequestCtx,
+    on_behalf_of: Option<i64>,
+    order_id: i64,
+) -> AppResult<usize> {
+    let mut failed = 0;
     let due = payment::Entity::find()
         .filter(payment::Column::OrderId.eq(order_id))
         .filter(payment::Column::Status.eq("refund_required"))
@@ -781,14 +824,17 @@ pub async fn refund_cancelled(st: &AppState, ctx: &RequestCtx, order_id: i64) ->
                     kind: kind.to_string(),
                 }
             }
-            Err(e) => DomainEvent::RefundFailed {
-                id: p.id,
-                order_id,
-                error: e.code.as_str().to_string(),
-            },
+            Err(e) => {
+                failed += 1;
+                DomainEvent::RefundFailed {
+                    id: p.id,
+                    order_id,
+                    error: e.code.as_str().to_string(),
+                }
+            }
         };
-        events::record(&txn, st, ctx, event).await?;
+        events::record_for(&txn, st, ctx, on_behalf_of, event).await?;
         txn.commit().await?;
     }
-    Ok(())
+    Ok(failed)
 }
