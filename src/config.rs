@@ -121,6 +121,12 @@ pub struct Config {
     /// How long an idle worker waits before looking for due jobs again (`JOB_POLL_MILLISECONDS`,
     /// default 1000).
     pub job_poll_milliseconds: u64,
+    /// `SMTP_URL`: where mail goes; `None` writes `.eml` files under `mail_dir`.
+    pub smtp: Option<crate::services::mail::SmtpSettings>,
+    /// `EMAIL_FROM`: the sender of every message (`Name <address>`).
+    pub email_from: String,
+    /// `MAIL_DIR`: where messages are written without `SMTP_URL`.
+    pub mail_dir: std::path::PathBuf,
     /// Where browsers are sent back after paying.
     pub frontend_base_url: String,
     /// The store's name as printed on receipts.
@@ -470,6 +476,29 @@ impl Config {
             job_workers,
             job_lease_seconds: r.positive("JOB_LEASE_SECONDS", 60)?,
             job_poll_milliseconds: r.positive("JOB_POLL_MILLISECONDS", 1000)? as u64,
+            smtp: r
+                .raw("SMTP_URL")
+                .filter(|u| !u.trim().is_empty())
+                .map(|u| crate::services::mail::SmtpSettings::parse(&u))
+                .transpose()
+                .map_err(ConfigError)?,
+            email_from: {
+                let from = r
+                    .raw("EMAIL_FROM")
+                    .map(|s| s.trim().to_string())
+                    .filter(|s| !s.is_empty())
+                    .unwrap_or_else(|| "Dispensario <no-reply@dispensario.local>".into());
+                from.parse::<lettre::message::Mailbox>().map_err(|e| {
+                    ConfigError(format!(
+                        "EMAIL_FROM must be an address or \"Name <address>\" (got {from:?}: {e})"
+                    ))
+                })?;
+                from
+            },
+            mail_dir: r
+                .raw("MAIL_DIR")
+                .unwrap_or_else(|| "data/mail".into())
+                .into(),
             reservation_ttl_seconds: r.positive("RESERVATION_TTL_SECONDS", 900)?,
         };
         if cfg.database_max_connections == 0 {

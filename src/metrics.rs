@@ -38,6 +38,8 @@ pub struct MetricHandles {
     pub refund_required: IntCounter,
     pub outbox_events: IntCounterVec,
     pub outbox_deliveries: IntCounterVec,
+    pub emails_sent: IntCounterVec,
+    pub emails_failed: IntCounterVec,
     pub jobs_pending: IntGauge,
     pub jobs_running: IntGauge,
     pub jobs_failed: IntCounterVec,
@@ -230,6 +232,22 @@ impl Metrics {
                         "Domain events written to the outbox, by type (counted when written)",
                     ),
                     &["type"],
+                )
+                .expect("metric"),
+            ),
+            emails_sent: register(
+                &r,
+                IntCounterVec::new(
+                    Opts::new("emails_sent_total", "Mail messages handed to SMTP (or written to MAIL_DIR), by template"),
+                    &["template"],
+                )
+                .expect("metric"),
+            ),
+            emails_failed: register(
+                &r,
+                IntCounterVec::new(
+                    Opts::new("emails_failed_total", "Mail attempts that failed (then retried or dead-lettered), by template"),
+                    &["template"],
                 )
                 .expect("metric"),
             ),

@@ -31,6 +31,8 @@ pub struct AppState {
     pub persisted_queries: Arc<PersistedQueries>,
     /// GraphQL documents parsed once, by their text.
     pub graphql_documents: Arc<ParsedDocuments>,
+    /// Where mail goes (`SMTP_URL`, or `.eml` files under `MAIL_DIR`).
+    pub mailer: Arc<crate::services::mail::Transport>,
 }
 
 impl AppState {
@@ -48,6 +50,10 @@ impl AppState {
             config.persisted_queries_max_bytes,
             metrics.clone(),
         ));
+        let mailer = Arc::new(
+            crate::services::mail::Transport::new(config.smtp.as_ref(), config.mail_dir.clone())
+                .expect("SMTP_URL was checked with the configuration"),
+        );
         let provider_timeout =
             std::time::Duration::from_secs(config.provider_timeout_seconds as u64);
         AppState {
@@ -68,6 +74,7 @@ impl AppState {
             response_cache,
             persisted_queries,
             graphql_documents: Arc::new(ParsedDocuments::default()),
+            mailer,
         }
     }
 }

@@ -29,11 +29,10 @@ pub mod dispatch;
 
 pub use dispatch::{Interest, Subscriber, Subscribers};
 
-/// The reactions to domain events in this build (email, outbound webhooks and subscriptions are
-/// added by the issues that bring them). Until one takes an event type, its events are marked
-/// dispatched as soon as the runner sees them.
+/// The reactions to domain events in this build: transactional email. Events no subscriber
+/// takes are marked dispatched as soon as the runner sees them.
 pub fn subscribers() -> Subscribers {
-    Subscribers::new()
+    Subscribers::new().with(crate::services::mail::MailSubscriber)
 }
 
 /// Which fields an update changed: every changed field by name, and `from`/`to` for those whose

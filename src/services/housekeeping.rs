@@ -42,9 +42,13 @@ pub struct Purge;
 
 impl crate::services::jobs::Job for Purge {
     const KIND: &'static str = "housekeeping.purge";
-    type Payload = ();
+    type Payload = crate::services::jobs::NoPayload;
 
-    async fn run(&self, st: &AppState, _: ()) -> Result<(), crate::services::jobs::JobError> {
+    async fn run(
+        &self,
+        st: &AppState,
+        _: crate::services::jobs::NoPayload,
+    ) -> Result<(), crate::services::jobs::JobError> {
         let purged = purge_expired(st).await?;
         if purged != Purged::default() {
             tracing::info!(?purged, "purged expired rows");

@@ -242,12 +242,13 @@ pub fn registry(cfg: &Config) -> Registry {
     let sweep = Duration::seconds(cfg.sweep_interval_seconds);
     let registry = Registry::new()
         .with(payments::RefundCancelled)
-        .every(sweep, orders::ExpireUnpaid, ())
-        .every(sweep, housekeeping::Purge, ())
+        .with(crate::services::mail::SendMail)
+        .every(sweep, orders::ExpireUnpaid, NoPayload {})
+        .every(sweep, housekeeping::Purge, NoPayload {})
         .every(
             Duration::seconds(cfg.reconcile_interval_seconds),
             reconcile::Reconcile,
-            (),
+            NoPayload {},
         );
     events::dispatch::register(registry, events::subscribers())
 }
@@ -264,12 +265,24 @@ pub struct NewJob {
     pub unique_key: Option<String>,
 }
 
+/// The payload of a job that needs none (periodic work): `{}`, as every payload is an object.
+#[derive(Debug, Clone, Copy, Default, Serialize, serde::Deserialize)]
+pub struct NoPayload {}
+
 impl NewJob {
-    /// A job of kind `J` with its typed payload.
+    /// A job of kind `J` with its typed payload, which must serialize to a JSON object (the
+    /// operators' API documents `payload` as one).
     pub fn of<J: Job>(payload: &J::Payload) -> AppResult<Self> {
+        let payload = serde_json::to_value(payload).map_err(AppError::internal)?;
+        if !payload.is_object() {
+            return Err(AppError::internal(format!(
+                "the payload of a {} job must be a JSON object",
+                J::KIND
+            )));
+        }
         Ok(NewJob {
             kind: J::KIND,
-            payload: serde_json::to_value(payload).map_err(AppError::internal)?,
+            payload,
             run_at: None,
             max_attempts: DEFAULT_MAX_ATTEMPTS,
             unique_key: None,

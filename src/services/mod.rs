@@ -13,6 +13,7 @@ pub mod housekeeping;
 pub mod idempotency;
 pub mod jobs;
 pub mod logs;
+pub mod mail;
 pub mod medicinal;
 pub mod orders;
 pub mod pagination;

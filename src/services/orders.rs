@@ -441,9 +441,13 @@ pub struct ExpireUnpaid;
 
 impl crate::services::jobs::Job for ExpireUnpaid {
     const KIND: &'static str = "orders.expire_unpaid";
-    type Payload = ();
+    type Payload = crate::services::jobs::NoPayload;
 
-    async fn run(&self, st: &AppState, _: ()) -> Result<(), crate::services::jobs::JobError> {
+    async fn run(
+        &self,
+        st: &AppState,
+        _: crate::services::jobs::NoPayload,
+    ) -> Result<(), crate::services::jobs::JobError> {
         let n = sweep_expired(st).await?;
         if n > 0 {
             tracing::info!(failed = n, "expired unpaid orders");

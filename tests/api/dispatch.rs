@@ -326,8 +326,8 @@ async fn the_running_runner_hands_new_events_over_by_itself() {
 async fn events_nobody_takes_are_dispatched_at_once_and_a_fatal_refusal_skips_one() {
     let app = TestApp::spawn().await;
     three_coupons(&app).await;
-    // This build's own registry: no subscriber yet, so the tick marks everything dispatched
-    // and creates no job.
+    // This build's own registry: its subscriber (mail) takes none of these events, so the tick
+    // marks them all dispatched and creates no job.
     let own = Runner::new(
         app.state.clone(),
         jobs::registry(&app.state.config),

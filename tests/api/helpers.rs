@@ -153,6 +153,10 @@ impl TestApp {
             ),
             ("AUTH_RATE_LIMIT_PER_MINUTE".into(), "1000".into()),
             ("UPLOAD_DIR".into(), upload_dir.display().to_string()),
+            (
+                "MAIL_DIR".into(),
+                upload_dir.join("mail").display().to_string(),
+            ),
         ]);
         for (k, v) in extra {
             vars.insert(k.to_string(), v.to_string());

@@ -61,6 +61,8 @@ async fn two_processes_run_each_periodic_kind_once_per_interval_and_expire_each_
         }
         for j in &rows {
             assert_eq!((j.state, j.attempts), (JobState::Done, 1), "{kind} {j:?}");
+            // Every payload is an object (the operators' API documents it as one).
+            assert_eq!(j.payload, serde_json::json!({}), "{kind}");
             assert_eq!(
                 j.unique_key.as_deref(),
                 Some(jobs::slot_key(kind, j.run_at).as_str())

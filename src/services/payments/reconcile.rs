@@ -160,9 +160,13 @@ pub struct Reconcile;
 
 impl crate::services::jobs::Job for Reconcile {
     const KIND: &'static str = "payments.reconcile";
-    type Payload = ();
+    type Payload = crate::services::jobs::NoPayload;
 
-    async fn run(&self, st: &AppState, _: ()) -> Result<(), crate::services::jobs::JobError> {
+    async fn run(
+        &self,
+        st: &AppState,
+        _: crate::services::jobs::NoPayload,
+    ) -> Result<(), crate::services::jobs::JobError> {
         run(st, &Scope::default()).await?;
         Ok(())
     }

@@ -1,0 +1,211 @@
+//! Transactional email, sent by the job runner from domain events — never inside a request's
+//! transaction.
+//!
+//! The mail [`MailSubscriber`] takes the events that warrant a message and enqueues one
+//! `mail.send` job per message, keyed `mail:<event id>:<template>` so that an event handed over
+//! twice still sends one mail. The job renders the template (`templates`), builds the MIME
+//! message (plain text and HTML alternatives, attachments) and hands it to the [`Transport`]:
+//! the SMTP server of `SMTP_URL`, or `.eml` files under `MAIL_DIR` without one. A transient SMTP
+//! failure is retried with the runner's backoff; a permanent refusal (5xx) dead-letters the job.
+
+pub mod templates;
+pub mod transport;
+
+use lettre::message::{Mailbox, MultiPart};
+use lettre::Message;
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use crate::entities::{order, order_item, outbox_event, user};
+use crate::services::events::{Interest, Subscriber};
+use crate::services::jobs::{self, Job, JobError, NewJob};
+use crate::services::receipts::clp;
+use crate::state::AppState;
+pub use transport::{SmtpSettings, Transport};
+
+/// A `mail.send` job: one message.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MailPayload {
+    pub template: String,
+    pub to: String,
+    /// The template's values (the recipient's name, the order, …), gathered when the event was
+    /// handed over.
+    pub context: Value,
+}
+
+/// The `mail.send` job.
+pub struct SendMail;
+
+impl Job for SendMail {
+    const KIND: &'static str = "mail.send";
+    type Payload = MailPayload;
+
+    async fn run(&self, st: &AppState, p: MailPayload) -> Result<(), JobError> {
+        let template = p.template.as_str();
+        let failed = |e: JobError| {
+            st.metrics
+                .emails_failed
+                .with_label_values(&[template])
+                .inc();
+            e
+        };
+        let msg = build(st, &p).map_err(|e| failed(JobError::Fatal(e)))?;
+        match st.mailer.send(msg).await {
+            Ok(went) => {
+                st.metrics.emails_sent.with_label_values(&[template]).inc();
+                // Subject and template only: bodies carry links with tokens.
+                tracing::info!(template, to = %p.to, went, "mail sent");
+                Ok(())
+            }
+            Err(e) if e.permanent => Err(failed(JobError::Fatal(e.message))),
+            Err(e) => Err(failed(JobError::Retry(e.message))),
+        }
+    }
+}
+
+/// The MIME message of `p`: plain text and HTML alternatives.
+fn build(st: &AppState, p: &MailPayload) -> Result<Message, String> {
+    let mut context = p.context.clone();
+    if let Value::Object(o) = &mut context {
+        o.insert(
+            "store".into(),
+            json!({"name": st.config.store_name, "url": st.config.frontend_base_url}),
+        );
+        o.insert("recipient".into(), json!(p.to));
+    }
+    let r = templates::render(&p.template, &context)?;
+    let from: Mailbox = st
+        .config
+        .email_from
+        .parse()
+        .map_err(|e| format!("EMAIL_FROM: {e}"))?;
+    let to: Mailbox =
+        p.to.parse()
+            .map_err(|e| format!("recipient {:?}: {e}", p.to))?;
+    let body = MultiPart::alternative_plain_html(r.text, r.html);
+    Message::builder()
+        .from(from)
+        .to(to)
+        .subject(r.subject)
+        .multipart(body)
+        .map_err(|e| format!("building the message: {e}"))
+}
+
+/// The events that send mail, and which template each one uses.
+const MAILED: &[&str] = &["order.created"];
+
+/// Turns events into `mail.send` jobs.
+pub struct MailSubscriber;
+
+impl Subscriber for MailSubscriber {
+    fn name(&self) -> &'static str {
+        "mail"
+    }
+
+    fn interest(&self) -> Interest {
+        Interest::Only(MAILED)
+    }
+
+    async fn deliver(&self, st: &AppState, event: &outbox_event::Model) -> Result<(), JobError> {
+        let Some((template, to, context)) = message_for(st, event).await? else {
+            return Ok(());
+        };
+        let job = NewJob::of::<SendMail>(&MailPayload {
+            template: template.to_string(),
+            to,
+            context,
+        })?
+        .unique(format!("mail:{}:{template}", event.id));
+        jobs::enqueue(&st.db, st.clock.now(), job).await?;
+        Ok(())
+    }
+}
+
+/// The message an event asks for: (template, recipient, context); `None` when there is nobody
+/// to write to (the order or its customer is gone).
+async fn message_for(
+    st: &AppState,
+    event: &outbox_event::Model,
+) -> Result<Option<(&'static str, String, Value)>, JobError> {
+    match event.event_type.as_str() {
+        "order.created" => {
+            let Some(id) = event.aggregate_id else {
+                return Ok(None);
+            };
+            let Some((o, customer)) = order_and_customer(st, id).await? else {
+                return Ok(None);
+            };
+            let context = json!({
+                "customer": {"name": customer.name},
+                "order": order_context(st, &o).await?,
+            });
+            Ok(Some(("order_received", customer.email, context)))
+        }
+        _ => Ok(None),
+    }
+}
+
+async fn order_and_customer(
+    st: &AppState,
+    id: i64,
+) -> Result<Option<(order::Model, user::Model)>, JobError> {
+    let Some(o) = order::Entity::find_by_id(id).one(&st.db).await? else {
+        return Ok(None);
+    };
+    let customer = user::Entity::find_by_id(o.user_id).one(&st.db).await?;
+    Ok(customer.filter(|u| u.deleted_at.is_none()).map(|u| (o, u)))
+}
+
+/// An order as the templates show it: amounts formatted in pesos, its lines, address and link.
+async fn order_context(st: &AppState, o: &order::Model) -> Result<Value, JobError> {
+    let items = order_item::Entity::find()
+        .filter(order_item::Column::OrderId.eq(o.id))
+        .order_by_asc(order_item::Column::Id)
+        .all(&st.db)
+        .await?;
+    let address = o.shipping_address.clone().unwrap_or_else(|| json!({}));
+    let field = |k: &str| {
+        address
+            .get(k)
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string()
+    };
+    Ok(json!({
+        "id": o.id,
+        "status": o.status.as_str(),
+        "items": items.iter().map(|i| json!({
+            "name": i.product_name,
+            "option": i.option_label,
+            "quantity": i.quantity,
+            "unitPrice": clp(i.unit_price_cents),
+            "lineTotal": clp(i.line_total_cents),
+        })).collect::<Vec<_>>(),
+        "subtotal": clp(o.subtotal_cents),
+        "discount": clp(o.discount_cents),
+        "hasDiscount": o.discount_cents > 0,
+        "shipping": clp(o.shipping_price_cents),
+        "shippingMethod": shipping_name(o.shipping_method),
+        "total": clp(o.total_cents),
+        "address": {
+            "name": field("name"),
+            "addressLine": field("addressLine"),
+            "comuna": field("comuna"),
+            "region": field("region"),
+        },
+        "url": format!("{}/orders/{}", st.config.frontend_base_url, o.id),
+        "payWithinMinutes": st.config.payment_timeout_seconds / 60,
+    }))
+}
+
+fn shipping_name(m: order::ShippingMethod) -> &'static str {
+    use order::ShippingMethod::*;
+    match m {
+        RetiroTienda => "retiro en tienda",
+        Chilexpress => "Chilexpress",
+        Starken => "Starken",
+        Manual => "coordinado",
+    }
+}

@@ -1,0 +1,132 @@
+//! The messages' texts: Spanish (Chile), each a subject, a plain-text part and an HTML part,
+//! rendered with minijinja from `templates/mail/` (compiled into the binary). The HTML parts
+//! escape every value; the plain-text parts and subjects do not need to.
+
+use std::sync::OnceLock;
+
+use minijinja::{AutoEscape, Environment};
+use serde_json::Value;
+
+/// A template's three parts, rendered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rendered {
+    pub subject: String,
+    pub text: String,
+    pub html: String,
+}
+
+macro_rules! templates {
+    ($($name:literal),* $(,)?) => {
+        /// Every template's name.
+        pub const NAMES: &[&str] = &[$($name),*];
+
+        fn environment() -> Environment<'static> {
+            let mut env = Environment::new();
+            env.set_auto_escape_callback(|name| {
+                if name.ends_with(".html") { AutoEscape::Html } else { AutoEscape::None }
+            });
+            env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
+            env.add_template("layout.html", include_str!("../../../templates/mail/layout.html"))
+                .expect("layout.html");
+            env.add_template("layout.txt", include_str!("../../../templates/mail/layout.txt"))
+                .expect("layout.txt");
+            $(
+                env.add_template(concat!($name, ".subject"), include_str!(concat!("../../../templates/mail/", $name, ".subject")))
+                    .expect(concat!($name, ".subject"));
+                env.add_template(concat!($name, ".txt"), include_str!(concat!("../../../templates/mail/", $name, ".txt")))
+                    .expect(concat!($name, ".txt"));
+                env.add_template(concat!($name, ".html"), include_str!(concat!("../../../templates/mail/", $name, ".html")))
+                    .expect(concat!($name, ".html"));
+            )*
+            env
+        }
+    };
+}
+
+templates!["order_received"];
+
+fn env() -> &'static Environment<'static> {
+    static ENV: OnceLock<Environment<'static>> = OnceLock::new();
+    ENV.get_or_init(environment)
+}
+
+/// Renders template `name` with `context`; `Err` for an unknown template or a context it
+/// cannot be rendered with (a missing value is an error, never an empty string).
+pub fn render(name: &str, context: &Value) -> Result<Rendered, String> {
+    if !NAMES.contains(&name) {
+        return Err(format!("no mail template {name:?}"));
+    }
+    let part = |suffix: &str| {
+        env()
+            .get_template(&format!("{name}.{suffix}"))
+            .and_then(|t| t.render(context))
+            .map_err(|e| format!("mail template {name}.{suffix}: {e:#}"))
+    };
+    Ok(Rendered {
+        subject: part("subject")?
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" "),
+        text: part("txt")?,
+        html: part("html")?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn order_context(name: &str) -> Value {
+        json!({
+            "store": {"name": "Dispensario", "url": "https://tienda.example.cl"},
+            "recipient": "ana@example.cl",
+            "customer": {"name": name},
+            "order": {
+                "id": 7, "items": [{"name": "Semilla <Auto>", "option": "1 g", "quantity": 2, "lineTotal": "$10.000"}],
+                "subtotal": "$10.000", "discount": "$0", "hasDiscount": false, "shipping": "$3.990",
+                "shippingMethod": "Starken", "total": "$13.990",
+                "address": {"name": "Ana", "addressLine": "Av. Matta 1", "comuna": "Santiago", "region": "RM"},
+                "url": "https://tienda.example.cl/orders/7", "payWithinMinutes": 30
+            }
+        })
+    }
+
+    #[test]
+    fn order_received_renders_both_parts_and_escapes_html_only() {
+        let r = render("order_received", &order_context("<script>x</script> & Co")).unwrap();
+        assert_eq!(r.subject, "Recibimos tu pedido #7 en Dispensario");
+        assert!(
+            r.text.contains("Hola <script>x</script> & Co:"),
+            "{}",
+            r.text
+        );
+        assert!(
+            r.text.contains("- 2 × Semilla <Auto> (1 g): $10.000"),
+            "{}",
+            r.text
+        );
+        assert!(!r.text.contains("Descuento"), "{}", r.text);
+        assert!(
+            r.html
+                .contains("Hola &lt;script&gt;x&lt;&#x2f;script&gt; &amp; Co:"),
+            "{}",
+            r.html
+        );
+        assert!(r.html.contains("Semilla &lt;Auto&gt;"), "{}", r.html);
+        assert!(!r.html.contains("<script>"), "{}", r.html);
+        // Attribute values are escaped too (`/` as `&#x2f;`); mail clients decode them.
+        let decoded = html_escape::decode_html_entities(&r.html);
+        assert!(decoded.contains("href=\"https://tienda.example.cl/orders/7\""));
+    }
+
+    #[test]
+    fn a_missing_value_or_template_is_an_error() {
+        let mut c = order_context("Ana");
+        c["order"].as_object_mut().unwrap().remove("total");
+        assert!(render("order_received", &c)
+            .unwrap_err()
+            .contains("order_received"));
+        assert!(render("nope", &order_context("Ana")).is_err());
+    }
+}

@@ -1,0 +1,224 @@
+//! Transactional email: messages go over real SMTP to the test server (or to `.eml` files without
+//! `SMTP_URL`), one per event and template however often the event is handed over, retried while
+//! the server is down.
+
+use chrono::Duration;
+use dispensary::entities::job::{self, JobState};
+use mail_parser::{Message, MessageParser, MimeHeaders};
+use reqwest::StatusCode;
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+use serde_json::json;
+
+use crate::cart::variant_id;
+use crate::helpers::*;
+use crate::smtp::SmtpSim;
+
+const NAME: &str = "Ana <b>Pérez</b> & \"Cía\"";
+
+/// A customer with a name that needs escaping, and their pending order: (email, order id).
+async fn customer_order(app: &TestApp, email: &str) -> (String, i64) {
+    let r = app
+        .post(
+            "/api/auth/register",
+            None,
+            json!({"name": NAME, "email": email, "password": "secreto123"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let token = r.body["accessToken"].as_str().unwrap().to_string();
+    let vid = variant_id(app, "NL-AUTO-1G").await;
+    let o = app
+        .post(
+            "/api/checkout/confirm",
+            Some(&token),
+            json!({"items": [{"variantId": vid, "quantity": 2}],
+                   "address": {"name": "Ana <Pérez>", "addressLine": "Av. Matta 1 & 2", "comuna": "Santiago", "region": "RM"},
+                   "shippingMethod": "starken"}),
+        )
+        .await;
+    assert_eq!(o.status, StatusCode::CREATED, "{}", o.text);
+    (email.to_string(), o.body["id"].as_i64().unwrap())
+}
+
+/// Everything due, as a runner would do it: ticks, then every due job until none is left.
+async fn run_jobs(app: &TestApp) {
+    let r = app.job_runner(1);
+    for _ in 0..3 {
+        r.schedule_once().await.unwrap();
+        while r.run_once(&r.worker(0)).await.unwrap().is_some() {}
+    }
+}
+
+async fn mail_jobs(app: &TestApp) -> Vec<job::Model> {
+    job::Entity::find()
+        .filter(job::Column::Kind.eq("mail.send"))
+        .all(&app.state.db)
+        .await
+        .unwrap()
+}
+
+fn first_address(a: Option<&mail_parser::Address<'_>>) -> String {
+    a.and_then(|a| a.first())
+        .and_then(|a| a.address())
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// The order-received message of order `id` to `email`: headers, both parts.
+fn check_order_received(m: &Message<'_>, email: &str, id: i64) {
+    assert_eq!(first_address(m.from()), "hola@tienda.example.cl");
+    assert_eq!(first_address(m.to()), email);
+    assert_eq!(
+        m.subject(),
+        Some(format!("Recibimos tu pedido #{id} en Dispensario").as_str())
+    );
+    let text = m.body_text(0).expect("a plain-text part");
+    let html = m.body_html(0).expect("an HTML part");
+    // The plain text carries the values as they are.
+    assert!(text.contains(&format!("Hola {NAME}:")), "{text}");
+    assert!(text.contains("2 × "), "{text}");
+    assert!(text.contains("Av. Matta 1 & 2"), "{text}");
+    assert!(
+        text.contains(&format!("https://tienda.example.cl/orders/{id}")),
+        "{text}"
+    );
+    assert!(text.contains("Total: $"), "{text}");
+    // The HTML escapes every user-supplied value.
+    assert!(
+        html.contains("Hola Ana &lt;b&gt;Pérez&lt;&#x2f;b&gt; &amp; &quot;Cía&quot;:"),
+        "{html}"
+    );
+    assert!(html.contains("Ana &lt;Pérez&gt;"), "{html}");
+    assert!(html.contains("Av. Matta 1 &amp; 2"), "{html}");
+    assert!(!html.contains("<b>Pérez"), "{html}");
+    // Links are escaped like every value (`/` as `&#x2f;`); a mail client reads them decoded.
+    assert!(
+        html_escape::decode_html_entities(&html)
+            .contains(&format!("href=\"https://tienda.example.cl/orders/{id}\"")),
+        "{html}"
+    );
+}
+
+fn smtp_env(smtp: &SmtpSim) -> Vec<(&'static str, String)> {
+    vec![
+        ("SMTP_URL", smtp.url()),
+        ("EMAIL_FROM", "Tienda <hola@tienda.example.cl>".into()),
+        ("FRONTEND_BASE_URL", "https://tienda.example.cl".into()),
+    ]
+}
+
+async fn spawn_with_owned(vars: &[(&'static str, String)]) -> TestApp {
+    let borrowed: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    TestApp::spawn_with(&borrowed).await
+}
+
+#[tokio::test]
+async fn an_order_sends_one_received_mail_over_smtp_however_often_its_event_is_handed_over() {
+    let smtp = SmtpSim::start().await;
+    let app = spawn_with_owned(&smtp_env(&smtp)).await;
+    let (email, id) = customer_order(&app, "ana-mail@example.cl").await;
+    // Nothing is sent inside the request.
+    assert!(smtp.received().is_empty());
+
+    run_jobs(&app).await;
+    let got = smtp.received();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].from, "hola@tienda.example.cl");
+    assert_eq!(got[0].to, vec![email.clone()]);
+    check_order_received(&smtp.messages()[0], &email, id);
+    let jobs = mail_jobs(&app).await;
+    assert_eq!(jobs.len(), 1);
+    let created = app
+        .scalar_i64(&format!(
+            "SELECT id FROM outbox_events WHERE event_type = 'order.created' AND aggregate_id = {id}"
+        ))
+        .await;
+    assert_eq!(
+        jobs[0].unique_key.as_deref(),
+        Some(format!("mail:{created}:order_received").as_str())
+    );
+    assert_eq!(jobs[0].state, JobState::Done);
+
+    // The event handed over again (as after a lost delivery mark): still one mail.
+    app.execute(&format!(
+        "UPDATE outbox_events SET dispatched_at = NULL WHERE id = {created}"
+    ))
+    .await;
+    // (A subscriber's next dispatch job is keyed by the second: let one pass.)
+    app.clock.advance(Duration::seconds(2));
+    run_jobs(&app).await;
+    assert!(
+        app.scalar_i64(&format!(
+            "SELECT COUNT(*) FROM outbox_events WHERE id = {created} AND dispatched_at IS NOT NULL"
+        ))
+        .await
+            == 1,
+        "handed over again"
+    );
+    assert_eq!(smtp.received().len(), 1);
+    assert_eq!(mail_jobs(&app).await.len(), 1);
+    assert_eq!(
+        app.metric("emails_sent_total", "template=\"order_received\"")
+            .await,
+        1.0
+    );
+}
+
+#[tokio::test]
+async fn a_mail_server_that_is_down_gets_the_message_once_it_is_back() {
+    let smtp = SmtpSim::start().await;
+    smtp.set_down(true);
+    let app = spawn_with_owned(&smtp_env(&smtp)).await;
+    let (email, id) = customer_order(&app, "ana-down@example.cl").await;
+    run_jobs(&app).await;
+    assert!(smtp.received().is_empty());
+    assert!(smtp.state.lock().unwrap().sessions >= 1, "it was tried");
+    let j = mail_jobs(&app).await.remove(0);
+    assert_eq!((j.state, j.attempts), (JobState::Failed, 1));
+    assert!(
+        j.last_error.as_deref().unwrap().starts_with("SMTP:"),
+        "{:?}",
+        j.last_error
+    );
+    assert_eq!(
+        app.metric("emails_failed_total", "template=\"order_received\"")
+            .await,
+        1.0
+    );
+
+    smtp.set_down(false);
+    app.clock
+        .advance(j.run_at - app.clock.now() + Duration::milliseconds(10));
+    run_jobs(&app).await;
+    assert_eq!(smtp.received().len(), 1);
+    check_order_received(&smtp.messages()[0], &email, id);
+    let j = mail_jobs(&app).await.remove(0);
+    assert_eq!((j.state, j.attempts), (JobState::Done, 2));
+    // Later runs send nothing more.
+    app.clock.advance(Duration::hours(1));
+    run_jobs(&app).await;
+    assert_eq!(smtp.received().len(), 1);
+}
+
+#[tokio::test]
+async fn without_smtp_url_messages_are_written_as_eml_files() {
+    let app = TestApp::spawn_with(&[
+        ("EMAIL_FROM", "Tienda <hola@tienda.example.cl>"),
+        ("FRONTEND_BASE_URL", "https://tienda.example.cl"),
+    ])
+    .await;
+    let dir = app.state.config.mail_dir.clone();
+    let (email, id) = customer_order(&app, "ana-files@example.cl").await;
+    assert!(!dir.exists() || std::fs::read_dir(&dir).unwrap().count() == 0);
+    run_jobs(&app).await;
+    let files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(files.len(), 1, "{files:?}");
+    assert_eq!(files[0].extension().and_then(|e| e.to_str()), Some("eml"));
+    let bytes = std::fs::read(&files[0]).unwrap();
+    let m = MessageParser::default().parse(&bytes).unwrap();
+    check_order_received(&m, &email, id);
+    assert!(m.content_type().is_some());
+}
