@@ -34,7 +34,11 @@ pub async fn readyz(State(app): State<App>) -> Response {
 
 fn not_ready(reason: &str) -> Response {
     tracing::warn!(reason, "not ready");
-    AppError::new(ErrorCode::Unavailable, "Service not ready").into_response()
+    AppError {
+        retry_after: Some(crate::error::DATABASE_RETRY_AFTER_SECONDS),
+        ..AppError::new(ErrorCode::Unavailable, "Service not ready")
+    }
+    .into_response()
 }
 
 pub async fn metrics(State(app): State<App>) -> Response {

@@ -708,7 +708,12 @@ pub fn document() -> OpenApi {
             );
             op.responses
                 .responses
-                .insert("503".into(), RefOr::T(error_response("Not ready")));
+                .insert(
+                    "503".into(),
+                    RefOr::T(error_response(
+                        "unavailable: not ready (database unreachable or migrations pending); retry after `Retry-After` seconds",
+                    )),
+                );
             op
         }),
         (

@@ -51,6 +51,11 @@ async fn an_unreachable_database_is_503_with_retry_after_never_500() {
     );
     let r = app.get("/readyz", None).await;
     assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE, "{}", r.text);
+    assert_eq!(
+        r.header("retry-after"),
+        Some("2"),
+        "readiness says when to look again"
+    );
 }
 
 /// PostgreSQL only: every connection of the pool is killed by the server (as a restart does);
