@@ -41,6 +41,11 @@ pub async fn for_order(st: &AppState, ctx: &RequestCtx, id: i64) -> AppResult<Ve
             ),
         ));
     }
+    pdf_of(st, &o).await
+}
+
+/// The receipt PDF of order `o` (its caller has checked who may have it and that it is paid).
+pub async fn pdf_of(st: &AppState, o: &order::Model) -> AppResult<Vec<u8>> {
     let items = order_item::Entity::find()
         .filter(order_item::Column::OrderId.eq(o.id))
         .order_by_asc(order_item::Column::Id)
@@ -54,7 +59,7 @@ pub async fn for_order(st: &AppState, ctx: &RequestCtx, id: i64) -> AppResult<Ve
         .await?;
     Ok(render(&Receipt {
         store_name: &st.config.store_name,
-        order: &o,
+        order: o,
         items: &items,
         paid_at: paid.as_ref().map(|p| p.updated_at),
         provider_txn_id: paid.as_ref().map(|p| p.provider_txn_id.as_str()),

@@ -194,10 +194,16 @@ async fn a_mail_server_that_is_down_gets_the_message_once_it_is_back() {
     check_order_received(&smtp.messages()[0], &email, id);
     let j = mail_jobs(&app).await.remove(0);
     assert_eq!((j.state, j.attempts), (JobState::Done, 2));
-    // Later runs send nothing more.
+    // Later runs never send it again; the unpaid order expiring sends its own mail.
     app.clock.advance(Duration::hours(1));
     run_jobs(&app).await;
-    assert_eq!(smtp.received().len(), 1);
+    assert_eq!(
+        subjects(&smtp),
+        vec![
+            format!("Recibimos tu pedido #{id} en Dispensario"),
+            format!("Tu pedido #{id} expiró sin pago"),
+        ]
+    );
 }
 
 #[tokio::test]
@@ -221,4 +227,158 @@ async fn without_smtp_url_messages_are_written_as_eml_files() {
     let m = MessageParser::default().parse(&bytes).unwrap();
     check_order_received(&m, &email, id);
     assert!(m.content_type().is_some());
+}
+
+/// The messages received, by subject.
+fn subjects(smtp: &SmtpSim) -> Vec<String> {
+    let mut s: Vec<String> = smtp
+        .messages()
+        .iter()
+        .map(|m| m.subject().unwrap_or_default().to_string())
+        .collect();
+    s.sort();
+    s
+}
+
+#[tokio::test]
+async fn an_orders_life_sends_one_mail_per_event_and_the_payment_mail_carries_the_receipt() {
+    use crate::payments::{event, order_and_start, sign, webhook};
+    let smtp = SmtpSim::start().await;
+    let app = spawn_with_owned(&smtp_env(&smtp)).await;
+    let admin = app.admin_token().await;
+    let (token, _, _) = app.register("vida@example.cl").await;
+    let (id, start) = order_and_start(&app, &token, "NL-AUTO-1G", 1, None).await;
+    let total = app
+        .get(&format!("/api/orders/{id}"), Some(&token))
+        .await
+        .body["totalCents"]
+        .as_i64()
+        .unwrap();
+    // The provider's notification arrives twice.
+    let body = event(
+        &app,
+        "evt-mail-1",
+        start["providerTxnId"].as_str().unwrap(),
+        "paid",
+        total,
+    );
+    for _ in 0..2 {
+        let r = webhook(&app, &body, Some(sign(&body))).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    }
+    let r = app
+        .patch(
+            &format!("/api/admin/orders/{id}/tracking"),
+            Some(&admin),
+            json!({"courier": "Starken", "trackingNumber": "ST-99"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    for status in ["shipped", "delivered"] {
+        let r = app
+            .patch(
+                &format!("/api/admin/orders/{id}"),
+                Some(&admin),
+                json!({"status": status}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    }
+    // A second order, cancelled by its customer before paying.
+    let (other, _) = order_and_start(&app, &token, "NL-AUTO-1G", 1, None).await;
+    let r = app
+        .post(
+            &format!("/api/orders/{other}/cancel"),
+            Some(&token),
+            json!({}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+
+    run_jobs(&app).await;
+    run_jobs(&app).await;
+    let mut expected = vec![
+        format!("Pago recibido: tu pedido #{id} está confirmado"),
+        format!("Recibimos tu pedido #{id} en Dispensario"),
+        format!("Recibimos tu pedido #{other} en Dispensario"),
+        format!("Tu pedido #{id} fue entregado"),
+        format!("Tu pedido #{id} va en camino"),
+        format!("Tu pedido #{other} fue anulado"),
+    ];
+    expected.sort();
+    assert_eq!(subjects(&smtp), expected);
+    let messages = smtp.messages();
+    let paid = messages
+        .iter()
+        .find(|m| m.subject().unwrap().starts_with("Pago recibido"))
+        .unwrap();
+    let attachments: Vec<_> = paid.attachments().collect();
+    assert_eq!(attachments.len(), 1);
+    let pdf = attachments[0];
+    assert_eq!(
+        pdf.attachment_name(),
+        Some(format!("comprobante-{id}.pdf").as_str())
+    );
+    let ct = pdf.content_type().unwrap();
+    assert_eq!((ct.ctype(), ct.subtype()), ("application", Some("pdf")));
+    assert!(pdf.contents().starts_with(b"%PDF-"));
+    assert!(paid
+        .body_text(0)
+        .unwrap()
+        .contains("Adjuntamos tu comprobante"));
+    let shipped = messages
+        .iter()
+        .find(|m| m.subject().unwrap().ends_with("va en camino"))
+        .unwrap();
+    let text = shipped.body_text(0).unwrap();
+    assert!(text.contains("despachado por Starken"), "{text}");
+    assert!(text.contains("Código de seguimiento: ST-99"), "{text}");
+    // One job per message, all done.
+    let jobs = mail_jobs(&app).await;
+    assert_eq!(jobs.len(), 6);
+    assert!(jobs.iter().all(|j| j.state == JobState::Done));
+    assert_eq!(
+        app.metric("emails_sent_total", "template=\"payment_received\"")
+            .await,
+        1.0
+    );
+}
+
+#[tokio::test]
+async fn a_document_review_mails_its_status_only() {
+    use crate::medicinal::{doc_form, submit, PDF};
+    let smtp = SmtpSim::start().await;
+    let app = spawn_with_owned(&smtp_env(&smtp)).await;
+    let admin = app.admin_token().await;
+    let (token, _, _) = app.register("receta-mail@example.cl").await;
+    let mut ids = Vec::new();
+    for _ in 0..2 {
+        let r = submit(&app, &token, doc_form("receta", "receta.pdf", PDF)).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+        ids.push(r.body["id"].as_i64().unwrap());
+    }
+    for (id, status) in [(ids[0], "rejected"), (ids[1], "approved")] {
+        let r = app
+            .patch(
+                &format!("/api/admin/medicinal/docs/{id}"),
+                Some(&admin),
+                json!({"status": status, "notes": "notas internas"}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    }
+    run_jobs(&app).await;
+    assert_eq!(
+        subjects(&smtp),
+        vec!["Tu receta fue aprobada", "Tu receta no fue aprobada"]
+    );
+    for m in smtp.messages() {
+        assert_eq!(first_address(m.to()), "receta-mail@example.cl");
+        assert_eq!(m.attachments().count(), 0, "never the document");
+        let text = m.body_text(0).unwrap().to_string();
+        assert!(
+            !text.contains("notas internas") && !text.contains("receta.pdf"),
+            "{text}"
+        );
+    }
 }

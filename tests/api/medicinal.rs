@@ -12,14 +12,14 @@ use crate::uploads::PNG_1X1;
 /// A small valid PDF standing in for a scanned prescription.
 pub const PDF: &[u8] = b"%PDF-1.4\n1 0 obj <</Type /Catalog /Pages 2 0 R>> endobj\n2 0 obj <</Type /Pages /Kids [] /Count 0>> endobj\ntrailer <</Root 1 0 R>>\n%%EOF\n";
 
-fn doc_form(doc_type: &str, name: &str, bytes: &[u8]) -> Form {
+pub fn doc_form(doc_type: &str, name: &str, bytes: &[u8]) -> Form {
     Form::new().text("docType", doc_type.to_string()).part(
         "file",
         Part::bytes(bytes.to_vec()).file_name(name.to_string()),
     )
 }
 
-async fn submit(app: &TestApp, token: &str, form: Form) -> Resp {
+pub async fn submit(app: &TestApp, token: &str, form: Form) -> Resp {
     app.send(
         app.client
             .post(app.url("/api/medicinal/me/docs"))

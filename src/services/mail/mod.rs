@@ -11,7 +11,8 @@
 pub mod templates;
 pub mod transport;
 
-use lettre::message::{Mailbox, MultiPart};
+use lettre::message::header::ContentType;
+use lettre::message::{Attachment, Mailbox, MultiPart};
 use lettre::Message;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
 use serde::{Deserialize, Serialize};
@@ -33,6 +34,9 @@ pub struct MailPayload {
     /// The template's values (the recipient's name, the order, …), gathered when the event was
     /// handed over.
     pub context: Value,
+    /// Attach this order's receipt PDF (made when the message is sent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub receipt_order_id: Option<i64>,
 }
 
 /// The `mail.send` job.
@@ -51,7 +55,7 @@ impl Job for SendMail {
                 .inc();
             e
         };
-        let msg = build(st, &p).map_err(|e| failed(JobError::Fatal(e)))?;
+        let msg = build(st, &p).await.map_err(failed)?;
         match st.mailer.send(msg).await {
             Ok(went) => {
                 st.metrics.emails_sent.with_label_values(&[template]).inc();
@@ -65,8 +69,8 @@ impl Job for SendMail {
     }
 }
 
-/// The MIME message of `p`: plain text and HTML alternatives.
-fn build(st: &AppState, p: &MailPayload) -> Result<Message, String> {
+/// The MIME message of `p`: plain text and HTML alternatives, and the receipt when asked for.
+async fn build(st: &AppState, p: &MailPayload) -> Result<Message, JobError> {
     let mut context = p.context.clone();
     if let Value::Object(o) = &mut context {
         o.insert(
@@ -75,26 +79,44 @@ fn build(st: &AppState, p: &MailPayload) -> Result<Message, String> {
         );
         o.insert("recipient".into(), json!(p.to));
     }
-    let r = templates::render(&p.template, &context)?;
+    let r = templates::render(&p.template, &context).map_err(JobError::Fatal)?;
     let from: Mailbox = st
         .config
         .email_from
         .parse()
-        .map_err(|e| format!("EMAIL_FROM: {e}"))?;
+        .map_err(|e| JobError::Fatal(format!("EMAIL_FROM: {e}")))?;
     let to: Mailbox =
         p.to.parse()
-            .map_err(|e| format!("recipient {:?}: {e}", p.to))?;
-    let body = MultiPart::alternative_plain_html(r.text, r.html);
+            .map_err(|e| JobError::Fatal(format!("recipient {:?}: {e}", p.to)))?;
+    let mut body = MultiPart::alternative_plain_html(r.text, r.html);
+    if let Some(id) = p.receipt_order_id {
+        let o = order::Entity::find_by_id(id)
+            .one(&st.db)
+            .await?
+            .ok_or_else(|| JobError::Fatal(format!("order {id} is gone")))?;
+        let pdf = crate::services::receipts::pdf_of(st, &o).await?;
+        body = MultiPart::mixed().multipart(body).singlepart(
+            Attachment::new(format!("comprobante-{id}.pdf")).body(
+                pdf,
+                ContentType::parse("application/pdf").expect("a MIME type"),
+            ),
+        );
+    }
     Message::builder()
         .from(from)
         .to(to)
         .subject(r.subject)
         .multipart(body)
-        .map_err(|e| format!("building the message: {e}"))
+        .map_err(|e| JobError::Fatal(format!("building the message: {e}")))
 }
 
-/// The events that send mail, and which template each one uses.
-const MAILED: &[&str] = &["order.created"];
+/// The events that send mail (the template depends on the event's content, see `message_for`).
+const MAILED: &[&str] = &[
+    "order.created",
+    "order.status_changed",
+    "payment.refunded",
+    "medicinal_document.reviewed",
+];
 
 /// Turns events into `mail.send` jobs.
 pub struct MailSubscriber;
@@ -109,13 +131,15 @@ impl Subscriber for MailSubscriber {
     }
 
     async fn deliver(&self, st: &AppState, event: &outbox_event::Model) -> Result<(), JobError> {
-        let Some((template, to, context)) = message_for(st, event).await? else {
+        let Some(m) = message_for(st, event).await? else {
             return Ok(());
         };
+        let template = m.template;
         let job = NewJob::of::<SendMail>(&MailPayload {
             template: template.to_string(),
-            to,
-            context,
+            to: m.to,
+            context: m.context,
+            receipt_order_id: m.receipt_order_id,
         })?
         .unique(format!("mail:{}:{template}", event.id));
         jobs::enqueue(&st.db, st.clock.now(), job).await?;
@@ -123,28 +147,108 @@ impl Subscriber for MailSubscriber {
     }
 }
 
-/// The message an event asks for: (template, recipient, context); `None` when there is nobody
-/// to write to (the order or its customer is gone).
+/// One message an event asks for.
+struct Outgoing {
+    template: &'static str,
+    to: String,
+    context: Value,
+    receipt_order_id: Option<i64>,
+}
+
+/// The message an event asks for; `None` when it asks for none (an order back to `pending`, a
+/// document review that changed nothing) or there is nobody to write to (the order or the
+/// customer is gone).
 async fn message_for(
     st: &AppState,
     event: &outbox_event::Model,
-) -> Result<Option<(&'static str, String, Value)>, JobError> {
-    match event.event_type.as_str() {
-        "order.created" => {
-            let Some(id) = event.aggregate_id else {
-                return Ok(None);
+) -> Result<Option<Outgoing>, JobError> {
+    let p = &event.payload;
+    let text = |k: &str| p.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+    let (template, order_id, extra, receipt) = match event.event_type.as_str() {
+        "order.created" => ("order_received", event.aggregate_id, json!({}), false),
+        "order.status_changed" => {
+            let (template, reason) = match (text("to").as_str(), text("reason").as_str()) {
+                ("paid", _) => ("payment_received", ""),
+                ("shipped", _) => ("order_shipped", ""),
+                ("delivered", _) => ("order_delivered", ""),
+                ("cancelled", _) => ("order_cancelled", "cancelled"),
+                ("failed", "payment_timeout") => ("order_cancelled", "expired"),
+                ("failed", _) => ("order_cancelled", "payment_failed"),
+                _ => return Ok(None),
             };
-            let Some((o, customer)) = order_and_customer(st, id).await? else {
-                return Ok(None);
-            };
-            let context = json!({
-                "customer": {"name": customer.name},
-                "order": order_context(st, &o).await?,
-            });
-            Ok(Some(("order_received", customer.email, context)))
+            let extra = json!({"reason": reason, "wasPaid": text("from") == "paid"});
+            (
+                template,
+                event.aggregate_id,
+                extra,
+                template == "payment_received",
+            )
         }
-        _ => Ok(None),
+        "payment.refunded" => {
+            let amount = p.get("amountCents").and_then(Value::as_i64).unwrap_or(0);
+            let order_id = p.get("orderId").and_then(Value::as_i64);
+            (
+                "refund_issued",
+                order_id,
+                json!({"refund": {"amount": clp(amount)}}),
+                false,
+            )
+        }
+        "medicinal_document.reviewed" => {
+            let approved = match text("to").as_str() {
+                "approved" => true,
+                "rejected" => false,
+                _ => return Ok(None),
+            };
+            let Some(user_id) = p.get("userId").and_then(Value::as_i64) else {
+                return Ok(None);
+            };
+            let Some(u) = user::Entity::find_by_id(user_id)
+                .one(&st.db)
+                .await?
+                .filter(|u| u.deleted_at.is_none())
+            else {
+                return Ok(None);
+            };
+            // The status only: never the document's contents.
+            let expires_on = p
+                .get("expiresAt")
+                .and_then(Value::as_str)
+                .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok())
+                .map(|t| t.format("%d-%m-%Y").to_string());
+            let context = json!({
+                "customer": {"name": u.name},
+                "approved": approved,
+                "expiresOn": expires_on,
+            });
+            return Ok(Some(Outgoing {
+                template: "document_reviewed",
+                to: u.email,
+                context,
+                receipt_order_id: None,
+            }));
+        }
+        _ => return Ok(None),
+    };
+    let Some(order_id) = order_id else {
+        return Ok(None);
+    };
+    let Some((o, customer)) = order_and_customer(st, order_id).await? else {
+        return Ok(None);
+    };
+    let mut context = json!({
+        "customer": {"name": customer.name},
+        "order": order_context(st, &o).await?,
+    });
+    if let (Value::Object(c), Value::Object(x)) = (&mut context, extra) {
+        c.extend(x);
     }
+    Ok(Some(Outgoing {
+        template,
+        to: customer.email,
+        context,
+        receipt_order_id: receipt.then_some(o.id),
+    }))
 }
 
 async fn order_and_customer(
@@ -195,6 +299,8 @@ async fn order_context(st: &AppState, o: &order::Model) -> Result<Value, JobErro
             "comuna": field("comuna"),
             "region": field("region"),
         },
+        "courier": o.courier,
+        "trackingNumber": o.tracking_number,
         "url": format!("{}/orders/{}", st.config.frontend_base_url, o.id),
         "payWithinMinutes": st.config.payment_timeout_seconds / 60,
     }))

@@ -43,7 +43,15 @@ macro_rules! templates {
     };
 }
 
-templates!["order_received"];
+templates![
+    "order_received",
+    "payment_received",
+    "order_shipped",
+    "order_delivered",
+    "order_cancelled",
+    "refund_issued",
+    "document_reviewed",
+];
 
 fn env() -> &'static Environment<'static> {
     static ENV: OnceLock<Environment<'static>> = OnceLock::new();
@@ -128,5 +136,58 @@ mod tests {
             .unwrap_err()
             .contains("order_received"));
         assert!(render("nope", &order_context("Ana")).is_err());
+    }
+
+    /// Every template renders both parts with a context like the one its event gives; a
+    /// customer's name is escaped in HTML and kept as it is in the plain text.
+    #[test]
+    fn every_template_renders_both_parts_and_escapes_the_name() {
+        let name = "Ana <i>\"Pérez\"</i> & Co";
+        for template in NAMES {
+            let mut c = order_context(name);
+            let extra = json!({
+                "reason": "cancelled", "wasPaid": true, "refund": {"amount": "$13.990"},
+                "approved": true, "expiresOn": "31-12-2027",
+            });
+            for (k, v) in extra.as_object().unwrap() {
+                c[k] = v.clone();
+            }
+            c["order"]["courier"] = json!("Starken");
+            c["order"]["trackingNumber"] = json!("ST-1");
+            let r = render(template, &c).unwrap_or_else(|e| panic!("{template}: {e}"));
+            assert!(
+                !r.subject.is_empty() && !r.subject.contains('\n'),
+                "{template}"
+            );
+            assert!(
+                r.text.contains(&format!("Hola {name}:")),
+                "{template}: {}",
+                r.text
+            );
+            assert!(
+                r.html
+                    .contains("Hola Ana &lt;i&gt;&quot;Pérez&quot;&lt;&#x2f;i&gt; &amp; Co:"),
+                "{template}: {}",
+                r.html
+            );
+            assert!(!r.html.contains("<i>"), "{template}");
+            assert!(r.html.contains("Dispensario"), "{template}");
+        }
+        // The variants of the cancellation mail.
+        let mut c = order_context("Ana");
+        c["wasPaid"] = json!(false);
+        for (reason, subject) in [
+            ("expired", "Tu pedido #7 expiró sin pago"),
+            ("payment_failed", "El pago de tu pedido #7 no se completó"),
+            ("cancelled", "Tu pedido #7 fue anulado"),
+        ] {
+            c["reason"] = json!(reason);
+            assert_eq!(render("order_cancelled", &c).unwrap().subject, subject);
+        }
+        c["approved"] = json!(false);
+        c["expiresOn"] = Value::Null;
+        let r = render("document_reviewed", &c).unwrap();
+        assert_eq!(r.subject, "Tu receta no fue aprobada");
+        assert!(r.text.contains("no pudimos aprobarlo"));
     }
 }
