@@ -69,6 +69,8 @@ BEYOND_SCHEMA = {
     ("image", "*"),
     # A signed URL is both `expires` and `signature`, or neither.
     ("signature", "invalid"),
+    # An email verification token is one the server mailed, not used, replaced or expired.
+    ("token", "*"),
     # GraphQL's own grammar, and JSON inside a query-string parameter.
     ("query", "invalid_syntax"),
     ("variables", "invalid_json"),

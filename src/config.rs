@@ -127,6 +127,9 @@ pub struct Config {
     pub email_from: String,
     /// `MAIL_DIR`: where messages are written without `SMTP_URL`.
     pub mail_dir: std::path::PathBuf,
+    /// `REQUIRE_VERIFIED_EMAIL_FOR_CHECKOUT` (default false): checkout confirmation refuses users
+    /// whose address is not verified (403 `email_not_verified`).
+    pub require_verified_email_for_checkout: bool,
     /// Where browsers are sent back after paying.
     pub frontend_base_url: String,
     /// The store's name as printed on receipts.
@@ -414,6 +417,8 @@ impl Config {
             test_payment_secret: r
                 .raw("TEST_PAYMENT_SECRET")
                 .unwrap_or_else(|| "dev-test-payment-secret".into()),
+            require_verified_email_for_checkout: r
+                .parse("REQUIRE_VERIFIED_EMAIL_FOR_CHECKOUT", false)?,
             payments_test_enabled: !production || r.parse("PAYMENTS_TEST_ENABLED", false)?,
             webhook_allowed_ips,
             provider_timeout_seconds: r.positive("PROVIDER_TIMEOUT_SECONDS", 15)?,

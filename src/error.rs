@@ -17,6 +17,8 @@ pub enum ErrorCode {
     PayloadTooLarge,
     Unauthorized,
     Forbidden,
+    /// 403: the action needs a verified email address (`REQUIRE_VERIFIED_EMAIL_FOR_CHECKOUT`).
+    EmailNotVerified,
     NotFound,
     MethodNotAllowed,
     /// 415: a body in a media type the route does not take (e.g. `text/plain` where JSON is expected).
@@ -39,6 +41,7 @@ impl ErrorCode {
             ErrorCode::Validation | ErrorCode::PayloadTooLarge => "validation_error",
             ErrorCode::Unauthorized => "unauthorized",
             ErrorCode::Forbidden => "forbidden",
+            ErrorCode::EmailNotVerified => "email_not_verified",
             ErrorCode::NotFound => "not_found",
             ErrorCode::MethodNotAllowed => "method_not_allowed",
             ErrorCode::UnsupportedMediaType => "unsupported_media_type",
@@ -56,7 +59,7 @@ impl ErrorCode {
             ErrorCode::Validation => StatusCode::BAD_REQUEST,
             ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ErrorCode::Unauthorized => StatusCode::UNAUTHORIZED,
-            ErrorCode::Forbidden => StatusCode::FORBIDDEN,
+            ErrorCode::Forbidden | ErrorCode::EmailNotVerified => StatusCode::FORBIDDEN,
             ErrorCode::NotFound => StatusCode::NOT_FOUND,
             ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ErrorCode::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -79,6 +82,7 @@ impl ErrorCode {
             "validation_error" => ErrorCode::Validation,
             "unauthorized" => ErrorCode::Unauthorized,
             "forbidden" => ErrorCode::Forbidden,
+            "email_not_verified" => ErrorCode::EmailNotVerified,
             "not_found" => ErrorCode::NotFound,
             "method_not_allowed" => ErrorCode::MethodNotAllowed,
             "unsupported_media_type" => ErrorCode::UnsupportedMediaType,

@@ -6,6 +6,7 @@ pub mod cart;
 pub mod cart_item;
 pub mod category;
 pub mod coupon;
+pub mod email_verification;
 pub mod file;
 pub mod idempotency_key;
 pub mod job;

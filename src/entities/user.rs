@@ -51,6 +51,8 @@ pub struct Model {
     pub role: Role,
     pub is_active: bool,
     pub validated_medicinal: bool,
+    /// When the current address was verified (`None`: not yet).
+    pub email_verified_at: Option<DateTimeUtc>,
     pub deleted_at: Option<DateTimeUtc>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,

@@ -11,6 +11,32 @@ use crate::entities::user::Role;
 use crate::services::auth::{
     self, AuthSession, LoginInput, LogoutInput, RefreshInput, RegisterInput,
 };
+use crate::services::verification::{self, VerifyEmailInput};
+
+/// A verification link was followed.
+#[derive(SimpleObject, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(example = json!({"userId": 2, "email": "ana@example.cl", "emailVerified": true, "emailChanged": false}))]
+pub struct EmailVerification {
+    pub user_id: i64,
+    /// The verified address, now the account's email.
+    pub email: String,
+    /// Always `true`: a link that cannot be used is an error.
+    pub email_verified: bool,
+    /// The link was for an email change, which has now taken effect.
+    pub email_changed: bool,
+}
+
+/// A verification link is on its way.
+#[derive(SimpleObject, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(example = json!({"email": "ana@example.cl", "expiresInHours": 24}))]
+pub struct EmailVerificationSent {
+    /// Where it was sent: the pending new address of an email change, else the account's email.
+    pub email: String,
+    /// How long the link works once sent.
+    pub expires_in_hours: i64,
+}
 
 #[derive(SimpleObject, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -63,6 +89,38 @@ impl AuthMutation {
     ) -> GqlResult<AuthPayload> {
         let (st, rc) = parts(ctx);
         Ok(auth::refresh(st, rc, input).await?.into())
+    }
+
+    /// Uses the link mailed to verify an address: marks it verified, or completes the email
+    /// change it was sent for. A token that is unknown, used, replaced or expired is refused
+    /// (`validation_error` on `token`: `invalid`, `used`, `expired`).
+    async fn verify_email(
+        &self,
+        ctx: &Context<'_>,
+        input: VerifyEmailInput,
+    ) -> GqlResult<EmailVerification> {
+        let (st, rc) = parts(ctx);
+        let v = verification::verify(st, rc, input).await?;
+        Ok(EmailVerification {
+            user_id: v.user_id,
+            email: v.email,
+            email_verified: true,
+            email_changed: v.changed,
+        })
+    }
+
+    /// Mails a new verification link for the signed-in user's pending email change, or else for
+    /// their unverified address (one a minute, five an hour; 409 when already verified).
+    #[graphql(guard = "RoleGuard(Role::Customer)")]
+    async fn resend_email_verification(
+        &self,
+        ctx: &Context<'_>,
+    ) -> GqlResult<EmailVerificationSent> {
+        let (st, rc) = parts(ctx);
+        Ok(EmailVerificationSent {
+            email: verification::resend(st, rc).await?,
+            expires_in_hours: verification::LINK_TTL_HOURS,
+        })
     }
 
     /// Revokes the current access token and its session's refresh tokens.

@@ -1,6 +1,6 @@
 //! GraphQL types and resolvers for users and the signed-in user's profile.
 
-use async_graphql::{Context, Object, SimpleObject};
+use async_graphql::{ComplexObject, Context, Object, SimpleObject};
 use chrono::NaiveDate;
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -13,15 +13,22 @@ use crate::services::pagination::Page;
 use crate::services::users::{self, UpdateMeInput, UpdateUserInput, UserFilter, UserView};
 
 #[derive(SimpleObject, Serialize, ToSchema, Clone)]
+#[graphql(complex)]
 #[serde(rename_all = "camelCase")]
-#[schema(example = json!({"id": 2, "name": "Ana Pérez", "email": "ana@example.cl", "rut": "12345678-5",
-    "role": "customer", "isActive": true, "validatedMedicinal": false,
+#[schema(example = json!({"id": 2, "name": "Ana Pérez", "email": "ana@example.cl", "emailVerified": true,
+    "pendingEmail": null, "rut": "12345678-5", "role": "customer", "isActive": true, "validatedMedicinal": false,
     "profile": {"phone": "+56912345678", "birthdate": null, "address": null, "comuna": null, "region": null, "defaultAddressId": null},
     "createdAt": "2026-11-22T08:00:00Z", "updatedAt": "2026-11-22T08:00:00Z", "deletedAt": null}))]
 pub struct User {
     pub id: i64,
     pub name: String,
     pub email: String,
+    /// Whether `email` was verified (by following the link mailed to it).
+    pub email_verified: bool,
+    /// The address an email change asked for, until its link is followed (it then becomes
+    /// `email`) or expires. Resolved on request.
+    #[graphql(skip)]
+    pub pending_email: Option<String>,
     pub rut: Option<String>,
     pub role: Role,
     pub is_active: bool,
@@ -30,6 +37,16 @@ pub struct User {
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
     pub deleted_at: Option<Timestamp>,
+}
+
+#[ComplexObject]
+impl User {
+    /// The address an email change asked for, until its link is followed (it then becomes
+    /// `email`) or expires.
+    async fn pending_email(&self, ctx: &Context<'_>) -> GqlResult<Option<String>> {
+        let (st, _) = parts(ctx);
+        Ok(crate::services::verification::pending_email(&st.db, self.id, st.clock.now()).await?)
+    }
 }
 
 #[derive(SimpleObject, Serialize, ToSchema, Clone, Default)]
@@ -61,6 +78,8 @@ impl From<UserView> for User {
             id: u.id,
             name: u.name,
             email: u.email,
+            email_verified: u.email_verified_at.is_some(),
+            pending_email: None,
             rut: u.rut,
             role: u.role,
             is_active: u.is_active,

@@ -204,7 +204,7 @@ pub fn routes() -> Vec<RestRoute> {
             .access(Access::Customer)
             .doc(
                 "checkout",
-                "Create the pending order and reserve its stock, or write nothing (409 listing short lines). Honours Idempotency-Key",
+                "Create the pending order and reserve its stock, or write nothing (409 listing short lines; 403 email_not_verified when REQUIRE_VERIFIED_EMAIL_FOR_CHECKOUT is on and the address is not verified). Honours Idempotency-Key",
             )
             .body(json_body::<CheckoutInput>("input"))
             .returns::<OrderDoc>(),

@@ -6,10 +6,11 @@ use utoipa::IntoParams;
 
 use super::{json_body, optional_json_body, query, Access, RestRoute};
 use crate::entities::user::Role;
-use crate::graphql::auth::AuthPayload;
+use crate::graphql::auth::{AuthPayload, EmailVerification, EmailVerificationSent};
 use crate::graphql::users::{User, UserPage};
 use crate::services::auth::{LoginInput, LogoutInput, RefreshInput, RegisterInput};
 use crate::services::users::{UpdateMeInput, UpdateUserInput};
+use crate::services::verification::VerifyEmailInput;
 
 /// Query parameters of `GET /api/users`.
 #[derive(Deserialize, Serialize, IntoParams)]
@@ -80,6 +81,33 @@ pub fn routes() -> Vec<RestRoute> {
         )
         .body(optional_json_body::<LogoutInput>("input")),
         RestRoute::new(
+            M::POST,
+            "/api/auth/verify-email",
+            "VerifyEmail",
+            doc!("auth/verify_email.graphql"),
+            "verifyEmail",
+        )
+        .doc(
+            "auth",
+            "Use the link mailed to verify an address (or complete an email change); 400 on `token` when it is invalid, used or expired",
+        )
+        .body(json_body::<VerifyEmailInput>("input"))
+        .returns::<EmailVerification>(),
+        RestRoute::new(
+            M::POST,
+            "/api/auth/verify-email/resend",
+            "ResendEmailVerification",
+            doc!("auth/resend_email_verification.graphql"),
+            "resendEmailVerification",
+        )
+        .status(StatusCode::ACCEPTED)
+        .access(Access::Customer)
+        .doc(
+            "auth",
+            "Mail a new verification link (pending email change first, else the unverified address); 429 more than once a minute or five times an hour, 409 when already verified",
+        )
+        .returns::<EmailVerificationSent>(),
+        RestRoute::new(
             M::GET,
             "/api/me",
             "Me",
@@ -99,7 +127,7 @@ pub fn routes() -> Vec<RestRoute> {
         .access(Access::Customer)
         .doc(
             "users",
-            "Update the signed-in user's name, email, RUT or phone",
+            "Update the signed-in user's name, RUT or phone, or ask for an email change (it takes effect when the link mailed to the new address is followed)",
         )
         .body(json_body::<UpdateMeInput>("input"))
         .returns::<User>(),

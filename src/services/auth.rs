@@ -20,6 +20,7 @@ use crate::error::{AppError, AppResult, FieldIssue};
 use crate::services::events::{self, DomainEvent};
 use crate::services::tokens::{TokenProblem, ACCESS, REFRESH};
 use crate::services::users::{self, load_view, UserView};
+use crate::services::verification;
 use crate::state::AppState;
 
 #[derive(InputObject, Deserialize, Serialize, ToSchema)]
@@ -115,6 +116,7 @@ pub async fn register(
         role: Set(Role::Customer),
         is_active: Set(true),
         validated_medicinal: Set(false),
+        email_verified_at: Set(None),
         deleted_at: Set(None),
         created_at: Set(now),
         updated_at: Set(now),
@@ -124,6 +126,7 @@ pub async fn register(
     .await?;
     users::create_profile(&txn, user.id, now).await?;
     events::record(&txn, st, ctx, DomainEvent::UserRegistered { id: user.id }).await?;
+    verification::request(&txn, st, ctx, user.id, &user.email, None).await?;
     let session = issue_session(st, &txn, &user, None).await?;
     txn.commit().await?;
     Ok(session)
@@ -334,7 +337,8 @@ pub async fn logout(st: &AppState, ctx: &RequestCtx, input: LogoutInput) -> AppR
     Ok(true)
 }
 
-fn limit_ip(st: &AppState, ctx: &RequestCtx) -> AppResult<()> {
+/// Takes one request from the client IP's credential-route budget.
+pub(crate) fn limit_ip(st: &AppState, ctx: &RequestCtx) -> AppResult<()> {
     st.limits.check_auth(ctx.client_ip).inspect_err(|_| {
         st.metrics
             .rate_limited

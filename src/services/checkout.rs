@@ -366,6 +366,7 @@ pub async fn confirm_checkout(
     input: CheckoutInput,
 ) -> AppResult<order::Model> {
     ctx.require_user()?;
+    crate::services::verification::require_verified_for_checkout(st, ctx).await?;
     let id =
         crate::services::idempotency::once(st, ctx, "checkout.confirm", input, |input| async {
             confirm(st, ctx, input).await.map(|o| o.id)

@@ -188,6 +188,13 @@ domain_events! {
     /// A rotated refresh token was presented again: its whole family is revoked.
     RefreshTokenReused = ("auth.refresh_reuse", "user") { id: i64, family_revoked: bool }
     LoggedOut = ("auth.logout", "user") { id: i64 }
+    /// A link to verify an address was asked for (at registration, on request, or for an email
+    /// change when `change`); the mail carries it.
+    EmailVerificationRequested = ("user.email_verification_requested", "user") {
+        id: i64, verification_id: i64, change: bool,
+    }
+    /// A link was used: the address is verified and, when `changed`, is now the account's email.
+    EmailVerified = ("user.email_verified", "user") { id: i64, verification_id: i64, changed: bool }
     UserUpdated = ("user.updated", "user") {
         id: i64,
         by: ChangedBy,
@@ -263,6 +270,8 @@ impl DomainEvent {
         match self {
             DomainEvent::UserRegistered { id }
             | DomainEvent::LoginSucceeded { id }
+            | DomainEvent::EmailVerificationRequested { id, .. }
+            | DomainEvent::EmailVerified { id, .. }
             | DomainEvent::RefreshTokenReused { id, .. } => Some(*id),
             _ => None,
         }

@@ -1,11 +1,11 @@
 //! Removes rows whose only purpose has passed: revoked access tokens and refresh tokens past
 //! their expiry (an expired token is refused on its own), idempotency keys past their
-//! retention, finished jobs past theirs, and delivery marks of events already dispatched. Run as the periodic `housekeeping.purge` job; safe on several instances at once (plain
+//! retention, email verification links a week past theirs, finished jobs past theirs, and delivery marks of events already dispatched. Run as the periodic `housekeeping.purge` job; safe on several instances at once (plain
 //! conditional deletes).
 
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 
-use crate::entities::{auth_token, idempotency_key, revoked_access_token};
+use crate::entities::{auth_token, email_verification, idempotency_key, revoked_access_token};
 use crate::error::AppResult;
 use crate::state::AppState;
 
@@ -14,6 +14,8 @@ pub struct Purged {
     pub revoked_access_tokens: u64,
     pub refresh_tokens: u64,
     pub idempotency_keys: u64,
+    /// Email verification links a week past their expiry (used ones included).
+    pub email_verifications: u64,
 }
 
 pub async fn purge_expired(st: &AppState) -> AppResult<Purged> {
@@ -31,6 +33,11 @@ pub async fn purge_expired(st: &AppState) -> AppResult<Purged> {
             .rows_affected,
         idempotency_keys: idempotency_key::Entity::delete_many()
             .filter(idempotency_key::Column::ExpiresAt.lt(now))
+            .exec(&st.db)
+            .await?
+            .rows_affected,
+        email_verifications: email_verification::Entity::delete_many()
+            .filter(email_verification::Column::ExpiresAt.lt(now - chrono::Duration::days(7)))
             .exec(&st.db)
             .await?
             .rows_affected,

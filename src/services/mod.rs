@@ -27,3 +27,4 @@ pub mod stock;
 pub mod tokens;
 pub mod unique;
 pub mod users;
+pub mod verification;

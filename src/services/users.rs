@@ -131,10 +131,11 @@ pub async fn update_me(
         am.name = Set(n);
         changed.push("name");
     }
+    // A new address takes effect when it is verified: a link goes to it, a notice to the old one.
+    let mut email_change = None;
     if let Some(e) = email.filter(|e| *e != current.user.email) {
         ensure_email_free(&txn, &e).await?;
-        am.email = Set(e);
-        changed.push("email");
+        email_change = Some(e);
     }
     match rut {
         MaybeUndefined::Value(r) if current.user.rut.as_deref() != Some(r.as_str()) => {
@@ -182,6 +183,10 @@ pub async fn update_me(
             },
         )
         .await?;
+    }
+    if let Some(e) = email_change {
+        crate::services::verification::request(&txn, st, ctx, me.id, &e, Some(&current.user.email))
+            .await?;
     }
     let view = load_view(&txn, me.id)
         .await?

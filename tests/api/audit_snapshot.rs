@@ -127,6 +127,28 @@ async fn scenario(app: &TestApp, sim: &WebpaySim) {
         .await,
         StatusCode::OK,
     );
+    // Email verification: the registration's link used, an email change asked for (not verified).
+    let link = app
+        .scalar_i64("SELECT MIN(id) FROM email_verifications")
+        .await;
+    let link = dispensary::services::verification::mint(&app.state, link)
+        .await
+        .unwrap()
+        .expect("a pending link");
+    ok(
+        &app.post("/api/auth/verify-email", None, json!({"token": link}))
+            .await,
+        StatusCode::OK,
+    );
+    ok(
+        &app.patch(
+            "/api/me",
+            Some(&token),
+            json!({"email": "auditoria-nueva@example.cl"}),
+        )
+        .await,
+        StatusCode::OK,
+    );
     // Addresses.
     let a = app
         .post("/api/addresses", Some(&token), json!({"name": "Casa", "addressLine": "Av. Providencia 1234", "comuna": "Providencia", "region": "RM"}))

@@ -429,7 +429,12 @@ async fn expired_tokens_and_idempotency_keys_are_purged() {
                 .await
         }
     };
-    for t in ["revoked_access_tokens", "auth_tokens", "idempotency_keys"] {
+    for t in [
+        "revoked_access_tokens",
+        "auth_tokens",
+        "idempotency_keys",
+        "email_verifications",
+    ] {
         assert!(count(t).await > 0, "{t} has a row");
     }
     // Nothing has expired yet.
@@ -441,10 +446,16 @@ async fn expired_tokens_and_idempotency_keys_are_purged() {
         Purged {
             revoked_access_tokens: 1,
             refresh_tokens: 1,
-            idempotency_keys: 1
+            idempotency_keys: 1,
+            email_verifications: 1,
         }
     );
-    for t in ["revoked_access_tokens", "auth_tokens", "idempotency_keys"] {
+    for t in [
+        "revoked_access_tokens",
+        "auth_tokens",
+        "idempotency_keys",
+        "email_verifications",
+    ] {
         assert_eq!(count(t).await, 0, "{t} purged");
     }
 }

@@ -370,7 +370,11 @@ async fn readiness_and_metrics() {
     let before = app.metric("db_statements_total", "").await;
     app.get("/api/me", Some(&token)).await;
     let after = app.metric("db_statements_total", "").await;
-    assert_eq!(after - before, 2.0, "bearer check + user load");
+    assert_eq!(
+        after - before,
+        3.0,
+        "bearer check + user load + pending email change"
+    );
 
     // Readiness fails with the error model when the database is gone.
     app.state.db.clone().close().await.ok();

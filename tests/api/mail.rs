@@ -15,6 +15,17 @@ use crate::smtp::SmtpSim;
 
 const NAME: &str = "Ana <b>Pérez</b> & \"Cía\"";
 
+/// The subject of the link every registration mails.
+pub(crate) const VERIFY: &str = "Confirma tu correo en Dispensario";
+
+/// The messages received other than registration's verification link.
+fn order_messages(smtp: &SmtpSim) -> Vec<Message<'static>> {
+    smtp.messages()
+        .into_iter()
+        .filter(|m| m.subject() != Some(VERIFY))
+        .collect()
+}
+
 /// A customer with a name that needs escaping, and their pending order: (email, order id).
 async fn customer_order(app: &TestApp, email: &str) -> (String, i64) {
     let r = app
@@ -41,7 +52,7 @@ async fn customer_order(app: &TestApp, email: &str) -> (String, i64) {
 }
 
 /// Everything due, as a runner would do it: ticks, then every due job until none is left.
-async fn run_jobs(app: &TestApp) {
+pub(crate) async fn run_jobs(app: &TestApp) {
     let r = app.job_runner(1);
     for _ in 0..3 {
         r.schedule_once().await.unwrap();
@@ -49,7 +60,7 @@ async fn run_jobs(app: &TestApp) {
     }
 }
 
-async fn mail_jobs(app: &TestApp) -> Vec<job::Model> {
+pub(crate) async fn mail_jobs(app: &TestApp) -> Vec<job::Model> {
     job::Entity::find()
         .filter(job::Column::Kind.eq("mail.send"))
         .all(&app.state.db)
@@ -57,7 +68,7 @@ async fn mail_jobs(app: &TestApp) -> Vec<job::Model> {
         .unwrap()
 }
 
-fn first_address(a: Option<&mail_parser::Address<'_>>) -> String {
+pub(crate) fn first_address(a: Option<&mail_parser::Address<'_>>) -> String {
     a.and_then(|a| a.first())
         .and_then(|a| a.address())
         .unwrap_or_default()
@@ -99,7 +110,7 @@ fn check_order_received(m: &Message<'_>, email: &str, id: i64) {
     );
 }
 
-fn smtp_env(smtp: &SmtpSim) -> Vec<(&'static str, String)> {
+pub(crate) fn smtp_env(smtp: &SmtpSim) -> Vec<(&'static str, String)> {
     vec![
         ("SMTP_URL", smtp.url()),
         ("EMAIL_FROM", "Tienda <hola@tienda.example.cl>".into()),
@@ -107,7 +118,7 @@ fn smtp_env(smtp: &SmtpSim) -> Vec<(&'static str, String)> {
     ]
 }
 
-async fn spawn_with_owned(vars: &[(&'static str, String)]) -> TestApp {
+pub(crate) async fn spawn_with_owned(vars: &[(&'static str, String)]) -> TestApp {
     let borrowed: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
     TestApp::spawn_with(&borrowed).await
 }
@@ -122,11 +133,18 @@ async fn an_order_sends_one_received_mail_over_smtp_however_often_its_event_is_h
 
     run_jobs(&app).await;
     let got = smtp.received();
-    assert_eq!(got.len(), 1);
-    assert_eq!(got[0].from, "hola@tienda.example.cl");
-    assert_eq!(got[0].to, vec![email.clone()]);
-    check_order_received(&smtp.messages()[0], &email, id);
-    let jobs = mail_jobs(&app).await;
+    // Registration's verification link, then the order.
+    assert_eq!(got.len(), 2);
+    assert!(got
+        .iter()
+        .all(|g| g.from == "hola@tienda.example.cl" && g.to == vec![email.clone()]));
+    assert_eq!(subjects(&smtp)[0], VERIFY);
+    check_order_received(&order_messages(&smtp)[0], &email, id);
+    let jobs: Vec<_> = mail_jobs(&app)
+        .await
+        .into_iter()
+        .filter(|j| j.payload["template"] == "order_received")
+        .collect();
     assert_eq!(jobs.len(), 1);
     let created = app
         .scalar_i64(&format!(
@@ -155,8 +173,8 @@ async fn an_order_sends_one_received_mail_over_smtp_however_often_its_event_is_h
             == 1,
         "handed over again"
     );
-    assert_eq!(smtp.received().len(), 1);
-    assert_eq!(mail_jobs(&app).await.len(), 1);
+    assert_eq!(smtp.received().len(), 2);
+    assert_eq!(mail_jobs(&app).await.len(), 2);
     assert_eq!(
         app.metric("emails_sent_total", "template=\"order_received\"")
             .await,
@@ -173,7 +191,12 @@ async fn a_mail_server_that_is_down_gets_the_message_once_it_is_back() {
     run_jobs(&app).await;
     assert!(smtp.received().is_empty());
     assert!(smtp.state.lock().unwrap().sessions >= 1, "it was tried");
-    let j = mail_jobs(&app).await.remove(0);
+    let order_job = |jobs: Vec<job::Model>| {
+        jobs.into_iter()
+            .find(|j| j.payload["template"] == "order_received")
+            .unwrap()
+    };
+    let j = order_job(mail_jobs(&app).await);
     assert_eq!((j.state, j.attempts), (JobState::Failed, 1));
     assert!(
         j.last_error.as_deref().unwrap().starts_with("SMTP:"),
@@ -190,9 +213,9 @@ async fn a_mail_server_that_is_down_gets_the_message_once_it_is_back() {
     app.clock
         .advance(j.run_at - app.clock.now() + Duration::milliseconds(10));
     run_jobs(&app).await;
-    assert_eq!(smtp.received().len(), 1);
-    check_order_received(&smtp.messages()[0], &email, id);
-    let j = mail_jobs(&app).await.remove(0);
+    assert_eq!(smtp.received().len(), 2);
+    check_order_received(&order_messages(&smtp)[0], &email, id);
+    let j = order_job(mail_jobs(&app).await);
     assert_eq!((j.state, j.attempts), (JobState::Done, 2));
     // Later runs never send it again; the unpaid order expiring sends its own mail.
     app.clock.advance(Duration::hours(1));
@@ -200,6 +223,7 @@ async fn a_mail_server_that_is_down_gets_the_message_once_it_is_back() {
     assert_eq!(
         subjects(&smtp),
         vec![
+            VERIFY.to_string(),
             format!("Recibimos tu pedido #{id} en Dispensario"),
             format!("Tu pedido #{id} expiró sin pago"),
         ]
@@ -221,16 +245,23 @@ async fn without_smtp_url_messages_are_written_as_eml_files() {
         .unwrap()
         .map(|e| e.unwrap().path())
         .collect();
-    assert_eq!(files.len(), 1, "{files:?}");
-    assert_eq!(files[0].extension().and_then(|e| e.to_str()), Some("eml"));
-    let bytes = std::fs::read(&files[0]).unwrap();
-    let m = MessageParser::default().parse(&bytes).unwrap();
-    check_order_received(&m, &email, id);
-    assert!(m.content_type().is_some());
+    assert_eq!(files.len(), 2, "{files:?}");
+    let mut order_mails = 0;
+    for f in &files {
+        assert_eq!(f.extension().and_then(|e| e.to_str()), Some("eml"));
+        let bytes = std::fs::read(f).unwrap();
+        let m = MessageParser::default().parse(&bytes).unwrap();
+        assert!(m.content_type().is_some());
+        if m.subject() != Some(VERIFY) {
+            check_order_received(&m, &email, id);
+            order_mails += 1;
+        }
+    }
+    assert_eq!(order_mails, 1);
 }
 
 /// The messages received, by subject.
-fn subjects(smtp: &SmtpSim) -> Vec<String> {
+pub(crate) fn subjects(smtp: &SmtpSim) -> Vec<String> {
     let mut s: Vec<String> = smtp
         .messages()
         .iter()
@@ -298,6 +329,7 @@ async fn an_orders_life_sends_one_mail_per_event_and_the_payment_mail_carries_th
     run_jobs(&app).await;
     run_jobs(&app).await;
     let mut expected = vec![
+        VERIFY.to_string(),
         format!("Pago recibido: tu pedido #{id} está confirmado"),
         format!("Recibimos tu pedido #{id} en Dispensario"),
         format!("Recibimos tu pedido #{other} en Dispensario"),
@@ -335,7 +367,7 @@ async fn an_orders_life_sends_one_mail_per_event_and_the_payment_mail_carries_th
     assert!(text.contains("Código de seguimiento: ST-99"), "{text}");
     // One job per message, all done.
     let jobs = mail_jobs(&app).await;
-    assert_eq!(jobs.len(), 6);
+    assert_eq!(jobs.len(), 7);
     assert!(jobs.iter().all(|j| j.state == JobState::Done));
     assert_eq!(
         app.metric("emails_sent_total", "template=\"payment_received\"")
@@ -370,9 +402,13 @@ async fn a_document_review_mails_its_status_only() {
     run_jobs(&app).await;
     assert_eq!(
         subjects(&smtp),
-        vec!["Tu receta fue aprobada", "Tu receta no fue aprobada"]
+        vec![
+            VERIFY,
+            "Tu receta fue aprobada",
+            "Tu receta no fue aprobada"
+        ]
     );
-    for m in smtp.messages() {
+    for m in order_messages(&smtp) {
         assert_eq!(first_address(m.to()), "receta-mail@example.cl");
         assert_eq!(m.attachments().count(), 0, "never the document");
         let text = m.body_text(0).unwrap().to_string();

@@ -39,4 +39,5 @@ mod simulators;
 mod smtp;
 mod uploads;
 mod users;
+mod verify_email;
 mod webpay;

@@ -18,7 +18,7 @@ use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use crate::entities::{order, order_item, outbox_event, user};
+use crate::entities::{email_verification, order, order_item, outbox_event, user};
 use crate::services::events::{Interest, Subscriber};
 use crate::services::jobs::{self, Job, JobError, NewJob};
 use crate::services::receipts::clp;
@@ -37,6 +37,10 @@ pub struct MailPayload {
     /// Attach this order's receipt PDF (made when the message is sent).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub receipt_order_id: Option<i64>,
+    /// Put a link for this email verification in the message (`verifyUrl`); its token is made
+    /// when the message is sent, so it is never in the payload.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verification_id: Option<i64>,
 }
 
 /// The `mail.send` job.
@@ -55,7 +59,13 @@ impl Job for SendMail {
                 .inc();
             e
         };
-        let msg = build(st, &p).await.map_err(failed)?;
+        let Some(msg) = build(st, &p).await.map_err(failed)? else {
+            tracing::info!(
+                template,
+                "verification link used or replaced before it was sent; not sent"
+            );
+            return Ok(());
+        };
         match st.mailer.send(msg).await {
             Ok(went) => {
                 st.metrics.emails_sent.with_label_values(&[template]).inc();
@@ -70,7 +80,8 @@ impl Job for SendMail {
 }
 
 /// The MIME message of `p`: plain text and HTML alternatives, and the receipt when asked for.
-async fn build(st: &AppState, p: &MailPayload) -> Result<Message, JobError> {
+/// `None` when it carries a verification link that was used or replaced meanwhile.
+async fn build(st: &AppState, p: &MailPayload) -> Result<Option<Message>, JobError> {
     let mut context = p.context.clone();
     if let Value::Object(o) = &mut context {
         o.insert(
@@ -78,6 +89,18 @@ async fn build(st: &AppState, p: &MailPayload) -> Result<Message, JobError> {
             json!({"name": st.config.store_name, "url": st.config.frontend_base_url}),
         );
         o.insert("recipient".into(), json!(p.to));
+        if let Some(id) = p.verification_id {
+            let Some(token) = crate::services::verification::mint(st, id).await? else {
+                return Ok(None);
+            };
+            o.insert(
+                "verifyUrl".into(),
+                json!(format!(
+                    "{}/verify-email?token={token}",
+                    st.config.frontend_base_url
+                )),
+            );
+        }
     }
     let r = templates::render(&p.template, &context).map_err(JobError::Fatal)?;
     let from: Mailbox = st
@@ -107,6 +130,7 @@ async fn build(st: &AppState, p: &MailPayload) -> Result<Message, JobError> {
         .to(to)
         .subject(r.subject)
         .multipart(body)
+        .map(Some)
         .map_err(|e| JobError::Fatal(format!("building the message: {e}")))
 }
 
@@ -116,6 +140,7 @@ const MAILED: &[&str] = &[
     "order.status_changed",
     "payment.refunded",
     "medicinal_document.reviewed",
+    "user.email_verification_requested",
 ];
 
 /// Turns events into `mail.send` jobs.
@@ -131,18 +156,18 @@ impl Subscriber for MailSubscriber {
     }
 
     async fn deliver(&self, st: &AppState, event: &outbox_event::Model) -> Result<(), JobError> {
-        let Some(m) = message_for(st, event).await? else {
-            return Ok(());
-        };
-        let template = m.template;
-        let job = NewJob::of::<SendMail>(&MailPayload {
-            template: template.to_string(),
-            to: m.to,
-            context: m.context,
-            receipt_order_id: m.receipt_order_id,
-        })?
-        .unique(format!("mail:{}:{template}", event.id));
-        jobs::enqueue(&st.db, st.clock.now(), job).await?;
+        for m in messages_for(st, event).await? {
+            let template = m.template;
+            let job = NewJob::of::<SendMail>(&MailPayload {
+                template: template.to_string(),
+                to: m.to,
+                context: m.context,
+                receipt_order_id: m.receipt_order_id,
+                verification_id: m.verification_id,
+            })?
+            .unique(format!("mail:{}:{template}", event.id));
+            jobs::enqueue(&st.db, st.clock.now(), job).await?;
+        }
         Ok(())
     }
 }
@@ -153,6 +178,67 @@ struct Outgoing {
     to: String,
     context: Value,
     receipt_order_id: Option<i64>,
+    verification_id: Option<i64>,
+}
+
+/// The messages an event asks for: an email change's link to the new address and notice to the
+/// old one; otherwise at most one (see `message_for`).
+async fn messages_for(
+    st: &AppState,
+    event: &outbox_event::Model,
+) -> Result<Vec<Outgoing>, JobError> {
+    if event.event_type == "user.email_verification_requested" {
+        return verification_messages(st, event).await;
+    }
+    Ok(message_for(st, event).await?.into_iter().collect())
+}
+
+/// `user.email_verification_requested`: the link (made when it is sent) to the address being
+/// verified and, for an email change, a notice to the address in use. Nothing when the link was
+/// used or replaced before the event was handed over.
+async fn verification_messages(
+    st: &AppState,
+    event: &outbox_event::Model,
+) -> Result<Vec<Outgoing>, JobError> {
+    let Some(id) = event.payload.get("verificationId").and_then(Value::as_i64) else {
+        return Err(JobError::Fatal("no verificationId in the event".into()));
+    };
+    let Some(v) = email_verification::Entity::find_by_id(id)
+        .one(&st.db)
+        .await?
+        .filter(|v| v.consumed_at.is_none())
+    else {
+        return Ok(Vec::new());
+    };
+    let Some(u) = user::Entity::find_by_id(v.user_id)
+        .one(&st.db)
+        .await?
+        .filter(user::Model::is_usable)
+    else {
+        return Ok(Vec::new());
+    };
+    let change = v.previous_email.is_some();
+    let mut out = vec![Outgoing {
+        template: "verify_email",
+        to: v.email.clone(),
+        context: json!({
+            "customer": {"name": u.name},
+            "change": change,
+            "expiresInHours": crate::services::verification::LINK_TTL_HOURS,
+        }),
+        receipt_order_id: None,
+        verification_id: Some(v.id),
+    }];
+    if let Some(old) = v.previous_email {
+        out.push(Outgoing {
+            template: "email_change_requested",
+            to: old,
+            context: json!({"customer": {"name": u.name}, "newEmail": v.email}),
+            receipt_order_id: None,
+            verification_id: None,
+        });
+    }
+    Ok(out)
 }
 
 /// The message an event asks for; `None` when it asks for none (an order back to `pending`, a
@@ -226,6 +312,7 @@ async fn message_for(
                 to: u.email,
                 context,
                 receipt_order_id: None,
+                verification_id: None,
             }));
         }
         _ => return Ok(None),
@@ -248,6 +335,7 @@ async fn message_for(
         to: customer.email,
         context,
         receipt_order_id: receipt.then_some(o.id),
+        verification_id: None,
     }))
 }
 

@@ -51,6 +51,8 @@ templates![
     "order_cancelled",
     "refund_issued",
     "document_reviewed",
+    "verify_email",
+    "email_change_requested",
 ];
 
 fn env() -> &'static Environment<'static> {
@@ -148,6 +150,8 @@ mod tests {
             let extra = json!({
                 "reason": "cancelled", "wasPaid": true, "refund": {"amount": "$13.990"},
                 "approved": true, "expiresOn": "31-12-2027",
+                "change": false, "expiresInHours": 24, "newEmail": "nueva@example.cl",
+                "verifyUrl": "https://tienda.example.cl/verify-email?token=ab12",
             });
             for (k, v) in extra.as_object().unwrap() {
                 c[k] = v.clone();
@@ -184,6 +188,37 @@ mod tests {
             c["reason"] = json!(reason);
             assert_eq!(render("order_cancelled", &c).unwrap().subject, subject);
         }
+        // The verification link: in both parts, and worded for a change when it is one.
+        c["change"] = json!(false);
+        c["expiresInHours"] = json!(24);
+        c["newEmail"] = json!("nueva@example.cl");
+        c["verifyUrl"] = json!("https://tienda.example.cl/verify-email?token=ab12");
+        let r = render("verify_email", &c).unwrap();
+        assert_eq!(r.subject, "Confirma tu correo en Dispensario");
+        assert!(
+            r.text
+                .contains("\nhttps://tienda.example.cl/verify-email?token=ab12\n"),
+            "{}",
+            r.text
+        );
+        assert!(html_escape::decode_html_entities(&r.html)
+            .contains("href=\"https://tienda.example.cl/verify-email?token=ab12\""));
+        c["change"] = json!(true);
+        let r = render("verify_email", &c).unwrap();
+        assert_eq!(r.subject, "Confirma tu nuevo correo en Dispensario");
+        assert!(
+            r.text
+                .contains("Pediste usar ana@example.cl como el correo"),
+            "{}",
+            r.text
+        );
+        let r = render("email_change_requested", &c).unwrap();
+        assert!(
+            r.text.contains("a nueva@example.cl.")
+                && r.text.contains("sigues usando ana@example.cl"),
+            "{}",
+            r.text
+        );
         c["approved"] = json!(false);
         c["expiresOn"] = Value::Null;
         let r = render("document_reviewed", &c).unwrap();
