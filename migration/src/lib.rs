@@ -15,7 +15,7 @@ mod m20261201_000007_catalogue_order_index;
 mod m20261201_000008_outbox;
 mod m20261203_000009_jobs;
 mod m20261203_000010_outbox_deliveries;
-mod m20261203_000011_email_verification;
+mod m20261203_000011_account_links;
 mod util;
 
 pub struct Migrator;
@@ -34,7 +34,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000008_outbox::Migration),
             Box::new(m20261203_000009_jobs::Migration),
             Box::new(m20261203_000010_outbox_deliveries::Migration),
-            Box::new(m20261203_000011_email_verification::Migration),
+            Box::new(m20261203_000011_account_links::Migration),
         ]
     }
 }

@@ -1,12 +1,13 @@
 //! SeaORM entities, one module per table.
 
+pub mod account_link;
 pub mod address;
 pub mod auth_token;
 pub mod cart;
 pub mod cart_item;
 pub mod category;
 pub mod coupon;
-pub mod email_verification;
+
 pub mod file;
 pub mod idempotency_key;
 pub mod job;

@@ -119,7 +119,9 @@ impl AuthMutation {
         let (st, rc) = parts(ctx);
         Ok(EmailVerificationSent {
             email: verification::resend(st, rc).await?,
-            expires_in_hours: verification::LINK_TTL_HOURS,
+            expires_in_hours: crate::services::links::Purpose::VerifyEmail
+                .ttl()
+                .num_hours(),
         })
     }
 

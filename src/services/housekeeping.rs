@@ -1,11 +1,11 @@
 //! Removes rows whose only purpose has passed: revoked access tokens and refresh tokens past
 //! their expiry (an expired token is refused on its own), idempotency keys past their
-//! retention, email verification links a week past theirs, finished jobs past theirs, and delivery marks of events already dispatched. Run as the periodic `housekeeping.purge` job; safe on several instances at once (plain
+//! retention, mailed links a week past theirs, finished jobs past theirs, and delivery marks of events already dispatched. Run as the periodic `housekeeping.purge` job; safe on several instances at once (plain
 //! conditional deletes).
 
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 
-use crate::entities::{auth_token, email_verification, idempotency_key, revoked_access_token};
+use crate::entities::{auth_token, idempotency_key, revoked_access_token};
 use crate::error::AppResult;
 use crate::state::AppState;
 
@@ -14,8 +14,9 @@ pub struct Purged {
     pub revoked_access_tokens: u64,
     pub refresh_tokens: u64,
     pub idempotency_keys: u64,
-    /// Email verification links a week past their expiry (used ones included).
-    pub email_verifications: u64,
+    /// Mailed links (email verification, password reset) a week past their expiry, used ones
+    /// included.
+    pub account_links: u64,
 }
 
 pub async fn purge_expired(st: &AppState) -> AppResult<Purged> {
@@ -36,11 +37,7 @@ pub async fn purge_expired(st: &AppState) -> AppResult<Purged> {
             .exec(&st.db)
             .await?
             .rows_affected,
-        email_verifications: email_verification::Entity::delete_many()
-            .filter(email_verification::Column::ExpiresAt.lt(now - chrono::Duration::days(7)))
-            .exec(&st.db)
-            .await?
-            .rows_affected,
+        account_links: crate::services::links::purge(st).await?,
     })
 }
 

@@ -12,6 +12,7 @@ pub mod files;
 pub mod housekeeping;
 pub mod idempotency;
 pub mod jobs;
+pub mod links;
 pub mod logs;
 pub mod mail;
 pub mod medicinal;

@@ -128,13 +128,12 @@ async fn scenario(app: &TestApp, sim: &WebpaySim) {
         StatusCode::OK,
     );
     // Email verification: the registration's link used, an email change asked for (not verified).
-    let link = app
-        .scalar_i64("SELECT MIN(id) FROM email_verifications")
-        .await;
-    let link = dispensary::services::verification::mint(&app.state, link)
+    let link = app.scalar_i64("SELECT MIN(id) FROM account_links").await;
+    let url = dispensary::services::links::mint_url(&app.state, link)
         .await
         .unwrap()
         .expect("a pending link");
+    let link = url.split("token=").nth(1).unwrap();
     ok(
         &app.post("/api/auth/verify-email", None, json!({"token": link}))
             .await,

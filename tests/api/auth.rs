@@ -433,7 +433,7 @@ async fn expired_tokens_and_idempotency_keys_are_purged() {
         "revoked_access_tokens",
         "auth_tokens",
         "idempotency_keys",
-        "email_verifications",
+        "account_links",
     ] {
         assert!(count(t).await > 0, "{t} has a row");
     }
@@ -447,14 +447,14 @@ async fn expired_tokens_and_idempotency_keys_are_purged() {
             revoked_access_tokens: 1,
             refresh_tokens: 1,
             idempotency_keys: 1,
-            email_verifications: 1,
+            account_links: 1,
         }
     );
     for t in [
         "revoked_access_tokens",
         "auth_tokens",
         "idempotency_keys",
-        "email_verifications",
+        "account_links",
     ] {
         assert_eq!(count(t).await, 0, "{t} purged");
     }

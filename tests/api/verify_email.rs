@@ -87,7 +87,7 @@ async fn registration_mails_a_link_that_verifies_the_address_once() {
     // operator sees nor the outbox event carries it.
     assert_eq!(
         app.scalar_string(&format!(
-            "SELECT token_hash FROM email_verifications WHERE user_id = {id}"
+            "SELECT token_hash FROM account_links WHERE user_id = {id}"
         ))
         .await
         .unwrap(),
@@ -98,7 +98,7 @@ async fn registration_mails_a_link_that_verifies_the_address_once() {
         .get("/api/admin/jobs?kind=mail.send", Some(&admin))
         .await;
     assert_eq!(jobs.status, StatusCode::OK, "{}", jobs.text);
-    assert!(jobs.text.contains("verificationId"), "{}", jobs.text);
+    assert!(jobs.text.contains("\"linkId\""), "{}", jobs.text);
     assert!(!jobs.text.contains(&link));
     let outbox = app
         .scalar_string(

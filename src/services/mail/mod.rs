@@ -18,7 +18,7 @@ use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use crate::entities::{email_verification, order, order_item, outbox_event, user};
+use crate::entities::{account_link, order, order_item, outbox_event, user};
 use crate::services::events::{Interest, Subscriber};
 use crate::services::jobs::{self, Job, JobError, NewJob};
 use crate::services::receipts::clp;
@@ -37,10 +37,10 @@ pub struct MailPayload {
     /// Attach this order's receipt PDF (made when the message is sent).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub receipt_order_id: Option<i64>,
-    /// Put a link for this email verification in the message (`verifyUrl`); its token is made
+    /// Put this mailed link (`account_links` row) in the message as `linkUrl`; its token is made
     /// when the message is sent, so it is never in the payload.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub verification_id: Option<i64>,
+    pub link_id: Option<i64>,
 }
 
 /// The `mail.send` job.
@@ -89,17 +89,11 @@ async fn build(st: &AppState, p: &MailPayload) -> Result<Option<Message>, JobErr
             json!({"name": st.config.store_name, "url": st.config.frontend_base_url}),
         );
         o.insert("recipient".into(), json!(p.to));
-        if let Some(id) = p.verification_id {
-            let Some(token) = crate::services::verification::mint(st, id).await? else {
+        if let Some(id) = p.link_id {
+            let Some(url) = crate::services::links::mint_url(st, id).await? else {
                 return Ok(None);
             };
-            o.insert(
-                "verifyUrl".into(),
-                json!(format!(
-                    "{}/verify-email?token={token}",
-                    st.config.frontend_base_url
-                )),
-            );
+            o.insert("linkUrl".into(), json!(url));
         }
     }
     let r = templates::render(&p.template, &context).map_err(JobError::Fatal)?;
@@ -163,7 +157,7 @@ impl Subscriber for MailSubscriber {
                 to: m.to,
                 context: m.context,
                 receipt_order_id: m.receipt_order_id,
-                verification_id: m.verification_id,
+                link_id: m.link_id,
             })?
             .unique(format!("mail:{}:{template}", event.id));
             jobs::enqueue(&st.db, st.clock.now(), job).await?;
@@ -178,7 +172,7 @@ struct Outgoing {
     to: String,
     context: Value,
     receipt_order_id: Option<i64>,
-    verification_id: Option<i64>,
+    link_id: Option<i64>,
 }
 
 /// The messages an event asks for: an email change's link to the new address and notice to the
@@ -203,7 +197,7 @@ async fn verification_messages(
     let Some(id) = event.payload.get("verificationId").and_then(Value::as_i64) else {
         return Err(JobError::Fatal("no verificationId in the event".into()));
     };
-    let Some(v) = email_verification::Entity::find_by_id(id)
+    let Some(v) = account_link::Entity::find_by_id(id)
         .one(&st.db)
         .await?
         .filter(|v| v.consumed_at.is_none())
@@ -224,10 +218,10 @@ async fn verification_messages(
         context: json!({
             "customer": {"name": u.name},
             "change": change,
-            "expiresInHours": crate::services::verification::LINK_TTL_HOURS,
+            "expiresInHours": crate::services::links::Purpose::VerifyEmail.ttl().num_hours(),
         }),
         receipt_order_id: None,
-        verification_id: Some(v.id),
+        link_id: Some(v.id),
     }];
     if let Some(old) = v.previous_email {
         out.push(Outgoing {
@@ -235,7 +229,7 @@ async fn verification_messages(
             to: old,
             context: json!({"customer": {"name": u.name}, "newEmail": v.email}),
             receipt_order_id: None,
-            verification_id: None,
+            link_id: None,
         });
     }
     Ok(out)
@@ -312,7 +306,7 @@ async fn message_for(
                 to: u.email,
                 context,
                 receipt_order_id: None,
-                verification_id: None,
+                link_id: None,
             }));
         }
         _ => return Ok(None),
@@ -335,7 +329,7 @@ async fn message_for(
         to: customer.email,
         context,
         receipt_order_id: receipt.then_some(o.id),
-        verification_id: None,
+        link_id: None,
     }))
 }
 

@@ -151,7 +151,7 @@ mod tests {
                 "reason": "cancelled", "wasPaid": true, "refund": {"amount": "$13.990"},
                 "approved": true, "expiresOn": "31-12-2027",
                 "change": false, "expiresInHours": 24, "newEmail": "nueva@example.cl",
-                "verifyUrl": "https://tienda.example.cl/verify-email?token=ab12",
+                "linkUrl": "https://tienda.example.cl/verify-email?token=ab12",
             });
             for (k, v) in extra.as_object().unwrap() {
                 c[k] = v.clone();
@@ -192,7 +192,7 @@ mod tests {
         c["change"] = json!(false);
         c["expiresInHours"] = json!(24);
         c["newEmail"] = json!("nueva@example.cl");
-        c["verifyUrl"] = json!("https://tienda.example.cl/verify-email?token=ab12");
+        c["linkUrl"] = json!("https://tienda.example.cl/verify-email?token=ab12");
         let r = render("verify_email", &c).unwrap();
         assert_eq!(r.subject, "Confirma tu correo en Dispensario");
         assert!(

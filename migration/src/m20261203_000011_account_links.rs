@@ -1,6 +1,6 @@
-//! Email verification: when a user's address was verified, and the single-use links sent to
-//! verify an address (at registration, on request, and for an email change, which takes effect
-//! only when the new address is verified).
+//! Single-use links mailed to a user: to verify an email address (at registration, on request,
+//! and for an email change, which takes effect only when the new address is verified) and to
+//! reset a forgotten password; and when a user's address was verified.
 //!
 //! A link's token is random and only its SHA-256 is stored (`token_hash`), written by the mail job
 //! when it sends the message; `consumed_at` marks a link used or replaced by a newer one.
@@ -12,7 +12,7 @@ use crate::util::*;
 #[derive(DeriveMigrationName)]
 pub struct Migration;
 
-const TABLE: &str = "email_verifications";
+const TABLE: &str = "account_links";
 
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
@@ -31,7 +31,8 @@ impl MigrationTrait for Migration {
                     .table(Alias::new(TABLE))
                     .col(id_pk())
                     .col(col("user_id").big_integer().not_null())
-                    // The address this link verifies.
+                    .col(col("purpose").string_len(32).not_null())
+                    // The address the link goes to (for an email change, the new one).
                     .col(col("email").string_len(254).not_null())
                     // For an email change: the address in use when it was asked for (told of it).
                     .col(col("previous_email").string_len(254).null())
@@ -39,9 +40,10 @@ impl MigrationTrait for Migration {
                     .col(timestamp("expires_at"))
                     .col(timestamp_null("consumed_at"))
                     .col(timestamp("created_at"))
+                    .check(one_of("purpose", &["verify_email", "reset_password"]))
                     .foreign_key(
                         ForeignKey::create()
-                            .name("fk_email_verifications_user_id")
+                            .name("fk_account_links_user_id")
                             .from(Alias::new(TABLE), Alias::new("user_id"))
                             .to(Alias::new("users"), Alias::new("id"))
                             .on_delete(ForeignKeyAction::Cascade)
@@ -51,7 +53,7 @@ impl MigrationTrait for Migration {
             )
             .await?;
         manager
-            .create_index(index(TABLE, &["user_id", "created_at"]))
+            .create_index(index(TABLE, &["user_id", "purpose", "created_at"]))
             .await?;
         manager.create_index(index(TABLE, &["expires_at"])).await
     }
