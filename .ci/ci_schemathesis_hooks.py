@@ -69,8 +69,11 @@ BEYOND_SCHEMA = {
     ("image", "*"),
     # A signed URL is both `expires` and `signature`, or neither.
     ("signature", "invalid"),
-    # An email verification token is one the server mailed, not used, replaced or expired.
+    # A mailed link's token (email verification, password reset) is one the server sent, not
+    # used, replaced or expired.
     ("token", "*"),
+    # The signed-in user's current password.
+    ("currentPassword", "incorrect"),
     # GraphQL's own grammar, and JSON inside a query-string parameter.
     ("query", "invalid_syntax"),
     ("variables", "invalid_json"),

@@ -11,7 +11,18 @@ use crate::entities::user::Role;
 use crate::services::auth::{
     self, AuthSession, LoginInput, LogoutInput, RefreshInput, RegisterInput,
 };
+use crate::services::password_reset::{
+    self, ChangePasswordInput, ForgotPasswordInput, ResetPasswordInput,
+};
 use crate::services::verification::{self, VerifyEmailInput};
+
+/// The answer to a password reset request, the same whether an account uses the address or not.
+#[derive(SimpleObject, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(example = json!({"message": "If an account uses that address, a link to reset its password is on its way"}))]
+pub struct PasswordResetRequested {
+    pub message: String,
+}
 
 /// A verification link was followed.
 #[derive(SimpleObject, Serialize, ToSchema)]
@@ -123,6 +134,45 @@ impl AuthMutation {
                 .ttl()
                 .num_hours(),
         })
+    }
+
+    /// Mails a link to reset the password of the account that uses `email`, if any. Answers the
+    /// same, in about the same time, whether one does or not.
+    async fn forgot_password(
+        &self,
+        ctx: &Context<'_>,
+        input: ForgotPasswordInput,
+    ) -> GqlResult<PasswordResetRequested> {
+        let (st, rc) = parts(ctx);
+        password_reset::forgot(st, rc, input).await?;
+        Ok(PasswordResetRequested {
+            message: password_reset::FORGOT_MESSAGE.into(),
+        })
+    }
+
+    /// Sets a new password with the token of a reset link (once, within 30 minutes) and ends
+    /// every session of the account.
+    async fn reset_password(
+        &self,
+        ctx: &Context<'_>,
+        input: ResetPasswordInput,
+    ) -> GqlResult<bool> {
+        let (st, rc) = parts(ctx);
+        password_reset::reset(st, rc, input).await?;
+        Ok(true)
+    }
+
+    /// Changes the signed-in user's password (the current one required) and ends their other
+    /// sessions.
+    #[graphql(guard = "RoleGuard(Role::Customer)")]
+    async fn change_password(
+        &self,
+        ctx: &Context<'_>,
+        input: ChangePasswordInput,
+    ) -> GqlResult<bool> {
+        let (st, rc) = parts(ctx);
+        password_reset::change(st, rc, input).await?;
+        Ok(true)
     }
 
     /// Revokes the current access token and its session's refresh tokens.

@@ -6,9 +6,14 @@ use utoipa::IntoParams;
 
 use super::{json_body, optional_json_body, query, Access, RestRoute};
 use crate::entities::user::Role;
-use crate::graphql::auth::{AuthPayload, EmailVerification, EmailVerificationSent};
+use crate::graphql::auth::{
+    AuthPayload, EmailVerification, EmailVerificationSent, PasswordResetRequested,
+};
 use crate::graphql::users::{User, UserPage};
 use crate::services::auth::{LoginInput, LogoutInput, RefreshInput, RegisterInput};
+use crate::services::password_reset::{
+    ChangePasswordInput, ForgotPasswordInput, ResetPasswordInput,
+};
 use crate::services::users::{UpdateMeInput, UpdateUserInput};
 use crate::services::verification::VerifyEmailInput;
 
@@ -107,6 +112,47 @@ pub fn routes() -> Vec<RestRoute> {
             "Mail a new verification link (pending email change first, else the unverified address); 429 more than once a minute or five times an hour, 409 when already verified",
         )
         .returns::<EmailVerificationSent>(),
+        RestRoute::new(
+            M::POST,
+            "/api/auth/password/forgot",
+            "ForgotPassword",
+            doc!("auth/forgot_password.graphql"),
+            "forgotPassword",
+        )
+        .status(StatusCode::ACCEPTED)
+        .doc(
+            "auth",
+            "Mail a password reset link to the account using this address, if any: always the same 202 answer",
+        )
+        .body(json_body::<ForgotPasswordInput>("input"))
+        .returns::<PasswordResetRequested>(),
+        RestRoute::new(
+            M::POST,
+            "/api/auth/password/reset",
+            "ResetPassword",
+            doc!("auth/reset_password.graphql"),
+            "resetPassword",
+        )
+        .status(StatusCode::NO_CONTENT)
+        .doc(
+            "auth",
+            "Set a new password with a reset link's token (once, within 30 minutes); ends every session of the account. 400 on `token` when it is invalid, used or expired",
+        )
+        .body(json_body::<ResetPasswordInput>("input")),
+        RestRoute::new(
+            M::PATCH,
+            "/api/me/password",
+            "ChangePassword",
+            doc!("users/change_password.graphql"),
+            "changePassword",
+        )
+        .status(StatusCode::NO_CONTENT)
+        .access(Access::Customer)
+        .doc(
+            "users",
+            "Change the signed-in user's password (400 on `currentPassword` when it is wrong); ends their other sessions",
+        )
+        .body(json_body::<ChangePasswordInput>("input")),
         RestRoute::new(
             M::GET,
             "/api/me",

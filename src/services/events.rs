@@ -193,6 +193,16 @@ domain_events! {
     EmailVerificationRequested = ("user.email_verification_requested", "user") {
         id: i64, verification_id: i64, change: bool,
     }
+    /// Someone asked for a password reset link. `id`: the account the address belongs to, if any;
+    /// `linkId`: the link mailed (none for no account, or when the address had enough links).
+    PasswordResetRequested = ("auth.password_reset_requested", "user") {
+        #[serde(default, skip_serializing_if = "Option::is_none")] id: Option<i64>,
+        link_id: Option<i64>,
+    }
+    /// A password set with a reset link; every session of the account ended.
+    PasswordReset = ("auth.password_reset", "user") { id: i64, link_id: i64, sessions_revoked: u64 }
+    /// A signed-in user changed their password; their other sessions ended.
+    PasswordChanged = ("auth.password_changed", "user") { id: i64, other_sessions_revoked: u64 }
     /// A link was used: the address is verified and, when `changed`, is now the account's email.
     EmailVerified = ("user.email_verified", "user") { id: i64, verification_id: i64, changed: bool }
     UserUpdated = ("user.updated", "user") {
@@ -272,7 +282,9 @@ impl DomainEvent {
             | DomainEvent::LoginSucceeded { id }
             | DomainEvent::EmailVerificationRequested { id, .. }
             | DomainEvent::EmailVerified { id, .. }
+            | DomainEvent::PasswordReset { id, .. }
             | DomainEvent::RefreshTokenReused { id, .. } => Some(*id),
+            DomainEvent::PasswordResetRequested { id, .. } => *id,
             _ => None,
         }
     }

@@ -18,6 +18,7 @@ pub mod mail;
 pub mod medicinal;
 pub mod orders;
 pub mod pagination;
+pub mod password_reset;
 pub mod passwords;
 pub mod payments;
 pub mod rate_limit;

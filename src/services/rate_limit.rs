@@ -1,5 +1,5 @@
-//! In-process rate limits for the credential routes (register, login, refresh, password changes),
-//! keyed by client IP. Enforced in the services, so REST and GraphQL clients meet the same limit.
+//! In-process rate limits for the credential routes (register, login, refresh, password reset and
+//! change, email verification), keyed by client IP. Enforced in the services, so REST and GraphQL clients meet the same limit.
 
 use std::net::IpAddr;
 use std::num::NonZeroU32;

@@ -148,6 +148,44 @@ async fn scenario(app: &TestApp, sim: &WebpaySim) {
         .await,
         StatusCode::OK,
     );
+    // Passwords: a reset asked for an unknown address and for this one, the link used (every
+    // session ends), then a signed-in change.
+    for email in ["nadie@example.cl", "auditoria@example.cl"] {
+        ok(
+            &app.post("/api/auth/password/forgot", None, json!({"email": email}))
+                .await,
+            StatusCode::ACCEPTED,
+        );
+    }
+    let link = app
+        .scalar_i64("SELECT MAX(id) FROM account_links WHERE purpose = 'reset_password'")
+        .await;
+    let url = dispensary::services::links::mint_url(&app.state, link)
+        .await
+        .unwrap()
+        .expect("a pending link");
+    ok(
+        &app.post(
+            "/api/auth/password/reset",
+            None,
+            json!({"token": url.split("token=").nth(1).unwrap(), "newPassword": "secreto456"}),
+        )
+        .await,
+        StatusCode::NO_CONTENT,
+    );
+    let token = app.login("auditoria@example.cl", "secreto456").await["accessToken"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    ok(
+        &app.patch(
+            "/api/me/password",
+            Some(&token),
+            json!({"currentPassword": "secreto456", "newPassword": "secreto123"}),
+        )
+        .await,
+        StatusCode::NO_CONTENT,
+    );
     // Addresses.
     let a = app
         .post("/api/addresses", Some(&token), json!({"name": "Casa", "addressLine": "Av. Providencia 1234", "comuna": "Providencia", "region": "RM"}))

@@ -60,6 +60,43 @@ pub(crate) async fn run_jobs(app: &TestApp) {
     }
 }
 
+/// Sends what is due after a later request (a subscriber's dispatch job is keyed by the second:
+/// one passes first, as real time does between requests).
+pub(crate) async fn deliver(app: &TestApp) {
+    app.clock.advance(Duration::seconds(2));
+    run_jobs(app).await;
+}
+
+/// The messages received with `subject`, oldest first.
+pub(crate) fn with_subject(smtp: &SmtpSim, subject: &str) -> Vec<Message<'static>> {
+    smtp.messages()
+        .into_iter()
+        .filter(|m| m.subject() == Some(subject))
+        .collect()
+}
+
+/// The token of the link to frontend page `page` (`/verify-email`) in `m`, checked to be the same
+/// in both parts.
+pub(crate) fn link_token(m: &Message<'_>, page: &str) -> String {
+    let marker = format!("https://tienda.example.cl{page}?token=");
+    let find = |body: &str| {
+        let at = body
+            .find(&marker)
+            .unwrap_or_else(|| panic!("no {marker} link in {body}"));
+        body[at + marker.len()..]
+            .chars()
+            .take_while(char::is_ascii_hexdigit)
+            .collect::<String>()
+    };
+    let text = find(&m.body_text(0).expect("a plain-text part"));
+    let html = find(&html_escape::decode_html_entities(
+        &m.body_html(0).expect("an HTML part"),
+    ));
+    assert_eq!(text, html, "both parts carry the same link");
+    assert_eq!(text.len(), 64, "{text}");
+    text
+}
+
 pub(crate) async fn mail_jobs(app: &TestApp) -> Vec<job::Model> {
     job::Entity::find()
         .filter(job::Column::Kind.eq("mail.send"))

@@ -26,6 +26,7 @@ mod medicinal;
 mod mp;
 mod orders;
 mod outage;
+mod password_reset;
 mod payments;
 mod periodic;
 mod refunds;

@@ -10,45 +10,16 @@ use sha2::{Digest, Sha256};
 
 use crate::cart::variant_id;
 use crate::helpers::*;
-use crate::mail::{first_address, smtp_env, spawn_with_owned, VERIFY};
+use crate::mail::{
+    deliver, first_address, link_token, smtp_env, spawn_with_owned, with_subject, VERIFY,
+};
 use crate::smtp::SmtpSim;
 
 const CHANGE: &str = "Confirma tu nuevo correo en Dispensario";
 const NOTICE: &str = "Pidieron cambiar el correo de tu cuenta en Dispensario";
 
-/// The token of the link in a verification message, checked to be the same in both parts.
 fn token_of(m: &Message<'_>) -> String {
-    let link = |body: &str| {
-        let at = body
-            .find("/verify-email?token=")
-            .unwrap_or_else(|| panic!("no link in {body}"));
-        body[at + "/verify-email?token=".len()..]
-            .chars()
-            .take_while(char::is_ascii_hexdigit)
-            .collect::<String>()
-    };
-    let text = link(&m.body_text(0).expect("a plain-text part"));
-    let html = link(&html_escape::decode_html_entities(
-        &m.body_html(0).expect("an HTML part"),
-    ));
-    assert_eq!(text, html, "both parts carry the same link");
-    assert_eq!(text.len(), 64, "{text}");
-    text
-}
-
-/// The messages with `subject`, newest last.
-fn with_subject(smtp: &SmtpSim, subject: &str) -> Vec<Message<'static>> {
-    smtp.messages()
-        .into_iter()
-        .filter(|m| m.subject() == Some(subject))
-        .collect()
-}
-
-/// Sends what is due. (A subscriber's dispatch job is keyed by the second: let one pass first,
-/// as real time does between requests.)
-async fn run_jobs(app: &TestApp) {
-    app.clock.advance(Duration::seconds(2));
-    crate::mail::run_jobs(app).await;
+    link_token(m, "/verify-email")
 }
 
 async fn verify(app: &TestApp, token: &str) -> Resp {
@@ -66,7 +37,7 @@ async fn registration_mails_a_link_that_verifies_the_address_once() {
     // Nothing is sent inside the request.
     assert!(smtp.received().is_empty());
 
-    run_jobs(&app).await;
+    deliver(&app).await;
     let got = smtp.messages();
     assert_eq!(got.len(), 1);
     let m = &got[0];
@@ -158,7 +129,7 @@ async fn a_resend_replaces_the_link_is_rate_limited_and_links_expire() {
     let smtp = SmtpSim::start().await;
     let app = spawn_with_owned(&smtp_env(&smtp)).await;
     let (token, id, _) = app.register("reenvio@example.cl").await;
-    run_jobs(&app).await;
+    deliver(&app).await;
     let first = token_of(&with_subject(&smtp, VERIFY)[0]);
 
     // Anonymous: refused. Right after the first link: wait a minute.
@@ -182,7 +153,7 @@ async fn a_resend_replaces_the_link_is_rate_limited_and_links_expire() {
         r.body,
         json!({"email": "reenvio@example.cl", "expiresInHours": 24})
     );
-    run_jobs(&app).await;
+    deliver(&app).await;
     let mails = with_subject(&smtp, VERIFY);
     assert_eq!(mails.len(), 2);
     let second = token_of(&mails[1]);
@@ -227,7 +198,7 @@ async fn a_resend_replaces_the_link_is_rate_limited_and_links_expire() {
         .await;
     assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "{}", r.text);
     // The newest link works (sent when the job runs).
-    run_jobs(&app).await;
+    deliver(&app).await;
     let mails = with_subject(&smtp, VERIFY);
     let newest = token_of(mails.last().unwrap());
     let r = verify(&app, &newest).await;
@@ -240,7 +211,7 @@ async fn an_email_change_takes_effect_when_the_new_address_is_verified() {
     let smtp = SmtpSim::start().await;
     let app = spawn_with_owned(&smtp_env(&smtp)).await;
     let (token, id, _) = app.register("antiguo@example.cl").await;
-    run_jobs(&app).await;
+    deliver(&app).await;
     let r = verify(&app, &token_of(&with_subject(&smtp, VERIFY)[0])).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
 
@@ -255,7 +226,7 @@ async fn an_email_change_takes_effect_when_the_new_address_is_verified() {
     assert_eq!(r.body["email"], "antiguo@example.cl", "not yet");
     assert_eq!(r.body["emailVerified"], true);
     assert_eq!(r.body["pendingEmail"], "nuevo@example.cl");
-    run_jobs(&app).await;
+    deliver(&app).await;
     // A link to the new address, a notice to the old one.
     let link = with_subject(&smtp, CHANGE);
     assert_eq!(link.len(), 1);
@@ -302,7 +273,7 @@ async fn an_email_change_takes_effect_when_the_new_address_is_verified() {
         )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
-    run_jobs(&app).await;
+    deliver(&app).await;
     let link = with_subject(&smtp, CHANGE);
     assert_eq!(link.len(), 2);
     app.register("disputado@example.cl").await;
@@ -346,7 +317,7 @@ async fn checkout_refuses_unverified_addresses_when_required() {
     assert_eq!(app.scalar_i64("SELECT COUNT(*) FROM orders").await, 0);
 
     // Verified over GraphQL, the same checkout goes through.
-    run_jobs(&app).await;
+    deliver(&app).await;
     let link = token_of(&with_subject(&smtp, VERIFY)[0]);
     let g = app
         .gql(

@@ -21,6 +21,7 @@ use serde_json::{json, Value};
 use crate::entities::{account_link, order, order_item, outbox_event, user};
 use crate::services::events::{Interest, Subscriber};
 use crate::services::jobs::{self, Job, JobError, NewJob};
+use crate::services::links::Purpose;
 use crate::services::receipts::clp;
 use crate::state::AppState;
 pub use transport::{SmtpSettings, Transport};
@@ -135,6 +136,9 @@ const MAILED: &[&str] = &[
     "payment.refunded",
     "medicinal_document.reviewed",
     "user.email_verification_requested",
+    "auth.password_reset_requested",
+    "auth.password_reset",
+    "auth.password_changed",
 ];
 
 /// Turns events into `mail.send` jobs.
@@ -175,59 +179,96 @@ struct Outgoing {
     link_id: Option<i64>,
 }
 
-/// The messages an event asks for: an email change's link to the new address and notice to the
-/// old one; otherwise at most one (see `message_for`).
+/// The messages an event asks for: a mailed link (and, for an email change, a notice to the old
+/// address); otherwise at most one (see `message_for`).
 async fn messages_for(
     st: &AppState,
     event: &outbox_event::Model,
 ) -> Result<Vec<Outgoing>, JobError> {
-    if event.event_type == "user.email_verification_requested" {
-        return verification_messages(st, event).await;
+    let p = &event.payload;
+    match event.event_type.as_str() {
+        "user.email_verification_requested" => {
+            let Some(id) = p.get("verificationId").and_then(Value::as_i64) else {
+                return Err(JobError::Fatal("no verificationId in the event".into()));
+            };
+            link_messages(st, id).await
+        }
+        // No link: no account uses the address, or it had enough links for now.
+        "auth.password_reset_requested" => match p.get("linkId").and_then(Value::as_i64) {
+            Some(id) => link_messages(st, id).await,
+            None => Ok(Vec::new()),
+        },
+        "auth.password_reset" | "auth.password_changed" => {
+            let Some(u) = usable_user(st, event.aggregate_id).await? else {
+                return Ok(Vec::new());
+            };
+            let when = event.occurred_at.format("%d-%m-%Y %H:%M UTC").to_string();
+            Ok(vec![Outgoing {
+                template: "password_changed",
+                to: u.email,
+                context: json!({
+                    "customer": {"name": u.name},
+                    "changedAt": when,
+                    "viaReset": event.event_type == "auth.password_reset",
+                }),
+                receipt_order_id: None,
+                link_id: None,
+            }])
+        }
+        _ => Ok(message_for(st, event).await?.into_iter().collect()),
     }
-    Ok(message_for(st, event).await?.into_iter().collect())
 }
 
-/// `user.email_verification_requested`: the link (made when it is sent) to the address being
-/// verified and, for an email change, a notice to the address in use. Nothing when the link was
-/// used or replaced before the event was handed over.
-async fn verification_messages(
-    st: &AppState,
-    event: &outbox_event::Model,
-) -> Result<Vec<Outgoing>, JobError> {
-    let Some(id) = event.payload.get("verificationId").and_then(Value::as_i64) else {
-        return Err(JobError::Fatal("no verificationId in the event".into()));
-    };
-    let Some(v) = account_link::Entity::find_by_id(id)
+async fn usable_user(st: &AppState, id: Option<i64>) -> Result<Option<user::Model>, JobError> {
+    let Some(id) = id else { return Ok(None) };
+    Ok(user::Entity::find_by_id(id)
         .one(&st.db)
         .await?
-        .filter(|v| v.consumed_at.is_none())
+        .filter(user::Model::is_usable))
+}
+
+/// The message carrying link `id` (made when it is sent) and, for an email change, a notice to
+/// the address in use. Nothing when the link was used or replaced before the event was handed
+/// over, or its account is gone.
+async fn link_messages(st: &AppState, id: i64) -> Result<Vec<Outgoing>, JobError> {
+    let Some(link) = account_link::Entity::find_by_id(id)
+        .one(&st.db)
+        .await?
+        .filter(|l| l.consumed_at.is_none())
     else {
         return Ok(Vec::new());
     };
-    let Some(u) = user::Entity::find_by_id(v.user_id)
-        .one(&st.db)
-        .await?
-        .filter(user::Model::is_usable)
-    else {
+    let Some(u) = usable_user(st, Some(link.user_id)).await? else {
         return Ok(Vec::new());
     };
-    let change = v.previous_email.is_some();
+    let customer = json!({"name": u.name});
+    let ttl = link.purpose.ttl();
+    let (template, context) = match link.purpose {
+        Purpose::VerifyEmail => (
+            "verify_email",
+            json!({
+                "customer": customer,
+                "change": link.previous_email.is_some(),
+                "expiresInHours": ttl.num_hours(),
+            }),
+        ),
+        Purpose::ResetPassword => (
+            "reset_password",
+            json!({"customer": customer, "expiresInMinutes": ttl.num_minutes()}),
+        ),
+    };
     let mut out = vec![Outgoing {
-        template: "verify_email",
-        to: v.email.clone(),
-        context: json!({
-            "customer": {"name": u.name},
-            "change": change,
-            "expiresInHours": crate::services::links::Purpose::VerifyEmail.ttl().num_hours(),
-        }),
+        template,
+        to: link.email.clone(),
+        context,
         receipt_order_id: None,
-        link_id: Some(v.id),
+        link_id: Some(link.id),
     }];
-    if let Some(old) = v.previous_email {
+    if let Some(old) = link.previous_email {
         out.push(Outgoing {
             template: "email_change_requested",
             to: old,
-            context: json!({"customer": {"name": u.name}, "newEmail": v.email}),
+            context: json!({"customer": customer, "newEmail": link.email}),
             receipt_order_id: None,
             link_id: None,
         });

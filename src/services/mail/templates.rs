@@ -53,6 +53,8 @@ templates![
     "document_reviewed",
     "verify_email",
     "email_change_requested",
+    "reset_password",
+    "password_changed",
 ];
 
 fn env() -> &'static Environment<'static> {
@@ -152,6 +154,7 @@ mod tests {
                 "approved": true, "expiresOn": "31-12-2027",
                 "change": false, "expiresInHours": 24, "newEmail": "nueva@example.cl",
                 "linkUrl": "https://tienda.example.cl/verify-email?token=ab12",
+                "expiresInMinutes": 30, "changedAt": "03-12-2026 12:00 UTC", "viaReset": true,
             });
             for (k, v) in extra.as_object().unwrap() {
                 c[k] = v.clone();
@@ -216,6 +219,28 @@ mod tests {
         assert!(
             r.text.contains("a nueva@example.cl.")
                 && r.text.contains("sigues usando ana@example.cl"),
+            "{}",
+            r.text
+        );
+        // The reset link, and the notice after a reset or a change.
+        c["linkUrl"] = json!("https://tienda.example.cl/reset-password?token=cd34");
+        c["expiresInMinutes"] = json!(30);
+        let r = render("reset_password", &c).unwrap();
+        assert_eq!(r.subject, "Restablece tu contraseña en Dispensario");
+        assert!(
+            r.text
+                .contains("\nhttps://tienda.example.cl/reset-password?token=cd34\n")
+                && r.text.contains("vence en 30 minutos"),
+            "{}",
+            r.text
+        );
+        c["changedAt"] = json!("03-12-2026 12:00 UTC");
+        c["viaReset"] = json!(false);
+        let r = render("password_changed", &c).unwrap();
+        assert_eq!(r.subject, "Tu contraseña en Dispensario cambió");
+        assert!(
+            r.text
+                .contains("cambió el 03-12-2026 12:00 UTC, y se cerraron tus otras sesiones"),
             "{}",
             r.text
         );
