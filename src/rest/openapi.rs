@@ -346,7 +346,8 @@ fn operation(route: &RestRoute) -> utoipa::openapi::path::Operation {
                 error_response("unsupported_media_type: the Content-Type is not one this route accepts"),
             );
     }
-    if route.path.starts_with("/api/auth/") {
+    // The credential routes share a per-IP budget (`AUTH_RATE_LIMIT_PER_MINUTE`).
+    if route.path.starts_with("/api/auth/") || route.path == "/api/me/password" {
         op = op.response("429", rate_limited_response());
     }
     op.response("500", error_response("internal_error"))
