@@ -36,6 +36,8 @@ pub struct RequestCtx {
     pub medicinal_access: std::sync::Arc<tokio::sync::OnceCell<bool>>,
     /// The request's `Idempotency-Key` header, if any.
     pub idempotency_key: Option<String>,
+    /// The request's `User-Agent` (at most 512 characters), shown in the user's sessions.
+    pub user_agent: Option<String>,
 }
 
 impl RequestCtx {
@@ -47,6 +49,7 @@ impl RequestCtx {
             client_ip,
             medicinal_access: Default::default(),
             idempotency_key: None,
+            user_agent: None,
         }
     }
 

@@ -16,6 +16,7 @@ mod m20261201_000008_outbox;
 mod m20261203_000009_jobs;
 mod m20261203_000010_outbox_deliveries;
 mod m20261203_000011_account_links;
+mod m20261203_000012_sessions;
 mod util;
 
 pub struct Migrator;
@@ -35,6 +36,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000009_jobs::Migration),
             Box::new(m20261203_000010_outbox_deliveries::Migration),
             Box::new(m20261203_000011_account_links::Migration),
+            Box::new(m20261203_000012_sessions::Migration),
         ]
     }
 }

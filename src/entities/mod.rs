@@ -22,6 +22,7 @@ pub mod product;
 pub mod product_review;
 pub mod product_variant;
 pub mod revoked_access_token;
+pub mod session;
 pub mod stock_reservation;
 pub mod system_log;
 pub mod user;

@@ -20,6 +20,7 @@ pub mod payments;
 pub mod persisted;
 pub mod reviews;
 pub mod scalars;
+pub mod sessions;
 pub mod users;
 
 use async_graphql::{Context, EmptySubscription, MergedObject, Schema};
@@ -35,6 +36,7 @@ pub type GqlResult<T> = Result<T, AppError>;
 #[graphql(name = "Query")]
 pub struct QueryRoot(
     users::UsersQuery,
+    sessions::SessionsQuery,
     catalog::CatalogQuery,
     addresses::AddressesQuery,
     cart::CartQuery,
@@ -54,6 +56,7 @@ pub struct QueryRoot(
 pub struct MutationRoot(
     auth::AuthMutation,
     users::UsersMutation,
+    sessions::SessionsMutation,
     catalog::CatalogMutation,
     files::FilesMutation,
     addresses::AddressesMutation,

@@ -54,6 +54,12 @@ pub async fn middleware(State(st): State<AppState>, mut req: Request, next: Next
             }
         }
     }
+    ctx.user_agent = req.headers().get(axum::http::header::USER_AGENT).map(|v| {
+        String::from_utf8_lossy(v.as_bytes())
+            .chars()
+            .take(512)
+            .collect()
+    });
     ctx.idempotency_key = req
         .headers()
         .get("idempotency-key")

@@ -9,6 +9,7 @@ use crate::entities::user::Role;
 use crate::graphql::auth::{
     AuthPayload, EmailVerification, EmailVerificationSent, PasswordResetRequested,
 };
+use crate::graphql::sessions::{SessionList, SessionsRevoked};
 use crate::graphql::users::{User, UserPage};
 use crate::services::auth::{LoginInput, LogoutInput, RefreshInput, RegisterInput};
 use crate::services::password_reset::{
@@ -177,6 +178,62 @@ pub fn routes() -> Vec<RestRoute> {
         )
         .body(json_body::<UpdateMeInput>("input"))
         .returns::<User>(),
+        RestRoute::new(
+            M::GET,
+            "/api/me/sessions",
+            "MySessions",
+            doc!("users/my_sessions.graphql"),
+            "mySessions",
+        )
+        .access(Access::Customer)
+        .doc(
+            "users",
+            "The signed-in user's live sessions (one per login), most recently used first, the current one marked",
+        )
+        .returns::<SessionList>(),
+        RestRoute::new(
+            M::DELETE,
+            "/api/me/sessions/{id}",
+            "RevokeSession",
+            doc!("users/revoke_session.graphql"),
+            "revokeSession",
+        )
+        .status(StatusCode::NO_CONTENT)
+        .access(Access::Customer)
+        .doc(
+            "users",
+            "End one of the signed-in user's sessions: its tokens stop working at once (404 if not theirs or already ended)",
+        ),
+        RestRoute::new(
+            M::POST,
+            "/api/me/sessions/revoke-others",
+            "RevokeOtherSessions",
+            doc!("users/revoke_other_sessions.graphql"),
+            "revokeOtherSessions",
+        )
+        .access(Access::Customer)
+        .doc("users", "End every session of the signed-in user but this one")
+        .returns::<SessionsRevoked>(),
+        RestRoute::new(
+            M::GET,
+            "/api/users/{id}/sessions",
+            "UserSessions",
+            doc!("users/user_sessions.graphql"),
+            "userSessions",
+        )
+        .access(Access::Admin)
+        .doc("users", "A user's live sessions, most recently used first (admin)")
+        .returns::<SessionList>(),
+        RestRoute::new(
+            M::POST,
+            "/api/users/{id}/sessions/revoke",
+            "RevokeUserSessions",
+            doc!("users/revoke_user_sessions.graphql"),
+            "revokeUserSessions",
+        )
+        .access(Access::Admin)
+        .doc("users", "End every session of a user: their tokens stop working at once (admin)")
+        .returns::<SessionsRevoked>(),
         RestRoute::new(
             M::GET,
             "/api/users",

@@ -127,7 +127,7 @@ pub async fn register(
     users::create_profile(&txn, user.id, now).await?;
     events::record(&txn, st, ctx, DomainEvent::UserRegistered { id: user.id }).await?;
     verification::request(&txn, st, ctx, user.id, &user.email, None).await?;
-    let session = issue_session(st, &txn, &user, None).await?;
+    let session = issue_session(st, ctx, &txn, &user, None).await?;
     txn.commit().await?;
     Ok(session)
 }
@@ -176,7 +176,7 @@ pub async fn login(st: &AppState, ctx: &RequestCtx, input: LoginInput) -> AppRes
     };
     let txn = begin_write(&st.db).await?;
     events::record(&txn, st, ctx, DomainEvent::LoginSucceeded { id: user.id }).await?;
-    let session = issue_session(st, &txn, &user, None).await?;
+    let session = issue_session(st, ctx, &txn, &user, None).await?;
     txn.commit().await?;
     Ok(session)
 }
@@ -254,8 +254,15 @@ pub async fn refresh(
         txn.rollback().await?;
         return Err(refresh_reuse(st, ctx, &stored).await);
     }
-    let session =
-        issue_session_with_jti(st, &txn, &user, Some(stored.family_id.clone()), new_jti).await?;
+    let session = issue_session_with_jti(
+        st,
+        ctx,
+        &txn,
+        &user,
+        Some(stored.family_id.clone()),
+        new_jti,
+    )
+    .await?;
     txn.commit().await?;
     Ok(session)
 }
@@ -349,16 +356,18 @@ pub(crate) fn limit_ip(st: &AppState, ctx: &RequestCtx) -> AppResult<()> {
 
 async fn issue_session<C: ConnectionTrait>(
     st: &AppState,
+    ctx: &RequestCtx,
     conn: &C,
     user: &user::Model,
     family: Option<String>,
 ) -> AppResult<AuthSession> {
     let jti = uuid::Uuid::new_v4().simple().to_string();
-    issue_session_with_jti(st, conn, user, family, jti).await
+    issue_session_with_jti(st, ctx, conn, user, family, jti).await
 }
 
 async fn issue_session_with_jti<C: ConnectionTrait>(
     st: &AppState,
+    ctx: &RequestCtx,
     conn: &C,
     user: &user::Model,
     family: Option<String>,
@@ -366,7 +375,9 @@ async fn issue_session_with_jti<C: ConnectionTrait>(
 ) -> AppResult<AuthSession> {
     let now = st.clock.now();
     let cfg = &st.config;
+    let new = family.is_none();
     let family = family.unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
+    crate::services::sessions::record_use(conn, ctx, user.id, &family, new, now).await?;
     auth_token::ActiveModel {
         user_id: Set(user.id),
         jti: Set(refresh_jti.clone()),

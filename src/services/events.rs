@@ -203,6 +203,10 @@ domain_events! {
     PasswordReset = ("auth.password_reset", "user") { id: i64, link_id: i64, sessions_revoked: u64 }
     /// A signed-in user changed their password; their other sessions ended.
     PasswordChanged = ("auth.password_changed", "user") { id: i64, other_sessions_revoked: u64 }
+    /// One session (refresh-token family) ended by its user (`self`) or an admin.
+    SessionRevoked = ("auth.session_revoked", "user") { id: i64, session_id: i64, by: ChangedBy }
+    /// A user's sessions ended: the others of the user's own (`self`), or all of them (`admin`).
+    SessionsRevoked = ("auth.sessions_revoked", "user") { id: i64, count: u64, by: ChangedBy }
     /// A link was used: the address is verified and, when `changed`, is now the account's email.
     EmailVerified = ("user.email_verified", "user") { id: i64, verification_id: i64, changed: bool }
     UserUpdated = ("user.updated", "user") {

@@ -1,11 +1,13 @@
 //! Removes rows whose only purpose has passed: revoked access tokens and refresh tokens past
-//! their expiry (an expired token is refused on its own), idempotency keys past their
-//! retention, mailed links a week past theirs, finished jobs past theirs, and delivery marks of events already dispatched. Run as the periodic `housekeeping.purge` job; safe on several instances at once (plain
-//! conditional deletes).
+//! their expiry (an expired token is refused on its own), idempotency keys past their retention,
+//! mailed links a week past theirs, sessions whose tokens are all gone, finished jobs past their
+//! retention, and delivery marks of events already dispatched. Run as the periodic
+//! `housekeeping.purge` job; safe on several instances at once (plain conditional deletes).
 
+use sea_orm::sea_query::{Expr, ExprTrait, Query};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 
-use crate::entities::{auth_token, idempotency_key, revoked_access_token};
+use crate::entities::{auth_token, idempotency_key, revoked_access_token, session};
 use crate::error::AppResult;
 use crate::state::AppState;
 
@@ -17,6 +19,8 @@ pub struct Purged {
     /// Mailed links (email verification, password reset) a week past their expiry, used ones
     /// included.
     pub account_links: u64,
+    /// Sessions none of whose refresh tokens is left (all purged above).
+    pub sessions: u64,
 }
 
 pub async fn purge_expired(st: &AppState) -> AppResult<Purged> {
@@ -38,6 +42,18 @@ pub async fn purge_expired(st: &AppState) -> AppResult<Purged> {
             .await?
             .rows_affected,
         account_links: crate::services::links::purge(st).await?,
+        sessions: session::Entity::delete_many()
+            .filter(
+                Expr::col(session::Column::FamilyId).not_in_subquery(
+                    Query::select()
+                        .column(auth_token::Column::FamilyId)
+                        .from(auth_token::Entity)
+                        .to_owned(),
+                ),
+            )
+            .exec(&st.db)
+            .await?
+            .rows_affected,
     })
 }
 

@@ -24,6 +24,7 @@ pub mod payments;
 pub mod rate_limit;
 pub mod receipts;
 pub mod reviews;
+pub mod sessions;
 pub mod shipping;
 pub mod stock;
 pub mod tokens;

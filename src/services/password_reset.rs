@@ -10,19 +10,18 @@
 use std::time::Duration as StdDuration;
 
 use async_graphql::InputObject;
-use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, Set,
-};
+use sea_orm::{ActiveModelTrait, ColumnTrait, Condition, EntityTrait, QueryFilter, Set};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::actor::RequestCtx;
 use crate::db::begin_write;
 use crate::domain::{Email, Password};
-use crate::entities::{auth_token, user};
+use crate::entities::user;
 use crate::error::{AppError, AppResult};
 use crate::services::events::{self, DomainEvent};
 use crate::services::links::{self, Purpose};
+use crate::services::sessions;
 use crate::state::AppState;
 
 /// What `forgot` answers, whatever the address.
@@ -138,7 +137,7 @@ pub async fn reset(st: &AppState, ctx: &RequestCtx, input: ResetPasswordInput) -
     am.updated_at = Set(now);
     am.update(&txn).await?;
     links::consume_pending(&txn, u.id, Purpose::ResetPassword, Condition::all(), now).await?;
-    let sessions_revoked = revoke_sessions(&txn, u.id, None, now).await?;
+    let sessions_revoked = sessions::end_counted(&txn, st, u.id, None).await?;
     events::record(
         &txn,
         st,
@@ -185,7 +184,8 @@ pub async fn change(st: &AppState, ctx: &RequestCtx, input: ChangePasswordInput)
     am.update(&txn).await?;
     // A reset link asked for earlier is moot now.
     links::consume_pending(&txn, me.id, Purpose::ResetPassword, Condition::all(), now).await?;
-    let other_sessions_revoked = revoke_sessions(&txn, me.id, Some(&me.session_id), now).await?;
+    let other_sessions_revoked =
+        sessions::end_counted(&txn, st, me.id, Some(&me.session_id)).await?;
     events::record(
         &txn,
         st,
@@ -198,41 +198,4 @@ pub async fn change(st: &AppState, ctx: &RequestCtx, input: ChangePasswordInput)
     .await?;
     txn.commit().await?;
     Ok(())
-}
-
-/// Ends the user's sessions (refresh-token families) but `keep`: their refresh tokens are revoked,
-/// and with them, at once, every access token issued to them. Answers how many sessions ended.
-async fn revoke_sessions<C: ConnectionTrait>(
-    conn: &C,
-    user_id: i64,
-    keep: Option<&str>,
-    now: chrono::DateTime<chrono::Utc>,
-) -> AppResult<u64> {
-    let live = || {
-        let q = auth_token::Entity::find()
-            .filter(auth_token::Column::UserId.eq(user_id))
-            .filter(auth_token::Column::RevokedAt.is_null());
-        match keep {
-            Some(k) => q.filter(auth_token::Column::FamilyId.ne(k)),
-            None => q,
-        }
-    };
-    let families: std::collections::BTreeSet<String> = live()
-        .all(conn)
-        .await?
-        .into_iter()
-        .map(|t| t.family_id)
-        .collect();
-    let mut update = auth_token::Entity::update_many()
-        .col_expr(
-            auth_token::Column::RevokedAt,
-            sea_orm::sea_query::Expr::value(now),
-        )
-        .filter(auth_token::Column::UserId.eq(user_id))
-        .filter(auth_token::Column::RevokedAt.is_null());
-    if let Some(k) = keep {
-        update = update.filter(auth_token::Column::FamilyId.ne(k));
-    }
-    update.exec(conn).await?;
-    Ok(families.len() as u64)
 }

@@ -186,6 +186,32 @@ async fn scenario(app: &TestApp, sim: &WebpaySim) {
         .await,
         StatusCode::NO_CONTENT,
     );
+    // Sessions: one ended by its owner, then the others.
+    let other = app.login("auditoria@example.cl", "secreto123").await["accessToken"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mine = app.get("/api/me/sessions", Some(&other)).await;
+    ok(&mine, StatusCode::OK);
+    let ended = mine.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["current"] == false)
+        .expect("the session of the change")["id"]
+        .as_i64()
+        .unwrap();
+    ok(
+        &app.delete(&format!("/api/me/sessions/{ended}"), Some(&other))
+            .await,
+        StatusCode::NO_CONTENT,
+    );
+    ok(
+        &app.post("/api/me/sessions/revoke-others", Some(&other), json!({}))
+            .await,
+        StatusCode::OK,
+    );
+    let token = other;
     // Addresses.
     let a = app
         .post("/api/addresses", Some(&token), json!({"name": "Casa", "addressLine": "Av. Providencia 1234", "comuna": "Providencia", "region": "RM"}))

@@ -434,6 +434,7 @@ async fn expired_tokens_and_idempotency_keys_are_purged() {
         "auth_tokens",
         "idempotency_keys",
         "account_links",
+        "sessions",
     ] {
         assert!(count(t).await > 0, "{t} has a row");
     }
@@ -448,6 +449,7 @@ async fn expired_tokens_and_idempotency_keys_are_purged() {
             refresh_tokens: 1,
             idempotency_keys: 1,
             account_links: 1,
+            sessions: 1,
         }
     );
     for t in [
@@ -455,6 +457,7 @@ async fn expired_tokens_and_idempotency_keys_are_purged() {
         "auth_tokens",
         "idempotency_keys",
         "account_links",
+        "sessions",
     ] {
         assert_eq!(count(t).await, 0, "{t} purged");
     }

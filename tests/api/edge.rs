@@ -212,7 +212,9 @@ async fn creating_a_coupon_checks_the_caller_before_the_body() {
 /// coercion, so what refuses the request is the guard, not the arguments.
 fn plausible_variables(operation: &str) -> Option<Value> {
     Some(match operation {
-        "Logout" | "OpenCart" | "ClearCart" | "ResendEmailVerification" => json!({}),
+        "Logout" | "OpenCart" | "ClearCart" | "ResendEmailVerification" | "RevokeOtherSessions" => {
+            json!({})
+        }
         "UpdateMe" => json!({"input": {"name": "Edge Case"}}),
         "ChangePassword" => {
             json!({"input": {"currentPassword": CUSTOMER_PASSWORD, "newPassword": "edgeCase123"}})
@@ -226,7 +228,9 @@ fn plausible_variables(operation: &str) -> Option<Value> {
         | "DeleteCoupon"
         | "CancelOrder"
         | "DeleteMedicinalDocument"
-        | "RetryJob" => json!({"id": 1}),
+        | "RetryJob"
+        | "RevokeSession"
+        | "RevokeUserSessions" => json!({"id": 1}),
         "CreateCategory" => json!({"input": {"name": "Edge"}}),
         "UpdateCategory" => json!({"id": 1, "input": {"name": "Edge"}}),
         "CreateProduct" => json!({"input": {"categoryId": 1, "name": "Edge"}}),

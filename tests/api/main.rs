@@ -33,6 +33,7 @@ mod refunds;
 mod response_cache;
 mod restart;
 mod reviews;
+mod sessions;
 mod sim_flow;
 mod sim_mp;
 mod sim_webpay;
