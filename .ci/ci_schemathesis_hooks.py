@@ -74,6 +74,13 @@ BEYOND_SCHEMA = {
     ("token", "*"),
     # The signed-in user's current password.
     ("currentPassword", "incorrect"),
+    # Two-factor: the account's password, a code the authenticator shows right now (accepted
+    # once), a recovery code the server issued and nobody used.
+    ("password", "incorrect"),
+    ("code", "invalid"),
+    ("code", "already_used"),
+    ("code", "required"),
+    ("recoveryCode", "invalid"),
     # GraphQL's own grammar, and JSON inside a query-string parameter.
     ("query", "invalid_syntax"),
     ("variables", "invalid_json"),

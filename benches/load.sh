@@ -74,7 +74,8 @@ case $DB_URL in
   *) die "BENCH_DATABASE_URL must be sqlite:... or postgres://..." ;;
 esac
 
-# 4. The server as in production: info logs (BENCH_RUST_LOG), JSON, to a file. The background sweeps are spaced out so that
+# 4. The server as in production (except that the seeded admin, who imports the catalogue, has no second factor:
+#    ADMIN_REQUIRE_2FA=false): info logs (BENCH_RUST_LOG), JSON, to a file. The background sweeps are spaced out so that
 #    db_statements_total counts the requests only.
 start_server() { # $1: cache mode (default | off | warm)
   local mode=$1 cache=()
@@ -82,6 +83,7 @@ start_server() { # $1: cache mode (default | off | warm)
   case $mode in off) cache=(RESPONSE_CACHE=off) ;; warm) cache=(RESPONSE_CACHE=on) ;; esac
   env APP_ENV=production APP_ADDR="127.0.0.1:$BENCH_PORT" DATABASE_URL="$DB_URL" \
     JWT_SECRET=load-bench-secret-0123456789abcdef0123456789 SEED_ADMIN_PASSWORD=Load-Bench-Unused-9 \
+    DATA_ENCRYPTION_KEY=bG9hZC1iZW5jaC1kYXRhLWtleS0zMi1ieXRlcy0hISE= ADMIN_REQUIRE_2FA=false \
     RUST_LOG="$BENCH_RUST_LOG" LOG_FORMAT=json UPLOAD_DIR="$OUT/uploads" \
     SWEEP_INTERVAL_SECONDS=3600 RECONCILE_INTERVAL_SECONDS=3600 "${cache[@]}" \
     "$BIN" serve >"$RUN/server-$mode.log" 2>&1 &

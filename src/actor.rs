@@ -16,6 +16,8 @@ pub struct AuthUser {
     pub token_expires_at: chrono::DateTime<chrono::Utc>,
     /// The refresh-token family this access token was issued with.
     pub session_id: String,
+    /// Whether the user has two-factor authentication enabled.
+    pub mfa_enabled: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -38,6 +40,9 @@ pub struct RequestCtx {
     pub idempotency_key: Option<String>,
     /// The request's `User-Agent` (at most 512 characters), shown in the user's sessions.
     pub user_agent: Option<String>,
+    /// `ADMIN_REQUIRE_2FA`: an admin without two-factor authentication is refused admin
+    /// operations (403 `mfa_required`).
+    pub admin_requires_mfa: bool,
 }
 
 impl RequestCtx {
@@ -50,6 +55,7 @@ impl RequestCtx {
             medicinal_access: Default::default(),
             idempotency_key: None,
             user_agent: None,
+            admin_requires_mfa: false,
         }
     }
 
@@ -74,16 +80,25 @@ impl RequestCtx {
         })
     }
 
-    /// A signed-in admin, or `unauthorized` / `forbidden`.
+    /// A signed-in admin, or `unauthorized` / `forbidden` — or `mfa_required` when
+    /// `ADMIN_REQUIRE_2FA` is on and the admin has not enabled two-factor authentication.
     pub fn require_admin(&self) -> Result<&AuthUser, AppError> {
         let u = self.require_user()?;
         if u.role != Role::Admin {
             return Err(AppError::forbidden("This action requires an administrator"));
         }
+        if self.admin_requires_mfa && !u.mfa_enabled {
+            return Err(AppError::new(
+                crate::error::ErrorCode::MfaRequired,
+                "Administrators must enable two-factor authentication first (POST /api/me/2fa/setup, then /api/me/2fa/enable)",
+            ));
+        }
         Ok(u)
     }
 
+    /// Whether the request may act as an administrator (see [`require_admin`](Self::require_admin)):
+    /// an admin held back by `ADMIN_REQUIRE_2FA` sees what a customer sees.
     pub fn is_admin(&self) -> bool {
-        self.user().is_some_and(|u| u.role == Role::Admin)
+        self.require_admin().is_ok()
     }
 }

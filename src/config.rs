@@ -130,6 +130,12 @@ pub struct Config {
     /// `REQUIRE_VERIFIED_EMAIL_FOR_CHECKOUT` (default false): checkout confirmation refuses users
     /// whose address is not verified (403 `email_not_verified`).
     pub require_verified_email_for_checkout: bool,
+    /// `DATA_ENCRYPTION_KEY`: seals TOTP secrets at rest. Required in production; elsewhere the
+    /// documented [`DEV_DATA_ENCRYPTION_KEY`].
+    pub data_encryption_key: KeyBytes,
+    /// `ADMIN_REQUIRE_2FA` (default true in production, false elsewhere): admin operations answer
+    /// 403 `mfa_required` to an admin without two-factor authentication.
+    pub admin_require_2fa: bool,
     /// Where browsers are sent back after paying.
     pub frontend_base_url: String,
     /// The store's name as printed on receipts.
@@ -183,6 +189,40 @@ pub struct WebpayConfig {
 pub const WEBPAY_INTEGRATION_CODE: &str = "597055555532";
 pub const WEBPAY_INTEGRATION_SECRET: &str =
     "579B532A7440BB0C9079DED94D31EA1615BACEB56610332264630D42D0A36B1C";
+
+/// `DATA_ENCRYPTION_KEY` when unset outside production: documented, so never a secret, and
+/// refused in production.
+pub const DEV_DATA_ENCRYPTION_KEY: &str = "ZGV2LW9ubHktZGF0YS1rZXktbm90LWEtc2VjcmV0ISE=";
+
+/// 32 key bytes (`DATA_ENCRYPTION_KEY`); `Debug` never shows them.
+#[derive(Clone, PartialEq, Eq)]
+pub struct KeyBytes(pub [u8; 32]);
+
+impl std::fmt::Debug for KeyBytes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("KeyBytes(<redacted>)")
+    }
+}
+
+impl KeyBytes {
+    /// Base64 (standard or URL-safe alphabet, padding optional) of exactly 32 bytes, as
+    /// `openssl rand -base64 32` prints.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        use base64::Engine;
+        let text = text.trim().trim_end_matches('=');
+        let bytes = [
+            base64::engine::general_purpose::STANDARD_NO_PAD,
+            base64::engine::general_purpose::URL_SAFE_NO_PAD,
+        ]
+        .iter()
+        .find_map(|e| e.decode(text).ok())
+        .ok_or("is not base64")?;
+        let key: [u8; 32] = bytes
+            .try_into()
+            .map_err(|b: Vec<u8>| format!("must decode to 32 bytes (got {})", b.len()))?;
+        Ok(KeyBytes(key))
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 #[error("configuration error: {0}")]
@@ -272,6 +312,23 @@ impl Config {
                 "SEED_ADMIN_PASSWORD must be set to a non-default value in production".into(),
             ));
         }
+        let data_encryption_key = match r.raw("DATA_ENCRYPTION_KEY") {
+            None if production => {
+                return Err(ConfigError(
+                    "DATA_ENCRYPTION_KEY is required in production (base64 of 32 random bytes: `openssl rand -base64 32`)".into(),
+                ))
+            }
+            Some(k) if production && k.trim() == DEV_DATA_ENCRYPTION_KEY => {
+                return Err(ConfigError(
+                    "DATA_ENCRYPTION_KEY must not be the documented development key in production"
+                        .into(),
+                ))
+            }
+            None => DEV_DATA_ENCRYPTION_KEY.to_string(),
+            Some(k) => k,
+        };
+        let data_encryption_key = KeyBytes::parse(&data_encryption_key)
+            .map_err(|e| ConfigError(format!("DATA_ENCRYPTION_KEY {e}")))?;
         if let Err(e) = crate::domain::Password::parse(&seed_admin_password) {
             return Err(ConfigError(format!(
                 "SEED_ADMIN_PASSWORD does not meet the password policy: {}",
@@ -419,6 +476,8 @@ impl Config {
                 .unwrap_or_else(|| "dev-test-payment-secret".into()),
             require_verified_email_for_checkout: r
                 .parse("REQUIRE_VERIFIED_EMAIL_FOR_CHECKOUT", false)?,
+            data_encryption_key,
+            admin_require_2fa: r.parse("ADMIN_REQUIRE_2FA", production)?,
             payments_test_enabled: !production || r.parse("PAYMENTS_TEST_ENABLED", false)?,
             webhook_allowed_ips,
             provider_timeout_seconds: r.positive("PROVIDER_TIMEOUT_SECONDS", 15)?,
@@ -584,7 +643,47 @@ mod tests {
             ("APP_ENV", "production"),
             ("JWT_SECRET", strong),
             ("SEED_ADMIN_PASSWORD", "Str0ngPassw0rd"),
+            ("DATA_ENCRYPTION_KEY", PROD_DATA_KEY),
         ]
+    }
+
+    /// Base64 of 32 bytes that are not the development key.
+    const PROD_DATA_KEY: &str = "cHJvZHVjdGlvbi1kYXRhLWtleS0zMi1ieXRlcyEhISE=";
+
+    #[test]
+    fn production_requires_a_data_encryption_key_and_admin_2fa_by_default() {
+        let strong = "x".repeat(32);
+        let mut prod = production(&strong);
+        let ok = Config::from_map(&map(&prod)).unwrap();
+        assert!(ok.admin_require_2fa);
+        assert_ne!(
+            ok.data_encryption_key,
+            KeyBytes::parse(DEV_DATA_ENCRYPTION_KEY).unwrap()
+        );
+        assert!(!format!("{ok:?}").contains(&format!("{:?}", ok.data_encryption_key.0)));
+        prod.retain(|(k, _)| *k != "DATA_ENCRYPTION_KEY");
+        let e = Config::from_map(&map(&prod)).unwrap_err();
+        assert!(e.0.contains("DATA_ENCRYPTION_KEY is required"), "{e}");
+        prod.push(("DATA_ENCRYPTION_KEY", DEV_DATA_ENCRYPTION_KEY));
+        let e = Config::from_map(&map(&prod)).unwrap_err();
+        assert!(e.0.contains("development key"), "{e}");
+        prod.pop();
+        prod.push(("DATA_ENCRYPTION_KEY", "c2hvcnQ="));
+        let e = Config::from_map(&map(&prod)).unwrap_err();
+        assert!(e.0.contains("32 bytes (got 5)"), "{e}");
+        prod.pop();
+        prod.push(("DATA_ENCRYPTION_KEY", PROD_DATA_KEY));
+        prod.push(("ADMIN_REQUIRE_2FA", "false"));
+        assert!(!Config::from_map(&map(&prod)).unwrap().admin_require_2fa);
+
+        let dev = Config::from_map(&map(&[])).unwrap();
+        assert!(!dev.admin_require_2fa);
+        assert_eq!(
+            dev.data_encryption_key,
+            KeyBytes::parse(DEV_DATA_ENCRYPTION_KEY).unwrap()
+        );
+        assert!(KeyBytes::parse(PROD_DATA_KEY.trim_end_matches('=')).is_ok());
+        assert!(KeyBytes::parse("not base64 at all!").is_err());
     }
 
     #[test]
@@ -666,11 +765,7 @@ mod tests {
         let e = Config::from_map(&map(&[("APP_ENV", "production"), ("JWT_SECRET", &strong)]))
             .unwrap_err();
         assert!(e.0.contains("SEED_ADMIN_PASSWORD"), "{e}");
-        let ok = Config::from_map(&map(&[
-            ("APP_ENV", "production"),
-            ("JWT_SECRET", &strong),
-            ("SEED_ADMIN_PASSWORD", "Str0ngPassw0rd"),
-        ]));
+        let ok = Config::from_map(&map(&production(&strong)));
         assert!(ok.is_ok());
     }
 
@@ -698,14 +793,10 @@ mod tests {
         assert_eq!(w.commerce_code, WEBPAY_INTEGRATION_CODE);
         assert_eq!(w.base_url, "https://webpay3gint.transbank.cl");
         let strong = "x".repeat(32);
-        let base = [
-            ("APP_ENV", "production"),
-            ("JWT_SECRET", strong.as_str()),
-            ("SEED_ADMIN_PASSWORD", "Str0ngPassw0rd"),
-        ];
+        let base = production(&strong);
         let prod = Config::from_map(&map(&base)).unwrap();
         assert!(prod.webpay.is_none(), "no fallback to integration keys");
-        let mut vars = base.to_vec();
+        let mut vars = base.clone();
         vars.extend([
             ("WEBPAY_COMMERCE_CODE", "597000000001"),
             ("WEBPAY_API_KEY_SECRET", "a-real-secret"),

@@ -19,6 +19,9 @@ pub enum ErrorCode {
     Forbidden,
     /// 403: the action needs a verified email address (`REQUIRE_VERIFIED_EMAIL_FOR_CHECKOUT`).
     EmailNotVerified,
+    /// 403: an administrator without two-factor authentication while `ADMIN_REQUIRE_2FA` is on;
+    /// in GraphQL's `login`, an account that must finish signing in with a second factor.
+    MfaRequired,
     NotFound,
     MethodNotAllowed,
     /// 415: a body in a media type the route does not take (e.g. `text/plain` where JSON is expected).
@@ -42,6 +45,7 @@ impl ErrorCode {
             ErrorCode::Unauthorized => "unauthorized",
             ErrorCode::Forbidden => "forbidden",
             ErrorCode::EmailNotVerified => "email_not_verified",
+            ErrorCode::MfaRequired => "mfa_required",
             ErrorCode::NotFound => "not_found",
             ErrorCode::MethodNotAllowed => "method_not_allowed",
             ErrorCode::UnsupportedMediaType => "unsupported_media_type",
@@ -59,7 +63,9 @@ impl ErrorCode {
             ErrorCode::Validation => StatusCode::BAD_REQUEST,
             ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ErrorCode::Unauthorized => StatusCode::UNAUTHORIZED,
-            ErrorCode::Forbidden | ErrorCode::EmailNotVerified => StatusCode::FORBIDDEN,
+            ErrorCode::Forbidden | ErrorCode::EmailNotVerified | ErrorCode::MfaRequired => {
+                StatusCode::FORBIDDEN
+            }
             ErrorCode::NotFound => StatusCode::NOT_FOUND,
             ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ErrorCode::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -83,6 +89,7 @@ impl ErrorCode {
             "unauthorized" => ErrorCode::Unauthorized,
             "forbidden" => ErrorCode::Forbidden,
             "email_not_verified" => ErrorCode::EmailNotVerified,
+            "mfa_required" => ErrorCode::MfaRequired,
             "not_found" => ErrorCode::NotFound,
             "method_not_allowed" => ErrorCode::MethodNotAllowed,
             "unsupported_media_type" => ErrorCode::UnsupportedMediaType,

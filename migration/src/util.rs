@@ -47,6 +47,14 @@ pub fn fk_restrict(table: &str, column: &str, target: &str) -> ForeignKeyCreateS
         .to_owned()
 }
 
+/// A foreign key `<table>.<column> -> <target>.id` with `ON DELETE CASCADE`: rows that only
+/// make sense with their owner go with it.
+pub fn fk_cascade(table: &str, column: &str, target: &str) -> ForeignKeyCreateStatement {
+    let mut fk = fk_restrict(table, column, target);
+    fk.on_delete(ForeignKeyAction::Cascade);
+    fk
+}
+
 pub fn index(table: &str, columns: &[&str]) -> IndexCreateStatement {
     let mut idx = Index::create();
     idx.name(format!("idx_{table}_{}", columns.join("_")))

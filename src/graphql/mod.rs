@@ -21,6 +21,7 @@ pub mod persisted;
 pub mod reviews;
 pub mod scalars;
 pub mod sessions;
+pub mod two_factor;
 pub mod users;
 
 use async_graphql::{Context, EmptySubscription, MergedObject, Schema};
@@ -37,6 +38,7 @@ pub type GqlResult<T> = Result<T, AppError>;
 pub struct QueryRoot(
     users::UsersQuery,
     sessions::SessionsQuery,
+    two_factor::TwoFactorQuery,
     catalog::CatalogQuery,
     addresses::AddressesQuery,
     cart::CartQuery,
@@ -57,6 +59,7 @@ pub struct MutationRoot(
     auth::AuthMutation,
     users::UsersMutation,
     sessions::SessionsMutation,
+    two_factor::TwoFactorMutation,
     catalog::CatalogMutation,
     files::FilesMutation,
     addresses::AddressesMutation,

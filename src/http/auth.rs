@@ -30,6 +30,7 @@ pub async fn middleware(State(st): State<AppState>, mut req: Request, next: Next
         .map(|t| t.0.clone())
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     let mut ctx = RequestCtx::anonymous(trace_id, ip);
+    ctx.admin_requires_mfa = st.config.admin_require_2fa;
     if let Some(value) = req.headers().get(AUTHORIZATION) {
         let bearer = value
             .to_str()

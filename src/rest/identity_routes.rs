@@ -10,11 +10,13 @@ use crate::graphql::auth::{
     AuthPayload, EmailVerification, EmailVerificationSent, PasswordResetRequested,
 };
 use crate::graphql::sessions::{SessionList, SessionsRevoked};
+use crate::graphql::two_factor::{SignInResult, TwoFactorEnabled, TwoFactorSetup, TwoFactorStatus};
 use crate::graphql::users::{User, UserPage};
 use crate::services::auth::{LoginInput, LogoutInput, RefreshInput, RegisterInput};
 use crate::services::password_reset::{
     ChangePasswordInput, ForgotPasswordInput, ResetPasswordInput,
 };
+use crate::services::two_factor::{DisableTwoFactorInput, EnableTwoFactorInput, VerifyMfaInput};
 use crate::services::users::{UpdateMeInput, UpdateUserInput};
 use crate::services::verification::VerifyEmailInput;
 
@@ -57,10 +59,26 @@ pub fn routes() -> Vec<RestRoute> {
             "/api/auth/login",
             "Login",
             doc!("auth/login.graphql", "user_fields.graphql"),
-            "login",
+            "signIn",
         )
-        .doc("auth", "Sign in with email and password")
+        .doc(
+            "auth",
+            "Sign in with email and password: the tokens, or for an account with two-factor authentication `{mfaRequired: true, mfaToken, expiresIn}` to complete with POST /api/auth/2fa/verify",
+        )
         .body(json_body::<LoginInput>("input"))
+        .returns::<SignInResult>(),
+        RestRoute::new(
+            M::POST,
+            "/api/auth/2fa/verify",
+            "VerifyMfa",
+            doc!("auth/verify_mfa.graphql", "user_fields.graphql"),
+            "verifyMfa",
+        )
+        .doc(
+            "auth",
+            "Complete a two-factor sign-in with its mfaToken and a 6-digit code (each accepted once) or a recovery code (each works once); 400 on `code` / `recoveryCode` (`invalid`, `already_used`), 401 when the mfaToken is expired or used",
+        )
+        .body(json_body::<VerifyMfaInput>("input"))
         .returns::<AuthPayload>(),
         RestRoute::new(
             M::POST,
@@ -178,6 +196,57 @@ pub fn routes() -> Vec<RestRoute> {
         )
         .body(json_body::<UpdateMeInput>("input"))
         .returns::<User>(),
+        RestRoute::new(
+            M::GET,
+            "/api/me/2fa",
+            "MyTwoFactor",
+            doc!("users/my_two_factor.graphql"),
+            "myTwoFactor",
+        )
+        .access(Access::Customer)
+        .doc("users", "Whether the signed-in user signs in with a second factor, and how many recovery codes are left")
+        .returns::<TwoFactorStatus>(),
+        RestRoute::new(
+            M::POST,
+            "/api/me/2fa/setup",
+            "SetupTwoFactor",
+            doc!("users/setup_two_factor.graphql"),
+            "setupTwoFactor",
+        )
+        .access(Access::Customer)
+        .doc(
+            "users",
+            "Draw a new TOTP secret (base32, otpauth:// URI and QR code as SVG) to confirm with /api/me/2fa/enable; 409 while two-factor is enabled",
+        )
+        .returns::<TwoFactorSetup>(),
+        RestRoute::new(
+            M::POST,
+            "/api/me/2fa/enable",
+            "EnableTwoFactor",
+            doc!("users/enable_two_factor.graphql"),
+            "enableTwoFactor",
+        )
+        .access(Access::Customer)
+        .doc(
+            "users",
+            "Turn two-factor sign-in on with a code for the secret from setup; answers ten single-use recovery codes, shown this once (400 on `code`, 409 without setup or when already on)",
+        )
+        .body(json_body::<EnableTwoFactorInput>("input"))
+        .returns::<TwoFactorEnabled>(),
+        RestRoute::new(
+            M::POST,
+            "/api/me/2fa/disable",
+            "DisableTwoFactor",
+            doc!("users/disable_two_factor.graphql"),
+            "disableTwoFactor",
+        )
+        .status(StatusCode::NO_CONTENT)
+        .access(Access::Customer)
+        .doc(
+            "users",
+            "Turn two-factor sign-in off with the password and a code or a recovery code (400 on `password` / `code`, 409 when not on)",
+        )
+        .body(json_body::<DisableTwoFactorInput>("input")),
         RestRoute::new(
             M::GET,
             "/api/me/sessions",

@@ -117,6 +117,14 @@ fn example_of(s: &SchemaRef) -> Option<serde_json::Value> {
             .first()
             .cloned()
             .or_else(|| serde_json::to_value(&o).ok()?.get("example").cloned()),
+        // A union (`oneOf`) carries its example the same way.
+        RefOr::T(other) => {
+            let v = serde_json::to_value(&other).ok()?;
+            v.get("examples")
+                .and_then(|e| e.get(0))
+                .or_else(|| v.get("example"))
+                .cloned()
+        }
         _ => None,
     }
 }
@@ -292,7 +300,10 @@ fn operation(route: &RestRoute) -> utoipa::openapi::path::Operation {
         "400",
         error_response("validation_error: malformed or invalid input, with field details"),
     );
-    let credentials = matches!(route.path, "/api/auth/login" | "/api/auth/refresh");
+    let credentials = matches!(
+        route.path,
+        "/api/auth/login" | "/api/auth/refresh" | "/api/auth/2fa/verify"
+    );
     if route.access != Access::Public {
         op = op
             .response(
@@ -304,7 +315,7 @@ fn operation(route: &RestRoute) -> utoipa::openapi::path::Operation {
         op = op.response(
             "401",
             error_response(
-                "unauthorized: wrong credentials, or an invalid, expired or reused refresh token",
+                "unauthorized: wrong credentials, an invalid, expired or reused refresh token, or an expired or used mfaToken",
             ),
         );
     } else {
@@ -318,7 +329,10 @@ fn operation(route: &RestRoute) -> utoipa::openapi::path::Operation {
             .security(SecurityRequirement::new("bearer", Vec::<String>::new()));
     }
     if route.access == Access::Admin {
-        op = op.response("403", error_response("forbidden: administrators only"));
+        op = op.response(
+            "403",
+            error_response("forbidden: administrators only; mfa_required: an administrator without two-factor authentication while ADMIN_REQUIRE_2FA is on"),
+        );
     } else if route.access == Access::Customer {
         op = op.response(
             "403",
@@ -347,7 +361,12 @@ fn operation(route: &RestRoute) -> utoipa::openapi::path::Operation {
             );
     }
     // The credential routes share a per-IP budget (`AUTH_RATE_LIMIT_PER_MINUTE`).
-    if route.path.starts_with("/api/auth/") || route.path == "/api/me/password" {
+    if route.path.starts_with("/api/auth/")
+        || matches!(
+            route.path,
+            "/api/me/password" | "/api/me/2fa/enable" | "/api/me/2fa/disable"
+        )
+    {
         op = op.response("429", rate_limited_response());
     }
     op.response("500", error_response("internal_error"))

@@ -15,7 +15,7 @@ use crate::actor::{AuthUser, RequestCtx};
 use crate::db::begin_write;
 use crate::domain::{parse_name, Email, Password, Rut};
 use crate::entities::user::{self, Role};
-use crate::entities::{auth_token, revoked_access_token, system_log};
+use crate::entities::{auth_token, revoked_access_token, system_log, user_two_factor};
 use crate::error::{AppError, AppResult, FieldIssue};
 use crate::services::events::{self, DomainEvent};
 use crate::services::tokens::{TokenProblem, ACCESS, REFRESH};
@@ -132,7 +132,28 @@ pub async fn register(
     Ok(session)
 }
 
+/// What a correct password leads to: a session, or — with two-factor on — a challenge to complete
+/// with `two_factor::verify_login`.
+// Built once per sign-in and moved straight into the response: boxing buys nothing.
+#[allow(clippy::large_enum_variant)]
+pub enum SignIn {
+    Session(AuthSession),
+    MfaRequired { mfa_token: String },
+}
+
+/// GraphQL's `login`, which answers a session only: an account with two-factor on is answered
+/// `mfa_required` (sign in with `signIn`, then `verifyMfa`).
 pub async fn login(st: &AppState, ctx: &RequestCtx, input: LoginInput) -> AppResult<AuthSession> {
+    match sign_in(st, ctx, input).await? {
+        SignIn::Session(s) => Ok(s),
+        SignIn::MfaRequired { .. } => Err(AppError::new(
+            crate::error::ErrorCode::MfaRequired,
+            "This account uses two-factor authentication: sign in with signIn, then complete it with verifyMfa",
+        )),
+    }
+}
+
+pub async fn sign_in(st: &AppState, ctx: &RequestCtx, input: LoginInput) -> AppResult<SignIn> {
     limit_ip(st, ctx)?;
     let email = input.email.trim().to_lowercase();
     let user = user::Entity::find()
@@ -174,16 +195,22 @@ pub async fn login(st: &AppState, ctx: &RequestCtx, input: LoginInput) -> AppRes
             return Err(AppError::unauthorized("Invalid email or password"));
         }
     };
+    if crate::services::two_factor::is_enabled(&st.db, user.id).await? {
+        return Ok(SignIn::MfaRequired {
+            mfa_token: crate::services::two_factor::challenge(st, &user)?,
+        });
+    }
     let txn = begin_write(&st.db).await?;
     events::record(&txn, st, ctx, DomainEvent::LoginSucceeded { id: user.id }).await?;
     let session = issue_session(st, ctx, &txn, &user, None).await?;
     txn.commit().await?;
-    Ok(session)
+    Ok(SignIn::Session(session))
 }
 
-/// After `LOGIN_FAILURE_LIMIT` failures within the window, the account refuses logins until the
-/// oldest of those failures leaves the window. Counted from the audit log, so it holds across instances.
-async fn check_account_lockout(st: &AppState, user_id: i64) -> AppResult<()> {
+/// After `LOGIN_FAILURE_LIMIT` failures (wrong passwords and wrong second factors) within the
+/// window, the account refuses logins until the oldest of those failures leaves the window.
+/// Counted from the audit log, so it holds across instances.
+pub(crate) async fn check_account_lockout(st: &AppState, user_id: i64) -> AppResult<()> {
     let now = st.clock.now();
     let window = Duration::seconds(st.config.login_failure_window_seconds);
     let limit = u64::from(st.config.login_failure_limit);
@@ -192,7 +219,7 @@ async fn check_account_lockout(st: &AppState, user_id: i64) -> AppResult<()> {
         .column(system_log::Column::CreatedAt)
         .filter(system_log::Column::Entity.eq("user"))
         .filter(system_log::Column::EntityId.eq(user_id))
-        .filter(system_log::Column::Action.eq("auth.login_failed"))
+        .filter(system_log::Column::Action.is_in(["auth.login_failed", "auth.mfa_failed"]))
         .filter(system_log::Column::CreatedAt.gt(now - window))
         .order_by_desc(system_log::Column::CreatedAt)
         .limit(limit)
@@ -326,9 +353,23 @@ pub async fn logout(st: &AppState, ctx: &RequestCtx, input: LogoutInput) -> AppR
     for f in &families {
         revoke_family(&txn, f, now).await?;
     }
-    revoked_access_token::Entity::insert(revoked_access_token::ActiveModel {
-        jti: Set(me.jti.clone()),
-        expires_at: Set(me.token_expires_at),
+    revoke_jti(&txn, &me.jti, me.token_expires_at, now).await?;
+    events::record(&txn, st, ctx, DomainEvent::LoggedOut { id: me.id }).await?;
+    txn.commit().await?;
+    Ok(true)
+}
+
+/// Refuses the token with id `jti` from now until it expires; whether this call was the one that
+/// did (`false`: it was refused already).
+pub(crate) async fn revoke_jti<C: ConnectionTrait>(
+    conn: &C,
+    jti: &str,
+    expires_at: chrono::DateTime<chrono::Utc>,
+    now: chrono::DateTime<chrono::Utc>,
+) -> AppResult<bool> {
+    let inserted = revoked_access_token::Entity::insert(revoked_access_token::ActiveModel {
+        jti: Set(jti.to_string()),
+        expires_at: Set(expires_at),
         created_at: Set(now),
         ..Default::default()
     })
@@ -337,11 +378,37 @@ pub async fn logout(st: &AppState, ctx: &RequestCtx, input: LogoutInput) -> AppR
             .do_nothing()
             .to_owned(),
     )
-    .exec_without_returning(&txn)
+    .exec_without_returning(conn)
     .await?;
-    events::record(&txn, st, ctx, DomainEvent::LoggedOut { id: me.id }).await?;
-    txn.commit().await?;
-    Ok(true)
+    Ok(inserted == 1)
+}
+
+/// The signed-in user's account, once `password` is proven to be its password (400 on `field`,
+/// `incorrect`, otherwise).
+pub(crate) async fn check_own_password(
+    st: &AppState,
+    user_id: i64,
+    password: &str,
+    field: &str,
+) -> AppResult<user::Model> {
+    let u = user::Entity::find_by_id(user_id)
+        .one(&st.db)
+        .await?
+        .filter(user::Model::is_usable)
+        .ok_or_else(|| AppError::unauthorized("The account is disabled"))?;
+    if !st
+        .passwords
+        .verify(password, Some(&u.password_hash))
+        .await?
+    {
+        let what = if field == "password" {
+            "The password is not correct"
+        } else {
+            "The current password is not correct"
+        };
+        return Err(AppError::invalid(field, "incorrect", what));
+    }
+    Ok(u)
 }
 
 /// Takes one request from the client IP's credential-route budget.
@@ -354,7 +421,7 @@ pub(crate) fn limit_ip(st: &AppState, ctx: &RequestCtx) -> AppResult<()> {
     })
 }
 
-async fn issue_session<C: ConnectionTrait>(
+pub(crate) async fn issue_session<C: ConnectionTrait>(
     st: &AppState,
     ctx: &RequestCtx,
     conn: &C,
@@ -437,6 +504,7 @@ struct BearerRow {
     deleted_at: Option<chrono::DateTime<chrono::Utc>>,
     revoked: bool,
     live_session: bool,
+    mfa_enabled: bool,
 }
 
 /// [`authenticate`]'s answer when the database could not be reached: the request is answered
@@ -471,6 +539,14 @@ pub async fn authenticate(st: &AppState, token: &str) -> Result<AuthUser, &'stat
             .and_where(Expr::col(auth_token::Column::RevokedAt).is_null())
             .to_owned(),
     );
+    let mfa_enabled = Expr::exists(
+        Query::select()
+            .expr(Expr::val(1))
+            .from(user_two_factor::Entity)
+            .and_where(Expr::col(user_two_factor::Column::UserId).eq(user_id))
+            .and_where(Expr::col(user_two_factor::Column::EnabledAt).is_not_null())
+            .to_owned(),
+    );
     let row = user::Entity::find_by_id(user_id)
         .select_only()
         .columns([
@@ -483,6 +559,7 @@ pub async fn authenticate(st: &AppState, token: &str) -> Result<AuthUser, &'stat
         ])
         .expr_as(revoked, "revoked")
         .expr_as(live_session, "live_session")
+        .expr_as(mfa_enabled, "mfa_enabled")
         .into_model::<BearerRow>()
         .one(&st.db)
         .await
@@ -508,5 +585,6 @@ pub async fn authenticate(st: &AppState, token: &str) -> Result<AuthUser, &'stat
         token_expires_at: claims.expires_at(),
         jti: claims.jti,
         session_id: claims.sid,
+        mfa_enabled: row.mfa_enabled,
     })
 }

@@ -203,6 +203,16 @@ domain_events! {
     PasswordReset = ("auth.password_reset", "user") { id: i64, link_id: i64, sessions_revoked: u64 }
     /// A signed-in user changed their password; their other sessions ended.
     PasswordChanged = ("auth.password_changed", "user") { id: i64, other_sessions_revoked: u64 }
+    /// A two-factor secret was drawn (not yet confirmed).
+    TwoFactorSetUp = ("auth.two_factor_setup", "user") { id: i64 }
+    /// Two-factor sign-in is on; `recovery_codes` new recovery codes were issued.
+    TwoFactorEnabled = ("auth.two_factor_enabled", "user") { id: i64, recovery_codes: u64 }
+    TwoFactorDisabled = ("auth.two_factor_disabled", "user") { id: i64 }
+    /// A second factor was refused at sign-in (`code_invalid`, `code_already_used`,
+    /// `recoveryCode_invalid`); counts towards the account's lockout.
+    MfaFailed = ("auth.mfa_failed", "user") { id: i64, reason: String }
+    /// A recovery code completed a sign-in; `remaining` are left unused.
+    RecoveryCodeUsed = ("auth.recovery_code_used", "user") { id: i64, remaining: u64 }
     /// One session (refresh-token family) ended by its user (`self`) or an admin.
     SessionRevoked = ("auth.session_revoked", "user") { id: i64, session_id: i64, by: ChangedBy }
     /// A user's sessions ended: the others of the user's own (`self`), or all of them (`admin`).
@@ -287,6 +297,8 @@ impl DomainEvent {
             | DomainEvent::EmailVerificationRequested { id, .. }
             | DomainEvent::EmailVerified { id, .. }
             | DomainEvent::PasswordReset { id, .. }
+            | DomainEvent::MfaFailed { id, .. }
+            | DomainEvent::RecoveryCodeUsed { id, .. }
             | DomainEvent::RefreshTokenReused { id, .. } => Some(*id),
             DomainEvent::PasswordResetRequested { id, .. } => *id,
             _ => None,

@@ -159,22 +159,13 @@ pub async fn change(st: &AppState, ctx: &RequestCtx, input: ChangePasswordInput)
     let me = ctx.require_user()?.clone();
     crate::services::auth::limit_ip(st, ctx)?;
     let password = Password::parse_field("newPassword", &input.new_password)?;
-    let u = user::Entity::find_by_id(me.id)
-        .one(&st.db)
-        .await?
-        .filter(user::Model::is_usable)
-        .ok_or_else(|| AppError::unauthorized("The account is disabled"))?;
-    if !st
-        .passwords
-        .verify(&input.current_password, Some(&u.password_hash))
-        .await?
-    {
-        return Err(AppError::invalid(
-            "currentPassword",
-            "incorrect",
-            "The current password is not correct",
-        ));
-    }
+    let u = crate::services::auth::check_own_password(
+        st,
+        me.id,
+        &input.current_password,
+        "currentPassword",
+    )
+    .await?;
     let hash = st.passwords.hash(&password).await?;
     let now = st.clock.now();
     let txn = begin_write(&st.db).await?;

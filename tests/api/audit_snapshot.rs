@@ -212,6 +212,48 @@ async fn scenario(app: &TestApp, sim: &WebpaySim) {
         StatusCode::OK,
     );
     let token = other;
+    // Two-factor: set up, enabled, a sign-in with a wrong code then a recovery code, disabled.
+    let setup = app.post("/api/me/2fa/setup", Some(&token), json!({})).await;
+    ok(&setup, StatusCode::OK);
+    let secret = setup.body["secret"].as_str().unwrap();
+    let enabled = app
+        .post(
+            "/api/me/2fa/enable",
+            Some(&token),
+            json!({"code": crate::two_factor::code(app, secret)}),
+        )
+        .await;
+    ok(&enabled, StatusCode::OK);
+    let recovery = enabled.body["recoveryCodes"].as_array().unwrap();
+    let challenge = app.login("auditoria@example.cl", "secreto123").await;
+    let mfa = challenge["mfaToken"].as_str().unwrap();
+    ok(
+        &app.post(
+            "/api/auth/2fa/verify",
+            None,
+            json!({"mfaToken": mfa, "code": crate::two_factor::wrong_code(app, secret)}),
+        )
+        .await,
+        StatusCode::BAD_REQUEST,
+    );
+    ok(
+        &app.post(
+            "/api/auth/2fa/verify",
+            None,
+            json!({"mfaToken": mfa, "recoveryCode": recovery[0]}),
+        )
+        .await,
+        StatusCode::OK,
+    );
+    ok(
+        &app.post(
+            "/api/me/2fa/disable",
+            Some(&token),
+            json!({"password": "secreto123", "code": recovery[1]}),
+        )
+        .await,
+        StatusCode::NO_CONTENT,
+    );
     // Addresses.
     let a = app
         .post("/api/addresses", Some(&token), json!({"name": "Casa", "addressLine": "Av. Providencia 1234", "comuna": "Providencia", "region": "RM"}))

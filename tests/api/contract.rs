@@ -181,7 +181,7 @@ async fn rest_operation_documents_validate_against_the_schema() {
 }
 
 #[test]
-fn production_refuses_to_start_with_a_weak_secret() {
+fn production_refuses_to_start_with_a_weak_or_missing_secret() {
     let out = Command::new(env!("CARGO_BIN_EXE_dispensary"))
         .arg("serve")
         .env_clear()
@@ -205,6 +205,24 @@ fn production_refuses_to_start_with_a_weak_secret() {
         .expect("run the binary");
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("SEED_ADMIN_PASSWORD"));
+
+    // TOTP secrets are sealed with DATA_ENCRYPTION_KEY: production does not start without one.
+    let out = Command::new(env!("CARGO_BIN_EXE_dispensary"))
+        .arg("serve")
+        .env_clear()
+        .env("APP_ENV", "production")
+        .env("JWT_SECRET", "a-secret-of-more-than-thirty-two-bytes-0123")
+        .env("SEED_ADMIN_PASSWORD", "Str0ngAdminPassw0rd")
+        .env("DATABASE_URL", "sqlite::memory:")
+        .current_dir(std::env::temp_dir())
+        .output()
+        .expect("run the binary");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("DATA_ENCRYPTION_KEY is required in production"),
+        "{stderr}"
+    );
 
     let out = Command::new(env!("CARGO_BIN_EXE_dispensary"))
         .env_clear()

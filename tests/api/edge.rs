@@ -212,9 +212,14 @@ async fn creating_a_coupon_checks_the_caller_before_the_body() {
 /// coercion, so what refuses the request is the guard, not the arguments.
 fn plausible_variables(operation: &str) -> Option<Value> {
     Some(match operation {
-        "Logout" | "OpenCart" | "ClearCart" | "ResendEmailVerification" | "RevokeOtherSessions" => {
-            json!({})
-        }
+        "Logout"
+        | "OpenCart"
+        | "ClearCart"
+        | "ResendEmailVerification"
+        | "RevokeOtherSessions"
+        | "SetupTwoFactor" => json!({}),
+        "EnableTwoFactor" => json!({"input": {"code": "123456"}}),
+        "DisableTwoFactor" => json!({"input": {"password": CUSTOMER_PASSWORD, "code": "123456"}}),
         "UpdateMe" => json!({"input": {"name": "Edge Case"}}),
         "ChangePassword" => {
             json!({"input": {"currentPassword": CUSTOMER_PASSWORD, "newPassword": "edgeCase123"}})
@@ -332,9 +337,11 @@ fn mutation_resolvers() -> Vec<(String, bool)> {
 
 #[tokio::test]
 async fn guarded_mutations_never_reach_their_resolvers() {
-    const PUBLIC_MUTATIONS: [&str; 6] = [
+    const PUBLIC_MUTATIONS: [&str; 8] = [
         "register",
         "login",
+        "signIn",
+        "verifyMfa",
         "refreshToken",
         "verifyEmail",
         "forgotPassword",
@@ -391,6 +398,8 @@ async fn guarded_mutations_never_reach_their_resolvers() {
         let public = [
             "register",
             "login",
+            "sign_in",
+            "verify_mfa",
             "refresh_token",
             "verify_email",
             "forgot_password",

@@ -151,6 +151,11 @@ impl TestApp {
                 "JWT_SECRET".into(),
                 "test-secret-that-is-long-enough-0123456789".into(),
             ),
+            // A key of the test's own: production's check refuses the documented default.
+            (
+                "DATA_ENCRYPTION_KEY".into(),
+                "dGVzdC1kYXRhLWVuY3J5cHRpb24ta2V5LTMyYnl0ZXM=".into(),
+            ),
             ("AUTH_RATE_LIMIT_PER_MINUTE".into(), "1000".into()),
             ("UPLOAD_DIR".into(), upload_dir.display().to_string()),
             (

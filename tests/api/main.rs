@@ -39,6 +39,7 @@ mod sim_mp;
 mod sim_webpay;
 mod simulators;
 mod smtp;
+mod two_factor;
 mod uploads;
 mod users;
 mod verify_email;
