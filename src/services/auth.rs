@@ -18,6 +18,7 @@ use crate::entities::user::{self, Role};
 use crate::entities::{auth_token, revoked_access_token, system_log, user_two_factor};
 use crate::error::{AppError, AppResult, FieldIssue};
 use crate::services::events::{self, DomainEvent};
+use crate::services::sessions;
 use crate::services::tokens::{TokenProblem, ACCESS, REFRESH};
 use crate::services::users::{self, load_view, UserView};
 use crate::services::verification;
@@ -300,7 +301,7 @@ async fn refresh_reuse(st: &AppState, ctx: &RequestCtx, stored: &auth_token::Mod
     let now = st.clock.now();
     let result = async {
         let txn = st.db.begin().await?;
-        revoke_family(&txn, &stored.family_id, now).await?;
+        sessions::end(&txn, stored.user_id, Some(&stored.family_id), None, now).await?;
         events::record(
             &txn,
             st,
@@ -323,20 +324,6 @@ async fn refresh_reuse(st: &AppState, ctx: &RequestCtx, stored: &auth_token::Mod
     }
 }
 
-async fn revoke_family<C: ConnectionTrait>(
-    conn: &C,
-    family_id: &str,
-    now: chrono::DateTime<chrono::Utc>,
-) -> AppResult<()> {
-    auth_token::Entity::update_many()
-        .col_expr(auth_token::Column::RevokedAt, Expr::value(now))
-        .filter(auth_token::Column::FamilyId.eq(family_id))
-        .filter(auth_token::Column::RevokedAt.is_null())
-        .exec(conn)
-        .await?;
-    Ok(())
-}
-
 pub async fn logout(st: &AppState, ctx: &RequestCtx, input: LogoutInput) -> AppResult<bool> {
     let me = ctx.require_user()?.clone();
     let now = st.clock.now();
@@ -351,7 +338,7 @@ pub async fn logout(st: &AppState, ctx: &RequestCtx, input: LogoutInput) -> AppR
     }
     let txn = begin_write(&st.db).await?;
     for f in &families {
-        revoke_family(&txn, f, now).await?;
+        sessions::end(&txn, me.id, Some(f), None, now).await?;
     }
     revoke_jti(&txn, &me.jti, me.token_expires_at, now).await?;
     events::record(&txn, st, ctx, DomainEvent::LoggedOut { id: me.id }).await?;

@@ -180,23 +180,26 @@ pub async fn mint_url(st: &AppState, id: i64) -> AppResult<Option<String>> {
     }))
 }
 
-/// Inside the caller's transaction: uses the link of `purpose` whose token is `token`, or refuses
-/// with `validation_error` on `token` — `invalid` (unknown, malformed, or another purpose's),
-/// `used` (used or replaced by a newer link), `expired`. Of two concurrent uses, one wins.
-pub async fn take<C: ConnectionTrait>(
+fn refused(issue: &str, message: &str) -> AppError {
+    AppError::invalid("token", issue, message)
+}
+
+fn used() -> AppError {
+    refused(
+        "used",
+        "This link was already used or replaced by a newer one",
+    )
+}
+
+/// The link of `purpose` whose token is `token` if it can be used now, or the refusal [`take`]
+/// would give — without using it (a cheap check before slow work such as hashing a password).
+pub async fn usable<C: ConnectionTrait>(
     conn: &C,
     purpose: Purpose,
     token: &str,
     now: DateTime<Utc>,
 ) -> AppResult<Model> {
-    let refused = |issue: &str, message: &str| AppError::invalid("token", issue, message);
     let invalid = || refused("invalid", "The link is not valid");
-    let used = || {
-        refused(
-            "used",
-            "This link was already used or replaced by a newer one",
-        )
-    };
     let token = token.trim();
     if token.len() != 64 || !token.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(invalid());
@@ -216,6 +219,19 @@ pub async fn take<C: ConnectionTrait>(
             "This link has expired; ask for a new one",
         ));
     }
+    Ok(link)
+}
+
+/// Inside the caller's transaction: uses the link of `purpose` whose token is `token`, or refuses
+/// with `validation_error` on `token` — `invalid` (unknown, malformed, or another purpose's),
+/// `used` (used or replaced by a newer link), `expired`. Of two concurrent uses, one wins.
+pub async fn take<C: ConnectionTrait>(
+    conn: &C,
+    purpose: Purpose,
+    token: &str,
+    now: DateTime<Utc>,
+) -> AppResult<Model> {
+    let link = usable(conn, purpose, token, now).await?;
     let taken = Entity::update_many()
         .col_expr(Column::ConsumedAt, Expr::value(now))
         .filter(Column::Id.eq(link.id))

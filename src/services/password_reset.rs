@@ -119,9 +119,11 @@ async fn request_link(st: &AppState, ctx: &RequestCtx, email: &str) -> AppResult
 pub async fn reset(st: &AppState, ctx: &RequestCtx, input: ResetPasswordInput) -> AppResult<()> {
     crate::services::auth::limit_ip(st, ctx)?;
     let password = Password::parse_field("newPassword", &input.new_password)?;
-    // Hashing is slow: done before the write transaction, whatever the token turns out to be.
-    let hash = st.passwords.hash(&password).await?;
+    // Hashing is slow: a token that cannot be used is refused before it, and it is done before
+    // the write transaction (which takes the link for good, once).
     let now = st.clock.now();
+    links::usable(&st.db, Purpose::ResetPassword, &input.token, now).await?;
+    let hash = st.passwords.hash(&password).await?;
     let txn = begin_write(&st.db).await?;
     let link = links::take(&txn, Purpose::ResetPassword, &input.token, now).await?;
     let u = user::Entity::find_by_id(link.user_id)

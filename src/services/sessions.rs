@@ -215,9 +215,10 @@ pub(crate) async fn end_counted<C: ConnectionTrait>(
     Ok(families.len() as u64)
 }
 
-/// Revokes the unrevoked refresh tokens of `user_id` — of family `only`, or of every family but
-/// `keep`.
-async fn end<C: ConnectionTrait>(
+/// The one way sessions end: revokes the unrevoked refresh tokens of `user_id` — of family
+/// `only`, of every family but `keep`, or (neither) all of them. Access tokens of those families
+/// are refused from the next request on (the bearer check asks for a live family).
+pub(crate) async fn end<C: ConnectionTrait>(
     conn: &C,
     user_id: i64,
     only: Option<&str>,

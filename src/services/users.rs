@@ -13,7 +13,7 @@ use crate::actor::RequestCtx;
 use crate::db::begin_write;
 use crate::domain::{parse_name, parse_phone, Email, Rut};
 use crate::entities::user::{self, Role};
-use crate::entities::{auth_token, user_profile};
+use crate::entities::user_profile;
 use crate::error::{AppError, AppResult, FieldIssue};
 use crate::services::events::{self, ChangedBy, Changes, DomainEvent};
 use crate::services::pagination::{like_pattern, Page};
@@ -314,22 +314,6 @@ async fn ensure_not_last_admin<C: ConnectionTrait>(
     Ok(())
 }
 
-/// Revokes every refresh token of the user (their sessions end at the next refresh; access
-/// tokens are refused at once because every request re-reads the account).
-pub async fn revoke_all_sessions<C: ConnectionTrait>(
-    conn: &C,
-    user_id: i64,
-    now: chrono::DateTime<chrono::Utc>,
-) -> AppResult<()> {
-    auth_token::Entity::update_many()
-        .col_expr(auth_token::Column::RevokedAt, Expr::value(now))
-        .filter(auth_token::Column::UserId.eq(user_id))
-        .filter(auth_token::Column::RevokedAt.is_null())
-        .exec(conn)
-        .await?;
-    Ok(())
-}
-
 pub async fn update(
     st: &AppState,
     ctx: &RequestCtx,
@@ -359,7 +343,7 @@ pub async fn update(
         if !active {
             ensure_not_last_admin(&txn, &current, "isActive").await?;
             ensure_not_self(ctx, id, "isActive")?;
-            revoke_all_sessions(&txn, id, now).await?;
+            crate::services::sessions::end(&txn, id, None, None, now).await?;
         }
         am.is_active = Set(active);
     }
@@ -419,7 +403,7 @@ pub async fn delete(st: &AppState, ctx: &RequestCtx, id: i64) -> AppResult<bool>
     am.deleted_at = Set(Some(now));
     am.updated_at = Set(now);
     am.update(&txn).await?;
-    revoke_all_sessions(&txn, id, now).await?;
+    crate::services::sessions::end(&txn, id, None, None, now).await?;
     events::record(&txn, st, ctx, DomainEvent::UserDeactivated { id }).await?;
     txn.commit().await?;
     Ok(true)

@@ -8,6 +8,8 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 
 use crate::helpers::*;
+use crate::mail::{deliver, first_address, smtp_env, spawn_with_owned, subjects, with_subject};
+use crate::smtp::SmtpSim;
 
 const EMAIL: &str = "dosfactores@example.cl";
 const PASSWORD: &str = "secreto123";
@@ -425,4 +427,52 @@ async fn admins_without_two_factor_are_refused_admin_operations_when_required() 
         relaxed.get("/api/users", Some(&admin)).await.status,
         StatusCode::OK
     );
+}
+
+#[tokio::test]
+async fn two_factor_changes_are_mailed_to_the_account() {
+    let smtp = SmtpSim::start().await;
+    let app = spawn_with_owned(&smtp_env(&smtp)).await;
+    let (token, _, _) = app.register(EMAIL).await;
+    let (secret, recovery) = enable(&app, &token).await;
+    deliver(&app).await;
+    let on = with_subject(
+        &smtp,
+        "Activaste la verificación en dos pasos en Dispensario",
+    );
+    assert_eq!(on.len(), 1, "{:?}", subjects(&smtp));
+    assert_eq!(first_address(on[0].to()), EMAIL);
+
+    let mfa = mfa_token(&app, EMAIL, PASSWORD).await;
+    let r = verify(&app, json!({"mfaToken": mfa, "recoveryCode": recovery[0]})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    deliver(&app).await;
+    let used = with_subject(&smtp, "Usaste un código de recuperación en Dispensario");
+    assert_eq!(used.len(), 1, "{:?}", subjects(&smtp));
+    assert!(used[0].body_text(0).unwrap().contains("Te quedan 9;"));
+
+    app.clock.advance(Duration::seconds(30));
+    let r = app
+        .post(
+            "/api/me/2fa/disable",
+            Some(&token),
+            json!({"password": PASSWORD, "code": code(&app, &secret)}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text);
+    deliver(&app).await;
+    let off = with_subject(
+        &smtp,
+        "Desactivaste la verificación en dos pasos en Dispensario",
+    );
+    assert_eq!(off.len(), 1, "{:?}", subjects(&smtp));
+
+    // No message carries the secret or a recovery code.
+    for m in smtp.messages() {
+        let text = m.body_text(0).unwrap().to_string();
+        let html = m.body_html(0).unwrap().to_string();
+        for needle in std::iter::once(&secret).chain(recovery.iter()) {
+            assert!(!text.contains(needle.as_str()) && !html.contains(needle.as_str()));
+        }
+    }
 }

@@ -139,6 +139,9 @@ const MAILED: &[&str] = &[
     "auth.password_reset_requested",
     "auth.password_reset",
     "auth.password_changed",
+    "auth.two_factor_enabled",
+    "auth.two_factor_disabled",
+    "auth.recovery_code_used",
 ];
 
 /// Turns events into `mail.send` jobs.
@@ -211,6 +214,32 @@ async fn messages_for(
                     "changedAt": when,
                     "viaReset": event.event_type == "auth.password_reset",
                 }),
+                receipt_order_id: None,
+                link_id: None,
+            }])
+        }
+        // Security notices: the second factor turned on or off, or a recovery code spent.
+        "auth.two_factor_enabled" | "auth.two_factor_disabled" | "auth.recovery_code_used" => {
+            let Some(u) = usable_user(st, event.aggregate_id).await? else {
+                return Ok(Vec::new());
+            };
+            let what = match event.event_type.as_str() {
+                "auth.two_factor_enabled" => "enabled",
+                "auth.two_factor_disabled" => "disabled",
+                _ => "recovery_code_used",
+            };
+            let mut context = json!({
+                "customer": {"name": u.name},
+                "changedAt": event.occurred_at.format("%d-%m-%Y %H:%M UTC").to_string(),
+                "event": what,
+            });
+            if let Some(left) = p.get("remaining") {
+                context["remaining"] = left.clone();
+            }
+            Ok(vec![Outgoing {
+                template: "two_factor_changed",
+                to: u.email,
+                context,
                 receipt_order_id: None,
                 link_id: None,
             }])

@@ -55,6 +55,7 @@ templates![
     "email_change_requested",
     "reset_password",
     "password_changed",
+    "two_factor_changed",
 ];
 
 fn env() -> &'static Environment<'static> {
@@ -155,6 +156,7 @@ mod tests {
                 "change": false, "expiresInHours": 24, "newEmail": "nueva@example.cl",
                 "linkUrl": "https://tienda.example.cl/verify-email?token=ab12",
                 "expiresInMinutes": 30, "changedAt": "03-12-2026 12:00 UTC", "viaReset": true,
+                "event": "recovery_code_used", "remaining": 9,
             });
             for (k, v) in extra.as_object().unwrap() {
                 c[k] = v.clone();
@@ -244,6 +246,26 @@ mod tests {
             "{}",
             r.text
         );
+        c["event"] = json!("enabled");
+        let r = render("two_factor_changed", &c).unwrap();
+        assert_eq!(
+            r.subject,
+            "Activaste la verificación en dos pasos en Dispensario"
+        );
+        assert!(
+            r.text.contains("El 03-12-2026 12:00 UTC activaste"),
+            "{}",
+            r.text
+        );
+        c["event"] = json!("recovery_code_used");
+        assert!(
+            render("two_factor_changed", &c).is_err(),
+            "remaining is required"
+        );
+        c["remaining"] = json!(7);
+        let r = render("two_factor_changed", &c).unwrap();
+        assert!(r.text.contains("Te quedan 7;"), "{}", r.text);
+        assert!(r.html.contains("Te quedan 7;"), "{}", r.html);
         c["approved"] = json!(false);
         c["expiresOn"] = Value::Null;
         let r = render("document_reviewed", &c).unwrap();
