@@ -81,6 +81,8 @@ BEYOND_SCHEMA = {
     ("code", "already_used"),
     ("code", "required"),
     ("recoveryCode", "invalid"),
+    # Registration's privacy-policy acceptance is optional, but when sent it must be `true`.
+    ("acceptPrivacyPolicy", "must_accept"),
     # GraphQL's own grammar, and JSON inside a query-string parameter.
     ("query", "invalid_syntax"),
     ("variables", "invalid_json"),

@@ -18,6 +18,9 @@ pub struct AuthUser {
     pub session_id: String,
     /// Whether the user has two-factor authentication enabled.
     pub mfa_enabled: bool,
+    /// Whether the user withdrew the health-data consent (and did not give it again): no
+    /// medicinal access meanwhile.
+    pub health_data_withdrawn: bool,
 }
 
 #[derive(Debug, Clone)]

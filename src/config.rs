@@ -136,6 +136,12 @@ pub struct Config {
     /// `ADMIN_REQUIRE_2FA` (default true in production, false elsewhere): admin operations answer
     /// 403 `mfa_required` to an admin without two-factor authentication.
     pub admin_require_2fa: bool,
+    /// `PRIVACY_POLICY_VERSION` (default `2026-12-01`): the privacy policy in force. Registration
+    /// records it; a customer who accepted an older one is asked to accept again.
+    pub privacy_policy_version: String,
+    /// `PRIVACY_REQUEST_DUE_DAYS` (default 30): how long the store has to answer a personal-data
+    /// request (export, erasure) under Ley 21.719.
+    pub privacy_request_due_days: i64,
     /// Where browsers are sent back after paying.
     pub frontend_base_url: String,
     /// The store's name as printed on receipts.
@@ -478,6 +484,8 @@ impl Config {
                 .parse("REQUIRE_VERIFIED_EMAIL_FOR_CHECKOUT", false)?,
             data_encryption_key,
             admin_require_2fa: r.parse("ADMIN_REQUIRE_2FA", production)?,
+            privacy_policy_version: privacy_policy_version(&r)?,
+            privacy_request_due_days: r.positive("PRIVACY_REQUEST_DUE_DAYS", 30)?,
             payments_test_enabled: !production || r.parse("PAYMENTS_TEST_ENABLED", false)?,
             webhook_allowed_ips,
             provider_timeout_seconds: r.positive("PROVIDER_TIMEOUT_SECONDS", 15)?,
@@ -580,6 +588,24 @@ impl Config {
     pub fn is_sqlite(&self) -> bool {
         self.database_url.starts_with("sqlite:")
     }
+}
+
+/// The default `PRIVACY_POLICY_VERSION`: the policy published when Ley 21.719 came into force.
+pub const DEFAULT_PRIVACY_POLICY_VERSION: &str = "2026-12-01";
+
+fn privacy_policy_version(r: &Reader<'_>) -> Result<String, ConfigError> {
+    let v = r
+        .raw("PRIVACY_POLICY_VERSION")
+        .unwrap_or_else(|| DEFAULT_PRIVACY_POLICY_VERSION.into());
+    let ok = v.len() <= 32
+        && v.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_'));
+    if !ok {
+        return Err(ConfigError(format!(
+            "PRIVACY_POLICY_VERSION must be at most 32 letters, digits, '-', '.' or '_': {v:?}"
+        )));
+    }
+    Ok(v)
 }
 
 struct Reader<'a> {

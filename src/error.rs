@@ -22,6 +22,9 @@ pub enum ErrorCode {
     /// 403: an administrator without two-factor authentication while `ADMIN_REQUIRE_2FA` is on;
     /// in GraphQL's `login`, an account that must finish signing in with a second factor.
     MfaRequired,
+    /// 403: the action processes personal data the user has not consented to (Ley 21.719): a
+    /// medicinal document without the health-data consent.
+    ConsentRequired,
     NotFound,
     MethodNotAllowed,
     /// 415: a body in a media type the route does not take (e.g. `text/plain` where JSON is expected).
@@ -46,6 +49,7 @@ impl ErrorCode {
             ErrorCode::Forbidden => "forbidden",
             ErrorCode::EmailNotVerified => "email_not_verified",
             ErrorCode::MfaRequired => "mfa_required",
+            ErrorCode::ConsentRequired => "consent_required",
             ErrorCode::NotFound => "not_found",
             ErrorCode::MethodNotAllowed => "method_not_allowed",
             ErrorCode::UnsupportedMediaType => "unsupported_media_type",
@@ -63,9 +67,10 @@ impl ErrorCode {
             ErrorCode::Validation => StatusCode::BAD_REQUEST,
             ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ErrorCode::Unauthorized => StatusCode::UNAUTHORIZED,
-            ErrorCode::Forbidden | ErrorCode::EmailNotVerified | ErrorCode::MfaRequired => {
-                StatusCode::FORBIDDEN
-            }
+            ErrorCode::Forbidden
+            | ErrorCode::EmailNotVerified
+            | ErrorCode::MfaRequired
+            | ErrorCode::ConsentRequired => StatusCode::FORBIDDEN,
             ErrorCode::NotFound => StatusCode::NOT_FOUND,
             ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ErrorCode::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -90,6 +95,7 @@ impl ErrorCode {
             "forbidden" => ErrorCode::Forbidden,
             "email_not_verified" => ErrorCode::EmailNotVerified,
             "mfa_required" => ErrorCode::MfaRequired,
+            "consent_required" => ErrorCode::ConsentRequired,
             "not_found" => ErrorCode::NotFound,
             "method_not_allowed" => ErrorCode::MethodNotAllowed,
             "unsupported_media_type" => ErrorCode::UnsupportedMediaType,

@@ -7,6 +7,7 @@ use serde::Deserialize;
 
 use crate::actor::RequestCtx;
 use crate::domain::{Email, Password, Rut};
+use crate::entities::consent::{ConsentPurpose, ConsentSource};
 use crate::entities::user::{self, Role};
 use crate::services::events::{self, DomainEvent};
 use crate::services::users::create_profile;
@@ -220,6 +221,17 @@ async fn upsert(st: &AppState, seed: SeedUser, report: &mut SeedReport) -> anyho
             .insert(&txn)
             .await?;
             create_profile(&txn, created.id, now).await?;
+            // The demo accounts registered under the policy in force, like any registration.
+            crate::services::consents::grant(
+                &txn,
+                st,
+                &ctx,
+                created.id,
+                ConsentPurpose::PrivacyPolicy,
+                ConsentSource::Registration,
+                false,
+            )
+            .await?;
             events::record(
                 &txn,
                 st,
@@ -346,6 +358,17 @@ async fn seed_pending_document(
             ..Default::default()
         }
         .insert(&txn)
+        .await?;
+        // A document is only ever submitted with the consent to process health data.
+        crate::services::consents::grant(
+            &txn,
+            st,
+            &ctx,
+            u.id,
+            ConsentPurpose::HealthData,
+            ConsentSource::Document,
+            true,
+        )
         .await?;
         let d = medicinal_document::ActiveModel {
             user_id: Set(u.id),

@@ -18,6 +18,7 @@ mod m20261203_000010_outbox_deliveries;
 mod m20261203_000011_account_links;
 mod m20261203_000012_sessions;
 mod m20261203_000013_two_factor;
+mod m20261203_000014_consents;
 mod util;
 
 pub struct Migrator;
@@ -39,6 +40,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000011_account_links::Migration),
             Box::new(m20261203_000012_sessions::Migration),
             Box::new(m20261203_000013_two_factor::Migration),
+            Box::new(m20261203_000014_consents::Migration),
         ]
     }
 }

@@ -6,6 +6,7 @@ pub mod auth_token;
 pub mod cart;
 pub mod cart_item;
 pub mod category;
+pub mod consent;
 pub mod coupon;
 
 pub mod file;

@@ -7,6 +7,7 @@ use async_graphql::dataloader::Loader;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
 
 use crate::db::Db;
+use crate::entities::consent::{self, ConsentPurpose};
 use crate::entities::{category, order_item, product_variant};
 use crate::error::AppError;
 
@@ -16,11 +17,13 @@ pub type RequestLoader =
 
 pub struct CatalogLoader {
     db: Db,
+    /// `PRIVACY_POLICY_VERSION`, for [`PrivacyPolicyAccepted`].
+    policy_version: String,
 }
 
 impl CatalogLoader {
-    pub fn new(db: Db) -> Self {
-        CatalogLoader { db }
+    pub fn new(db: Db, policy_version: String) -> Self {
+        CatalogLoader { db, policy_version }
     }
 }
 
@@ -121,6 +124,34 @@ impl Loader<OrderItemsOf> for CatalogLoader {
             keys.iter().map(|k| (*k, Vec::new())).collect();
         for i in rows {
             map.entry(OrderItemsOf(i.order_id)).or_default().push(i);
+        }
+        Ok(map)
+    }
+}
+
+/// Whether a user accepted the privacy policy in force.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct PrivacyPolicyAccepted(pub i64);
+
+impl Loader<PrivacyPolicyAccepted> for CatalogLoader {
+    type Value = bool;
+    type Error = AppError;
+
+    async fn load(
+        &self,
+        keys: &[PrivacyPolicyAccepted],
+    ) -> Result<HashMap<PrivacyPolicyAccepted, Self::Value>, Self::Error> {
+        let accepted = consent::Entity::find()
+            .filter(consent::Column::UserId.is_in(keys.iter().map(|k| k.0)))
+            .filter(consent::Column::Purpose.eq(ConsentPurpose::PrivacyPolicy))
+            .filter(consent::Column::PolicyVersion.eq(self.policy_version.as_str()))
+            .filter(consent::Column::WithdrawnAt.is_null())
+            .all(&self.db)
+            .await?;
+        let mut map: HashMap<PrivacyPolicyAccepted, bool> =
+            keys.iter().map(|k| (*k, false)).collect();
+        for c in accepted {
+            map.insert(PrivacyPolicyAccepted(c.user_id), true);
         }
         Ok(map)
     }

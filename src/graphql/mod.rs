@@ -6,6 +6,7 @@ pub mod auth;
 pub mod cart;
 pub mod catalog;
 pub mod checkout;
+pub mod consents;
 pub mod coupons;
 pub mod documents;
 pub mod files;
@@ -39,6 +40,7 @@ pub struct QueryRoot(
     users::UsersQuery,
     sessions::SessionsQuery,
     two_factor::TwoFactorQuery,
+    consents::ConsentsQuery,
     catalog::CatalogQuery,
     addresses::AddressesQuery,
     cart::CartQuery,
@@ -60,6 +62,7 @@ pub struct MutationRoot(
     users::UsersMutation,
     sessions::SessionsMutation,
     two_factor::TwoFactorMutation,
+    consents::ConsentsMutation,
     catalog::CatalogMutation,
     files::FilesMutation,
     addresses::AddressesMutation,
@@ -121,7 +124,10 @@ pub async fn execute(
     let operation = request.operation_name.clone();
     let trace_id = rctx.trace_id.clone();
     let loader: loaders::RequestLoader = async_graphql::dataloader::DataLoader::with_cache(
-        loaders::CatalogLoader::new(state.db.clone()),
+        loaders::CatalogLoader::new(
+            state.db.clone(),
+            state.config.privacy_policy_version.clone(),
+        ),
         tokio::spawn,
         async_graphql::dataloader::HashMapCache::default(),
     );

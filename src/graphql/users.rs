@@ -16,7 +16,7 @@ use crate::services::users::{self, UpdateMeInput, UpdateUserInput, UserFilter, U
 #[graphql(complex)]
 #[serde(rename_all = "camelCase")]
 #[schema(example = json!({"id": 2, "name": "Ana Pérez", "email": "ana@example.cl", "emailVerified": true,
-    "pendingEmail": null, "rut": "12345678-5", "role": "customer", "isActive": true, "validatedMedicinal": false,
+    "pendingEmail": null, "privacyPolicyAccepted": true, "rut": "12345678-5", "role": "customer", "isActive": true, "validatedMedicinal": false,
     "profile": {"phone": "+56912345678", "birthdate": null, "address": null, "comuna": null, "region": null, "defaultAddressId": null},
     "createdAt": "2026-11-22T08:00:00Z", "updatedAt": "2026-11-22T08:00:00Z", "deletedAt": null}))]
 pub struct User {
@@ -29,6 +29,10 @@ pub struct User {
     /// `email`) or expires. Resolved on request.
     #[graphql(skip)]
     pub pending_email: Option<String>,
+    /// Whether the user accepted the privacy policy in force (`PRIVACY_POLICY_VERSION`).
+    /// Resolved on request.
+    #[graphql(skip)]
+    pub privacy_policy_accepted: bool,
     pub rut: Option<String>,
     pub role: Role,
     pub is_active: bool,
@@ -46,6 +50,16 @@ impl User {
     async fn pending_email(&self, ctx: &Context<'_>) -> GqlResult<Option<String>> {
         let (st, _) = parts(ctx);
         Ok(crate::services::verification::pending_email(&st.db, self.id, st.clock.now()).await?)
+    }
+
+    /// Whether the user accepted the privacy policy in force (`PRIVACY_POLICY_VERSION`); after
+    /// a new version, `false` until `POST /api/me/consents/privacy_policy`. Resolved on request.
+    async fn privacy_policy_accepted(&self, ctx: &Context<'_>) -> GqlResult<bool> {
+        let loader = ctx.data_unchecked::<super::loaders::RequestLoader>();
+        Ok(loader
+            .load_one(super::loaders::PrivacyPolicyAccepted(self.id))
+            .await?
+            .unwrap_or(false))
     }
 }
 
@@ -80,6 +94,7 @@ impl From<UserView> for User {
             email: u.email,
             email_verified: u.email_verified_at.is_some(),
             pending_email: None,
+            privacy_policy_accepted: false,
             rut: u.rut,
             role: u.role,
             is_active: u.is_active,

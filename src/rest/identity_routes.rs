@@ -9,10 +9,12 @@ use crate::entities::user::Role;
 use crate::graphql::auth::{
     AuthPayload, EmailVerification, EmailVerificationSent, PasswordResetRequested,
 };
+use crate::graphql::consents::ConsentOverview;
 use crate::graphql::sessions::{SessionList, SessionsRevoked};
 use crate::graphql::two_factor::{SignInResult, TwoFactorEnabled, TwoFactorSetup, TwoFactorStatus};
 use crate::graphql::users::{User, UserPage};
 use crate::services::auth::{LoginInput, LogoutInput, RefreshInput, RegisterInput};
+use crate::services::consents::GrantInput;
 use crate::services::password_reset::{
     ChangePasswordInput, ForgotPasswordInput, ResetPasswordInput,
 };
@@ -247,6 +249,72 @@ pub fn routes() -> Vec<RestRoute> {
             "Turn two-factor sign-in off with the password and a code or a recovery code (400 on `password` / `code`, 409 when not on)",
         )
         .body(json_body::<DisableTwoFactorInput>("input")),
+        RestRoute::new(
+            M::GET,
+            "/api/me/consents",
+            "MyConsents",
+            doc!("users/my_consents.graphql", "consent_fields.graphql"),
+            "myConsents",
+        )
+        .access(Access::Customer)
+        .doc(
+            "privacy",
+            "The signed-in user's consents (Ley 21.719): the privacy policy version in force and whether it is accepted, whether the health-data consent is in force, and every consent given, newest first",
+        )
+        .returns::<ConsentOverview>(),
+        RestRoute::new(
+            M::POST,
+            "/api/me/consents/privacy_policy",
+            "AcceptPrivacyPolicy",
+            doc!("users/accept_privacy_policy.graphql", "consent_fields.graphql"),
+            "giveConsent",
+        )
+        .access(Access::Customer)
+        .doc(
+            "privacy",
+            "Accept the privacy policy in force; an optional {policyVersion} must name it (409 policy_changed). Accepting again changes nothing",
+        )
+        .body(optional_json_body::<GrantInput>("input"))
+        .returns::<ConsentOverview>(),
+        RestRoute::new(
+            M::POST,
+            "/api/me/consents/health_data",
+            "GiveHealthDataConsent",
+            doc!("users/give_health_data_consent.graphql", "consent_fields.graphql"),
+            "giveConsent",
+        )
+        .access(Access::Customer)
+        .doc(
+            "privacy",
+            "Consent to the processing of health data (the prescriptions and certificates you submit); needed before submitting a medicinal document",
+        )
+        .returns::<ConsentOverview>(),
+        RestRoute::new(
+            M::POST,
+            "/api/me/consents/privacy_policy/withdraw",
+            "WithdrawPrivacyPolicyConsent",
+            doc!("users/withdraw_privacy_policy.graphql", "consent_fields.graphql"),
+            "withdrawConsent",
+        )
+        .access(Access::Customer)
+        .doc(
+            "privacy",
+            "Withdraw the acceptance of the privacy policy (privacyPolicyAccepted becomes false); withdrawing what is not in force changes nothing",
+        )
+        .returns::<ConsentOverview>(),
+        RestRoute::new(
+            M::POST,
+            "/api/me/consents/health_data/withdraw",
+            "WithdrawHealthDataConsent",
+            doc!("users/withdraw_health_data_consent.graphql", "consent_fields.graphql"),
+            "withdrawConsent",
+        )
+        .access(Access::Customer)
+        .doc(
+            "privacy",
+            "Withdraw the consent to the processing of health data: medicinal access ends at once and pending documents leave review, until it is given again",
+        )
+        .returns::<ConsentOverview>(),
         RestRoute::new(
             M::GET,
             "/api/me/sessions",

@@ -336,7 +336,11 @@ fn operation(route: &RestRoute) -> utoipa::openapi::path::Operation {
     } else if route.access == Access::Customer {
         op = op.response(
             "403",
-            error_response("forbidden: this account may not do this (for example, reviewing a product it did not buy)"),
+            error_response(if route.operation == "SubmitMedicinalDocument" {
+                "forbidden: this account may not do this; consent_required: no health-data consent is recorded (give it with POST /api/me/consents/health_data, or send acceptHealthDataProcessing: true)"
+            } else {
+                "forbidden: this account may not do this (for example, reviewing a product it did not buy)"
+            }),
         );
     }
     if !path_params.is_empty() || route.body.is_some() {
@@ -790,7 +794,7 @@ pub fn document() -> OpenApi {
         .paths(paths)
         .components(Some(components))
         .tags(Some(
-            ["auth", "users", "catalog", "uploads", "addresses", "cart", "checkout", "coupons", "orders", "payments", "medicinal", "reviews", "admin", "operations", "graphql"]
+            ["auth", "users", "privacy", "catalog", "uploads", "addresses", "cart", "checkout", "coupons", "orders", "payments", "medicinal", "reviews", "admin", "operations", "graphql"]
                 .map(|t| TagBuilder::new().name(t).build())
                 .to_vec(),
         ))

@@ -14,9 +14,11 @@ use utoipa::ToSchema;
 use crate::actor::{AuthUser, RequestCtx};
 use crate::db::begin_write;
 use crate::domain::{parse_name, Email, Password, Rut};
+use crate::entities::consent::{ConsentPurpose, ConsentSource};
 use crate::entities::user::{self, Role};
 use crate::entities::{auth_token, revoked_access_token, system_log, user_two_factor};
 use crate::error::{AppError, AppResult, FieldIssue};
+use crate::services::consents;
 use crate::services::events::{self, DomainEvent};
 use crate::services::sessions;
 use crate::services::tokens::{TokenProblem, ACCESS, REFRESH};
@@ -26,7 +28,7 @@ use crate::state::AppState;
 
 #[derive(InputObject, Deserialize, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-#[schema(example = json!({"name": "Ana Pérez", "email": "ana@example.cl", "password": "cannabis123", "rut": "12.345.678-5"}))]
+#[schema(example = json!({"name": "Ana Pérez", "email": "ana@example.cl", "password": "cannabis123", "rut": "12.345.678-5", "acceptPrivacyPolicy": true}))]
 pub struct RegisterInput {
     pub name: String,
     pub email: String,
@@ -35,6 +37,11 @@ pub struct RegisterInput {
     /// Optional Chilean RUT; stored normalised (`12345678-5`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rut: Option<String>,
+    /// `true`: the customer expressly accepts the privacy policy in force
+    /// (`PRIVACY_POLICY_VERSION`). Omitted, the registration still records the version it was
+    /// made under; `false` is refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accept_privacy_policy: Option<bool>,
 }
 
 #[derive(InputObject, Deserialize, Serialize, ToSchema)]
@@ -95,6 +102,9 @@ pub async fn register(
         Some(r) => Rut::parse(r).map_err(|e| issues.extend(e.details)).ok(),
         None => None,
     };
+    if input.accept_privacy_policy == Some(false) {
+        issues.push(FieldIssue::new("acceptPrivacyPolicy", "must_accept"));
+    }
     let (Some(name), Some(email), Some(password)) = (name, email, password) else {
         return Err(AppError::invalid_fields(issues));
     };
@@ -127,6 +137,16 @@ pub async fn register(
     .await?;
     users::create_profile(&txn, user.id, now).await?;
     events::record(&txn, st, ctx, DomainEvent::UserRegistered { id: user.id }).await?;
+    consents::grant(
+        &txn,
+        st,
+        ctx,
+        user.id,
+        ConsentPurpose::PrivacyPolicy,
+        ConsentSource::Registration,
+        input.accept_privacy_policy == Some(true),
+    )
+    .await?;
     verification::request(&txn, st, ctx, user.id, &user.email, None).await?;
     let session = issue_session(st, ctx, &txn, &user, None).await?;
     txn.commit().await?;
@@ -492,6 +512,7 @@ struct BearerRow {
     revoked: bool,
     live_session: bool,
     mfa_enabled: bool,
+    health_data_withdrawn: bool,
 }
 
 /// [`authenticate`]'s answer when the database could not be reached: the request is answered
@@ -534,6 +555,7 @@ pub async fn authenticate(st: &AppState, token: &str) -> Result<AuthUser, &'stat
             .and_where(Expr::col(user_two_factor::Column::EnabledAt).is_not_null())
             .to_owned(),
     );
+    let health_data_withdrawn = consents::health_data_withdrawn(Expr::val(user_id));
     let row = user::Entity::find_by_id(user_id)
         .select_only()
         .columns([
@@ -547,6 +569,7 @@ pub async fn authenticate(st: &AppState, token: &str) -> Result<AuthUser, &'stat
         .expr_as(revoked, "revoked")
         .expr_as(live_session, "live_session")
         .expr_as(mfa_enabled, "mfa_enabled")
+        .expr_as(health_data_withdrawn, "health_data_withdrawn")
         .into_model::<BearerRow>()
         .one(&st.db)
         .await
@@ -573,5 +596,6 @@ pub async fn authenticate(st: &AppState, token: &str) -> Result<AuthUser, &'stat
         jti: claims.jti,
         session_id: claims.sid,
         mfa_enabled: row.mfa_enabled,
+        health_data_withdrawn: row.health_data_withdrawn,
     })
 }

@@ -19,6 +19,7 @@ use serde_json::{Map, Value};
 
 use crate::actor::RequestCtx;
 use crate::clock::Clock;
+use crate::entities::consent::{ConsentPurpose, ConsentSource};
 use crate::entities::job::JobState;
 use crate::entities::medicinal_document::{DocStatus, DocType};
 use crate::entities::{outbox_event, system_log};
@@ -217,6 +218,13 @@ domain_events! {
     SessionRevoked = ("auth.session_revoked", "user") { id: i64, session_id: i64, by: ChangedBy }
     /// A user's sessions ended: the others of the user's own (`self`), or all of them (`admin`).
     SessionsRevoked = ("auth.sessions_revoked", "user") { id: i64, count: u64, by: ChangedBy }
+    /// A consent was given (or an implied privacy-policy acceptance made express).
+    ConsentGranted = ("consent.granted", "user") {
+        id: i64, consent_id: i64, purpose: ConsentPurpose, policy_version: String,
+        source: ConsentSource, explicit: bool,
+    }
+    /// A consent was withdrawn (`consents`: the rows it ended).
+    ConsentWithdrawn = ("consent.withdrawn", "user") { id: i64, purpose: ConsentPurpose, consents: u64 }
     /// A link was used: the address is verified and, when `changed`, is now the account's email.
     EmailVerified = ("user.email_verified", "user") { id: i64, verification_id: i64, changed: bool }
     UserUpdated = ("user.updated", "user") {
@@ -299,6 +307,7 @@ impl DomainEvent {
             | DomainEvent::PasswordReset { id, .. }
             | DomainEvent::MfaFailed { id, .. }
             | DomainEvent::RecoveryCodeUsed { id, .. }
+            | DomainEvent::ConsentGranted { id, .. }
             | DomainEvent::RefreshTokenReused { id, .. } => Some(*id),
             DomainEvent::PasswordResetRequested { id, .. } => *id,
             _ => None,

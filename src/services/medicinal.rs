@@ -14,10 +14,12 @@ use utoipa::ToSchema;
 
 use crate::actor::RequestCtx;
 use crate::db::begin_write;
+use crate::entities::consent::{ConsentPurpose, ConsentSource};
 use crate::entities::medicinal_document::{self, DocStatus, DocType};
 use crate::entities::{file, user};
 use crate::error::{AppError, AppResult};
 use crate::graphql::scalars::Timestamp;
+use crate::services::consents;
 use crate::services::events::{self, ChangedBy, DomainEvent};
 use crate::services::files::{self, DOC_KINDS, MEDICINAL_DOC};
 use crate::services::pagination::{like_pattern, Page};
@@ -28,12 +30,18 @@ use crate::state::AppState;
 #[derive(Debug, Clone, InputObject, Deserialize, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[graphql(name = "SubmitMedicinalDocumentInput")]
-#[schema(example = json!({"docType": "receta", "fileId": 12}))]
+#[schema(example = json!({"docType": "receta", "fileId": 12, "acceptHealthDataProcessing": true}))]
 pub struct SubmitDocumentInput {
     pub doc_type: DocType,
     /// A file from `POST /api/uploads/doc` (omit when sending the file in the same request).
     #[serde(default)]
     pub file_id: Option<i64>,
+    /// `true` gives the consent to the processing of health data (Ley 21.719) with this
+    /// submission; without it, one given before (`POST /api/me/consents/health_data`) is needed,
+    /// or the submission is refused with 403 `consent_required`. In a multipart form, the text
+    /// `true`.
+    #[serde(default, deserialize_with = "crate::util::lenient_bool")]
+    pub accept_health_data_processing: Option<bool>,
 }
 
 /// `PATCH /api/admin/medicinal/docs/{id}`.
@@ -97,6 +105,21 @@ pub async fn submit(
 ) -> AppResult<medicinal_document::Model> {
     let me = ctx.require_user()?.id;
     let txn = begin_write(&st.db).await?;
+    // Health data is processed only with express consent: checked before the file is stored.
+    if input.accept_health_data_processing == Some(true) {
+        consents::grant(
+            &txn,
+            st,
+            ctx,
+            me,
+            ConsentPurpose::HealthData,
+            ConsentSource::Document,
+            true,
+        )
+        .await?;
+    } else if !consents::has(&txn, st, me, ConsentPurpose::HealthData).await? {
+        return Err(consents::health_data_required());
+    }
     let (file_id, stored) = match (upload, input.file_id) {
         (Some(_), Some(_)) => {
             return Err(AppError::invalid(
@@ -261,6 +284,18 @@ pub async fn list_admin(
     if let Some(s) = f.status {
         cond = cond.add(medicinal_document::Column::Status.eq(s));
     }
+    // A customer who withdrew the health-data consent takes their pending documents out of review.
+    cond = cond.add(
+        Condition::any()
+            .add(medicinal_document::Column::Status.ne(DocStatus::Pending))
+            .add(
+                consents::health_data_withdrawn(Expr::col((
+                    medicinal_document::Entity,
+                    medicinal_document::Column::UserId,
+                )))
+                .not(),
+            ),
+    );
     if let Some(q) = f.q.as_deref().map(str::trim).filter(|q| !q.is_empty()) {
         let pattern = like_pattern(q);
         cond = cond.add(
@@ -328,6 +363,25 @@ pub async fn review(
         ));
     }
     let txn = begin_write(&st.db).await?;
+    let owner = medicinal_document::Entity::find_by_id(id)
+        .one(&txn)
+        .await?
+        .ok_or_else(|| AppError::not_found("Medicinal document"))?
+        .user_id;
+    let withdrawn = user::Entity::find_by_id(owner)
+        .filter(consents::health_data_withdrawn(Expr::col((
+            user::Entity,
+            user::Column::Id,
+        ))))
+        .count(&txn)
+        .await?;
+    if withdrawn > 0 {
+        return Err(AppError::conflict_field(
+            "status",
+            "consent_withdrawn",
+            "The customer withdrew their consent to the processing of health data; this document is out of review until they give it again",
+        ));
+    }
     // Compare-and-set on `pending`: two admins reviewing at once cannot both decide.
     let updated = medicinal_document::Entity::update_many()
         .col_expr(

@@ -6,6 +6,7 @@ pub mod auth;
 pub mod cart;
 pub mod catalog;
 pub mod checkout;
+pub mod consents;
 pub mod coupons;
 pub mod crypto;
 pub mod events;

@@ -398,6 +398,14 @@ async fn scenario(app: &TestApp, sim: &WebpaySim) {
             Part::bytes(PDF.to_vec()).file_name("receta.pdf".to_string()),
         )
     };
+    // Health data needs the customer's consent (Ley 21.719): given, withdrawn, given again.
+    for step in ["health_data", "health_data/withdraw", "health_data"] {
+        ok(
+            &app.post(&format!("/api/me/consents/{step}"), Some(&token), json!({}))
+                .await,
+            StatusCode::OK,
+        );
+    }
     let d = multipart(app, "/api/medicinal/me/docs", &token, doc("receta")).await;
     ok(&d, StatusCode::CREATED);
     let doc_id = d.body["id"].as_i64().unwrap();

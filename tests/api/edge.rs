@@ -217,7 +217,10 @@ fn plausible_variables(operation: &str) -> Option<Value> {
         | "ClearCart"
         | "ResendEmailVerification"
         | "RevokeOtherSessions"
-        | "SetupTwoFactor" => json!({}),
+        | "SetupTwoFactor"
+        | "GiveHealthDataConsent"
+        | "WithdrawPrivacyPolicyConsent"
+        | "WithdrawHealthDataConsent" => json!({}),
         "EnableTwoFactor" => json!({"input": {"code": "123456"}}),
         "DisableTwoFactor" => json!({"input": {"password": CUSTOMER_PASSWORD, "code": "123456"}}),
         "UpdateMe" => json!({"input": {"name": "Edge Case"}}),
@@ -266,6 +269,7 @@ fn plausible_variables(operation: &str) -> Option<Value> {
         "StartPayment" => json!({"input": {"orderId": 1, "provider": "test"}}),
         "ConfirmPayment" => json!({"input": {"orderId": 1, "provider": "test", "token": "t"}}),
         "SubmitMedicinalDocument" => json!({"input": {"docType": "receta", "fileId": 1}}),
+        "AcceptPrivacyPolicy" => json!({"input": {"policyVersion": "2026-12-01"}}),
         "ReviewMedicinalDocument" => json!({"id": 1, "input": {"status": "approved"}}),
         "CreateReview" => json!({"id": 1, "input": {"rating": 5, "body": "Muy bueno"}}),
         "ModerateReview" => json!({"id": 1, "input": {"isVisible": false}}),

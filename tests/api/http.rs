@@ -372,8 +372,8 @@ async fn readiness_and_metrics() {
     let after = app.metric("db_statements_total", "").await;
     assert_eq!(
         after - before,
-        3.0,
-        "bearer check + user load + pending email change"
+        4.0,
+        "bearer check + user load + pending email change + privacy policy accepted"
     );
 
     // Readiness fails with the error model when the database is gone.

@@ -8,6 +8,7 @@ mod auth;
 mod cart;
 mod catalog;
 mod checkout;
+mod consents;
 mod contract;
 mod coupons;
 mod dispatch;

@@ -12,11 +12,15 @@ use crate::uploads::PNG_1X1;
 /// A small valid PDF standing in for a scanned prescription.
 pub const PDF: &[u8] = b"%PDF-1.4\n1 0 obj <</Type /Catalog /Pages 2 0 R>> endobj\n2 0 obj <</Type /Pages /Kids [] /Count 0>> endobj\ntrailer <</Root 1 0 R>>\n%%EOF\n";
 
+/// A submission form that also gives the health-data consent (`acceptHealthDataProcessing`).
 pub fn doc_form(doc_type: &str, name: &str, bytes: &[u8]) -> Form {
-    Form::new().text("docType", doc_type.to_string()).part(
-        "file",
-        Part::bytes(bytes.to_vec()).file_name(name.to_string()),
-    )
+    Form::new()
+        .text("docType", doc_type.to_string())
+        .text("acceptHealthDataProcessing", "true")
+        .part(
+            "file",
+            Part::bytes(bytes.to_vec()).file_name(name.to_string()),
+        )
 }
 
 pub async fn submit(app: &TestApp, token: &str, form: Form) -> Resp {
@@ -51,7 +55,7 @@ async fn medicinal_product(app: &TestApp) -> i64 {
 }
 
 /// Whether the customer sees the medicinal product and may put it in the cart.
-async fn sees_medicinal(app: &TestApp, token: &str) -> bool {
+pub(crate) async fn sees_medicinal(app: &TestApp, token: &str) -> bool {
     let product = medicinal_product(app).await;
     let by_id = app
         .get(&format!("/api/products/{product}"), Some(token))
@@ -332,7 +336,7 @@ async fn expiring_approvals_rejections_deletes_and_bad_input() {
         .post(
             "/api/medicinal/me/docs",
             Some(&other),
-            json!({"docType": "certificado", "fileId": file_id}),
+            json!({"docType": "certificado", "fileId": file_id, "acceptHealthDataProcessing": true}),
         )
         .await;
     assert_eq!(foreign.status, StatusCode::BAD_REQUEST, "{}", foreign.text);
@@ -341,7 +345,7 @@ async fn expiring_approvals_rejections_deletes_and_bad_input() {
         .post(
             "/api/medicinal/me/docs",
             Some(&token),
-            json!({"docType": "certificado", "fileId": file_id}),
+            json!({"docType": "certificado", "fileId": file_id, "acceptHealthDataProcessing": true}),
         )
         .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);

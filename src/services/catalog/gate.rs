@@ -20,7 +20,8 @@ pub enum CatalogMode {
 }
 
 /// Whether the viewer may access medicinal products: admins always; customers when validated
-/// (`validated_medicinal`) or holding an approved document that has not expired. Computed once
+/// (`validated_medicinal`) or holding an approved document that has not expired, unless they
+/// withdrew the health-data consent (Ley 21.719) and have not given it again. Computed once
 /// per request, on `conn` (pass the open transaction when there is one: a second pooled
 /// connection per request could starve the pool under load).
 pub async fn has_access<C: sea_orm::ConnectionTrait>(
@@ -32,6 +33,7 @@ pub async fn has_access<C: sea_orm::ConnectionTrait>(
         .get_or_try_init(|| async {
             Ok(match ctx.user() {
                 Some(u) if u.role == Role::Admin => true,
+                Some(u) if u.health_data_withdrawn => false,
                 Some(u) if u.validated_medicinal => true,
                 Some(u) => {
                     crate::services::medicinal::has_valid_document(conn, u.id, st.clock.now())
