@@ -19,6 +19,7 @@ mod m20261203_000011_account_links;
 mod m20261203_000012_sessions;
 mod m20261203_000013_two_factor;
 mod m20261203_000014_consents;
+mod m20261203_000015_privacy_requests;
 mod util;
 
 pub struct Migrator;
@@ -41,6 +42,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000012_sessions::Migration),
             Box::new(m20261203_000013_two_factor::Migration),
             Box::new(m20261203_000014_consents::Migration),
+            Box::new(m20261203_000015_privacy_requests::Migration),
         ]
     }
 }

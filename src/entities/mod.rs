@@ -19,6 +19,7 @@ pub mod outbox_delivery;
 pub mod outbox_event;
 pub mod payment;
 pub mod payment_event;
+pub mod privacy_request;
 pub mod product;
 pub mod product_review;
 pub mod product_variant;

@@ -19,6 +19,7 @@ pub mod medicinal;
 pub mod orders;
 pub mod payments;
 pub mod persisted;
+pub mod privacy;
 pub mod reviews;
 pub mod scalars;
 pub mod sessions;
@@ -41,6 +42,7 @@ pub struct QueryRoot(
     sessions::SessionsQuery,
     two_factor::TwoFactorQuery,
     consents::ConsentsQuery,
+    privacy::PrivacyQuery,
     catalog::CatalogQuery,
     addresses::AddressesQuery,
     cart::CartQuery,
@@ -63,6 +65,7 @@ pub struct MutationRoot(
     sessions::SessionsMutation,
     two_factor::TwoFactorMutation,
     consents::ConsentsMutation,
+    privacy::PrivacyMutation,
     catalog::CatalogMutation,
     files::FilesMutation,
     addresses::AddressesMutation,

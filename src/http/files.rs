@@ -51,14 +51,28 @@ async fn serve(app: &App, ctx: &RequestCtx, id: &str, query: Option<&str>) -> Ap
         .unwrap_or("bin");
     let content_type = HeaderValue::from_str(&f.content_type)
         .unwrap_or_else(|_| HeaderValue::from_static("application/octet-stream"));
-    let disposition =
-        HeaderValue::from_str(&format!("attachment; filename=\"file-{}.{ext}\"", f.id))
-            .map_err(AppError::internal)?;
+    attachment(
+        file,
+        f.size_bytes as u64,
+        content_type,
+        &format!("file-{}.{ext}", f.id),
+    )
+}
+
+/// A private file streamed as an attachment named `filename`, never cached.
+pub fn attachment(
+    file: tokio::fs::File,
+    len: u64,
+    content_type: HeaderValue,
+    filename: &str,
+) -> AppResult<Response> {
+    let disposition = HeaderValue::from_str(&format!("attachment; filename=\"{filename}\""))
+        .map_err(AppError::internal)?;
     Ok((
         StatusCode::OK,
         [
             (header::CONTENT_TYPE, content_type),
-            (header::CONTENT_LENGTH, HeaderValue::from(f.size_bytes)),
+            (header::CONTENT_LENGTH, HeaderValue::from(len)),
             (header::CONTENT_DISPOSITION, disposition),
             (
                 header::CACHE_CONTROL,

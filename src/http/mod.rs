@@ -2,6 +2,7 @@
 
 pub mod auth;
 pub mod client_ip;
+pub mod data_export;
 pub mod drain;
 pub mod errors;
 pub mod files;
@@ -126,6 +127,10 @@ pub fn router(app: App) -> Router {
             axum::routing::post(webhooks::handle),
         )
         .route("/api/files/{id}", get(files::download))
+        .route(
+            "/api/me/data-exports/{id}/download",
+            get(data_export::download),
+        )
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))

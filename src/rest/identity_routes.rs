@@ -10,6 +10,7 @@ use crate::graphql::auth::{
     AuthPayload, EmailVerification, EmailVerificationSent, PasswordResetRequested,
 };
 use crate::graphql::consents::ConsentOverview;
+use crate::graphql::privacy::DataExport;
 use crate::graphql::sessions::{SessionList, SessionsRevoked};
 use crate::graphql::two_factor::{SignInResult, TwoFactorEnabled, TwoFactorSetup, TwoFactorStatus};
 use crate::graphql::users::{User, UserPage};
@@ -315,6 +316,33 @@ pub fn routes() -> Vec<RestRoute> {
             "Withdraw the consent to the processing of health data: medicinal access ends at once and pending documents leave review, until it is given again",
         )
         .returns::<ConsentOverview>(),
+        RestRoute::new(
+            M::POST,
+            "/api/me/data-export",
+            "RequestDataExport",
+            doc!("privacy/request_data_export.graphql"),
+            "requestDataExport",
+        )
+        .status(StatusCode::ACCEPTED)
+        .access(Access::Customer)
+        .doc(
+            "privacy",
+            "Ask for a ZIP of everything the store holds about you (Ley 21.719: access and portability), prepared in the background: poll GET /api/me/data-exports/{id}; a mail says when it is ready. One at a time (409 export_in_progress), three a day (429)",
+        )
+        .returns::<DataExport>(),
+        RestRoute::new(
+            M::GET,
+            "/api/me/data-exports/{id}",
+            "MyDataExport",
+            doc!("privacy/my_data_export.graphql"),
+            "myDataExport",
+        )
+        .access(Access::Customer)
+        .doc(
+            "privacy",
+            "One of your data exports: its state and, when ready, a download link valid for 24 hours (it works only with your bearer token)",
+        )
+        .returns::<DataExport>(),
         RestRoute::new(
             M::GET,
             "/api/me/sessions",

@@ -1,6 +1,6 @@
 //! OpenAPI 3.1 document generated from the REST route table plus the operational routes.
 
-use utoipa::openapi::path::{OperationBuilder, ParameterBuilder, ParameterIn, Paths};
+use utoipa::openapi::path::{OperationBuilder, Parameter, ParameterBuilder, ParameterIn, Paths};
 use utoipa::openapi::request_body::RequestBodyBuilder;
 use utoipa::openapi::schema::{ComponentsBuilder, ObjectBuilder, Type};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
@@ -364,11 +364,15 @@ fn operation(route: &RestRoute) -> utoipa::openapi::path::Operation {
                 error_response("unsupported_media_type: the Content-Type is not one this route accepts"),
             );
     }
-    // The credential routes share a per-IP budget (`AUTH_RATE_LIMIT_PER_MINUTE`).
+    // The credential routes share a per-IP budget (`AUTH_RATE_LIMIT_PER_MINUTE`); a customer
+    // may ask for three data exports a day.
     if route.path.starts_with("/api/auth/")
         || matches!(
             route.path,
-            "/api/me/password" | "/api/me/2fa/enable" | "/api/me/2fa/disable"
+            "/api/me/password"
+                | "/api/me/2fa/enable"
+                | "/api/me/2fa/disable"
+                | "/api/me/data-export"
         )
     {
         op = op.response("429", rate_limited_response());
@@ -564,20 +568,55 @@ fn graphql_post() -> utoipa::openapi::path::Operation {
 }
 
 /// `GET /api/files/{id}`: a plain handler (the body is the file), documented by hand.
+fn param(name: &str, at: ParameterIn, ty: Type, required: bool, about: &str) -> Parameter {
+    ParameterBuilder::new()
+        .name(name)
+        .parameter_in(at)
+        .required(if required {
+            Required::True
+        } else {
+            Required::False
+        })
+        .description(Some(about))
+        .schema(Some(ObjectBuilder::new().schema_type(ty)))
+        .build()
+}
+
+/// `GET /api/me/data-exports/{id}/download`: a plain handler (the body is the ZIP).
+fn data_export_download() -> utoipa::openapi::path::Operation {
+    OperationBuilder::new()
+        .summary(Some(
+            "Download a ready export of your data (a ZIP: data.json, README.txt, your files) with the signed link from GET /api/me/data-exports/{id}; only with your bearer token, until the link expires (24 h); otherwise 404",
+        ))
+        .tag("privacy")
+        .operation_id(Some("DownloadDataExport"))
+        .parameter(param("id", ParameterIn::Path, Type::Integer, true, "The export's id"))
+        .parameter(param("expires", ParameterIn::Query, Type::Integer, true, "Expiry (Unix seconds)"))
+        .parameter(param("signature", ParameterIn::Query, Type::String, true, "HMAC-SHA256 (hex)"))
+        .response(
+            "200",
+            ResponseBuilder::new()
+                .description("The ZIP, with Content-Disposition: attachment")
+                .content(
+                    "application/zip",
+                    ContentBuilder::new()
+                        .schema(Some(ObjectBuilder::new().schema_type(Type::String).format(Some(
+                            utoipa::openapi::SchemaFormat::KnownFormat(
+                                utoipa::openapi::KnownFormat::Binary,
+                            ),
+                        ))))
+                        .build(),
+                )
+                .build(),
+        )
+        .response("400", error_response("validation_error: a malformed link"))
+        .response("401", error_response("unauthorized: missing, invalid, expired or revoked token"))
+        .response("404", error_response("not_found: no such ready export of yours, a wrong signature or an expired link"))
+        .security(SecurityRequirement::new("bearer", Vec::<String>::new()))
+        .build()
+}
+
 fn file_download() -> utoipa::openapi::path::Operation {
-    let param = |name: &str, at: ParameterIn, ty: Type, required: bool, about: &str| {
-        ParameterBuilder::new()
-            .name(name)
-            .parameter_in(at)
-            .required(if required {
-                Required::True
-            } else {
-                Required::False
-            })
-            .description(Some(about))
-            .schema(Some(ObjectBuilder::new().schema_type(ty)))
-            .build()
-    };
     OperationBuilder::new()
         .summary(Some(
             "Download a stored file: private ones to their owner or an admin (bearer), or to anyone with an unexpired signed URL; others 404",
@@ -765,6 +804,11 @@ pub fn document() -> OpenApi {
     paths.add_path_operation("/graphql", vec![HttpMethod::Get], graphql_get());
     paths.add_path_operation("/graphql", vec![HttpMethod::Post], graphql_post());
     paths.add_path_operation("/api/files/{id}", vec![HttpMethod::Get], file_download());
+    paths.add_path_operation(
+        "/api/me/data-exports/{id}/download",
+        vec![HttpMethod::Get],
+        data_export_download(),
+    );
     schemas.sort_by(|a, b| a.0.cmp(&b.0));
     schemas.dedup_by(|a, b| a.0 == b.0);
     constrain(&mut schemas);

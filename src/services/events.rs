@@ -225,6 +225,12 @@ domain_events! {
     }
     /// A consent was withdrawn (`consents`: the rows it ended).
     ConsentWithdrawn = ("consent.withdrawn", "user") { id: i64, purpose: ConsentPurpose, consents: u64 }
+    /// A customer asked for an export of their personal data (`request_id`: the privacy request).
+    DataExportRequested = ("privacy.export_requested", "user") { id: i64, request_id: i64 }
+    /// The export is ready to download (for 24 hours).
+    DataExportReady = ("privacy.export_ready", "user") { id: i64, request_id: i64, size_bytes: i64 }
+    /// The export's ZIP was downloaded.
+    DataExportDownloaded = ("privacy.export_downloaded", "user") { id: i64, request_id: i64 }
     /// A link was used: the address is verified and, when `changed`, is now the account's email.
     EmailVerified = ("user.email_verified", "user") { id: i64, verification_id: i64, changed: bool }
     UserUpdated = ("user.updated", "user") {

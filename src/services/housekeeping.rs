@@ -1,6 +1,7 @@
 //! Removes rows whose only purpose has passed: revoked access tokens and refresh tokens past
 //! their expiry (an expired token is refused on its own), idempotency keys past their retention,
-//! mailed links a week past theirs, sessions whose tokens are all gone, finished jobs past their
+//! mailed links a week past theirs, sessions whose tokens are all gone, data-export ZIPs past
+//! their download window, finished jobs past their
 //! retention, and delivery marks of events already dispatched. Run as the periodic
 //! `housekeeping.purge` job; safe on several instances at once (plain conditional deletes).
 
@@ -21,6 +22,8 @@ pub struct Purged {
     pub account_links: u64,
     /// Sessions none of whose refresh tokens is left (all purged above).
     pub sessions: u64,
+    /// Data-export ZIPs past their download window (the request rows stay, as history).
+    pub data_exports: u64,
 }
 
 pub async fn purge_expired(st: &AppState) -> AppResult<Purged> {
@@ -54,6 +57,7 @@ pub async fn purge_expired(st: &AppState) -> AppResult<Purged> {
             .exec(&st.db)
             .await?
             .rows_affected,
+        data_exports: crate::services::data_export::purge_expired(st).await?,
     })
 }
 

@@ -243,6 +243,7 @@ pub fn registry(cfg: &Config) -> Registry {
     let registry = Registry::new()
         .with(payments::RefundCancelled)
         .with(crate::services::mail::SendMail)
+        .with(crate::services::data_export::PrepareExport)
         .every(sweep, orders::ExpireUnpaid, NoPayload {})
         .every(sweep, housekeeping::Purge, NoPayload {})
         .every(

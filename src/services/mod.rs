@@ -9,6 +9,7 @@ pub mod checkout;
 pub mod consents;
 pub mod coupons;
 pub mod crypto;
+pub mod data_export;
 pub mod events;
 pub mod files;
 pub mod housekeeping;

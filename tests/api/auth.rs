@@ -450,6 +450,7 @@ async fn expired_tokens_and_idempotency_keys_are_purged() {
             idempotency_keys: 1,
             account_links: 1,
             sessions: 1,
+            data_exports: 0,
         }
     );
     for t in [

@@ -29,11 +29,15 @@ async fn consent_rows(app: &TestApp, user: i64) -> Vec<(String, String, String, 
             text("purpose").await,
             text("policy_version").await,
             text("source").await,
-            app.scalar_i64(&field("CAST(CASE WHEN explicit THEN 1 ELSE 0 END AS BIGINT)"))
-                .await
+            app.scalar_i64(&field(
+                "CAST(CASE WHEN explicit THEN 1 ELSE 0 END AS BIGINT)",
+            ))
+            .await
                 == 1,
-            app.scalar_i64(&field("CAST(CASE WHEN withdrawn_at IS NULL THEN 0 ELSE 1 END AS BIGINT)"))
-                .await
+            app.scalar_i64(&field(
+                "CAST(CASE WHEN withdrawn_at IS NULL THEN 0 ELSE 1 END AS BIGINT)",
+            ))
+            .await
                 == 1,
         ));
     }

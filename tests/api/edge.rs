@@ -220,7 +220,8 @@ fn plausible_variables(operation: &str) -> Option<Value> {
         | "SetupTwoFactor"
         | "GiveHealthDataConsent"
         | "WithdrawPrivacyPolicyConsent"
-        | "WithdrawHealthDataConsent" => json!({}),
+        | "WithdrawHealthDataConsent"
+        | "RequestDataExport" => json!({}),
         "EnableTwoFactor" => json!({"input": {"code": "123456"}}),
         "DisableTwoFactor" => json!({"input": {"password": CUSTOMER_PASSWORD, "code": "123456"}}),
         "UpdateMe" => json!({"input": {"name": "Edge Case"}}),

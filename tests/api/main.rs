@@ -11,6 +11,7 @@ mod checkout;
 mod consents;
 mod contract;
 mod coupons;
+mod data_export;
 mod dispatch;
 mod edge;
 mod events;
