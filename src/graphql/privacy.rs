@@ -7,9 +7,10 @@ use utoipa::ToSchema;
 use super::guards::RoleGuard;
 use super::scalars::Timestamp;
 use super::{parts, GqlResult};
-use crate::entities::privacy_request::{self, PrivacyRequestState};
+use crate::entities::privacy_request::{self, PrivacyRequestKind, PrivacyRequestState};
 use crate::entities::user::Role;
-use crate::services::data_export::{self, ExportView};
+use crate::services::data_export::{self, AdminRequest, ExportView, RequestFilter};
+use crate::services::pagination::Page;
 
 /// An export of the signed-in customer's data: its state and, once ready, where to download it.
 #[derive(SimpleObject, Serialize, ToSchema)]
@@ -55,6 +56,58 @@ impl From<privacy_request::Model> for DataExport {
     }
 }
 
+/// A personal-data request, as admins follow them: whose, what, and when it is due.
+#[derive(SimpleObject, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(example = json!({"id": 4, "kind": "export", "state": "pending", "userId": 12, "userEmail": "ana@example.cl",
+    "requestedAt": "2026-12-03T10:00:00Z", "dueAt": "2027-01-02T10:00:00Z", "completedAt": null, "overdue": false,
+    "downloads": 0}))]
+pub struct PrivacyRequest {
+    pub id: i64,
+    pub kind: PrivacyRequestKind,
+    pub state: PrivacyRequestState,
+    pub user_id: i64,
+    pub user_email: Option<String>,
+    pub requested_at: Timestamp,
+    /// `PRIVACY_REQUEST_DUE_DAYS` after the request: the store must have answered by then.
+    pub due_at: Timestamp,
+    pub completed_at: Option<Timestamp>,
+    /// Not answered (not ready) and past its due date.
+    pub overdue: bool,
+    /// An export: how many times its ZIP was downloaded.
+    pub downloads: i32,
+}
+
+impl From<AdminRequest> for PrivacyRequest {
+    fn from(a: AdminRequest) -> Self {
+        let r = a.request;
+        PrivacyRequest {
+            id: r.id,
+            kind: r.kind,
+            state: r.state,
+            user_id: r.user_id,
+            user_email: a.email,
+            requested_at: r.requested_at.into(),
+            due_at: r.due_at.into(),
+            completed_at: r.completed_at.map(Into::into),
+            overdue: a.overdue,
+            downloads: r.downloads,
+        }
+    }
+}
+
+#[derive(SimpleObject, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(example = json!({"items": [{"id": 4, "kind": "export", "state": "pending", "userId": 12,
+    "userEmail": "ana@example.cl", "requestedAt": "2026-12-03T10:00:00Z", "dueAt": "2027-01-02T10:00:00Z",
+    "completedAt": null, "overdue": false, "downloads": 0}], "total": 1, "page": 1, "pageSize": 20}))]
+pub struct PrivacyRequestPage {
+    pub items: Vec<PrivacyRequest>,
+    pub total: u64,
+    pub page: u64,
+    pub page_size: u64,
+}
+
 #[derive(Default)]
 pub struct PrivacyQuery;
 
@@ -65,6 +118,37 @@ impl PrivacyQuery {
     async fn my_data_export(&self, ctx: &Context<'_>, id: i64) -> GqlResult<DataExport> {
         let (st, rc) = parts(ctx);
         Ok(data_export::status(st, rc, id).await?.into())
+    }
+
+    /// Admin: personal-data requests (exports; erasures next) by kind, state and whether overdue,
+    /// the soonest due first.
+    #[graphql(
+        guard = "RoleGuard(Role::Admin)",
+        complexity = "crate::graphql::limits::paged(page_size, child_complexity)"
+    )]
+    async fn privacy_requests(
+        &self,
+        ctx: &Context<'_>,
+        page: Option<i64>,
+        page_size: Option<i64>,
+        kind: Option<PrivacyRequestKind>,
+        state: Option<PrivacyRequestState>,
+        overdue: Option<bool>,
+    ) -> GqlResult<PrivacyRequestPage> {
+        let (st, rc) = parts(ctx);
+        let p = Page::parse(page, page_size)?;
+        let filter = RequestFilter {
+            kind,
+            state,
+            overdue,
+        };
+        let (items, total) = data_export::list_admin(st, rc, filter, p).await?;
+        Ok(PrivacyRequestPage {
+            items: items.into_iter().map(Into::into).collect(),
+            total,
+            page: p.page,
+            page_size: p.page_size,
+        })
     }
 }
 

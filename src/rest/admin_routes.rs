@@ -6,10 +6,32 @@ use utoipa::IntoParams;
 
 use super::{query, Access, RestRoute};
 use crate::entities::job::JobState;
+use crate::entities::privacy_request::{PrivacyRequestKind, PrivacyRequestState};
 use crate::graphql::analytics::{LowStock, OrdersByStatus, SalesByDay, TopProducts};
 use crate::graphql::jobs::{JobPage, JobView};
 use crate::graphql::logs::LogPage;
+use crate::graphql::privacy::PrivacyRequestPage;
 use crate::graphql::scalars::Timestamp;
+
+/// Query parameters of `GET /api/admin/privacy-requests`.
+#[derive(Deserialize, Serialize, IntoParams)]
+#[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
+pub struct PrivacyRequestsParams {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub page: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub page_size: Option<i64>,
+    /// export or erasure.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<PrivacyRequestKind>,
+    /// pending, processing, ready or failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<PrivacyRequestState>,
+    /// true: only requests not answered past their due date; false: the others.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub overdue: Option<bool>,
+}
 
 #[derive(Deserialize, Serialize, IntoParams)]
 #[serde(rename_all = "camelCase")]
@@ -89,6 +111,11 @@ pub fn routes() -> Vec<RestRoute> {
             .doc("admin", "The audit log, newest first: actor, action, entity, entityId, dateFrom, dateTo (admin)")
             .query(query::<AdminLogsParams>())
             .returns::<LogPage>(),
+        RestRoute::new(M::GET, "/api/admin/privacy-requests", "PrivacyRequests", doc!("privacy/privacy_requests.graphql"), "privacyRequests")
+            .access(Access::Admin)
+            .doc("admin", "Personal-data requests (Ley 21.719: exports; erasures next) with their due date (PRIVACY_REQUEST_DUE_DAYS) and state, the soonest due first: kind, state, overdue (admin)")
+            .query(query::<PrivacyRequestsParams>())
+            .returns::<PrivacyRequestPage>(),
         RestRoute::new(M::GET, "/api/admin/jobs", "AdminJobs", doc!("admin/jobs.graphql", "job_fields.graphql"), "adminJobs")
             .access(Access::Admin)
             .doc("admin", "Background jobs, newest first: state, kind (admin)")

@@ -30,6 +30,7 @@ use crate::error::{AppError, AppResult};
 use crate::services::events::{self, DomainEvent};
 use crate::services::files;
 use crate::services::jobs::{self, Job, JobError, NewJob};
+use crate::services::pagination::Page;
 use crate::state::AppState;
 
 /// How long a ready export may be downloaded.
@@ -52,7 +53,7 @@ pub async fn request(st: &AppState, ctx: &RequestCtx) -> AppResult<privacy_reque
     let me = ctx.require_user()?.id;
     let now = st.clock.now();
     let txn = begin_write(&st.db).await?;
-    settle_failed(&txn, st, me).await?;
+    settle_failed(&txn, st, Some(me)).await?;
     let open = privacy_request::Entity::find()
         .filter(privacy_request::Column::UserId.eq(me))
         .filter(privacy_request::Column::Kind.eq(PrivacyRequestKind::Export))
@@ -141,10 +142,18 @@ fn job_key(request_id: i64) -> String {
     format!("{}:{request_id}", PrepareExport::KIND)
 }
 
-/// Marks `user`'s open exports whose job gave up (dead) as failed, so they may ask again.
-async fn settle_failed<C: ConnectionTrait>(conn: &C, st: &AppState, user_id: i64) -> AppResult<()> {
-    let open = privacy_request::Entity::find()
-        .filter(privacy_request::Column::UserId.eq(user_id))
+/// Marks the open exports (of `user`, or everyone's) whose job gave up (dead) as failed, so the
+/// customer may ask again.
+async fn settle_failed<C: ConnectionTrait>(
+    conn: &C,
+    st: &AppState,
+    user_id: Option<i64>,
+) -> AppResult<()> {
+    let mut open = privacy_request::Entity::find();
+    if let Some(u) = user_id {
+        open = open.filter(privacy_request::Column::UserId.eq(u));
+    }
+    let open = open
         .filter(privacy_request::Column::State.is_in([
             PrivacyRequestState::Pending,
             PrivacyRequestState::Processing,
@@ -185,7 +194,7 @@ async fn settle_failed<C: ConnectionTrait>(conn: &C, st: &AppState, user_id: i64
 /// One of the caller's exports, with its download link while it is valid (404 when not theirs).
 pub async fn status(st: &AppState, ctx: &RequestCtx, id: i64) -> AppResult<ExportView> {
     let me = ctx.require_user()?.id;
-    settle_failed(&st.db, st, me).await?;
+    settle_failed(&st.db, st, Some(me)).await?;
     let request = privacy_request::Entity::find_by_id(id)
         .filter(privacy_request::Column::UserId.eq(me))
         .filter(privacy_request::Column::Kind.eq(PrivacyRequestKind::Export))
@@ -273,6 +282,71 @@ pub async fn downloadable(
     .await?;
     txn.commit().await?;
     Ok((r, files::private_dir(st).join(key)))
+}
+
+/// Filters of the admins' list of personal-data requests.
+#[derive(Debug, Default, Clone)]
+pub struct RequestFilter {
+    pub kind: Option<PrivacyRequestKind>,
+    pub state: Option<PrivacyRequestState>,
+    /// Only requests not answered (not ready) past their due date.
+    pub overdue: Option<bool>,
+}
+
+/// A request in the admins' list, with its customer's email.
+#[derive(Debug, Clone)]
+pub struct AdminRequest {
+    pub request: privacy_request::Model,
+    pub email: Option<String>,
+    pub overdue: bool,
+}
+
+/// Admin: personal-data requests, the oldest due first (what must be answered next on top).
+pub async fn list_admin(
+    st: &AppState,
+    ctx: &RequestCtx,
+    f: RequestFilter,
+    page: Page,
+) -> AppResult<(Vec<AdminRequest>, u64)> {
+    ctx.require_admin()?;
+    settle_failed(&st.db, st, None).await?;
+    let now = st.clock.now();
+    let mut q = privacy_request::Entity::find();
+    if let Some(k) = f.kind {
+        q = q.filter(privacy_request::Column::Kind.eq(k));
+    }
+    if let Some(s) = f.state {
+        q = q.filter(privacy_request::Column::State.eq(s));
+    }
+    let unanswered = Condition::all()
+        .add(privacy_request::Column::State.ne(PrivacyRequestState::Ready))
+        .add(privacy_request::Column::DueAt.lt(now));
+    match f.overdue {
+        Some(true) => q = q.filter(unanswered),
+        Some(false) => q = q.filter(unanswered.not()),
+        None => {}
+    }
+    let q = q
+        .order_by_asc(privacy_request::Column::DueAt)
+        .order_by_asc(privacy_request::Column::Id);
+    let (rows, total) = page.fetch(&st.db, q).await?;
+    let emails: std::collections::HashMap<i64, String> = user::Entity::find()
+        .filter(user::Column::Id.is_in(rows.iter().map(|r| r.user_id)))
+        .all(&st.db)
+        .await?
+        .into_iter()
+        .map(|u| (u.id, u.email))
+        .collect();
+    Ok((
+        rows.into_iter()
+            .map(|r| AdminRequest {
+                email: emails.get(&r.user_id).cloned(),
+                overdue: r.state != PrivacyRequestState::Ready && r.due_at < now,
+                request: r,
+            })
+            .collect(),
+        total,
+    ))
 }
 
 /// Deletes the ZIPs of exports whose download window has passed (the request rows stay, without

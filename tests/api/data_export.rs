@@ -532,3 +532,93 @@ async fn exports_are_rate_limited_and_a_failed_one_can_be_asked_again() {
     let r = app.post("/api/me/data-export", Some(&a), json!({})).await;
     assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
 }
+
+#[tokio::test]
+async fn admins_follow_requests_by_due_date_and_the_customer_is_mailed() {
+    let app = TestApp::spawn_with(&[("PRIVACY_REQUEST_DUE_DAYS", "10")]).await;
+    let admin = app.admin_token().await;
+    let (a, a_id, _) = app.register("ana@example.cl").await;
+    let (b, b_id, _) = app.register("beto@example.cl").await;
+    let ra = app.post("/api/me/data-export", Some(&a), json!({})).await;
+    assert_eq!(ra.status, StatusCode::ACCEPTED, "{}", ra.text);
+    run_jobs(&app).await;
+    crate::mail::deliver(&app).await;
+    app.clock.advance(Duration::minutes(1));
+    let rb = app.post("/api/me/data-export", Some(&b), json!({})).await;
+    assert_eq!(rb.status, StatusCode::ACCEPTED, "{}", rb.text);
+
+    // The ready export's mail went to its customer, saying until when and where.
+    let mails: Vec<Value> = crate::mail::mail_jobs(&app)
+        .await
+        .into_iter()
+        .map(|j| j.payload)
+        .filter(|p| p["template"] == "data_export_ready")
+        .collect();
+    assert_eq!(mails.len(), 1, "{mails:?}");
+    assert_eq!(mails[0]["to"], "ana@example.cl");
+    let id_a = ra.body["id"].as_i64().unwrap();
+    assert_eq!(
+        mails[0]["context"]["exportUrl"],
+        format!("http://localhost:5173/account/data-exports/{id_a}")
+    );
+    assert!(mails[0]["context"]["expiresAt"].is_string());
+
+    let list = app.get("/api/admin/privacy-requests", Some(&admin)).await;
+    assert_eq!(list.status, StatusCode::OK, "{}", list.text);
+    assert_eq!(list.body["total"], 2);
+    let items = list.body["items"].as_array().unwrap();
+    assert_eq!(items[0]["userId"], a_id, "soonest due first");
+    assert_eq!(items[0]["userEmail"], "ana@example.cl");
+    assert_eq!(items[0]["kind"], "export");
+    assert_eq!(items[0]["state"], "ready");
+    assert_eq!(items[1]["userId"], b_id);
+    assert_eq!(items[1]["state"], "pending");
+    let requested: chrono::DateTime<chrono::Utc> =
+        items[1]["requestedAt"].as_str().unwrap().parse().unwrap();
+    let due: chrono::DateTime<chrono::Utc> = items[1]["dueAt"].as_str().unwrap().parse().unwrap();
+    assert_eq!(
+        due - requested,
+        Duration::days(10),
+        "PRIVACY_REQUEST_DUE_DAYS"
+    );
+    assert_eq!(items[1]["overdue"], false);
+    let pending = app
+        .get("/api/admin/privacy-requests?state=pending", Some(&admin))
+        .await;
+    assert_eq!(pending.body["total"], 1, "{}", pending.text);
+    assert_eq!(pending.body["items"][0]["userId"], b_id);
+
+    // Eleven days on, B's (never prepared) is overdue; A's was answered.
+    app.clock.advance(Duration::days(11));
+    let admin = app.admin_token().await;
+    let overdue = app
+        .get("/api/admin/privacy-requests?overdue=true", Some(&admin))
+        .await;
+    assert_eq!(overdue.body["total"], 1, "{}", overdue.text);
+    assert_eq!(overdue.body["items"][0]["userId"], b_id);
+    assert_eq!(overdue.body["items"][0]["overdue"], true);
+    let g = app
+        .gql(
+            Some(&admin),
+            "{ privacyRequests(overdue: false, kind: export) { total items { userEmail state overdue } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(g.body["data"]["privacyRequests"]["total"], 1, "{}", g.text);
+    assert_eq!(
+        g.body["data"]["privacyRequests"]["items"][0]["userEmail"],
+        "ana@example.cl"
+    );
+
+    // Admins only.
+    let a = app.login("ana@example.cl", "secreto123").await["accessToken"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let r = app.get("/api/admin/privacy-requests", Some(&a)).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text);
+    assert_eq!(
+        app.get("/api/admin/privacy-requests", None).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+}

@@ -18,7 +18,7 @@ use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use crate::entities::{account_link, order, order_item, outbox_event, user};
+use crate::entities::{account_link, order, order_item, outbox_event, privacy_request, user};
 use crate::services::events::{Interest, Subscriber};
 use crate::services::jobs::{self, Job, JobError, NewJob};
 use crate::services::links::Purpose;
@@ -142,6 +142,7 @@ const MAILED: &[&str] = &[
     "auth.two_factor_enabled",
     "auth.two_factor_disabled",
     "auth.recovery_code_used",
+    "privacy.export_ready",
 ];
 
 /// Turns events into `mail.send` jobs.
@@ -240,6 +241,33 @@ async fn messages_for(
                 template: "two_factor_changed",
                 to: u.email,
                 context,
+                receipt_order_id: None,
+                link_id: None,
+            }])
+        }
+        // A personal-data export is ready: where to download it, and until when.
+        "privacy.export_ready" => {
+            let Some(u) = usable_user(st, event.aggregate_id).await? else {
+                return Ok(Vec::new());
+            };
+            let Some(id) = p.get("requestId").and_then(Value::as_i64) else {
+                return Err(JobError::Fatal("no requestId in the event".into()));
+            };
+            let Some(r) = privacy_request::Entity::find_by_id(id).one(&st.db).await? else {
+                return Ok(Vec::new());
+            };
+            let Some(expires) = r.expires_at else {
+                return Ok(Vec::new());
+            };
+            Ok(vec![Outgoing {
+                template: "data_export_ready",
+                to: u.email,
+                context: json!({
+                    "customer": {"name": u.name},
+                    "requestedAt": r.requested_at.format("%d-%m-%Y %H:%M UTC").to_string(),
+                    "expiresAt": expires.format("%d-%m-%Y %H:%M UTC").to_string(),
+                    "exportUrl": format!("{}/account/data-exports/{}", st.config.frontend_base_url, r.id),
+                }),
                 receipt_order_id: None,
                 link_id: None,
             }])

@@ -56,6 +56,7 @@ templates![
     "reset_password",
     "password_changed",
     "two_factor_changed",
+    "data_export_ready",
 ];
 
 fn env() -> &'static Environment<'static> {
@@ -157,6 +158,8 @@ mod tests {
                 "linkUrl": "https://tienda.example.cl/verify-email?token=ab12",
                 "expiresInMinutes": 30, "changedAt": "03-12-2026 12:00 UTC", "viaReset": true,
                 "event": "recovery_code_used", "remaining": 9,
+                "requestedAt": "03-12-2026 12:00 UTC", "expiresAt": "04-12-2026 12:00 UTC",
+                "exportUrl": "https://tienda.example.cl/account/data-exports/4",
             });
             for (k, v) in extra.as_object().unwrap() {
                 c[k] = v.clone();
