@@ -142,6 +142,15 @@ pub struct Config {
     /// `PRIVACY_REQUEST_DUE_DAYS` (default 30): how long the store has to answer a personal-data
     /// request (export, erasure) under Ley 21.719.
     pub privacy_request_due_days: i64,
+    /// `ERASURE_GRACE_DAYS` (default 7): how long after asking a customer may cancel the erasure
+    /// of their account before it runs.
+    pub erasure_grace_days: i64,
+    /// `LEGAL_RETENTION_YEARS` (default 6): how long orders, payments and receipts are kept for
+    /// the tax law, under a pseudonym once their customer is erased.
+    pub legal_retention_years: i64,
+    /// `MEDICINAL_DOC_RETENTION_DAYS` (default 365): how long a prescription or certificate is
+    /// kept (row and file) after it expired or was rejected.
+    pub medicinal_doc_retention_days: i64,
     /// Where browsers are sent back after paying.
     pub frontend_base_url: String,
     /// The store's name as printed on receipts.
@@ -486,6 +495,9 @@ impl Config {
             admin_require_2fa: r.parse("ADMIN_REQUIRE_2FA", production)?,
             privacy_policy_version: privacy_policy_version(&r)?,
             privacy_request_due_days: r.positive("PRIVACY_REQUEST_DUE_DAYS", 30)?,
+            erasure_grace_days: r.positive("ERASURE_GRACE_DAYS", 7)?,
+            legal_retention_years: r.positive("LEGAL_RETENTION_YEARS", 6)?,
+            medicinal_doc_retention_days: r.positive("MEDICINAL_DOC_RETENTION_DAYS", 365)?,
             payments_test_enabled: !production || r.parse("PAYMENTS_TEST_ENABLED", false)?,
             webhook_allowed_ips,
             provider_timeout_seconds: r.positive("PROVIDER_TIMEOUT_SECONDS", 15)?,

@@ -20,6 +20,7 @@ mod m20261203_000012_sessions;
 mod m20261203_000013_two_factor;
 mod m20261203_000014_consents;
 mod m20261203_000015_privacy_requests;
+mod m20261203_000016_erasure;
 mod util;
 
 pub struct Migrator;
@@ -43,6 +44,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000013_two_factor::Migration),
             Box::new(m20261203_000014_consents::Migration),
             Box::new(m20261203_000015_privacy_requests::Migration),
+            Box::new(m20261203_000016_erasure::Migration),
         ]
     }
 }

@@ -56,12 +56,23 @@ pub struct Model {
     pub deleted_at: Option<DateTimeUtc>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
+    /// The customer asked for their account to be erased (Ley 21.719): sign-in is refused until
+    /// they cancel within the grace period, or the erasure runs.
+    pub erasure_requested_at: Option<DateTimeUtc>,
+    /// Erased: the row is a tombstone (a pseudonym, no personal field) that orders kept for the
+    /// tax law still point to.
+    pub erased_at: Option<DateTimeUtc>,
+    /// An admin blocked the processing of this customer's data while a dispute is resolved: the
+    /// account is read-only (no new orders, documents or reviews).
+    pub processing_blocked_at: Option<DateTimeUtc>,
+    pub processing_blocked_reason: Option<String>,
 }
 
 impl Model {
-    /// Whether the account may act at all (not deactivated, not soft-deleted).
+    /// Whether the account may act at all (not deactivated, not soft-deleted, not on its way to
+    /// erasure).
     pub fn is_usable(&self) -> bool {
-        self.is_active && self.deleted_at.is_none()
+        self.is_active && self.deleted_at.is_none() && self.erasure_requested_at.is_none()
     }
 }
 

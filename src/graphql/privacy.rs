@@ -1,4 +1,5 @@
-//! GraphQL types and resolvers for personal-data requests (Ley 21.719): the customer's export.
+//! GraphQL types and resolvers for personal-data requests (Ley 21.719): the customer's export
+//! and the erasure of their account.
 
 use async_graphql::{Context, Object, SimpleObject};
 use serde::Serialize;
@@ -10,6 +11,7 @@ use super::{parts, GqlResult};
 use crate::entities::privacy_request::{self, PrivacyRequestKind, PrivacyRequestState};
 use crate::entities::user::Role;
 use crate::services::data_export::{self, AdminRequest, ExportView, RequestFilter};
+use crate::services::erasure::{self, CancelDeletionInput, DeletionRequestInput};
 use crate::services::pagination::Page;
 
 /// An export of the signed-in customer's data: its state and, once ready, where to download it.
@@ -56,12 +58,40 @@ impl From<privacy_request::Model> for DataExport {
     }
 }
 
+/// A request to erase the signed-in customer's account: when it runs, unless cancelled first.
+#[derive(SimpleObject, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(example = json!({"id": 9, "state": "pending", "requestedAt": "2026-12-03T10:00:00Z",
+    "scheduledFor": "2026-12-10T10:00:00Z", "dueAt": "2027-01-02T10:00:00Z"}))]
+pub struct DeletionRequest {
+    pub id: i64,
+    pub state: PrivacyRequestState,
+    pub requested_at: Timestamp,
+    /// When the grace period (`ERASURE_GRACE_DAYS`) ends and the account is erased; until then
+    /// it may be cancelled with `DELETE /api/me/deletion-request` (`cancelAccountDeletion`).
+    pub scheduled_for: Option<Timestamp>,
+    /// `PRIVACY_REQUEST_DUE_DAYS` after the request: the law's deadline.
+    pub due_at: Timestamp,
+}
+
+impl From<privacy_request::Model> for DeletionRequest {
+    fn from(r: privacy_request::Model) -> Self {
+        DeletionRequest {
+            id: r.id,
+            state: r.state,
+            requested_at: r.requested_at.into(),
+            scheduled_for: r.expires_at.map(Into::into),
+            due_at: r.due_at.into(),
+        }
+    }
+}
+
 /// A personal-data request, as admins follow them: whose, what, and when it is due.
 #[derive(SimpleObject, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 #[schema(example = json!({"id": 4, "kind": "export", "state": "pending", "userId": 12, "userEmail": "ana@example.cl",
     "requestedAt": "2026-12-03T10:00:00Z", "dueAt": "2027-01-02T10:00:00Z", "completedAt": null, "overdue": false,
-    "downloads": 0}))]
+    "downloads": 0, "scheduledFor": null, "error": null}))]
 pub struct PrivacyRequest {
     pub id: i64,
     pub kind: PrivacyRequestKind,
@@ -76,6 +106,10 @@ pub struct PrivacyRequest {
     pub overdue: bool,
     /// An export: how many times its ZIP was downloaded.
     pub downloads: i32,
+    /// An erasure: when its grace period ends and it runs.
+    pub scheduled_for: Option<Timestamp>,
+    /// Why it waits (an erasure: the orders that must end first) or failed.
+    pub error: Option<String>,
 }
 
 impl From<AdminRequest> for PrivacyRequest {
@@ -92,6 +126,11 @@ impl From<AdminRequest> for PrivacyRequest {
             completed_at: r.completed_at.map(Into::into),
             overdue: a.overdue,
             downloads: r.downloads,
+            scheduled_for: match r.kind {
+                PrivacyRequestKind::Erasure => r.expires_at.map(Into::into),
+                PrivacyRequestKind::Export => None,
+            },
+            error: r.error,
         }
     }
 }
@@ -100,7 +139,8 @@ impl From<AdminRequest> for PrivacyRequest {
 #[serde(rename_all = "camelCase")]
 #[schema(example = json!({"items": [{"id": 4, "kind": "export", "state": "pending", "userId": 12,
     "userEmail": "ana@example.cl", "requestedAt": "2026-12-03T10:00:00Z", "dueAt": "2027-01-02T10:00:00Z",
-    "completedAt": null, "overdue": false, "downloads": 0}], "total": 1, "page": 1, "pageSize": 20}))]
+    "completedAt": null, "overdue": false, "downloads": 0, "scheduledFor": null, "error": null}], "total": 1, "page": 1,
+    "pageSize": 20}))]
 pub struct PrivacyRequestPage {
     pub items: Vec<PrivacyRequest>,
     pub total: u64,
@@ -120,7 +160,7 @@ impl PrivacyQuery {
         Ok(data_export::status(st, rc, id).await?.into())
     }
 
-    /// Admin: personal-data requests (exports; erasures next) by kind, state and whether overdue,
+    /// Admin: personal-data requests (exports and erasures) by kind, state and whether overdue,
     /// the soonest due first.
     #[graphql(
         guard = "RoleGuard(Role::Admin)",
@@ -164,5 +204,43 @@ impl PrivacyMutation {
     async fn request_data_export(&self, ctx: &Context<'_>) -> GqlResult<DataExport> {
         let (st, rc) = parts(ctx);
         Ok(data_export::request(st, rc).await?.into())
+    }
+
+    /// Asks for the signed-in customer's account to be erased (Ley 21.719), with the password
+    /// (and a code with two-factor on). Every session ends at once and sign-in is refused; after
+    /// `ERASURE_GRACE_DAYS` the account is erased — orders and payments stay under a pseudonym for
+    /// the tax law. 409 while an order is pending payment or delivery (each named in `details`).
+    #[graphql(guard = "RoleGuard(Role::Customer)")]
+    async fn request_account_deletion(
+        &self,
+        ctx: &Context<'_>,
+        input: DeletionRequestInput,
+    ) -> GqlResult<DeletionRequest> {
+        let (st, rc) = parts(ctx);
+        Ok(erasure::request(st, rc, input).await?.into())
+    }
+
+    /// Cancels a pending erasure within its grace period, with the account's email and password
+    /// (sign-in is refused meanwhile); the account is usable again as it was.
+    async fn cancel_account_deletion(
+        &self,
+        ctx: &Context<'_>,
+        input: CancelDeletionInput,
+    ) -> GqlResult<bool> {
+        let (st, rc) = parts(ctx);
+        erasure::cancel(st, rc, input).await?;
+        Ok(true)
+    }
+
+    /// Admin: runs a pending (or failed) erasure now rather than at the end of its grace period.
+    #[graphql(guard = "RoleGuard(Role::Admin)")]
+    async fn process_privacy_request(
+        &self,
+        ctx: &Context<'_>,
+        id: i64,
+    ) -> GqlResult<PrivacyRequest> {
+        let (st, rc) = parts(ctx);
+        let r = erasure::process_now(st, rc, id).await?;
+        Ok(data_export::admin_view(st, r).await?.into())
     }
 }

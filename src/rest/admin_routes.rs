@@ -10,7 +10,7 @@ use crate::entities::privacy_request::{PrivacyRequestKind, PrivacyRequestState};
 use crate::graphql::analytics::{LowStock, OrdersByStatus, SalesByDay, TopProducts};
 use crate::graphql::jobs::{JobPage, JobView};
 use crate::graphql::logs::LogPage;
-use crate::graphql::privacy::PrivacyRequestPage;
+use crate::graphql::privacy::{PrivacyRequest, PrivacyRequestPage};
 use crate::graphql::scalars::Timestamp;
 
 /// Query parameters of `GET /api/admin/privacy-requests`.
@@ -111,11 +111,15 @@ pub fn routes() -> Vec<RestRoute> {
             .doc("admin", "The audit log, newest first: actor, action, entity, entityId, dateFrom, dateTo (admin)")
             .query(query::<AdminLogsParams>())
             .returns::<LogPage>(),
-        RestRoute::new(M::GET, "/api/admin/privacy-requests", "PrivacyRequests", doc!("privacy/privacy_requests.graphql"), "privacyRequests")
+        RestRoute::new(M::GET, "/api/admin/privacy-requests", "PrivacyRequests", doc!("privacy/privacy_requests.graphql", "privacy_request_fields.graphql"), "privacyRequests")
             .access(Access::Admin)
-            .doc("admin", "Personal-data requests (Ley 21.719: exports; erasures next) with their due date (PRIVACY_REQUEST_DUE_DAYS) and state, the soonest due first: kind, state, overdue (admin)")
+            .doc("admin", "Personal-data requests (Ley 21.719: exports and erasures) with their due date (PRIVACY_REQUEST_DUE_DAYS) and state, the soonest due first: kind, state, overdue (admin)")
             .query(query::<PrivacyRequestsParams>())
             .returns::<PrivacyRequestPage>(),
+        RestRoute::new(M::POST, "/api/admin/privacy-requests/{id}/process", "ProcessPrivacyRequest", doc!("privacy/process_privacy_request.graphql", "privacy_request_fields.graphql"), "processPrivacyRequest")
+            .access(Access::Admin)
+            .doc("admin", "Run a pending (or failed) erasure now instead of at the end of its grace period; answers the request afterwards: ready, or pending with `error` naming the orders it waits for (admin; 409 when not pending)")
+            .returns::<PrivacyRequest>(),
         RestRoute::new(M::GET, "/api/admin/jobs", "AdminJobs", doc!("admin/jobs.graphql", "job_fields.graphql"), "adminJobs")
             .access(Access::Admin)
             .doc("admin", "Background jobs, newest first: state, kind (admin)")

@@ -10,12 +10,13 @@ use crate::graphql::auth::{
     AuthPayload, EmailVerification, EmailVerificationSent, PasswordResetRequested,
 };
 use crate::graphql::consents::ConsentOverview;
-use crate::graphql::privacy::DataExport;
+use crate::graphql::privacy::{DataExport, DeletionRequest};
 use crate::graphql::sessions::{SessionList, SessionsRevoked};
 use crate::graphql::two_factor::{SignInResult, TwoFactorEnabled, TwoFactorSetup, TwoFactorStatus};
 use crate::graphql::users::{User, UserPage};
 use crate::services::auth::{LoginInput, LogoutInput, RefreshInput, RegisterInput};
 use crate::services::consents::GrantInput;
+use crate::services::erasure::{CancelDeletionInput, DeletionRequestInput};
 use crate::services::password_reset::{
     ChangePasswordInput, ForgotPasswordInput, ResetPasswordInput,
 };
@@ -330,6 +331,34 @@ pub fn routes() -> Vec<RestRoute> {
             "Ask for a ZIP of everything the store holds about you (Ley 21.719: access and portability), prepared in the background: poll GET /api/me/data-exports/{id}; a mail says when it is ready. One at a time (409 export_in_progress), three a day (429)",
         )
         .returns::<DataExport>(),
+        RestRoute::new(
+            M::POST,
+            "/api/me/deletion-request",
+            "RequestAccountDeletion",
+            doc!("privacy/request_account_deletion.graphql"),
+            "requestAccountDeletion",
+        )
+        .status(StatusCode::ACCEPTED)
+        .access(Access::Customer)
+        .doc(
+            "privacy",
+            "Ask for your account to be erased (Ley 21.719), with your password (and a code with two-factor on). Every session ends at once and sign-in is refused; after ERASURE_GRACE_DAYS (default 7) the account is erased, unless cancelled with DELETE /api/me/deletion-request. Orders, payments and receipts stay under a pseudonym for LEGAL_RETENTION_YEARS. 409 while an order is pending payment or delivery (each named in details), or when already asked",
+        )
+        .body(json_body::<DeletionRequestInput>("input"))
+        .returns::<DeletionRequest>(),
+        RestRoute::new(
+            M::DELETE,
+            "/api/me/deletion-request",
+            "CancelAccountDeletion",
+            doc!("privacy/cancel_account_deletion.graphql"),
+            "cancelAccountDeletion",
+        )
+        .status(StatusCode::NO_CONTENT)
+        .doc(
+            "privacy",
+            "Cancel the erasure of your account within its grace period. Sign-in is refused meanwhile, so this takes your email and password (and a code with two-factor on) instead of a token; the account is usable again as it was. 401 on wrong credentials, 404 without a pending erasure, 409 once it is running",
+        )
+        .body(json_body::<CancelDeletionInput>("input")),
         RestRoute::new(
             M::GET,
             "/api/me/data-exports/{id}",

@@ -373,6 +373,7 @@ fn operation(route: &RestRoute) -> utoipa::openapi::path::Operation {
                 | "/api/me/2fa/enable"
                 | "/api/me/2fa/disable"
                 | "/api/me/data-export"
+                | "/api/me/deletion-request"
         )
     {
         op = op.response("429", rate_limited_response());

@@ -174,6 +174,32 @@ pub async fn login(st: &AppState, ctx: &RequestCtx, input: LoginInput) -> AppRes
     }
 }
 
+/// Records a refused sign-in (`auth.login_failed`, which the account lockout counts) and
+/// answers the one 401 every wrong email or password gets.
+pub(crate) async fn login_failed(
+    st: &AppState,
+    ctx: &RequestCtx,
+    email: &str,
+    id: Option<i64>,
+    reason: &str,
+) -> AppResult<AppError> {
+    st.metrics.login_failures.inc();
+    let txn = begin_write(&st.db).await?;
+    events::record(
+        &txn,
+        st,
+        ctx,
+        DomainEvent::LoginFailed {
+            id,
+            email: email.to_string(),
+            reason: reason.to_string(),
+        },
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(AppError::unauthorized("Invalid email or password"))
+}
+
 pub async fn sign_in(st: &AppState, ctx: &RequestCtx, input: LoginInput) -> AppResult<SignIn> {
     limit_ip(st, ctx)?;
     let email = input.email.trim().to_lowercase();
@@ -191,29 +217,21 @@ pub async fn sign_in(st: &AppState, ctx: &RequestCtx, input: LoginInput) -> AppR
             user.as_ref().map(|u| u.password_hash.as_str()),
         )
         .await?;
+    if let Some(u) = user
+        .as_ref()
+        .filter(|u| ok && u.erasure_requested_at.is_some())
+    {
+        return Err(crate::services::erasure::sign_in_refused(st, u).await?);
+    }
     let user = match user {
         Some(u) if ok && u.is_usable() => u,
         other => {
-            st.metrics.login_failures.inc();
             let reason = match &other {
                 None => "unknown_email",
                 Some(_) if !ok => "wrong_password",
                 Some(_) => "account_disabled",
             };
-            let txn = begin_write(&st.db).await?;
-            events::record(
-                &txn,
-                st,
-                ctx,
-                DomainEvent::LoginFailed {
-                    id: other.as_ref().map(|u| u.id),
-                    email: email.to_string(),
-                    reason: reason.to_string(),
-                },
-            )
-            .await?;
-            txn.commit().await?;
-            return Err(AppError::unauthorized("Invalid email or password"));
+            return Err(login_failed(st, ctx, &email, other.map(|u| u.id), reason).await?);
         }
     };
     if crate::services::two_factor::is_enabled(&st.db, user.id).await? {
@@ -509,6 +527,7 @@ struct BearerRow {
     is_active: bool,
     validated_medicinal: bool,
     deleted_at: Option<chrono::DateTime<chrono::Utc>>,
+    erasure_requested_at: Option<chrono::DateTime<chrono::Utc>>,
     revoked: bool,
     live_session: bool,
     mfa_enabled: bool,
@@ -565,6 +584,7 @@ pub async fn authenticate(st: &AppState, token: &str) -> Result<AuthUser, &'stat
             user::Column::IsActive,
             user::Column::ValidatedMedicinal,
             user::Column::DeletedAt,
+            user::Column::ErasureRequestedAt,
         ])
         .expr_as(revoked, "revoked")
         .expr_as(live_session, "live_session")
@@ -583,6 +603,9 @@ pub async fn authenticate(st: &AppState, token: &str) -> Result<AuthUser, &'stat
         .ok_or("The account no longer exists")?;
     if !row.is_active || row.deleted_at.is_some() {
         return Err("The account is disabled");
+    }
+    if row.erasure_requested_at.is_some() {
+        return Err("The account is being erased");
     }
     if row.revoked || !row.live_session {
         return Err("The token has been revoked");

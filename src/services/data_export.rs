@@ -142,9 +142,17 @@ fn job_key(request_id: i64) -> String {
     format!("{}:{request_id}", PrepareExport::KIND)
 }
 
-/// Marks the open exports (of `user`, or everyone's) whose job gave up (dead) as failed, so the
-/// customer may ask again.
-async fn settle_failed<C: ConnectionTrait>(
+/// The unique key of the job that answers request `r`.
+fn job_key_of(r: &privacy_request::Model) -> String {
+    match r.kind {
+        PrivacyRequestKind::Export => job_key(r.id),
+        PrivacyRequestKind::Erasure => crate::services::erasure::job_key(r.id),
+    }
+}
+
+/// Marks the open requests (of `user`, or everyone's) whose job gave up (dead) as failed, so the
+/// customer may ask again (an erasure: cancel it, or an admin may run it again).
+pub(crate) async fn settle_failed<C: ConnectionTrait>(
     conn: &C,
     st: &AppState,
     user_id: Option<i64>,
@@ -162,7 +170,7 @@ async fn settle_failed<C: ConnectionTrait>(
         .await?;
     for r in open {
         let dead = job::Entity::find()
-            .filter(job::Column::UniqueKey.eq(job_key(r.id)))
+            .filter(job::Column::UniqueKey.eq(job_key_of(&r)))
             .filter(job::Column::State.eq(crate::entities::job::JobState::Dead))
             .one(conn)
             .await?;
@@ -347,6 +355,19 @@ pub async fn list_admin(
             .collect(),
         total,
     ))
+}
+
+/// One request as the admins' list shows it.
+pub async fn admin_view(st: &AppState, r: privacy_request::Model) -> AppResult<AdminRequest> {
+    let email = user::Entity::find_by_id(r.user_id)
+        .one(&st.db)
+        .await?
+        .map(|u| u.email);
+    Ok(AdminRequest {
+        email,
+        overdue: r.state != PrivacyRequestState::Ready && r.due_at < st.clock.now(),
+        request: r,
+    })
 }
 
 /// Deletes the ZIPs of exports whose download window has passed (the request rows stay, without

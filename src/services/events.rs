@@ -231,6 +231,20 @@ domain_events! {
     DataExportReady = ("privacy.export_ready", "user") { id: i64, request_id: i64, size_bytes: i64 }
     /// The export's ZIP was downloaded.
     DataExportDownloaded = ("privacy.export_downloaded", "user") { id: i64, request_id: i64 }
+    /// A customer asked for their account to be erased: it runs at `scheduled_for` unless they
+    /// cancel first; `sessions`: the sessions ended at once.
+    ErasureRequested = ("privacy.erasure_requested", "user") {
+        id: i64, request_id: i64, scheduled_for: chrono::DateTime<chrono::Utc>, sessions: u64,
+    }
+    /// The customer cancelled the erasure within the grace period.
+    ErasureCancelled = ("privacy.erasure_cancelled", "user") { id: i64, request_id: i64 }
+    /// An admin had a pending erasure run now rather than at the end of its grace period.
+    ErasureExpedited = ("privacy.erasure_expedited", "user") { id: i64, request_id: i64 }
+    /// The account was erased: its personal data deleted or replaced by a pseudonym; orders kept
+    /// for the tax law (`orders_kept`) and files deleted counted.
+    AccountErased = ("privacy.erasure_completed", "user") {
+        id: i64, request_id: i64, orders_kept: u64, files_deleted: u64,
+    }
     /// A link was used: the address is verified and, when `changed`, is now the account's email.
     EmailVerified = ("user.email_verified", "user") { id: i64, verification_id: i64, changed: bool }
     UserUpdated = ("user.updated", "user") {
@@ -314,6 +328,7 @@ impl DomainEvent {
             | DomainEvent::MfaFailed { id, .. }
             | DomainEvent::RecoveryCodeUsed { id, .. }
             | DomainEvent::ConsentGranted { id, .. }
+            | DomainEvent::ErasureCancelled { id, .. }
             | DomainEvent::RefreshTokenReused { id, .. } => Some(*id),
             DomainEvent::PasswordResetRequested { id, .. } => *id,
             _ => None,

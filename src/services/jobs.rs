@@ -244,6 +244,7 @@ pub fn registry(cfg: &Config) -> Registry {
         .with(payments::RefundCancelled)
         .with(crate::services::mail::SendMail)
         .with(crate::services::data_export::PrepareExport)
+        .with(crate::services::erasure::EraseAccount)
         .every(sweep, orders::ExpireUnpaid, NoPayload {})
         .every(sweep, housekeeping::Purge, NoPayload {})
         .every(

@@ -10,6 +10,7 @@ pub mod consents;
 pub mod coupons;
 pub mod crypto;
 pub mod data_export;
+pub mod erasure;
 pub mod events;
 pub mod files;
 pub mod housekeeping;

@@ -260,6 +260,9 @@ pub async fn author_names<C: ConnectionTrait>(
         .await?
         .into_iter()
         .map(|u| {
+            if u.erased_at.is_some() {
+                return (u.id, crate::services::erasure::ERASED_AUTHOR.to_string());
+            }
             let first = u.name.split_whitespace().next().unwrap_or("").to_string();
             (u.id, first)
         })

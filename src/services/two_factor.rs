@@ -286,6 +286,51 @@ async fn take_recovery_code<C: ConnectionTrait>(
     Ok(taken.rows_affected == 1)
 }
 
+/// Spends a current code or, failing that, one of the unused recovery codes of `row`'s user
+/// (400 on `code` otherwise). In the caller's transaction: a refusal rolls nothing forward.
+async fn spend_code<C: ConnectionTrait>(
+    conn: &C,
+    st: &AppState,
+    row: &user_two_factor::Model,
+    code: &str,
+    now: DateTime<Utc>,
+) -> AppResult<()> {
+    if let Err(issue) = take_code(conn, st, row, code).await? {
+        if issue == "already_used" || !take_recovery_code(conn, row.user_id, code, now).await? {
+            return Err(code_refused("code", issue));
+        }
+    }
+    Ok(())
+}
+
+/// Re-authentication's second step for a sensitive action: with two-factor on, `code` must be a
+/// current code or an unused recovery code (400 on `code`: `required`, `incorrect`,
+/// `already_used`); without it, nothing is asked.
+pub(crate) async fn reauthenticate<C: ConnectionTrait>(
+    conn: &C,
+    st: &AppState,
+    user_id: i64,
+    code: Option<&str>,
+) -> AppResult<()> {
+    let Some(row) = row_of(conn, user_id)
+        .await?
+        .filter(|r| r.enabled_at.is_some())
+    else {
+        return Ok(());
+    };
+    let code = code
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+        .ok_or_else(|| {
+            AppError::invalid(
+                "code",
+                "required",
+                "Two-factor authentication is on: a current code or a recovery code is needed",
+            )
+        })?;
+    spend_code(conn, st, &row, code, st.clock.now()).await
+}
+
 fn code_refused(field: &str, issue: &str) -> AppError {
     let message = if issue == "already_used" {
         "This code was already used; wait for the next one"
@@ -382,13 +427,7 @@ pub async fn disable(
     auth::check_own_password(st, me.id, &input.password, "password").await?;
     let now = st.clock.now();
     let txn = begin_write(&st.db).await?;
-    let by_totp = take_code(&txn, st, &row, &input.code).await?;
-    if let Err(issue) = by_totp {
-        if issue == "already_used" || !take_recovery_code(&txn, me.id, &input.code, now).await? {
-            txn.rollback().await?;
-            return Err(code_refused("code", issue));
-        }
-    }
+    spend_code(&txn, st, &row, &input.code, now).await?;
     user_two_factor::Entity::delete_by_id(row.id)
         .exec(&txn)
         .await?;

@@ -14,6 +14,7 @@ mod coupons;
 mod data_export;
 mod dispatch;
 mod edge;
+mod erasure;
 mod events;
 mod flow;
 mod graphql_limits;

@@ -143,6 +143,7 @@ const MAILED: &[&str] = &[
     "auth.two_factor_disabled",
     "auth.recovery_code_used",
     "privacy.export_ready",
+    "privacy.erasure_requested",
 ];
 
 /// Turns events into `mail.send` jobs.
@@ -272,16 +273,46 @@ async fn messages_for(
                 link_id: None,
             }])
         }
+        // The erasure is scheduled: when, what goes and what stays, how to cancel. The account
+        // is no longer usable (sign-in is refused), so it is looked up as it is.
+        "privacy.erasure_requested" => {
+            let Some(u) = user_of(st, event.aggregate_id)
+                .await?
+                .filter(|u| u.erasure_requested_at.is_some() && u.erased_at.is_none())
+            else {
+                return Ok(Vec::new());
+            };
+            let scheduled = p
+                .get("scheduledFor")
+                .and_then(Value::as_str)
+                .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok())
+                .map(|t| t.format("%d-%m-%Y %H:%M UTC").to_string())
+                .unwrap_or_default();
+            Ok(vec![Outgoing {
+                template: "erasure_scheduled",
+                to: u.email,
+                context: json!({
+                    "customer": {"name": u.name},
+                    "requestedAt": event.occurred_at.format("%d-%m-%Y %H:%M UTC").to_string(),
+                    "scheduledFor": scheduled,
+                    "retentionYears": st.config.legal_retention_years,
+                    "cancelUrl": format!("{}/account/deletion", st.config.frontend_base_url),
+                }),
+                receipt_order_id: None,
+                link_id: None,
+            }])
+        }
         _ => Ok(message_for(st, event).await?.into_iter().collect()),
     }
 }
 
-async fn usable_user(st: &AppState, id: Option<i64>) -> Result<Option<user::Model>, JobError> {
+async fn user_of(st: &AppState, id: Option<i64>) -> Result<Option<user::Model>, JobError> {
     let Some(id) = id else { return Ok(None) };
-    Ok(user::Entity::find_by_id(id)
-        .one(&st.db)
-        .await?
-        .filter(user::Model::is_usable))
+    Ok(user::Entity::find_by_id(id).one(&st.db).await?)
+}
+
+async fn usable_user(st: &AppState, id: Option<i64>) -> Result<Option<user::Model>, JobError> {
+    Ok(user_of(st, id).await?.filter(user::Model::is_usable))
 }
 
 /// The message carrying link `id` (made when it is sent) and, for an email change, a notice to

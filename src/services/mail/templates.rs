@@ -57,6 +57,8 @@ templates![
     "password_changed",
     "two_factor_changed",
     "data_export_ready",
+    "erasure_scheduled",
+    "account_erased",
 ];
 
 fn env() -> &'static Environment<'static> {
@@ -160,6 +162,8 @@ mod tests {
                 "event": "recovery_code_used", "remaining": 9,
                 "requestedAt": "03-12-2026 12:00 UTC", "expiresAt": "04-12-2026 12:00 UTC",
                 "exportUrl": "https://tienda.example.cl/account/data-exports/4",
+                "scheduledFor": "10-12-2026 12:00 UTC", "retentionYears": 6,
+                "cancelUrl": "https://tienda.example.cl/account/deletion",
             });
             for (k, v) in extra.as_object().unwrap() {
                 c[k] = v.clone();
