@@ -21,6 +21,9 @@ pub struct AuthUser {
     /// Whether the user withdrew the health-data consent (and did not give it again): no
     /// medicinal access meanwhile.
     pub health_data_withdrawn: bool,
+    /// An admin blocked the processing of this customer's data (Ley 21.719): the account is
+    /// read-only meanwhile.
+    pub processing_blocked: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -81,6 +84,22 @@ impl RequestCtx {
                     .unwrap_or("Authentication required: send a bearer access token"),
             )
         })
+    }
+
+    /// A signed-in user who may create things — orders, documents, reviews: 403 with `account`:
+    /// `processing_blocked` while an admin has blocked the processing of their data.
+    pub fn require_writable_user(&self) -> Result<&AuthUser, AppError> {
+        let u = self.require_user()?;
+        if u.processing_blocked {
+            return Err(AppError::forbidden(
+                "The processing of this account's data is blocked while a dispute is resolved: it is read-only for now (no new orders, documents or reviews)",
+            )
+            .with_details(vec![crate::error::FieldIssue::new(
+                "account",
+                "processing_blocked",
+            )]));
+        }
+        Ok(u)
     }
 
     /// A signed-in admin, or `unauthorized` / `forbidden` — or `mfa_required` when

@@ -10,7 +10,9 @@ use super::scalars::Timestamp;
 use super::{parts, GqlResult};
 use crate::entities::user::Role;
 use crate::services::pagination::Page;
-use crate::services::users::{self, UpdateMeInput, UpdateUserInput, UserFilter, UserView};
+use crate::services::users::{
+    self, BlockProcessingInput, UpdateMeInput, UpdateUserInput, UserFilter, UserView,
+};
 
 #[derive(SimpleObject, Serialize, ToSchema, Clone)]
 #[graphql(complex)]
@@ -18,7 +20,8 @@ use crate::services::users::{self, UpdateMeInput, UpdateUserInput, UserFilter, U
 #[schema(example = json!({"id": 2, "name": "Ana Pérez", "email": "ana@example.cl", "emailVerified": true,
     "pendingEmail": null, "privacyPolicyAccepted": true, "rut": "12345678-5", "role": "customer", "isActive": true, "validatedMedicinal": false,
     "profile": {"phone": "+56912345678", "birthdate": null, "address": null, "comuna": null, "region": null, "defaultAddressId": null},
-    "createdAt": "2026-11-22T08:00:00Z", "updatedAt": "2026-11-22T08:00:00Z", "deletedAt": null}))]
+    "createdAt": "2026-11-22T08:00:00Z", "updatedAt": "2026-11-22T08:00:00Z", "deletedAt": null,
+    "processingBlockedAt": null, "processingBlockedReason": null, "erasedAt": null}))]
 pub struct User {
     pub id: i64,
     pub name: String,
@@ -41,6 +44,12 @@ pub struct User {
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
     pub deleted_at: Option<Timestamp>,
+    /// Since when an admin has blocked the processing of this customer's data (the account is
+    /// read-only meanwhile), and why.
+    pub processing_blocked_at: Option<Timestamp>,
+    pub processing_blocked_reason: Option<String>,
+    /// When the account was erased (Ley 21.719): the row is then a tombstone under a pseudonym.
+    pub erased_at: Option<Timestamp>,
 }
 
 #[ComplexObject]
@@ -103,6 +112,9 @@ impl From<UserView> for User {
             created_at: u.created_at.into(),
             updated_at: u.updated_at.into(),
             deleted_at: u.deleted_at.map(Into::into),
+            processing_blocked_at: u.processing_blocked_at.map(Into::into),
+            processing_blocked_reason: u.processing_blocked_reason,
+            erased_at: u.erased_at.map(Into::into),
         }
     }
 }
@@ -186,6 +198,27 @@ impl UsersMutation {
     ) -> GqlResult<User> {
         let (st, rc) = parts(ctx);
         Ok(users::update(st, rc, id, input).await?.into())
+    }
+
+    /// Admin: blocks the processing of a customer's data while a dispute is resolved (Ley
+    /// 21.719): the account becomes read-only — no new orders, documents or reviews. Blocking
+    /// again changes the reason.
+    #[graphql(guard = "RoleGuard(Role::Admin)")]
+    async fn block_processing(
+        &self,
+        ctx: &Context<'_>,
+        id: i64,
+        input: BlockProcessingInput,
+    ) -> GqlResult<User> {
+        let (st, rc) = parts(ctx);
+        Ok(users::block_processing(st, rc, id, input).await?.into())
+    }
+
+    /// Admin: ends a block of a customer's data processing.
+    #[graphql(guard = "RoleGuard(Role::Admin)")]
+    async fn unblock_processing(&self, ctx: &Context<'_>, id: i64) -> GqlResult<User> {
+        let (st, rc) = parts(ctx);
+        Ok(users::unblock_processing(st, rc, id).await?.into())
     }
 
     /// Admin: soft-deletes a user (deactivates and revokes every session).

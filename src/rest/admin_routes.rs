@@ -4,7 +4,7 @@ use axum::http::Method;
 use serde::{Deserialize, Serialize};
 use utoipa::IntoParams;
 
-use super::{query, Access, RestRoute};
+use super::{json_body, query, Access, RestRoute};
 use crate::entities::job::JobState;
 use crate::entities::privacy_request::{PrivacyRequestKind, PrivacyRequestState};
 use crate::graphql::analytics::{LowStock, OrdersByStatus, SalesByDay, TopProducts};
@@ -12,6 +12,8 @@ use crate::graphql::jobs::{JobPage, JobView};
 use crate::graphql::logs::LogPage;
 use crate::graphql::privacy::{PrivacyRequest, PrivacyRequestPage};
 use crate::graphql::scalars::Timestamp;
+use crate::graphql::users::User;
+use crate::services::users::BlockProcessingInput;
 
 /// Query parameters of `GET /api/admin/privacy-requests`.
 #[derive(Deserialize, Serialize, IntoParams)]
@@ -116,6 +118,15 @@ pub fn routes() -> Vec<RestRoute> {
             .doc("admin", "Personal-data requests (Ley 21.719: exports and erasures) with their due date (PRIVACY_REQUEST_DUE_DAYS) and state, the soonest due first: kind, state, overdue (admin)")
             .query(query::<PrivacyRequestsParams>())
             .returns::<PrivacyRequestPage>(),
+        RestRoute::new(M::POST, "/api/admin/users/{id}/block-processing", "BlockProcessing", doc!("users/block_processing.graphql", "user_fields.graphql"), "blockProcessing")
+            .access(Access::Admin)
+            .doc("admin", "Block the processing of a customer's data while a dispute is resolved (Ley 21.719): the account becomes read-only — no new orders, documents or reviews (403 processing_blocked); blocking again changes the reason (admin; 409 for a non-customer)")
+            .body(json_body::<BlockProcessingInput>("input"))
+            .returns::<User>(),
+        RestRoute::new(M::DELETE, "/api/admin/users/{id}/block-processing", "UnblockProcessing", doc!("users/unblock_processing.graphql", "user_fields.graphql"), "unblockProcessing")
+            .access(Access::Admin)
+            .doc("admin", "End the block of a customer's data processing; the account may create again (admin)")
+            .returns::<User>(),
         RestRoute::new(M::POST, "/api/admin/privacy-requests/{id}/process", "ProcessPrivacyRequest", doc!("privacy/process_privacy_request.graphql", "privacy_request_fields.graphql"), "processPrivacyRequest")
             .access(Access::Admin)
             .doc("admin", "Run a pending (or failed) erasure now instead of at the end of its grace period; answers the request afterwards: ready, or pending with `error` naming the orders it waits for (admin; 409 when not pending)")

@@ -350,6 +350,11 @@ pub fn body_rules() -> Vec<(&'static str, &'static str, Rule)> {
         ),
         ("ReviewMedicinalDocumentInput", "status", review_decision()),
         (
+            "BlockProcessingInput",
+            "reason",
+            plain(crate::services::users::BLOCK_REASON_MAX),
+        ),
+        (
             "ReviewMedicinalDocumentInput",
             "notes",
             Rule::Str {

@@ -528,6 +528,7 @@ struct BearerRow {
     validated_medicinal: bool,
     deleted_at: Option<chrono::DateTime<chrono::Utc>>,
     erasure_requested_at: Option<chrono::DateTime<chrono::Utc>>,
+    processing_blocked_at: Option<chrono::DateTime<chrono::Utc>>,
     revoked: bool,
     live_session: bool,
     mfa_enabled: bool,
@@ -585,6 +586,7 @@ pub async fn authenticate(st: &AppState, token: &str) -> Result<AuthUser, &'stat
             user::Column::ValidatedMedicinal,
             user::Column::DeletedAt,
             user::Column::ErasureRequestedAt,
+            user::Column::ProcessingBlockedAt,
         ])
         .expr_as(revoked, "revoked")
         .expr_as(live_session, "live_session")
@@ -620,5 +622,6 @@ pub async fn authenticate(st: &AppState, token: &str) -> Result<AuthUser, &'stat
         session_id: claims.sid,
         mfa_enabled: row.mfa_enabled,
         health_data_withdrawn: row.health_data_withdrawn,
+        processing_blocked: row.processing_blocked_at.is_some(),
     })
 }

@@ -365,7 +365,7 @@ pub async fn confirm_checkout(
     ctx: &RequestCtx,
     input: CheckoutInput,
 ) -> AppResult<order::Model> {
-    ctx.require_user()?;
+    ctx.require_writable_user()?;
     crate::services::verification::require_verified_for_checkout(st, ctx).await?;
     let id =
         crate::services::idempotency::once(st, ctx, "checkout.confirm", input, |input| async {
@@ -384,7 +384,7 @@ pub async fn confirm(
     ctx: &RequestCtx,
     input: CheckoutInput,
 ) -> AppResult<order::Model> {
-    let me = ctx.require_user()?.clone();
+    let me = ctx.require_writable_user()?.clone();
     let now = st.clock.now();
     let txn = begin_write(&st.db).await?;
     // PostgreSQL: lock the variants in id order, so concurrent checkouts for the same units queue

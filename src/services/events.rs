@@ -255,6 +255,11 @@ domain_events! {
     }
     /// A user deleted by an admin (soft: the row stays for history).
     UserDeactivated = ("user.deleted", "user") { id: i64 }
+    /// An admin blocked the processing of a customer's data (read-only account) while a dispute
+    /// is resolved, or changed why.
+    ProcessingBlocked = ("user.processing_blocked", "user") { id: i64, reason: String }
+    /// The block ended.
+    ProcessingUnblocked = ("user.processing_unblocked", "user") { id: i64 }
     AddressCreated = ("address.created", "address") { id: i64 }
     AddressUpdated = ("address.updated", "address") { id: i64 }
     AddressDeleted = ("address.deleted", "address") { id: i64, was_default: bool }
@@ -268,6 +273,11 @@ domain_events! {
     }
     DocumentDeleted = ("medicinal_document.deleted", "medicinal_document") {
         id: i64, status: DocStatus, file_id: i64,
+    }
+    /// Kept past `MEDICINAL_DOC_RETENTION_DAYS` after it expired or was rejected: deleted with
+    /// its file by the periodic purge.
+    DocumentPurged = ("medicinal_document.purged", "medicinal_document") {
+        id: i64, user_id: i64, status: DocStatus, file_id: i64,
     }
     DocumentReviewed = ("medicinal_document.reviewed", "medicinal_document") {
         id: i64, from: DocStatus, to: DocStatus, user_id: i64,

@@ -266,7 +266,7 @@ pub async fn upload_document(
     ctx: &RequestCtx,
     upload: UploadValue,
 ) -> AppResult<file::Model> {
-    ctx.require_user()?;
+    ctx.require_writable_user()?;
     let txn = crate::db::begin_write(&st.db).await?;
     let (f, path) = store(st, &txn, ctx, upload, MEDICINAL_DOC, DOC_KINDS, false).await?;
     if let Err(e) = txn.commit().await {

@@ -1,8 +1,9 @@
 //! Removes rows whose only purpose has passed: revoked access tokens and refresh tokens past
 //! their expiry (an expired token is refused on its own), idempotency keys past their retention,
 //! mailed links a week past theirs, sessions whose tokens are all gone, data-export ZIPs past
-//! their download window, finished jobs past their
-//! retention, and delivery marks of events already dispatched. Run as the periodic
+//! their download window, medicinal documents (and their files) past their retention after they
+//! expired or were rejected, finished jobs past their retention, and delivery marks of events
+//! already dispatched. Run as the periodic
 //! `housekeeping.purge` job; safe on several instances at once (plain conditional deletes).
 
 use sea_orm::sea_query::{Expr, ExprTrait, Query};
@@ -24,6 +25,9 @@ pub struct Purged {
     pub sessions: u64,
     /// Data-export ZIPs past their download window (the request rows stay, as history).
     pub data_exports: u64,
+    /// Medicinal documents (rows and files) `MEDICINAL_DOC_RETENTION_DAYS` after they expired or
+    /// were rejected.
+    pub medicinal_documents: u64,
 }
 
 pub async fn purge_expired(st: &AppState) -> AppResult<Purged> {
@@ -58,6 +62,7 @@ pub async fn purge_expired(st: &AppState) -> AppResult<Purged> {
             .await?
             .rows_affected,
         data_exports: crate::services::data_export::purge_expired(st).await?,
+        medicinal_documents: crate::services::medicinal::purge_retained(st).await?,
     })
 }
 

@@ -103,7 +103,7 @@ pub async fn submit(
     input: SubmitDocumentInput,
     upload: Option<async_graphql::UploadValue>,
 ) -> AppResult<medicinal_document::Model> {
-    let me = ctx.require_user()?.id;
+    let me = ctx.require_writable_user()?.id;
     let txn = begin_write(&st.db).await?;
     // Health data is processed only with express consent: checked before the file is stored.
     if input.accept_health_data_processing == Some(true) {
@@ -237,8 +237,7 @@ pub async fn delete_mine(st: &AppState, ctx: &RequestCtx, id: i64) -> AppResult<
             "An approved document cannot be deleted",
         ));
     }
-    let stored = file::Entity::find_by_id(doc.file_id).one(&txn).await?;
-    file::Entity::delete_by_id(doc.file_id).exec(&txn).await?;
+    let stored = delete_file_record(&txn, st, doc.file_id).await?;
     events::record(
         &txn,
         st,
@@ -251,8 +250,8 @@ pub async fn delete_mine(st: &AppState, ctx: &RequestCtx, id: i64) -> AppResult<
     )
     .await?;
     txn.commit().await?;
-    if let Some(f) = stored {
-        files::discard(&files::private_dir(st).join(&f.storage_key)).await;
+    if let Some(path) = stored {
+        files::discard(&path).await;
     }
     Ok(())
 }
@@ -449,4 +448,72 @@ pub async fn review(
     .await?;
     txn.commit().await?;
     Ok(doc)
+}
+
+/// Deletes a document's file record, in the caller's transaction; where its bytes are, to
+/// discard once that commits.
+async fn delete_file_record<C: ConnectionTrait>(
+    conn: &C,
+    st: &AppState,
+    file_id: i64,
+) -> AppResult<Option<std::path::PathBuf>> {
+    let stored = file::Entity::find_by_id(file_id).one(conn).await?;
+    file::Entity::delete_by_id(file_id).exec(conn).await?;
+    Ok(stored.map(|f| files::private_dir(st).join(f.storage_key)))
+}
+
+/// Deletes the documents kept past `MEDICINAL_DOC_RETENTION_DAYS` after they expired or were
+/// rejected — rows, file records and the files on disk — a batch at a time; how many. Each goes
+/// in its own transaction, conditional on still being that old, so several instances may purge
+/// at once. Audited as `medicinal_document.purged`.
+pub async fn purge_retained(st: &AppState) -> AppResult<u64> {
+    let now = st.clock.now();
+    let cutoff = now - chrono::Duration::days(st.config.medicinal_doc_retention_days);
+    let past_retention = || {
+        Condition::any()
+            .add(medicinal_document::Column::ExpiresAt.lt(cutoff))
+            .add(
+                Condition::all()
+                    .add(medicinal_document::Column::Status.eq(DocStatus::Rejected))
+                    .add(medicinal_document::Column::ReviewedAt.lt(cutoff)),
+            )
+    };
+    let due = medicinal_document::Entity::find()
+        .filter(past_retention())
+        .order_by_asc(medicinal_document::Column::Id)
+        .limit(200)
+        .all(&st.db)
+        .await?;
+    let ctx = RequestCtx::anonymous("retention".into(), std::net::Ipv4Addr::LOCALHOST.into());
+    let mut purged = 0;
+    for doc in due {
+        let txn = begin_write(&st.db).await?;
+        let gone = medicinal_document::Entity::delete_many()
+            .filter(medicinal_document::Column::Id.eq(doc.id))
+            .filter(past_retention())
+            .exec(&txn)
+            .await?;
+        if gone.rows_affected != 1 {
+            continue;
+        }
+        let stored = delete_file_record(&txn, st, doc.file_id).await?;
+        events::record(
+            &txn,
+            st,
+            &ctx,
+            DomainEvent::DocumentPurged {
+                id: doc.id,
+                user_id: doc.user_id,
+                status: doc.status,
+                file_id: doc.file_id,
+            },
+        )
+        .await?;
+        txn.commit().await?;
+        if let Some(path) = stored {
+            files::discard(&path).await;
+        }
+        purged += 1;
+    }
+    Ok(purged)
 }

@@ -280,7 +280,7 @@ pub async fn create(
     product_id: i64,
     input: ReviewInput,
 ) -> AppResult<product_review::Model> {
-    let me = ctx.require_user()?.id;
+    let me = ctx.require_writable_user()?.id;
     products::get(st, ctx, product_id).await?;
     let (rating, title, body) = validate(&input)?;
     let _catalogue = st.catalogue.writing();

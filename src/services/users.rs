@@ -408,3 +408,81 @@ pub async fn delete(st: &AppState, ctx: &RequestCtx, id: i64) -> AppResult<bool>
     txn.commit().await?;
     Ok(true)
 }
+
+/// `POST /api/admin/users/{id}/block-processing`: why the processing of a customer's data is
+/// blocked.
+#[derive(InputObject, Deserialize, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(example = json!({"reason": "La clienta disputa la exactitud de sus datos (reclamo 2026-114)"}))]
+pub struct BlockProcessingInput {
+    /// Why, for the admins who follow it (1–500 characters).
+    pub reason: String,
+}
+
+/// The longest reason for a block (the column's width).
+pub const BLOCK_REASON_MAX: usize = 500;
+
+/// Admin: blocks the processing of a customer's data while a dispute is resolved (Ley 21.719:
+/// bloqueo). The account stays readable and signed in, but creates nothing — no orders,
+/// documents or reviews (403 `processing_blocked`). Blocking again changes the reason.
+pub async fn block_processing(
+    st: &AppState,
+    ctx: &RequestCtx,
+    id: i64,
+    input: BlockProcessingInput,
+) -> AppResult<UserView> {
+    ctx.require_admin()?;
+    let reason =
+        crate::services::catalog::text::parse_text("reason", &input.reason, BLOCK_REASON_MAX)?;
+    set_blocked(st, ctx, id, Some(reason)).await
+}
+
+/// Admin: ends a block; the account may create again. Unblocking an unblocked account changes
+/// nothing.
+pub async fn unblock_processing(st: &AppState, ctx: &RequestCtx, id: i64) -> AppResult<UserView> {
+    ctx.require_admin()?;
+    set_blocked(st, ctx, id, None).await
+}
+
+async fn set_blocked(
+    st: &AppState,
+    ctx: &RequestCtx,
+    id: i64,
+    reason: Option<String>,
+) -> AppResult<UserView> {
+    let now = st.clock.now();
+    let txn = begin_write(&st.db).await?;
+    let current = user::Entity::find_by_id(id)
+        .one(&txn)
+        .await?
+        .filter(|u| u.erased_at.is_none())
+        .ok_or_else(|| AppError::not_found("User"))?;
+    if current.role != Role::Customer {
+        return Err(AppError::conflict_field(
+            "id",
+            "not_a_customer",
+            "Only a customer's data processing can be blocked",
+        ));
+    }
+    if current.processing_blocked_reason != reason {
+        let mut am: user::ActiveModel = current.clone().into();
+        am.processing_blocked_at = Set(match (&reason, current.processing_blocked_at) {
+            (Some(_), Some(since)) => Some(since),
+            (Some(_), None) => Some(now),
+            (None, _) => None,
+        });
+        am.processing_blocked_reason = Set(reason.clone());
+        am.updated_at = Set(now);
+        am.update(&txn).await?;
+        let event = match reason {
+            Some(reason) => DomainEvent::ProcessingBlocked { id, reason },
+            None => DomainEvent::ProcessingUnblocked { id },
+        };
+        events::record(&txn, st, ctx, event).await?;
+    }
+    let view = load_view(&txn, id)
+        .await?
+        .ok_or_else(|| AppError::not_found("User"))?;
+    txn.commit().await?;
+    Ok(view)
+}

@@ -451,6 +451,7 @@ async fn expired_tokens_and_idempotency_keys_are_purged() {
             account_links: 1,
             sessions: 1,
             data_exports: 0,
+            medicinal_documents: 0,
         }
     );
     for t in [

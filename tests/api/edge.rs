@@ -225,6 +225,7 @@ fn plausible_variables(operation: &str) -> Option<Value> {
         "EnableTwoFactor" => json!({"input": {"code": "123456"}}),
         "DisableTwoFactor" => json!({"input": {"password": CUSTOMER_PASSWORD, "code": "123456"}}),
         "RequestAccountDeletion" => json!({"input": {"password": CUSTOMER_PASSWORD}}),
+        "BlockProcessing" => json!({"id": 2, "input": {"reason": "Edge"}}),
         "UpdateMe" => json!({"input": {"name": "Edge Case"}}),
         "ChangePassword" => {
             json!({"input": {"currentPassword": CUSTOMER_PASSWORD, "newPassword": "edgeCase123"}})
@@ -240,6 +241,7 @@ fn plausible_variables(operation: &str) -> Option<Value> {
         | "DeleteMedicinalDocument"
         | "RetryJob"
         | "ProcessPrivacyRequest"
+        | "UnblockProcessing"
         | "RevokeSession"
         | "RevokeUserSessions" => json!({"id": 1}),
         "CreateCategory" => json!({"input": {"name": "Edge"}}),

@@ -35,6 +35,7 @@ mod periodic;
 mod refunds;
 mod response_cache;
 mod restart;
+mod retention;
 mod reviews;
 mod sessions;
 mod sim_flow;

@@ -449,7 +449,7 @@ async fn graphql_and_rest_return_the_same_user() {
     let g = app
         .gql(
             Some(&token),
-            "{ me { id name email emailVerified pendingEmail privacyPolicyAccepted rut role isActive validatedMedicinal profile { phone birthdate address comuna region defaultAddressId } createdAt updatedAt deletedAt } }",
+            "{ me { id name email emailVerified pendingEmail privacyPolicyAccepted rut role isActive validatedMedicinal profile { phone birthdate address comuna region defaultAddressId } createdAt updatedAt deletedAt processingBlockedAt processingBlockedReason erasedAt } }",
             json!({}),
         )
         .await;
