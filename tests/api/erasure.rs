@@ -785,3 +785,57 @@ async fn an_admin_may_run_a_pending_erasure_early() {
         StatusCode::NOT_FOUND
     );
 }
+
+#[tokio::test]
+async fn with_two_factor_on_asking_and_cancelling_take_a_code_too() {
+    use crate::two_factor::{code, enable, wrong_code};
+    let app = TestApp::spawn().await;
+    let (token, id, _) = app.register("dosfa@example.cl").await;
+    let (secret, recovery) = enable(&app, &token).await;
+    // The code that enabled it is spent; the next one is due.
+    app.clock.advance(Duration::seconds(31));
+
+    let r = ask(&app, &token, json!({"password": PASSWORD})).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text);
+    assert!(r.has_detail("code", "required"), "{}", r.text);
+    let r = ask(
+        &app,
+        &token,
+        json!({"password": PASSWORD, "code": wrong_code(&app, &secret)}),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text);
+    assert_eq!(r.body["error"]["details"][0]["field"], "code", "{}", r.text);
+    assert_eq!(
+        app.get("/api/me", Some(&token)).await.status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        app.scalar_i64(&format!(
+            "SELECT CAST(COUNT(*) AS BIGINT) FROM privacy_requests WHERE user_id = {id}"
+        ))
+        .await,
+        0
+    );
+    let r = ask(
+        &app,
+        &token,
+        json!({"password": PASSWORD, "code": code(&app, &secret)}),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
+
+    // Cancelling asks for the second factor as well; a recovery code does.
+    let creds = json!({"email": "dosfa@example.cl", "password": PASSWORD});
+    let r = cancel(&app, creds.clone()).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text);
+    assert!(r.has_detail("code", "required"), "{}", r.text);
+    let mut with_code = creds.clone();
+    with_code["code"] = json!(recovery[0]);
+    let r = cancel(&app, with_code).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text);
+    // Signing in works again (with its second step).
+    let login = app.post("/api/auth/login", None, creds).await;
+    assert_eq!(login.status, StatusCode::OK, "{}", login.text);
+    assert_eq!(login.body["mfaRequired"], true, "{}", login.text);
+}

@@ -55,7 +55,7 @@ async fn verify(app: &TestApp, body: Value) -> Resp {
 }
 
 /// Sets up and enables two-factor for the holder of `token`: (secret, recovery codes).
-async fn enable(app: &TestApp, token: &str) -> (String, Vec<String>) {
+pub(crate) async fn enable(app: &TestApp, token: &str) -> (String, Vec<String>) {
     let r = app.post("/api/me/2fa/setup", Some(token), json!({})).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     let secret = r.body["secret"].as_str().unwrap().to_string();
