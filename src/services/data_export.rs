@@ -168,33 +168,40 @@ pub(crate) async fn settle_failed<C: ConnectionTrait>(
         ]))
         .all(conn)
         .await?;
-    for r in open {
-        let dead = job::Entity::find()
-            .filter(job::Column::UniqueKey.eq(job_key_of(&r)))
-            .filter(job::Column::State.eq(crate::entities::job::JobState::Dead))
-            .one(conn)
+    if open.is_empty() {
+        return Ok(());
+    }
+    // One lookup for all of them: the dead jobs among theirs.
+    let keys: std::collections::HashMap<String, i64> =
+        open.iter().map(|r| (job_key_of(r), r.id)).collect();
+    let dead = job::Entity::find()
+        .filter(job::Column::UniqueKey.is_in(keys.keys().cloned()))
+        .filter(job::Column::State.eq(crate::entities::job::JobState::Dead))
+        .all(conn)
+        .await?;
+    for j in dead {
+        let Some(id) = j.unique_key.as_ref().and_then(|k| keys.get(k)) else {
+            continue;
+        };
+        privacy_request::Entity::update_many()
+            .col_expr(
+                privacy_request::Column::State,
+                Expr::value(PrivacyRequestState::Failed),
+            )
+            .col_expr(
+                privacy_request::Column::Error,
+                Expr::value(
+                    j.last_error
+                        .map(|e| e.chars().take(500).collect::<String>()),
+                ),
+            )
+            .col_expr(
+                privacy_request::Column::UpdatedAt,
+                Expr::value(st.clock.now()),
+            )
+            .filter(privacy_request::Column::Id.eq(*id))
+            .exec(conn)
             .await?;
-        if let Some(j) = dead {
-            privacy_request::Entity::update_many()
-                .col_expr(
-                    privacy_request::Column::State,
-                    Expr::value(PrivacyRequestState::Failed),
-                )
-                .col_expr(
-                    privacy_request::Column::Error,
-                    Expr::value(
-                        j.last_error
-                            .map(|e| e.chars().take(500).collect::<String>()),
-                    ),
-                )
-                .col_expr(
-                    privacy_request::Column::UpdatedAt,
-                    Expr::value(st.clock.now()),
-                )
-                .filter(privacy_request::Column::Id.eq(r.id))
-                .exec(conn)
-                .await?;
-        }
     }
     Ok(())
 }
