@@ -600,6 +600,16 @@ impl Scrub<'_> {
     }
 }
 
+/// Deletes the rows of `E` whose `owner` column is `uid`.
+async fn delete_rows<E: EntityTrait>(
+    conn: &impl ConnectionTrait,
+    owner: E::Column,
+    uid: i64,
+) -> AppResult<()> {
+    E::delete_many().filter(owner.eq(uid)).exec(conn).await?;
+    Ok(())
+}
+
 /// `CAST(<col> AS TEXT) LIKE '%<needle>%'` for any of the needles.
 fn mentions(col: impl sea_orm::sea_query::IntoColumnRef + Clone, needles: &[String]) -> Condition {
     needles.iter().fold(Condition::any(), |c, n| {
@@ -772,42 +782,17 @@ async fn erase(
         .filter(cart_item::Column::CartId.is_in(cart_ids))
         .exec(&txn)
         .await?;
-    cart::Entity::delete_many()
-        .filter(cart::Column::UserId.eq(uid))
-        .exec(&txn)
-        .await?;
-    user_profile::Entity::delete_many()
-        .filter(user_profile::Column::UserId.eq(uid))
-        .exec(&txn)
-        .await?;
-    address::Entity::delete_many()
-        .filter(address::Column::UserId.eq(uid))
-        .exec(&txn)
-        .await?;
-    session::Entity::delete_many()
-        .filter(session::Column::UserId.eq(uid))
-        .exec(&txn)
-        .await?;
-    auth_token::Entity::delete_many()
-        .filter(auth_token::Column::UserId.eq(uid))
-        .exec(&txn)
-        .await?;
-    account_link::Entity::delete_many()
-        .filter(account_link::Column::UserId.eq(uid))
-        .exec(&txn)
-        .await?;
-    recovery_code::Entity::delete_many()
-        .filter(recovery_code::Column::UserId.eq(uid))
-        .exec(&txn)
-        .await?;
-    user_two_factor::Entity::delete_many()
-        .filter(user_two_factor::Column::UserId.eq(uid))
-        .exec(&txn)
-        .await?;
-    idempotency_key::Entity::delete_many()
-        .filter(idempotency_key::Column::UserId.eq(uid))
-        .exec(&txn)
-        .await?;
+    // Every row of these tables that is the customer's (the profile before the addresses it
+    // points to).
+    delete_rows::<cart::Entity>(&txn, cart::Column::UserId, uid).await?;
+    delete_rows::<user_profile::Entity>(&txn, user_profile::Column::UserId, uid).await?;
+    delete_rows::<address::Entity>(&txn, address::Column::UserId, uid).await?;
+    delete_rows::<session::Entity>(&txn, session::Column::UserId, uid).await?;
+    delete_rows::<auth_token::Entity>(&txn, auth_token::Column::UserId, uid).await?;
+    delete_rows::<account_link::Entity>(&txn, account_link::Column::UserId, uid).await?;
+    delete_rows::<recovery_code::Entity>(&txn, recovery_code::Column::UserId, uid).await?;
+    delete_rows::<user_two_factor::Entity>(&txn, user_two_factor::Column::UserId, uid).await?;
+    delete_rows::<idempotency_key::Entity>(&txn, idempotency_key::Column::UserId, uid).await?;
     // Consents stay as the record that they were given, without where from.
     consent::Entity::update_many()
         .col_expr(consent::Column::Ip, Expr::value(Option::<String>::None))
@@ -830,9 +815,7 @@ async fn erase(
         .exec(&txn)
         .await?;
     // Medicinal documents and every private file of the customer, with their stored bytes.
-    medicinal_document::Entity::delete_many()
-        .filter(medicinal_document::Column::UserId.eq(uid))
-        .exec(&txn)
+    delete_rows::<medicinal_document::Entity>(&txn, medicinal_document::Column::UserId, uid)
         .await?;
     let private = file::Entity::find()
         .filter(file::Column::OwnerId.eq(uid))
