@@ -9,6 +9,8 @@ use std::str::FromStr;
 
 use ipnet::IpNet;
 
+use crate::entities::payment::Provider;
+
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://data/dispensary.db?mode=rwc";
 pub const DEFAULT_SEED_ADMIN_EMAIL: &str = "admin@dispensario.local";
 /// Documented development default; refused when `APP_ENV=production`.
@@ -163,7 +165,7 @@ pub struct Config {
     pub public_base_url: String,
     /// Per provider, the networks its notifications may come from (`<P>_WEBHOOK_ALLOWED_IPS`);
     /// absent: any. The client address honours `X-Forwarded-For` only from `TRUSTED_PROXIES`.
-    pub webhook_allowed_ips: HashMap<String, Vec<IpNet>>,
+    pub webhook_allowed_ips: HashMap<Provider, Vec<IpNet>>,
     /// Timeout of each call to a payment provider (seconds).
     pub provider_timeout_seconds: i64,
     /// Webpay Plus; `None` when disabled (production without explicit credentials).
@@ -375,11 +377,11 @@ impl Config {
         };
         let trusted_proxies = networks("TRUSTED_PROXIES")?;
         let mut webhook_allowed_ips = std::collections::HashMap::new();
-        for provider in ["test", "flow", "mp"] {
-            let var = format!("{}_WEBHOOK_ALLOWED_IPS", provider.to_uppercase());
+        for provider in [Provider::Test, Provider::Flow, Provider::Mp] {
+            let var = format!("{}_WEBHOOK_ALLOWED_IPS", provider.as_str().to_uppercase());
             let nets = networks(&var)?;
             if !nets.is_empty() {
-                webhook_allowed_ips.insert(provider.to_string(), nets);
+                webhook_allowed_ips.insert(provider, nets);
             }
         }
 

@@ -5,7 +5,7 @@ use sea_orm::entity::prelude::*;
 pub struct Model {
     #[sea_orm(primary_key)]
     pub id: i64,
-    pub provider: String,
+    pub provider: super::payment::Provider,
     /// Unique per provider: a second delivery of the same event is a no-op.
     pub event_id: String,
     pub payment_id: Option<i64>,

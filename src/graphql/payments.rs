@@ -51,7 +51,7 @@ impl PaymentsMutation {
         let (st, rc) = parts(ctx);
         let s = payments::start_once(st, rc, input).await?;
         Ok(PaymentStart {
-            provider: s.provider,
+            provider: s.provider.as_str().to_string(),
             provider_txn_id: s.provider_txn_id,
             payment_ref: s.payment_ref,
             redirect_url: s.redirect_url,
@@ -97,9 +97,9 @@ impl From<payment::Model> for Payment {
         Payment {
             id: p.id,
             order_id: p.order_id,
-            provider: p.provider,
+            provider: p.provider.as_str().to_string(),
             provider_txn_id: p.provider_txn_id,
-            status: p.status,
+            status: p.status.as_str().to_string(),
             amount_cents: p.amount_cents,
             auth_code: p.auth_code,
             created_at: p.created_at.into(),

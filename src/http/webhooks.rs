@@ -6,20 +6,16 @@ use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
-use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set, SqlErr};
-use serde_json::{json, Value};
+use sea_orm::EntityTrait;
+use serde_json::json;
 
 use super::App;
 use crate::actor::RequestCtx;
-use crate::db::begin_write;
-use crate::entities::{payment, payment_event};
+use crate::entities::payment;
+use crate::entities::payment::Provider;
 use crate::error::AppError;
 use crate::services::events::{self, DomainEvent};
-use crate::services::payments::test_provider::{self, TestEvent};
-use crate::services::payments::{apply_outcome, Applied};
-
-/// Accepted clock skew for signed webhook timestamps.
-const WINDOW_SECONDS: i64 = 300;
+use crate::services::payments::{mp, test_provider, Applied};
 
 pub async fn handle(
     State(app): State<App>,
@@ -30,25 +26,33 @@ pub async fn handle(
     body: Bytes,
 ) -> Response {
     let st = &app.state;
-    let allowed = st
-        .config
-        .webhook_allowed_ips
-        .get(provider.as_str())
+    let known = Provider::parse(&provider);
+    let allowed = known
+        .and_then(|p| st.config.webhook_allowed_ips.get(&p))
         .is_none_or(|nets| nets.iter().any(|n| n.contains(&ctx.client_ip)));
-    let result = match provider.as_str() {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let result = match known.filter(|p| p.enabled(st)) {
         _ if !allowed => Err(AppError::forbidden(
             "Notifications for this provider are not accepted from this address",
         )),
-        "mp" if crate::services::payments::mp::enabled(st) => {
-            mp_notification(&app, &ctx, query.as_deref(), &headers, &body).await
+        Some(Provider::Mp) => mp::notification(
+            st,
+            &ctx,
+            query.as_deref(),
+            header("x-signature"),
+            header("x-request-id"),
+            &body,
+        )
+        .await
+        .map(str::to_string),
+        Some(Provider::Test) => {
+            test_provider::notification(st, &ctx, header("x-test-signature"), &body)
+                .await
+                .map(str::to_string)
         }
-        "test" if st.config.payments_test_enabled => {
-            test_webhook(&app, &ctx, &headers, &body).await
-        }
-        "flow" if crate::services::payments::flow::enabled(st) => {
-            flow_confirmation(&app, &ctx, &body).await
-        }
-        _ => Err(AppError::not_found("Payment provider")),
+        Some(Provider::Flow) => flow_confirmation(&app, &ctx, &body).await,
+        // Webpay has no notification: the browser's return (`webpay_return`) carries its token.
+        Some(Provider::Webpay) | None => Err(AppError::not_found("Payment provider")),
     };
     let label = match &result {
         Ok(outcome) => outcome.clone(),
@@ -68,84 +72,6 @@ pub async fn handle(
     }
 }
 
-async fn test_webhook(
-    app: &App,
-    ctx: &RequestCtx,
-    headers: &HeaderMap,
-    body: &[u8],
-) -> Result<String, AppError> {
-    let st = &app.state;
-    let signature = headers
-        .get("x-test-signature")
-        .and_then(|v| v.to_str().ok());
-    test_provider::verify(&st.config.test_payment_secret, body, signature)?;
-    let event: TestEvent = serde_json::from_slice(body).map_err(|e| {
-        AppError::invalid(
-            "body",
-            "invalid_json",
-            format!("Not a test payment event: {e}"),
-        )
-    })?;
-    let now = st.clock.now();
-    if (now.timestamp() - event.timestamp).abs() > WINDOW_SECONDS {
-        return Err(AppError::unauthorized(
-            "The event timestamp is outside the accepted window",
-        ));
-    }
-    let payload: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
-    let _catalogue = st.catalogue.writing();
-    let txn = begin_write(&st.db).await?;
-    let recorded = payment_event::ActiveModel {
-        provider: Set("test".into()),
-        event_id: Set(event.event_id.clone()),
-        payment_id: Set(None),
-        received_at: Set(now),
-        payload: Set(payload.clone()),
-        outcome: Set("received".into()),
-        ..Default::default()
-    }
-    .insert(&txn)
-    .await;
-    let recorded = match recorded {
-        Ok(r) => r,
-        Err(e) if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
-            txn.rollback().await?;
-            return Ok("duplicate".into());
-        }
-        Err(e) => return Err(e.into()),
-    };
-    let Some(p) = payment::Entity::find()
-        .filter(payment::Column::Provider.eq("test"))
-        .filter(payment::Column::ProviderTxnId.eq(event.provider_txn_id.as_str()))
-        .one(&txn)
-        .await?
-    else {
-        let mut am: payment_event::ActiveModel = recorded.into();
-        am.outcome = Set("unknown_payment".into());
-        am.update(&txn).await?;
-        txn.commit().await?;
-        return Err(AppError::not_found("Payment"));
-    };
-    let applied = apply_outcome(
-        st,
-        &txn,
-        ctx,
-        p.id,
-        event.outcome(),
-        json!({"source": "webhook", "event": payload}),
-    )
-    .await?;
-    let mut am: payment_event::ActiveModel = recorded.into();
-    am.payment_id = Set(Some(p.id));
-    am.outcome = Set(applied.as_str().into());
-    am.update(&txn).await?;
-    txn.commit().await?;
-    Ok(match applied {
-        Applied::Duplicate => "duplicate".into(),
-        other => other.as_str().into(),
-    })
-}
-
 /// `GET`/`POST /webhooks/payments/webpay`: the browser's return from Webpay (providers.md §1).
 /// The four cases: `token_ws` alone (commit), `TBK_ID_SESION` + `TBK_ORDEN_COMPRA` (timeout),
 /// those plus `TBK_TOKEN` (aborted), all four (error page). Nothing here is trusted by itself:
@@ -158,7 +84,7 @@ pub async fn webpay_return(
 ) -> Response {
     use crate::services::payments::webpay;
     let st = &app.state;
-    if !webpay::enabled(st) {
+    if !webpay::PROVIDER.enabled(st) {
         return AppError::not_found("Payment provider").into_response();
     }
     let mut params: std::collections::HashMap<String, String> = std::collections::HashMap::new();
@@ -225,7 +151,7 @@ pub async fn webpay_return(
         Ok((_, outcome)) => outcome.clone(),
         Err(_) => "rejected".into(),
     };
-    record_delivery(st, &ctx, webpay::PROVIDER, &label).await;
+    record_delivery(st, &ctx, webpay::PROVIDER.as_str(), &label).await;
     let (payment, _) = match result {
         Ok(r) => r,
         Err(e) if e.code == crate::error::ErrorCode::Validation => return e.into_response(),
@@ -267,7 +193,7 @@ pub async fn flow_return(
 ) -> Response {
     use crate::services::payments::flow;
     let st = &app.state;
-    if !flow::enabled(st) {
+    if !flow::PROVIDER.enabled(st) {
         return AppError::not_found("Payment provider").into_response();
     }
     let token = match flow_token(query.as_deref(), &body) {
@@ -280,49 +206,6 @@ pub async fn flow_return(
         Err(_) => None,
     };
     to_result_page(st, payment).await
-}
-
-/// `POST /webhooks/payments/mp`: verify `x-signature` over the manifest (the query's `data.id`,
-/// `x-request-id`, `ts`) before reading the body, then look the payment up at Mercado Pago.
-async fn mp_notification(
-    app: &App,
-    ctx: &RequestCtx,
-    query: Option<&str>,
-    headers: &HeaderMap,
-    body: &[u8],
-) -> Result<String, AppError> {
-    use crate::services::payments::mp;
-    let st = &app.state;
-    let q: std::collections::HashMap<String, String> =
-        form_urlencoded::parse(query.unwrap_or_default().as_bytes())
-            .into_owned()
-            .collect();
-    let data_id = q.get("data.id").map(String::as_str);
-    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    let secret = &st.config.mp.as_ref().expect("enabled").webhook_secret;
-    mp::verify(
-        secret,
-        header("x-signature"),
-        header("x-request-id"),
-        data_id,
-        st.clock.now().timestamp(),
-    )?;
-    let kind = q
-        .get("type")
-        .cloned()
-        .or_else(|| {
-            serde_json::from_slice::<Value>(body)
-                .ok()
-                .and_then(|v| v["type"].as_str().map(str::to_string))
-        })
-        .unwrap_or_default();
-    if kind != "payment" {
-        return Ok("ignored".into());
-    }
-    let id = data_id.ok_or_else(|| AppError::invalid("data.id", "required", "No payment id"))?;
-    let found = mp::payment(st, id).await?;
-    let applied = mp::settle(st, ctx, found, "notification").await?;
-    Ok(applied.as_str().into())
 }
 
 /// `303` to the frontend's result page with the payment's current status (or `unknown`).
@@ -340,7 +223,9 @@ async fn to_result_page(
                 .map_or(p.status, |p| p.status);
             format!(
                 "{}/checkout/result?orderId={}&status={}",
-                st.config.frontend_base_url, p.order_id, status
+                st.config.frontend_base_url,
+                p.order_id,
+                status.as_str()
             )
         }
         None => format!(

@@ -181,9 +181,9 @@ fn region() -> Rule {
 
 fn provider() -> Rule {
     Rule::OneOf(
-        crate::services::payments::PROVIDERS
+        crate::entities::payment::Provider::ALL
             .iter()
-            .map(|p| p.to_string())
+            .map(|p| p.as_str().to_string())
             .collect(),
     )
 }
@@ -238,7 +238,7 @@ pub fn param_rules() -> Vec<(&'static str, &'static str, Rule)> {
         (
             "AdminPayments",
             "status",
-            blank_or(&crate::services::payments::STATUSES),
+            blank_or(&crate::entities::payment::PaymentStatus::ALL.map(|s| s.as_str())),
         ),
     ]
 }

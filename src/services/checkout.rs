@@ -471,7 +471,7 @@ pub async fn confirm(
             variant_id: Set(l.sellable.variant.id),
             quantity: Set(l.quantity as i32),
             expires_at: Set(expires),
-            state: Set(stock::ACTIVE.to_string()),
+            state: Set(crate::entities::stock_reservation::ReservationState::Active),
             created_at: Set(now),
             updated_at: Set(now),
             ..Default::default()

@@ -922,8 +922,8 @@ pub async fn gather<C: ConnectionTrait>(
         .map(|p| Payment {
             id: p.id,
             order_id: p.order_id,
-            provider: p.provider,
-            status: p.status,
+            provider: p.provider.as_str().to_string(),
+            status: p.status.as_str().to_string(),
             amount_cents: p.amount_cents,
             auth_code: p.auth_code,
             created_at: p.created_at,

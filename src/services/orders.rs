@@ -14,12 +14,13 @@ use utoipa::ToSchema;
 use crate::actor::RequestCtx;
 use crate::db::begin_write;
 use crate::entities::order::{self, OrderStatus};
+use crate::entities::payment::PaymentStatus;
+use crate::entities::stock_reservation::ReservationState;
 use crate::entities::{order_item, product_variant, stock_reservation, user};
 use crate::error::{AppError, AppResult};
 use crate::graphql::scalars::Timestamp;
 use crate::services::events::{self, DomainEvent};
 use crate::services::pagination::Page;
-use crate::services::stock::{ACTIVE, RELEASED};
 use crate::state::AppState;
 
 #[derive(InputObject, Deserialize, Serialize, ToSchema)]
@@ -72,10 +73,13 @@ pub async fn release_reservations<C: ConnectionTrait>(
     now: DateTime<Utc>,
 ) -> AppResult<u64> {
     let r = stock_reservation::Entity::update_many()
-        .col_expr(stock_reservation::Column::State, Expr::value(RELEASED))
+        .col_expr(
+            stock_reservation::Column::State,
+            Expr::value(ReservationState::Released),
+        )
         .col_expr(stock_reservation::Column::UpdatedAt, Expr::value(now))
         .filter(stock_reservation::Column::OrderId.eq(order_id))
-        .filter(stock_reservation::Column::State.eq(ACTIVE))
+        .filter(stock_reservation::Column::State.eq(ReservationState::Active))
         .exec(conn)
         .await?;
     Ok(r.rows_affected)
@@ -142,14 +146,14 @@ pub async fn transition<C: ConnectionTrait>(
             let r = crate::entities::payment::Entity::update_many()
                 .col_expr(
                     crate::entities::payment::Column::Status,
-                    Expr::value("refund_required"),
+                    Expr::value(PaymentStatus::RefundRequired),
                 )
                 .col_expr(
                     crate::entities::payment::Column::UpdatedAt,
                     Expr::value(now),
                 )
                 .filter(crate::entities::payment::Column::OrderId.eq(current.id))
-                .filter(crate::entities::payment::Column::Status.eq("paid"))
+                .filter(crate::entities::payment::Column::Status.eq(PaymentStatus::Paid))
                 .exec(conn)
                 .await?;
             for _ in 0..r.rows_affected {

@@ -53,7 +53,7 @@ pub async fn pdf_of(st: &AppState, o: &order::Model) -> AppResult<Vec<u8>> {
         .await?;
     let paid = payment::Entity::find()
         .filter(payment::Column::OrderId.eq(o.id))
-        .filter(payment::Column::Status.eq("paid"))
+        .filter(payment::Column::Status.eq(crate::entities::payment::PaymentStatus::Paid))
         .order_by_desc(payment::Column::Id)
         .one(&st.db)
         .await?;

@@ -7,12 +7,9 @@ use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, Func};
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QuerySelect};
 
+use crate::entities::stock_reservation::ReservationState;
 use crate::entities::{product_variant, stock_reservation};
 use crate::error::AppResult;
-
-pub const ACTIVE: &str = "active";
-pub const CONSUMED: &str = "consumed";
-pub const RELEASED: &str = "released";
 
 /// Units held by live reservations, per variant.
 pub async fn reserved<C: ConnectionTrait>(
@@ -31,7 +28,7 @@ pub async fn reserved<C: ConnectionTrait>(
             "held",
         )
         .filter(stock_reservation::Column::VariantId.is_in(variant_ids.iter().copied()))
-        .filter(stock_reservation::Column::State.eq(ACTIVE))
+        .filter(stock_reservation::Column::State.eq(ReservationState::Active))
         .filter(stock_reservation::Column::ExpiresAt.gt(now))
         .group_by(stock_reservation::Column::VariantId)
         .into_tuple()

@@ -5,24 +5,21 @@
 use std::collections::BTreeMap;
 
 use hmac::{Hmac, Mac};
-use sea_orm::{ActiveModelTrait, EntityTrait, Set, SqlErr};
+use sea_orm::EntityTrait;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use sha2::Sha256;
 
-use super::{apply_outcome, http, Applied, Outcome, Started};
+use super::claim::{self, Event};
+use super::{http, Applied, Outcome, Started};
 use crate::actor::RequestCtx;
 use crate::config::FlowConfig;
-use crate::db::begin_write;
-use crate::entities::{order, payment, payment_event};
+use crate::entities::payment::Provider;
+use crate::entities::{order, payment};
 use crate::error::{AppError, AppResult};
 use crate::state::AppState;
 
-pub const PROVIDER: &str = "flow";
-
-pub fn enabled(st: &AppState) -> bool {
-    st.config.flow.is_some()
-}
+pub const PROVIDER: Provider = Provider::Flow;
 
 fn config(st: &AppState) -> AppResult<&FlowConfig> {
     st.config.flow.as_ref().ok_or_else(|| {
@@ -101,7 +98,12 @@ pub async fn create(
         .http
         .post(format!("{}/payment/create", c.base_url))
         .form(&params);
-    http::read(PROVIDER, http::send_once(PROVIDER, req).await?, message_of).await
+    http::read(
+        PROVIDER.as_str(),
+        http::send_once(PROVIDER.as_str(), req).await?,
+        message_of,
+    )
+    .await
 }
 
 /// Starts a payment: Flow's payment page at `url?token=`.
@@ -120,7 +122,7 @@ pub async fn start(
     )
     .await?;
     Ok(Started {
-        provider: PROVIDER.into(),
+        provider: PROVIDER,
         redirect_url: Some(format!("{}?token={}", created.url, created.token)),
         init_payload: Some(
             json!({"url": created.url, "token": created.token, "flowOrder": created.flow_order}),
@@ -156,8 +158,9 @@ pub async fn status(st: &AppState, token: &str) -> AppResult<Status> {
     let c = config(st)?;
     let params = signed(c, BTreeMap::from([("token".into(), token.to_string())]));
     let url = format!("{}/payment/getStatus", c.base_url);
-    let res = http::send_idempotent(PROVIDER, || Ok(st.http.get(&url).query(&params))).await?;
-    http::read(PROVIDER, res, message_of).await
+    let res =
+        http::send_idempotent(PROVIDER.as_str(), || Ok(st.http.get(&url).query(&params))).await?;
+    http::read(PROVIDER.as_str(), res, message_of).await
 }
 
 /// `refund/create` for the whole payment.
@@ -183,7 +186,12 @@ pub async fn refund(st: &AppState, p: &payment::Model, email: &str) -> AppResult
         .http
         .post(format!("{}/refund/create", c.base_url))
         .form(&params);
-    let v: Value = http::read(PROVIDER, http::send_once(PROVIDER, req).await?, message_of).await?;
+    let v: Value = http::read(
+        PROVIDER.as_str(),
+        http::send_once(PROVIDER.as_str(), req).await?,
+        message_of,
+    )
+    .await?;
     Ok(v["status"].as_str().unwrap_or("created").to_string())
 }
 
@@ -234,32 +242,12 @@ pub async fn settle(
         return Ok((Some(p), Applied::Pending));
     }
     let raw = json!({"source": source, "status": s});
-    let _catalogue = st.catalogue.writing();
-    let txn = begin_write(&st.db).await?;
-    let event = payment_event::ActiveModel {
-        provider: Set(PROVIDER.into()),
-        event_id: Set(format!("{token}:{}", s.status)),
-        payment_id: Set(Some(p.id)),
-        received_at: Set(st.clock.now()),
-        payload: Set(raw.clone()),
-        outcome: Set("received".into()),
-        ..Default::default()
-    }
-    .insert(&txn)
-    .await;
-    let event = match event {
-        Ok(e) => e,
-        Err(e) if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
-            txn.rollback().await?;
-            return Ok((Some(p), Applied::Duplicate));
-        }
-        Err(e) => return Err(e.into()),
+    let event = Event {
+        provider: PROVIDER,
+        event_id: format!("{token}:{}", s.status),
+        payload: raw.clone(),
     };
-    let applied = apply_outcome(st, &txn, ctx, p.id, result, raw).await?;
-    let mut am: payment_event::ActiveModel = event.into();
-    am.outcome = Set(applied.as_str().into());
-    am.update(&txn).await?;
-    txn.commit().await?;
+    let applied = claim::apply_once(st, ctx, event, Some(p.id), result, raw).await?;
     Ok((Some(p), applied))
 }
 

@@ -3,9 +3,11 @@
 //! transaction; a wrong amount fails the payment and leaves the order alone; a late payment whose
 //! stock is gone fails the order and marks the payment `refund_required`.
 
+pub(crate) mod claim;
 pub mod flow;
 pub mod http;
 pub mod mp;
+mod providers;
 pub mod reconcile;
 pub mod test_provider;
 pub mod webpay;
@@ -18,17 +20,19 @@ use sea_orm::{
     QueryOrder, QuerySelect, Set,
 };
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde_json::Value;
 use utoipa::ToSchema;
 
 use crate::actor::RequestCtx;
 use crate::db::begin_write;
 use crate::entities::order::{self, OrderStatus};
+use crate::entities::payment::{PaymentStatus, Provider};
+use crate::entities::stock_reservation::ReservationState;
 use crate::entities::{order_item, payment, product_variant, stock_reservation};
 use crate::error::{AppError, AppResult};
 use crate::services::events::{self, DomainEvent};
 use crate::services::orders::transition;
-use crate::services::stock::{self, ACTIVE, CONSUMED};
+use crate::services::stock;
 use crate::services::{coupons, idempotency};
 use crate::state::AppState;
 
@@ -57,7 +61,7 @@ pub struct ConfirmPaymentInput {
 
 #[derive(Serialize, Deserialize)]
 pub struct Started {
-    pub provider: String,
+    pub provider: Provider,
     pub provider_txn_id: String,
     pub payment_ref: String,
     pub redirect_url: Option<String>,
@@ -103,40 +107,6 @@ impl Applied {
     }
 }
 
-/// Every payment status.
-pub const STATUSES: [&str; 6] = [
-    "initiated",
-    "pending",
-    "paid",
-    "failed",
-    "refunded",
-    "refund_required",
-];
-
-/// Every provider name the API knows (whether configured or not).
-pub const PROVIDERS: [&str; 4] = ["webpay", "flow", "mp", "test"];
-
-pub(crate) const FINAL: [&str; 4] = ["paid", "failed", "refunded", "refund_required"];
-
-fn check_provider(st: &AppState, provider: &str) -> AppResult<()> {
-    match provider {
-        "test" if st.config.payments_test_enabled => Ok(()),
-        "webpay" if webpay::enabled(st) => Ok(()),
-        "flow" if flow::enabled(st) => Ok(()),
-        "mp" if mp::enabled(st) => Ok(()),
-        p if PROVIDERS.contains(&p) => Err(AppError::invalid(
-            "provider",
-            "provider_unavailable",
-            format!("The payment provider {provider} is not configured"),
-        )),
-        _ => Err(AppError::invalid(
-            "provider",
-            "invalid_value",
-            "provider must be webpay, flow, mp or test",
-        )),
-    }
-}
-
 /// `ORD-<orderId>-<yyyymmddHHMMSS>` (≤ 26 characters, Webpay's buy_order limit).
 pub fn payment_ref(order_id: i64, now: DateTime<Utc>) -> String {
     format!("ORD-{order_id}-{}", now.format("%Y%m%d%H%M%S"))
@@ -179,7 +149,7 @@ async fn re_reserve<C: ConnectionTrait>(
             variant_id: Set(i.variant_id),
             quantity: Set(i.quantity),
             expires_at: Set(expires),
-            state: Set(ACTIVE.to_string()),
+            state: Set(ReservationState::Active),
             created_at: Set(now),
             updated_at: Set(now),
             ..Default::default()
@@ -214,28 +184,18 @@ pub async fn start(
     input: StartPaymentInput,
 ) -> AppResult<Started> {
     let me = ctx.require_user()?;
-    check_provider(st, &input.provider)?;
+    let provider = Provider::usable(st, &input.provider)?;
     let now = st.clock.now();
-    // A provider with an API is called before the write transaction, so no provider call ever
-    // holds row locks; the order is checked again inside the transaction.
-    let external = match input.provider.as_str() {
-        "test" => None,
-        provider => {
-            let o = order::Entity::find_by_id(input.order_id)
-                .one(&st.db)
-                .await?
-                .filter(|o| o.user_id == me.id)
-                .ok_or_else(|| AppError::not_found("Order"))?;
-            payable(&o)?;
-            let reference = payment_ref(o.id, now);
-            let started = match provider {
-                mp::PROVIDER => mp::start(st, &o, &reference).await?,
-                flow::PROVIDER => flow::start(st, &o, &reference, &me.email).await?,
-                _ => webpay::start(st, &o, &reference).await?,
-            };
-            Some((reference, started))
-        }
-    };
+    // The provider is called before the write transaction, so no provider call ever holds row
+    // locks; the order is checked again inside the transaction.
+    let o = order::Entity::find_by_id(input.order_id)
+        .one(&st.db)
+        .await?
+        .filter(|o| o.user_id == me.id)
+        .ok_or_else(|| AppError::not_found("Order"))?;
+    payable(&o)?;
+    let reference = payment_ref(o.id, now);
+    let started = provider.start(st, &o, &reference, &me.email).await?;
     let txn = begin_write(&st.db).await?;
     let mut o = order::Entity::find_by_id(input.order_id)
         .one(&txn)
@@ -248,19 +208,11 @@ pub async fn start(
         re_reserve(st, &txn, &o, now).await?;
         o = transition(st, &txn, ctx, &o, OrderStatus::Pending, "new_payment").await?;
     }
-    let (reference, started) = match external {
-        Some(found) => found,
-        None => {
-            let reference = payment_ref(o.id, now);
-            let started = test_provider::start(st, &o, &reference);
-            (reference, started)
-        }
-    };
     payment::ActiveModel {
         order_id: Set(o.id),
-        provider: Set(input.provider.clone()),
+        provider: Set(provider),
         provider_txn_id: Set(started.provider_txn_id.clone()),
-        status: Set("initiated".into()),
+        status: Set(PaymentStatus::Initiated),
         amount_cents: Set(o.total_cents),
         auth_code: Set(None),
         idempotency_key: Set(ctx.idempotency_key.clone()),
@@ -272,7 +224,7 @@ pub async fn start(
     .insert(&txn)
     .await?;
     let mut am: order::ActiveModel = o.clone().into();
-    am.payment_provider = Set(Some(input.provider.clone()));
+    am.payment_provider = Set(Some(provider.as_str().to_string()));
     am.payment_ref = Set(Some(reference.clone()));
     am.updated_at = Set(now);
     am.update(&txn).await?;
@@ -282,14 +234,14 @@ pub async fn start(
         ctx,
         DomainEvent::PaymentStarted {
             id: o.id,
-            provider: input.provider.clone(),
+            provider: provider.as_str().to_string(),
             payment_ref: reference.clone(),
         },
     )
     .await?;
     txn.commit().await?;
     Ok(Started {
-        provider: input.provider,
+        provider,
         payment_ref: reference,
         ..started
     })
@@ -310,7 +262,7 @@ fn payable(o: &order::Model) -> AppResult<()> {
 /// A payment by provider and the provider's transaction id (token, preference id).
 pub async fn by_txn(
     st: &AppState,
-    provider: &str,
+    provider: Provider,
     txn_id: &str,
 ) -> AppResult<Option<payment::Model>> {
     Ok(payment::Entity::find()
@@ -324,7 +276,7 @@ pub async fn by_txn(
 async fn latest_payment<C: ConnectionTrait>(
     conn: &C,
     order_id: i64,
-    provider: &str,
+    provider: Provider,
 ) -> AppResult<Option<payment::Model>> {
     Ok(payment::Entity::find()
         .filter(payment::Column::OrderId.eq(order_id))
@@ -348,13 +300,13 @@ pub async fn confirm(
     input: ConfirmPaymentInput,
 ) -> AppResult<Confirmation> {
     let me = ctx.require_user()?;
-    check_provider(st, &input.provider)?;
+    let provider = Provider::usable(st, &input.provider)?;
     let o = order::Entity::find_by_id(input.order_id)
         .one(&st.db)
         .await?
         .filter(|o| o.user_id == me.id)
         .ok_or_else(|| AppError::not_found("Order"))?;
-    let p = latest_payment(&st.db, o.id, &input.provider)
+    let p = latest_payment(&st.db, o.id, provider)
         .await?
         .ok_or_else(|| {
             AppError::conflict_field(
@@ -364,58 +316,9 @@ pub async fn confirm(
             )
         })?;
     let params = input.params.map(|j| j.0).unwrap_or(Value::Null);
-    let payment_id = if input.provider == "test" {
-        let outcome = test_provider::confirm(&p, &params);
-        let _catalogue = st.catalogue.writing();
-        let txn = begin_write(&st.db).await?;
-        apply_outcome(
-            st,
-            &txn,
-            ctx,
-            p.id,
-            outcome,
-            json!({"source": "confirm", "params": params}),
-        )
+    let payment_id = provider
+        .confirm(st, ctx, &o, &p, input.token.as_deref(), params)
         .await?;
-        txn.commit().await?;
-        p.id
-    } else {
-        // SPA flows: the frontend hands over what the provider returned (Webpay's token_ws,
-        // Flow's token, Mercado Pago's payment_id); only the provider's own answer is trusted.
-        let token = input
-            .token
-            .as_deref()
-            .filter(|t| !t.is_empty())
-            .ok_or_else(|| {
-                AppError::invalid(
-                    "token",
-                    "required",
-                    "Send the token (Mercado Pago: the payment_id) the provider returned",
-                )
-            })?;
-        match input.provider.as_str() {
-            "mp" => {
-                let found = mp::payment(st, token).await?;
-                if found.external_reference.as_deref() != o.payment_ref.as_deref() {
-                    return Err(AppError::not_found("Payment"));
-                }
-                mp::settle(st, ctx, found, "confirm").await?;
-                p.id
-            }
-            provider => {
-                let own = by_txn(st, provider, token)
-                    .await?
-                    .filter(|p| p.order_id == o.id)
-                    .ok_or_else(|| AppError::not_found("Payment"))?;
-                if provider == flow::PROVIDER {
-                    flow::settle(st, ctx, token, "confirm").await?;
-                } else {
-                    webpay::commit_once(st, ctx, &own, "confirm").await?;
-                }
-                own.id
-            }
-        }
-    };
     let p = payment::Entity::find_by_id(payment_id)
         .one(&st.db)
         .await?
@@ -425,7 +328,7 @@ pub async fn confirm(
         .await?
         .ok_or_else(|| AppError::not_found("Order"))?;
     Ok(Confirmation {
-        status: p.status,
+        status: p.status.as_str().to_string(),
         order_id: o.id,
         payment_ref: o.payment_ref,
         auth_code: p.auth_code,
@@ -435,11 +338,14 @@ pub async fn confirm(
 async fn set_payment<C: ConnectionTrait>(
     conn: &C,
     p: &payment::Model,
-    status: &str,
+    status: PaymentStatus,
     auth_code: Option<String>,
     raw: &Value,
     now: DateTime<Utc>,
 ) -> AppResult<bool> {
+    if !p.status.can_transition_to(status) {
+        return Ok(false);
+    }
     // Compare-and-set on the previous status: two deliveries cannot both apply.
     let r = payment::Entity::update_many()
         .col_expr(payment::Column::Status, Expr::value(status))
@@ -450,10 +356,25 @@ async fn set_payment<C: ConnectionTrait>(
         .col_expr(payment::Column::RawPayload, Expr::value(raw.clone()))
         .col_expr(payment::Column::UpdatedAt, Expr::value(now))
         .filter(payment::Column::Id.eq(p.id))
-        .filter(payment::Column::Status.eq(p.status.as_str()))
+        .filter(payment::Column::Status.eq(p.status))
         .exec(conn)
         .await?;
     Ok(r.rows_affected == 1)
+}
+
+/// Applies a provider outcome to a payment in a transaction of its own (see [`apply_outcome`]).
+pub async fn apply_now(
+    st: &AppState,
+    ctx: &RequestCtx,
+    payment_id: i64,
+    outcome: Outcome,
+    raw: Value,
+) -> AppResult<Applied> {
+    let _catalogue = st.catalogue.writing();
+    let txn = begin_write(&st.db).await?;
+    let applied = apply_outcome(st, &txn, ctx, payment_id, outcome, raw).await?;
+    txn.commit().await?;
+    Ok(applied)
 }
 
 /// Applies a provider outcome to a payment inside the caller's write transaction. Idempotent: a
@@ -475,7 +396,7 @@ pub async fn apply_outcome<C: ConnectionTrait>(
         .one(conn)
         .await?
         .ok_or_else(|| AppError::not_found("Payment"))?;
-    if FINAL.contains(&p.status.as_str()) {
+    if p.status.is_final() {
         return Ok(Applied::Duplicate);
     }
     let o = order::Entity::find_by_id(p.order_id)
@@ -484,11 +405,11 @@ pub async fn apply_outcome<C: ConnectionTrait>(
         .ok_or_else(|| AppError::not_found("Order"))?;
     let applied = match outcome {
         Outcome::Pending => {
-            set_payment(conn, &p, "pending", None, &raw, now).await?;
+            set_payment(conn, &p, PaymentStatus::Pending, None, &raw, now).await?;
             Applied::Pending
         }
         Outcome::Failed { reason } => {
-            if !set_payment(conn, &p, "failed", None, &raw, now).await? {
+            if !set_payment(conn, &p, PaymentStatus::Failed, None, &raw, now).await? {
                 return Ok(Applied::Duplicate);
             }
             if o.status == OrderStatus::Pending {
@@ -508,7 +429,7 @@ pub async fn apply_outcome<C: ConnectionTrait>(
             amount_cents,
             auth_code,
         } if amount_cents != p.amount_cents || amount_cents != o.total_cents => {
-            if !set_payment(conn, &p, "failed", auth_code, &raw, now).await? {
+            if !set_payment(conn, &p, PaymentStatus::Failed, auth_code, &raw, now).await? {
                 return Ok(Applied::Duplicate);
             }
             tracing::warn!(
@@ -532,7 +453,7 @@ pub async fn apply_outcome<C: ConnectionTrait>(
             Applied::AmountMismatch
         }
         Outcome::Paid { auth_code, .. } => {
-            if !set_payment(conn, &p, "paid", auth_code.clone(), &raw, now).await? {
+            if !set_payment(conn, &p, PaymentStatus::Paid, auth_code.clone(), &raw, now).await? {
                 return Ok(Applied::Duplicate);
             }
             fulfil(st, conn, ctx, &p, &o, auth_code, &raw, now).await?
@@ -572,10 +493,18 @@ async fn fulfil<C: ConnectionTrait>(
 ) -> AppResult<Applied> {
     let refund = |reason: &'static str| async move {
         let paid = payment::Model {
-            status: "paid".into(),
+            status: PaymentStatus::Paid,
             ..p.clone()
         };
-        set_payment(conn, &paid, "refund_required", auth_code.clone(), raw, now).await?;
+        set_payment(
+            conn,
+            &paid,
+            PaymentStatus::RefundRequired,
+            auth_code.clone(),
+            raw,
+            now,
+        )
+        .await?;
         events::record(
             conn,
             st,
@@ -627,7 +556,7 @@ async fn fulfil<C: ConnectionTrait>(
     .await?;
     let own: Vec<stock_reservation::Model> = stock_reservation::Entity::find()
         .filter(stock_reservation::Column::OrderId.eq(o.id))
-        .filter(stock_reservation::Column::State.eq(ACTIVE))
+        .filter(stock_reservation::Column::State.eq(ReservationState::Active))
         .filter(stock_reservation::Column::ExpiresAt.gt(now))
         .all(conn)
         .await?;
@@ -672,10 +601,13 @@ async fn fulfil<C: ConnectionTrait>(
         }
     }
     stock_reservation::Entity::update_many()
-        .col_expr(stock_reservation::Column::State, Expr::value(CONSUMED))
+        .col_expr(
+            stock_reservation::Column::State,
+            Expr::value(ReservationState::Consumed),
+        )
         .col_expr(stock_reservation::Column::UpdatedAt, Expr::value(now))
         .filter(stock_reservation::Column::OrderId.eq(o.id))
-        .filter(stock_reservation::Column::State.eq(ACTIVE))
+        .filter(stock_reservation::Column::State.eq(ReservationState::Active))
         .exec(conn)
         .await?;
     coupons::count_use(conn, &o, 1).await?;
@@ -700,17 +632,17 @@ pub async fn list(
     ctx.require_admin()?;
     let mut q = payment::Entity::find();
     if let Some(p) = f.provider.as_deref().filter(|p| !p.is_empty()) {
-        q = q.filter(payment::Column::Provider.eq(p));
+        match Provider::parse(p) {
+            Some(p) => q = q.filter(payment::Column::Provider.eq(p)),
+            // No payment has an unknown provider.
+            None => return Ok((Vec::new(), 0)),
+        }
     }
     if let Some(s) = f.status.as_deref().filter(|s| !s.is_empty()) {
-        if !STATUSES.contains(&s) {
-            return Err(AppError::invalid(
-                "status",
-                "invalid_value",
-                "Unknown payment status",
-            ));
-        }
-        q = q.filter(payment::Column::Status.eq(s));
+        let status = PaymentStatus::parse(s).ok_or_else(|| {
+            AppError::invalid("status", "invalid_value", "Unknown payment status")
+        })?;
+        q = q.filter(payment::Column::Status.eq(status));
     }
     if let Some(d) = f.date_from {
         q = q.filter(payment::Column::CreatedAt.gte(d));
@@ -774,47 +706,31 @@ pub async fn refund_cancelled(
     let mut failed = 0;
     let due = payment::Entity::find()
         .filter(payment::Column::OrderId.eq(order_id))
-        .filter(payment::Column::Status.eq("refund_required"))
+        .filter(payment::Column::Status.eq(PaymentStatus::RefundRequired))
         .all(&st.db)
         .await?;
     for p in due {
-        let result = match p.provider.as_str() {
-            webpay::PROVIDER if webpay::enabled(st) => {
-                webpay::refund(st, &p.provider_txn_id, p.amount_cents).await
-            }
-            mp::PROVIDER if mp::enabled(st) => mp::refund(st, &p).await,
-            flow::PROVIDER if flow::enabled(st) => {
-                let email = order::Entity::find_by_id(order_id)
-                    .one(&st.db)
-                    .await?
-                    .map(|o| o.user_id);
-                let email = match email {
-                    Some(uid) => crate::entities::user::Entity::find_by_id(uid)
-                        .one(&st.db)
-                        .await?
-                        .map(|u| u.email)
-                        .unwrap_or_default(),
-                    None => String::new(),
-                };
-                flow::refund(st, &p, &email).await
-            }
-            _ => continue,
+        let Some(result) = p.provider.refund(st, &p).await? else {
+            continue;
         };
         let _catalogue = st.catalogue.writing();
         let txn = begin_write(&st.db).await?;
         let event = match result {
             Ok(kind) => {
                 let r = payment::Entity::update_many()
-                    .col_expr(payment::Column::Status, Expr::value("refunded"))
+                    .col_expr(
+                        payment::Column::Status,
+                        Expr::value(PaymentStatus::Refunded),
+                    )
                     .col_expr(payment::Column::UpdatedAt, Expr::value(st.clock.now()))
                     .filter(payment::Column::Id.eq(p.id))
-                    .filter(payment::Column::Status.eq("refund_required"))
+                    .filter(payment::Column::Status.eq(PaymentStatus::RefundRequired))
                     .exec(&txn)
                     .await?;
                 if r.rows_affected == 1 {
                     st.metrics
                         .payments
-                        .with_label_values(&[p.provider.as_str(), "refunded"])
+                        .with_label_values(&[p.provider.as_str(), PaymentStatus::Refunded.as_str()])
                         .inc();
                 }
                 DomainEvent::PaymentRefunded {

@@ -3,26 +3,23 @@
 //! window), then the server-side `GET /v1/payments/{id}` that alone decides.
 
 use hmac::{Hmac, Mac};
-use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, Set, SqlErr};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use sha2::Sha256;
 
-use super::{apply_outcome, http, Applied, Outcome, Started};
+use super::claim::{self, Event};
+use super::{http, Applied, Outcome, Started};
 use crate::actor::RequestCtx;
 use crate::config::MpConfig;
-use crate::db::begin_write;
-use crate::entities::{order, payment, payment_event};
+use crate::entities::payment::Provider;
+use crate::entities::{order, payment};
 use crate::error::{AppError, AppResult};
 use crate::state::AppState;
 
-pub const PROVIDER: &str = "mp";
+pub const PROVIDER: Provider = Provider::Mp;
 /// Accepted clock skew of a notification's `ts`.
 pub const WINDOW_SECONDS: i64 = 300;
-
-pub fn enabled(st: &AppState) -> bool {
-    st.config.mp.is_some()
-}
 
 fn config(st: &AppState) -> AppResult<&MpConfig> {
     st.config.mp.as_ref().ok_or_else(|| {
@@ -134,14 +131,19 @@ pub async fn create(
         .bearer_auth(&c.access_token)
         .header("X-Idempotency-Key", format!("pref-{payment_ref}"))
         .json(&body);
-    http::read(PROVIDER, http::send_once(PROVIDER, req).await?, message_of).await
+    http::read(
+        PROVIDER.as_str(),
+        http::send_once(PROVIDER.as_str(), req).await?,
+        message_of,
+    )
+    .await
 }
 
 /// Starts a payment: the Checkout Pro preference, and its `init_point` for the browser.
 pub async fn start(st: &AppState, o: &order::Model, reference: &str) -> AppResult<Started> {
     let pref = create(st, reference, o.id, o.total_cents).await?;
     Ok(Started {
-        provider: PROVIDER.into(),
+        provider: PROVIDER,
         redirect_url: Some(pref.init_point.clone()),
         init_payload: Some(
             json!({"preferenceId": pref.id, "initPoint": pref.init_point,
@@ -189,11 +191,11 @@ async fn get_json<T: for<'de> Deserialize<'de>>(
 ) -> AppResult<T> {
     let c = config(st)?;
     let url = format!("{}{path}", c.base_url);
-    let res = http::send_idempotent(PROVIDER, || {
+    let res = http::send_idempotent(PROVIDER.as_str(), || {
         Ok(st.http.get(&url).bearer_auth(&c.access_token).query(query))
     })
     .await?;
-    http::read(PROVIDER, res, message_of).await
+    http::read(PROVIDER.as_str(), res, message_of).await
 }
 
 /// `GET /v1/payments/{id}` (retried with backoff: it is idempotent).
@@ -230,20 +232,27 @@ pub async fn search(st: &AppState, external_reference: &str) -> AppResult<Option
 /// `POST /v1/payments/{id}/refunds` (full amount).
 pub async fn refund(st: &AppState, p: &payment::Model) -> AppResult<String> {
     let c = config(st)?;
-    let mp_id = p
-        .auth_code
-        .clone()
-        .ok_or_else(|| AppError::provider(PROVIDER, "no Mercado Pago payment id recorded"))?;
+    let mp_id = p.auth_code.clone().ok_or_else(|| {
+        AppError::provider(PROVIDER.as_str(), "no Mercado Pago payment id recorded")
+    })?;
     let req = st
         .http
         .post(format!("{}/v1/payments/{mp_id}/refunds", c.base_url))
         .bearer_auth(&c.access_token)
         .header("X-Idempotency-Key", format!("refund-{}", p.id))
         .json(&json!({}));
-    let v: Value = http::read(PROVIDER, http::send_once(PROVIDER, req).await?, message_of).await?;
+    let v: Value = http::read(
+        PROVIDER.as_str(),
+        http::send_once(PROVIDER.as_str(), req).await?,
+        message_of,
+    )
+    .await?;
     match v["status"].as_str() {
         Some(s @ ("approved" | "in_process")) => Ok(s.to_string()),
-        _ => Err(AppError::provider(PROVIDER, format!("refund answered {v}"))),
+        _ => Err(AppError::provider(
+            PROVIDER.as_str(),
+            format!("refund answered {v}"),
+        )),
     }
 }
 
@@ -309,33 +318,67 @@ pub async fn settle(
     if result == Outcome::Pending {
         return Ok(Applied::Pending);
     }
-    let _catalogue = st.catalogue.writing();
-    let txn = begin_write(&st.db).await?;
-    let event = payment_event::ActiveModel {
-        provider: Set(PROVIDER.into()),
-        event_id: Set(format!("{}:{}", m.id_string(), m.status)),
-        payment_id: Set(Some(p.id)),
-        received_at: Set(st.clock.now()),
-        payload: Set(raw.clone()),
-        outcome: Set("received".into()),
-        ..Default::default()
-    }
-    .insert(&txn)
-    .await;
-    let event = match event {
-        Ok(e) => e,
-        Err(e) if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
-            txn.rollback().await?;
-            return Ok(Applied::Duplicate);
-        }
-        Err(e) => return Err(e.into()),
+    let event = Event {
+        provider: PROVIDER,
+        event_id: format!("{}:{}", m.id_string(), m.status),
+        payload: raw.clone(),
     };
-    let applied = apply_outcome(st, &txn, ctx, p.id, result, raw).await?;
-    let mut am: payment_event::ActiveModel = event.into();
-    am.outcome = Set(applied.as_str().into());
-    am.update(&txn).await?;
-    txn.commit().await?;
+    let applied = claim::apply_once(st, ctx, event, Some(p.id), result, raw).await?;
     Ok(applied)
+}
+
+/// Mercado Pago has no token to ask about: search its payments by our reference.
+pub async fn reconcile(st: &AppState, ctx: &RequestCtx, p: &payment::Model) -> AppResult<Applied> {
+    use sea_orm::EntityTrait;
+    let reference = crate::entities::order::Entity::find_by_id(p.order_id)
+        .one(&st.db)
+        .await?
+        .and_then(|o| o.payment_ref)
+        .unwrap_or_default();
+    match search(st, &reference).await? {
+        Some(found) => settle(st, ctx, found, "reconcile").await,
+        None => Ok(Applied::Pending),
+    }
+}
+
+/// `POST /webhooks/payments/mp`: verifies `x-signature` over the manifest (the query's `data.id`,
+/// `x-request-id`, `ts`) before reading the body, then looks the payment up at Mercado Pago and
+/// applies it once. Answers the outcome's label (`ignored` for other notification types).
+pub async fn notification(
+    st: &AppState,
+    ctx: &RequestCtx,
+    query: Option<&str>,
+    x_signature: Option<&str>,
+    x_request_id: Option<&str>,
+    body: &[u8],
+) -> AppResult<&'static str> {
+    let q: std::collections::HashMap<String, String> =
+        form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+            .into_owned()
+            .collect();
+    let data_id = q.get("data.id").map(String::as_str);
+    verify(
+        &config(st)?.webhook_secret,
+        x_signature,
+        x_request_id,
+        data_id,
+        st.clock.now().timestamp(),
+    )?;
+    let kind = q
+        .get("type")
+        .cloned()
+        .or_else(|| {
+            serde_json::from_slice::<Value>(body)
+                .ok()
+                .and_then(|v| v["type"].as_str().map(str::to_string))
+        })
+        .unwrap_or_default();
+    if kind != "payment" {
+        return Ok("ignored");
+    }
+    let id = data_id.ok_or_else(|| AppError::invalid("data.id", "required", "No payment id"))?;
+    let found = payment(st, id).await?;
+    Ok(settle(st, ctx, found, "notification").await?.as_str())
 }
 
 #[cfg(test)]

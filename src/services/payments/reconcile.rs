@@ -6,10 +6,10 @@
 use chrono::Duration;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
 
-use super::{flow, mp, webpay, Applied};
+use super::Applied;
 use crate::actor::RequestCtx;
-use crate::entities::payment;
-use crate::error::AppResult;
+use crate::entities::payment::{self, PaymentStatus, Provider};
+use crate::error::{AppError, AppResult};
 use crate::state::AppState;
 
 /// By default payments younger than this are left alone: the buyer may still be at the
@@ -94,11 +94,18 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 pub async fn run(st: &AppState, scope: &Scope) -> AppResult<Report> {
     let now = st.clock.now();
     let mut q = payment::Entity::find()
-        .filter(payment::Column::Status.is_in(["initiated", "pending"]))
+        .filter(payment::Column::Status.is_in([PaymentStatus::Initiated, PaymentStatus::Pending]))
         .filter(payment::Column::CreatedAt.gte(now - scope.since))
         .order_by_asc(payment::Column::Id);
-    if let Some(p) = scope.provider.as_deref() {
-        q = q.filter(payment::Column::Provider.eq(p));
+    if let Some(name) = scope.provider.as_deref() {
+        let provider = Provider::parse(name).ok_or_else(|| {
+            AppError::invalid(
+                "provider",
+                "invalid_value",
+                "provider must be webpay, flow, mp or test",
+            )
+        })?;
+        q = q.filter(payment::Column::Provider.eq(provider));
     }
     let ctx = RequestCtx::anonymous("reconcile".into(), std::net::Ipv4Addr::LOCALHOST.into());
     let mut report = Report::default();
@@ -109,18 +116,9 @@ pub async fn run(st: &AppState, scope: &Scope) -> AppResult<Report> {
             continue;
         }
         report.checked += 1;
-        let applied = match p.provider.as_str() {
-            webpay::PROVIDER if webpay::enabled(st) => webpay::reconcile(st, &ctx, &p).await,
-            mp::PROVIDER if mp::enabled(st) => reconcile_mp(st, &ctx, &p).await,
-            flow::PROVIDER if flow::enabled(st) => {
-                flow::settle(st, &ctx, &p.provider_txn_id, "reconcile")
-                    .await
-                    .map(|(_, applied)| applied)
-            }
-            _ => {
-                report.skipped += 1;
-                continue;
-            }
+        let Some(applied) = p.provider.reconcile(st, &ctx, &p).await else {
+            report.skipped += 1;
+            continue;
         };
         match applied {
             Ok(Applied::Paid) => report.paid += 1,
@@ -138,20 +136,6 @@ pub async fn run(st: &AppState, scope: &Scope) -> AppResult<Report> {
         tracing::info!(?report, "payments reconciled");
     }
     Ok(report)
-}
-
-/// Mercado Pago has no token to ask about: search its payments by our reference.
-async fn reconcile_mp(st: &AppState, ctx: &RequestCtx, p: &payment::Model) -> AppResult<Applied> {
-    use sea_orm::EntityTrait;
-    let reference = crate::entities::order::Entity::find_by_id(p.order_id)
-        .one(&st.db)
-        .await?
-        .and_then(|o| o.payment_ref)
-        .unwrap_or_default();
-    match mp::search(st, &reference).await? {
-        Some(found) => mp::settle(st, ctx, found, "reconcile").await,
-        None => Ok(Applied::Pending),
-    }
 }
 
 /// The periodic `payments.reconcile` job (every `RECONCILE_INTERVAL_SECONDS`, once across

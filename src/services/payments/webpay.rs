@@ -5,17 +5,19 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set, SqlErr};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 
-use super::{apply_outcome, http, Applied, Outcome, Started, FINAL};
+use super::claim::{self, Event};
+use super::{apply_now, apply_outcome, http, Applied, Outcome, Started};
 use crate::actor::RequestCtx;
 use crate::config::WebpayConfig;
 use crate::db::begin_write;
+use crate::entities::payment::Provider;
 use crate::entities::{order, payment, payment_event};
 use crate::error::{AppError, AppResult};
 use crate::state::AppState;
 
-pub const PROVIDER: &str = "webpay";
+pub const PROVIDER: Provider = Provider::Webpay;
 
 /// `POST {prefix}/transactions` answer.
 #[derive(Debug, Clone, Deserialize)]
@@ -62,10 +64,6 @@ fn config(st: &AppState) -> AppResult<&WebpayConfig> {
             "The payment provider webpay is not configured",
         )
     })
-}
-
-pub fn enabled(st: &AppState) -> bool {
-    st.config.webpay.is_some()
 }
 
 /// The session id we give Webpay for a payment attempt: an HMAC of the order and its reference
@@ -128,7 +126,12 @@ pub async fn create(
         "amount": amount,
         "return_url": return_url(st),
     }));
-    http::read(PROVIDER, http::send_once(PROVIDER, req).await?, message_of).await
+    http::read(
+        PROVIDER.as_str(),
+        http::send_once(PROVIDER.as_str(), req).await?,
+        message_of,
+    )
+    .await
 }
 
 /// Starts a payment: the transaction, and where the browser goes (`url?token_ws=` for the GET
@@ -142,7 +145,7 @@ pub async fn start(st: &AppState, o: &order::Model, reference: &str) -> AppResul
     )
     .await?;
     Ok(Started {
-        provider: PROVIDER.into(),
+        provider: PROVIDER,
         redirect_url: Some(format!("{}?token_ws={}", created.url, created.token)),
         init_payload: Some(json!({"url": created.url, "token_ws": created.token})),
         provider_txn_id: created.token,
@@ -153,14 +156,22 @@ pub async fn start(st: &AppState, o: &order::Model, reference: &str) -> AppResul
 /// Commits a token (once: a second commit is a 422 at Webpay).
 pub async fn commit(st: &AppState, token: &str) -> AppResult<Transaction> {
     let req = request(st, reqwest::Method::PUT, &format!("/transactions/{token}"))?;
-    http::read(PROVIDER, http::send_once(PROVIDER, req).await?, message_of).await
+    http::read(
+        PROVIDER.as_str(),
+        http::send_once(PROVIDER.as_str(), req).await?,
+        message_of,
+    )
+    .await
 }
 
 /// The transaction's status (idempotent: retried with backoff on transport errors and 5xx).
 pub async fn status(st: &AppState, token: &str) -> AppResult<Transaction> {
     let path = format!("/transactions/{token}");
-    let res = http::send_idempotent(PROVIDER, || request(st, reqwest::Method::GET, &path)).await?;
-    http::read(PROVIDER, res, message_of).await
+    let res = http::send_idempotent(PROVIDER.as_str(), || {
+        request(st, reqwest::Method::GET, &path)
+    })
+    .await?;
+    http::read(PROVIDER.as_str(), res, message_of).await
 }
 
 /// Refunds (reverses or nullifies) `amount` of a committed transaction: `Ok(type)`.
@@ -171,11 +182,16 @@ pub async fn refund(st: &AppState, token: &str, amount: i64) -> AppResult<String
         &format!("/transactions/{token}/refunds"),
     )?
     .json(&json!({ "amount": amount }));
-    let v: Value = http::read(PROVIDER, http::send_once(PROVIDER, req).await?, message_of).await?;
+    let v: Value = http::read(
+        PROVIDER.as_str(),
+        http::send_once(PROVIDER.as_str(), req).await?,
+        message_of,
+    )
+    .await?;
     match v["type"].as_str() {
         Some(t @ ("REVERSED" | "NULLIFIED")) => Ok(t.to_string()),
         _ => Err(AppError::provider(
-            PROVIDER,
+            PROVIDER.as_str(),
             format!("unexpected refund answer {v}"),
         )),
     }
@@ -224,27 +240,17 @@ pub async fn commit_once(
     p: &payment::Model,
     source: &str,
 ) -> AppResult<Applied> {
-    if FINAL.contains(&p.status.as_str()) {
+    if p.status.is_final() {
         return Ok(Applied::Duplicate);
     }
-    let now = st.clock.now();
-    let claim = payment_event::ActiveModel {
-        provider: Set(PROVIDER.into()),
-        event_id: Set(format!("commit:{}", p.provider_txn_id)),
-        payment_id: Set(Some(p.id)),
-        received_at: Set(now),
-        payload: Set(json!({"source": source})),
-        outcome: Set("claimed".into()),
-        ..Default::default()
-    }
-    .insert(&st.db)
-    .await;
-    let claim = match claim {
-        Ok(c) => c,
-        Err(e) if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
-            return Ok(Applied::Duplicate)
-        }
-        Err(e) => return Err(e.into()),
+    let event = Event {
+        provider: PROVIDER,
+        event_id: format!("commit:{}", p.provider_txn_id),
+        payload: json!({"source": source}),
+    };
+    let Some(claimed) = claim::claim(&st.db, &event, Some(p.id), "claimed", st.clock.now()).await?
+    else {
+        return Ok(Applied::Duplicate);
     };
     let o = order::Entity::find_by_id(p.order_id)
         .one(&st.db)
@@ -265,9 +271,7 @@ pub async fn commit_once(
                     json!({"source": source, "status": t}),
                 ),
                 Err(_) => {
-                    let mut am: payment_event::ActiveModel = claim.into();
-                    am.outcome = Set("commit_unknown".into());
-                    am.update(&st.db).await?;
+                    claim::record(&st.db, claimed, None, "commit_unknown", None).await?;
                     // Left `initiated`: reconciliation settles it from the status call.
                     return Err(commit_error);
                 }
@@ -277,7 +281,7 @@ pub async fn commit_once(
     if outcome == Outcome::Pending {
         // Not authorized yet (the buyer is still at Webpay): release the claim so the real
         // return can commit later.
-        payment_event::Entity::delete_by_id(claim.id)
+        payment_event::Entity::delete_by_id(claimed.id)
             .exec(&st.db)
             .await?;
         return Ok(Applied::Pending);
@@ -285,10 +289,7 @@ pub async fn commit_once(
     let _catalogue = st.catalogue.writing();
     let txn = begin_write(&st.db).await?;
     let applied = apply_outcome(st, &txn, ctx, p.id, outcome, raw.clone()).await?;
-    let mut am: payment_event::ActiveModel = claim.into();
-    am.outcome = Set(applied.as_str().into());
-    am.payload = Set(raw);
-    am.update(&txn).await?;
+    claim::record(&txn, claimed, None, applied.as_str(), Some(raw)).await?;
     txn.commit().await?;
     Ok(applied)
 }
@@ -308,19 +309,14 @@ pub async fn reconcile(st: &AppState, ctx: &RequestCtx, p: &payment::Model) -> A
                 &o.payment_ref.clone().unwrap_or_default(),
                 &session_id(st, o.id, o.payment_ref.as_deref().unwrap_or_default()),
             );
-            let _catalogue = st.catalogue.writing();
-            let txn = begin_write(&st.db).await?;
-            let applied = apply_outcome(
+            apply_now(
                 st,
-                &txn,
                 ctx,
                 p.id,
                 result,
                 json!({"source": "reconcile", "status": t}),
             )
-            .await?;
-            txn.commit().await?;
-            Ok(applied)
+            .await
         }
         other => Ok(other),
     }
@@ -335,21 +331,10 @@ pub async fn fail(
     reason: &str,
     raw: Value,
 ) -> AppResult<Applied> {
-    let _catalogue = st.catalogue.writing();
-    let txn = begin_write(&st.db).await?;
-    let applied = apply_outcome(
-        st,
-        &txn,
-        ctx,
-        p.id,
-        Outcome::Failed {
-            reason: reason.into(),
-        },
-        raw,
-    )
-    .await?;
-    txn.commit().await?;
-    Ok(applied)
+    let failed = Outcome::Failed {
+        reason: reason.into(),
+    };
+    apply_now(st, ctx, p.id, failed, raw).await
 }
 
 /// The latest Webpay payment of the order whose reference is `buy_order`.
