@@ -14,7 +14,7 @@ use crate::db::begin_write;
 use crate::entities::{cart, cart_item, category, product, product_variant};
 use crate::error::{AppError, AppResult, FieldIssue};
 use crate::services::catalog::gate;
-use crate::services::stock;
+use crate::services::inventory;
 use crate::state::AppState;
 
 /// The most units of one variant in one cart line.
@@ -146,7 +146,7 @@ pub async fn view(st: &AppState, ctx: &RequestCtx) -> AppResult<CartView> {
     let sellables = load_sellables(&st.db, &ids).await?;
     let variants: Vec<product_variant::Model> =
         sellables.values().map(|s| s.variant.clone()).collect();
-    let available = stock::available(&st.db, &variants, st.clock.now()).await?;
+    let available = inventory::available(&st.db, &variants, st.clock.now()).await?;
     let access = gate::has_access(st, &st.db, ctx).await?;
     let mut warnings = Vec::new();
     let mut lines = Vec::new();
@@ -236,7 +236,7 @@ pub async fn set_item(
         let s = sellables.get(&input.variant_id);
         ensure_buyable(s, gate::has_access(st, &txn, ctx).await?, "variantId")?;
         let s = s.ok_or_else(|| AppError::not_found("Variant"))?;
-        let avail = stock::available(&txn, std::slice::from_ref(&s.variant), now)
+        let avail = inventory::available(&txn, std::slice::from_ref(&s.variant), now)
             .await?
             .get(&input.variant_id)
             .copied()

@@ -6,24 +6,21 @@ use std::collections::HashSet;
 
 use async_graphql::InputObject;
 use chrono::{DateTime, Duration, Utc};
-use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseBackend, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect, Set,
-};
+use sea_orm::{ActiveModelTrait, ConnectionTrait, EntityTrait, Set};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::actor::RequestCtx;
 use crate::db::begin_write;
 use crate::entities::order::{OrderStatus, ShippingMethod};
-use crate::entities::{order, order_item, product_variant, stock_reservation};
+use crate::entities::{order, order_item, product_variant};
 use crate::error::{AppError, AppResult, FieldIssue};
 use crate::services::addresses::{self, AddressInput, ValidAddress};
 use crate::services::cart::{self, ensure_buyable, load_sellables, Sellable, MAX_LINE_QUANTITY};
 use crate::services::catalog::gate;
 use crate::services::events::{self, DomainEvent};
 use crate::services::shipping::{self, ShippingOption};
-use crate::services::{coupons, stock};
+use crate::services::{coupons, inventory};
 use crate::state::AppState;
 
 #[derive(InputObject, Deserialize, Serialize, ToSchema, Clone)]
@@ -209,7 +206,7 @@ async fn priced_lines<C: ConnectionTrait>(
     }
     let variants: Vec<product_variant::Model> =
         sellables.values().map(|s| s.variant.clone()).collect();
-    let available = stock::available(conn, &variants, now).await?;
+    let available = inventory::available(conn, &variants, now).await?;
     Ok(items
         .iter()
         .filter_map(|l| {
@@ -387,25 +384,17 @@ pub async fn confirm(
     let me = ctx.require_writable_user()?.clone();
     let now = st.clock.now();
     let txn = begin_write(&st.db).await?;
-    // PostgreSQL: lock the variants in id order, so concurrent checkouts for the same units queue
-    // here and each sees the others' reservations. SQLite: the write transaction is already exclusive.
-    if txn.get_database_backend() == DatabaseBackend::Postgres {
-        let mut ids: Vec<i64> = match &input.items {
-            Some(items) => items.iter().map(|l| l.variant_id).collect(),
-            None => cart::lines_of(&txn, me.id)
-                .await?
-                .into_iter()
-                .map(|(v, _)| v)
-                .collect(),
-        };
-        ids.sort_unstable();
-        product_variant::Entity::find()
-            .filter(product_variant::Column::Id.is_in(ids))
-            .order_by_asc(product_variant::Column::Id)
-            .lock_exclusive()
-            .all(&txn)
-            .await?;
-    }
+    // Lock the variants in id order, so concurrent checkouts for the same units queue here and
+    // each sees the others' reservations.
+    let ids: Vec<i64> = match &input.items {
+        Some(items) => items.iter().map(|l| l.variant_id).collect(),
+        None => cart::lines_of(&txn, me.id)
+            .await?
+            .into_iter()
+            .map(|(v, _)| v)
+            .collect(),
+    };
+    inventory::lock(&txn, ids).await?;
     let pricing = price(st, ctx, &txn, &input, now, true).await?;
     let short: Vec<FieldIssue> = pricing
         .lines
@@ -466,19 +455,13 @@ pub async fn confirm(
         }
         .insert(&txn)
         .await?;
-        stock_reservation::ActiveModel {
-            order_id: Set(created.id),
-            variant_id: Set(l.sellable.variant.id),
-            quantity: Set(l.quantity as i32),
-            expires_at: Set(expires),
-            state: Set(crate::entities::stock_reservation::ReservationState::Active),
-            created_at: Set(now),
-            updated_at: Set(now),
-            ..Default::default()
-        }
-        .insert(&txn)
-        .await?;
     }
+    let lines: Vec<(i64, i32)> = pricing
+        .lines
+        .iter()
+        .map(|l| (l.sellable.variant.id, l.quantity as i32))
+        .collect();
+    inventory::reserve(&txn, created.id, &lines, expires, now).await?;
     if pricing.from_cart {
         cart::clear(&txn, me.id).await?;
     }

@@ -529,6 +529,43 @@ pub async fn run_now_by_key<J: Job>(
     job: &J,
     key: &str,
 ) -> AppResult<Option<JobState>> {
+    run_inline(st, J::KIND, key, |payload| {
+        Box::pin(async move {
+            match serde_json::from_value::<J::Payload>(payload) {
+                Ok(payload) => job.run(st, payload).await,
+                Err(e) => Err(JobError::Fatal(format!("unreadable payload: {e}"))),
+            }
+        })
+    })
+    .await
+}
+
+/// [`run_now_by_key`] for a caller that does not know the job's kind: the queued job with unique
+/// key `key` runs through this build's [`registry`] (a kind it does not know is left alone).
+pub async fn run_queued_now(st: &AppState, key: &str) -> AppResult<Option<JobState>> {
+    let Some(queued) = job::Entity::find()
+        .filter(job::Column::UniqueKey.eq(key))
+        .one(&st.db)
+        .await?
+    else {
+        return Ok(None);
+    };
+    let registry = registry(&st.config);
+    let Some(handler) = registry.handlers.get(queued.kind.as_str()).cloned() else {
+        return Ok(None);
+    };
+    run_inline(st, &queued.kind, key, |payload| {
+        handler.start(st.clone(), payload)
+    })
+    .await
+}
+
+async fn run_inline<'a>(
+    st: &'a AppState,
+    kind: &str,
+    key: &str,
+    start: impl FnOnce(Value) -> BoxFuture<'a, Result<(), JobError>>,
+) -> AppResult<Option<JobState>> {
     let worker = format!("inline-{}", std::process::id());
     let now = st.clock.now();
     let lease = Duration::seconds(st.config.job_lease_seconds);
@@ -542,7 +579,7 @@ pub async fn run_now_by_key<J: Job>(
         .col_expr(job::Column::LockedUntil, Expr::value(now + lease))
         .col_expr(job::Column::UpdatedAt, Expr::value(now))
         .filter(job::Column::UniqueKey.eq(key))
-        .filter(job::Column::Kind.eq(J::KIND))
+        .filter(job::Column::Kind.eq(kind))
         .filter(job::Column::State.eq(JobState::Queued))
         .filter(job::Column::RunAt.lte(now))
         .exec(&st.db)
@@ -558,10 +595,7 @@ pub async fn run_now_by_key<J: Job>(
         return Ok(None);
     };
     let started = std::time::Instant::now();
-    let outcome = match serde_json::from_value::<J::Payload>(row.payload.clone()) {
-        Ok(payload) => job.run(st, payload).await,
-        Err(e) => Err(JobError::Fatal(format!("unreadable payload: {e}"))),
-    };
+    let outcome = start(row.payload.clone()).await;
     observe_duration(st, &row.kind, started);
     finish(st, &row, &worker, &outcome).await
 }

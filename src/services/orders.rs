@@ -14,12 +14,11 @@ use utoipa::ToSchema;
 use crate::actor::RequestCtx;
 use crate::db::begin_write;
 use crate::entities::order::{self, OrderStatus};
-use crate::entities::payment::PaymentStatus;
-use crate::entities::stock_reservation::ReservationState;
-use crate::entities::{order_item, product_variant, stock_reservation, user};
+use crate::entities::user;
 use crate::error::{AppError, AppResult};
 use crate::graphql::scalars::Timestamp;
 use crate::services::events::{self, DomainEvent};
+use crate::services::inventory;
 use crate::services::pagination::Page;
 use crate::state::AppState;
 
@@ -66,45 +65,6 @@ fn invalid_transition(from: OrderStatus, to: OrderStatus) -> AppError {
     )
 }
 
-/// Releases the order's live reservations.
-pub async fn release_reservations<C: ConnectionTrait>(
-    conn: &C,
-    order_id: i64,
-    now: DateTime<Utc>,
-) -> AppResult<u64> {
-    let r = stock_reservation::Entity::update_many()
-        .col_expr(
-            stock_reservation::Column::State,
-            Expr::value(ReservationState::Released),
-        )
-        .col_expr(stock_reservation::Column::UpdatedAt, Expr::value(now))
-        .filter(stock_reservation::Column::OrderId.eq(order_id))
-        .filter(stock_reservation::Column::State.eq(ReservationState::Active))
-        .exec(conn)
-        .await?;
-    Ok(r.rows_affected)
-}
-
-/// Puts a paid order's units back on the shelf.
-async fn restock<C: ConnectionTrait>(conn: &C, order_id: i64, now: DateTime<Utc>) -> AppResult<()> {
-    let items = order_item::Entity::find()
-        .filter(order_item::Column::OrderId.eq(order_id))
-        .all(conn)
-        .await?;
-    for item in items {
-        product_variant::Entity::update_many()
-            .col_expr(
-                product_variant::Column::Stock,
-                Expr::col(product_variant::Column::Stock).add(item.quantity),
-            )
-            .col_expr(product_variant::Column::UpdatedAt, Expr::value(now))
-            .filter(product_variant::Column::Id.eq(item.variant_id))
-            .exec(conn)
-            .await?;
-    }
-    Ok(())
-}
-
 /// The one way an order changes status: checks the lifecycle, compare-and-sets the status (a
 /// concurrent change makes this a `conflict`), applies the side effects and writes the audit row.
 pub async fn transition<C: ConnectionTrait>(
@@ -136,40 +96,13 @@ pub async fn transition<C: ConnectionTrait>(
     }
     match (from, to) {
         (OrderStatus::Pending, OrderStatus::Cancelled | OrderStatus::Failed) => {
-            release_reservations(conn, current.id, now).await?;
+            inventory::release(conn, current.id, now).await?;
         }
         (OrderStatus::Paid, OrderStatus::Cancelled) => {
-            restock(conn, current.id, now).await?;
+            inventory::restock(conn, current.id, now).await?;
             crate::services::coupons::count_use(conn, current, -1).await?;
-            // The money was taken: the payment needs a refund, asked of the provider by a job that
-            // commits with this change (see `payments::RefundCancelled`).
-            let r = crate::entities::payment::Entity::update_many()
-                .col_expr(
-                    crate::entities::payment::Column::Status,
-                    Expr::value(PaymentStatus::RefundRequired),
-                )
-                .col_expr(
-                    crate::entities::payment::Column::UpdatedAt,
-                    Expr::value(now),
-                )
-                .filter(crate::entities::payment::Column::OrderId.eq(current.id))
-                .filter(crate::entities::payment::Column::Status.eq(PaymentStatus::Paid))
-                .exec(conn)
-                .await?;
-            for _ in 0..r.rows_affected {
-                st.metrics.refund_required.inc();
-            }
-            if r.rows_affected > 0 {
-                use crate::services::{jobs, payments};
-                let refund =
-                    jobs::NewJob::of::<payments::RefundCancelled>(&payments::RefundPayload {
-                        order_id: current.id,
-                        actor_user_id: ctx.user_id(),
-                        trace_id: ctx.trace_id.clone(),
-                    })?
-                    .unique(refund_job_key(current.id));
-                jobs::enqueue(conn, now, refund).await?;
-            }
+            // The money was taken: the `order.status_changed` event recorded below owes the
+            // buyer a refund, in this transaction (see `events::react_now`).
         }
         _ => {}
     }
@@ -347,10 +280,7 @@ pub async fn admin_update(
         // The refund job committed with the cancellation; this process runs it at once, outside
         // any transaction. A failure leaves the payment refund_required (audited) and the job to
         // its retries; it never undoes the cancellation.
-        use crate::services::{jobs, payments};
-        if let Err(e) =
-            jobs::run_now_by_key(st, &payments::RefundCancelled, &refund_job_key(id)).await
-        {
+        if let Err(e) = crate::services::jobs::run_queued_now(st, &refund_job_key(id)).await {
             tracing::error!(orderId = id, error = %e.message, "refund after cancellation not run now; the job runner will");
         }
     }

@@ -14,7 +14,7 @@ pub mod webpay;
 
 use async_graphql::InputObject;
 use chrono::{DateTime, Utc};
-use sea_orm::sea_query::{Expr, ExprTrait};
+use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseBackend, EntityTrait, QueryFilter,
     QueryOrder, QuerySelect, Set,
@@ -26,13 +26,12 @@ use utoipa::ToSchema;
 use crate::actor::RequestCtx;
 use crate::db::begin_write;
 use crate::entities::order::{self, OrderStatus};
+use crate::entities::payment;
 use crate::entities::payment::{PaymentStatus, Provider};
-use crate::entities::stock_reservation::ReservationState;
-use crate::entities::{order_item, payment, product_variant, stock_reservation};
 use crate::error::{AppError, AppResult};
 use crate::services::events::{self, DomainEvent};
-use crate::services::orders::transition;
-use crate::services::stock;
+use crate::services::inventory;
+use crate::services::orders::{refund_job_key, transition};
 use crate::services::{coupons, idempotency};
 use crate::state::AppState;
 
@@ -112,54 +111,6 @@ pub fn payment_ref(order_id: i64, now: DateTime<Utc>) -> String {
     format!("ORD-{order_id}-{}", now.format("%Y%m%d%H%M%S"))
 }
 
-/// Re-reserves a failed order's lines (a new payment attempt), or refuses with `conflict`.
-async fn re_reserve<C: ConnectionTrait>(
-    st: &AppState,
-    conn: &C,
-    o: &order::Model,
-    now: DateTime<Utc>,
-) -> AppResult<()> {
-    let items = order_item::Entity::find()
-        .filter(order_item::Column::OrderId.eq(o.id))
-        .all(conn)
-        .await?;
-    let ids: Vec<i64> = items.iter().map(|i| i.variant_id).collect();
-    let mut q = product_variant::Entity::find()
-        .filter(product_variant::Column::Id.is_in(ids))
-        .order_by_asc(product_variant::Column::Id);
-    if conn.get_database_backend() == DatabaseBackend::Postgres {
-        q = q.lock_exclusive();
-    }
-    let variants = q.all(conn).await?;
-    let available = stock::available(conn, &variants, now).await?;
-    if items
-        .iter()
-        .any(|i| available.get(&i.variant_id).copied().unwrap_or(0) < i64::from(i.quantity))
-    {
-        return Err(AppError::conflict_field(
-            "orderId",
-            "insufficient_stock",
-            "The order's stock is no longer available",
-        ));
-    }
-    let expires = now + chrono::Duration::seconds(st.config.reservation_ttl_seconds);
-    for i in items {
-        stock_reservation::ActiveModel {
-            order_id: Set(o.id),
-            variant_id: Set(i.variant_id),
-            quantity: Set(i.quantity),
-            expires_at: Set(expires),
-            state: Set(ReservationState::Active),
-            created_at: Set(now),
-            updated_at: Set(now),
-            ..Default::default()
-        }
-        .insert(conn)
-        .await?;
-    }
-    Ok(())
-}
-
 /// `startPayment`, honouring the request's `Idempotency-Key` (a retry returns the same redirect).
 pub async fn start_once(
     st: &AppState,
@@ -205,7 +156,8 @@ pub async fn start(
     payable(&o)?;
     if o.status == OrderStatus::Failed {
         coupons::hold_again(&txn, &o).await?;
-        re_reserve(st, &txn, &o, now).await?;
+        let expires = now + chrono::Duration::seconds(st.config.reservation_ttl_seconds);
+        inventory::reserve_again(&txn, o.id, expires, now).await?;
         o = transition(st, &txn, ctx, &o, OrderStatus::Pending, "new_payment").await?;
     }
     payment::ActiveModel {
@@ -535,81 +487,19 @@ async fn fulfil<C: ConnectionTrait>(
         );
         return refund("coupon_used_up").await;
     }
-    let items = order_item::Entity::find()
-        .filter(order_item::Column::OrderId.eq(o.id))
-        .all(conn)
-        .await?;
-    let ids: Vec<i64> = items.iter().map(|i| i.variant_id).collect();
-    let mut q = product_variant::Entity::find()
-        .filter(product_variant::Column::Id.is_in(ids))
-        .order_by_asc(product_variant::Column::Id);
-    if conn.get_database_backend() == DatabaseBackend::Postgres {
-        q = q.lock_exclusive();
-    }
-    let variants = q.all(conn).await?;
-    // Units held by other orders' live reservations are not ours to take.
-    let held = stock::reserved(
-        conn,
-        &variants.iter().map(|v| v.id).collect::<Vec<_>>(),
-        now,
-    )
-    .await?;
-    let own: Vec<stock_reservation::Model> = stock_reservation::Entity::find()
-        .filter(stock_reservation::Column::OrderId.eq(o.id))
-        .filter(stock_reservation::Column::State.eq(ReservationState::Active))
-        .filter(stock_reservation::Column::ExpiresAt.gt(now))
-        .all(conn)
-        .await?;
-    let enough = items.iter().all(|i| {
-        let v = variants.iter().find(|v| v.id == i.variant_id);
-        let mine: i64 = own
-            .iter()
-            .filter(|r| r.variant_id == i.variant_id)
-            .map(|r| i64::from(r.quantity))
-            .sum();
-        let others = held.get(&i.variant_id).copied().unwrap_or(0) - mine;
-        v.is_some_and(|v| i64::from(v.stock) - others >= i64::from(i.quantity))
-    });
-    if !enough {
+    let Some(taking) = inventory::hold_for_payment(conn, o.id, now).await? else {
         if o.status == OrderStatus::Pending {
             transition(st, conn, ctx, o, OrderStatus::Failed, "paid_without_stock").await?;
         }
         return refund("stock_gone").await;
-    }
+    };
     let o = if o.status == OrderStatus::Failed {
         transition(st, conn, ctx, o, OrderStatus::Pending, "late_payment").await?
     } else {
         o.clone()
     };
     transition(st, conn, ctx, &o, OrderStatus::Paid, "payment").await?;
-    for i in &items {
-        let r = product_variant::Entity::update_many()
-            .col_expr(
-                product_variant::Column::Stock,
-                Expr::col(product_variant::Column::Stock).sub(i.quantity),
-            )
-            .col_expr(product_variant::Column::UpdatedAt, Expr::value(now))
-            .filter(product_variant::Column::Id.eq(i.variant_id))
-            .filter(product_variant::Column::Stock.gte(i.quantity))
-            .exec(conn)
-            .await?;
-        if r.rows_affected != 1 {
-            return Err(AppError::internal(format!(
-                "stock decrement refused for variant {}",
-                i.variant_id
-            )));
-        }
-    }
-    stock_reservation::Entity::update_many()
-        .col_expr(
-            stock_reservation::Column::State,
-            Expr::value(ReservationState::Consumed),
-        )
-        .col_expr(stock_reservation::Column::UpdatedAt, Expr::value(now))
-        .filter(stock_reservation::Column::OrderId.eq(o.id))
-        .filter(stock_reservation::Column::State.eq(ReservationState::Active))
-        .exec(conn)
-        .await?;
+    taking.take(conn, now).await?;
     coupons::count_use(conn, &o, 1).await?;
     Ok(Applied::Paid)
 }
@@ -654,6 +544,43 @@ pub async fn list(
         .order_by_desc(payment::Column::CreatedAt)
         .order_by_desc(payment::Column::Id);
     page.fetch(&st.db, q).await
+}
+
+/// A paid order was cancelled (the reaction to its `order.status_changed`, in the cancellation's
+/// transaction): its paid payments become `refund_required` and the `payments.refund` job that
+/// asks the provider for the money back is enqueued with the change, so a crash after the commit
+/// cannot lose it. Records no event of its own.
+pub(crate) async fn owe_refund<C: ConnectionTrait>(
+    conn: &C,
+    st: &AppState,
+    ctx: &RequestCtx,
+    order_id: i64,
+) -> AppResult<()> {
+    let now = st.clock.now();
+    let r = payment::Entity::update_many()
+        .col_expr(
+            payment::Column::Status,
+            Expr::value(PaymentStatus::RefundRequired),
+        )
+        .col_expr(payment::Column::UpdatedAt, Expr::value(now))
+        .filter(payment::Column::OrderId.eq(order_id))
+        .filter(payment::Column::Status.eq(PaymentStatus::Paid))
+        .exec(conn)
+        .await?;
+    for _ in 0..r.rows_affected {
+        st.metrics.refund_required.inc();
+    }
+    if r.rows_affected > 0 {
+        use crate::services::jobs;
+        let refund = jobs::NewJob::of::<RefundCancelled>(&RefundPayload {
+            order_id,
+            actor_user_id: ctx.user_id(),
+            trace_id: ctx.trace_id.clone(),
+        })?
+        .unique(refund_job_key(order_id));
+        jobs::enqueue(conn, now, refund).await?;
+    }
+    Ok(())
 }
 
 /// The `payments.refund` job, enqueued in the transaction of an admin's cancellation of a paid
