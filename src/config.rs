@@ -8,8 +8,18 @@ use std::net::SocketAddr;
 use std::str::FromStr;
 
 use ipnet::IpNet;
+pub use secrecy::{ExposeSecret, SecretString};
 
 use crate::entities::payment::Provider;
+
+/// How medicinal products appear to viewers without access (`MEDICINAL_CATALOG_MODE`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CatalogMode {
+    /// Absent from lists and counts; `not_found` by id.
+    Hidden,
+    /// Listed to everyone, without variants, prices or stock, flagged `requiresMedicinalValidation`.
+    Teaser,
+}
 
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://data/dispensary.db?mode=rwc";
 pub const DEFAULT_SEED_ADMIN_EMAIL: &str = "admin@dispensario.local";
@@ -64,12 +74,12 @@ pub enum LogFormat {
 
 #[derive(Debug, Clone)]
 pub struct Config {
-    pub database_url: String,
+    pub database_url: DatabaseUrl,
     pub database_max_connections: u32,
     pub database_plan_cache_mode: PlanCacheMode,
     pub app_addr: SocketAddr,
     pub app_env: AppEnv,
-    pub jwt_secret: String,
+    pub jwt_secret: SecretString,
     pub jwt_issuer: String,
     pub jwt_audience: String,
     pub access_token_ttl_seconds: i64,
@@ -81,7 +91,7 @@ pub struct Config {
     pub trusted_proxies: Vec<IpNet>,
     pub log_format: LogFormat,
     pub seed_admin_email: String,
-    pub seed_admin_password: String,
+    pub seed_admin_password: SecretString,
     pub auto_migrate: bool,
     pub graphql_max_depth: usize,
     pub graphql_max_complexity: usize,
@@ -101,7 +111,7 @@ pub struct Config {
     /// Argon2id cost (memory KiB, iterations). Defaults follow OWASP's argon2id minimum; tests lower it.
     pub argon2_memory_kib: u32,
     pub argon2_iterations: u32,
-    pub medicinal_catalog_mode: crate::services::catalog::gate::CatalogMode,
+    pub medicinal_catalog_mode: CatalogMode,
     /// Where uploaded files are stored (public images under `public/`, private documents elsewhere).
     pub upload_dir: std::path::PathBuf,
     /// How long a checkout holds its stock (seconds).
@@ -158,7 +168,7 @@ pub struct Config {
     /// The store's name as printed on receipts.
     pub store_name: String,
     /// HMAC key of the `test` payment provider's webhooks.
-    pub test_payment_secret: String,
+    pub test_payment_secret: SecretString,
     /// The `test` provider works outside production, and in production only when enabled.
     pub payments_test_enabled: bool,
     /// Where payment providers reach this server (webhooks, Webpay's browser return).
@@ -180,8 +190,8 @@ pub struct Config {
 #[derive(Debug, Clone)]
 pub struct MpConfig {
     pub base_url: String,
-    pub access_token: String,
-    pub webhook_secret: String,
+    pub access_token: SecretString,
+    pub webhook_secret: SecretString,
 }
 
 /// Flow (providers.md §2).
@@ -189,7 +199,7 @@ pub struct MpConfig {
 pub struct FlowConfig {
     pub base_url: String,
     pub api_key: String,
-    pub secret_key: String,
+    pub secret_key: SecretString,
 }
 
 /// Webpay Plus (providers.md §1).
@@ -199,7 +209,7 @@ pub struct WebpayConfig {
     /// The API path prefix, version included.
     pub api_prefix: String,
     pub commerce_code: String,
-    pub api_key_secret: String,
+    pub api_key_secret: SecretString,
 }
 
 /// Transbank's public integration commerce code and secret (safe to ship as development defaults).
@@ -210,6 +220,48 @@ pub const WEBPAY_INTEGRATION_SECRET: &str =
 /// `DATA_ENCRYPTION_KEY` when unset outside production: documented, so never a secret, and
 /// refused in production.
 pub const DEV_DATA_ENCRYPTION_KEY: &str = "ZGV2LW9ubHktZGF0YS1rZXktbm90LWEtc2VjcmV0ISE=";
+
+/// `DATABASE_URL`: read as the string it is, shown (`Debug`) without the password it may carry.
+#[derive(Clone, PartialEq, Eq)]
+pub struct DatabaseUrl(pub String);
+
+impl std::ops::Deref for DatabaseUrl {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl AsRef<std::ffi::OsStr> for DatabaseUrl {
+    fn as_ref(&self) -> &std::ffi::OsStr {
+        self.0.as_ref()
+    }
+}
+
+impl AsRef<str> for DatabaseUrl {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl PartialEq<&str> for DatabaseUrl {
+    fn eq(&self, other: &&str) -> bool {
+        self.0 == *other
+    }
+}
+
+impl std::fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match url::Url::parse(&self.0) {
+            Ok(mut u) if u.password().is_some() => {
+                let _ = u.set_password(Some("<redacted>"));
+                write!(f, "{:?}", u.as_str())
+            }
+            Ok(_) => write!(f, "{:?}", self.0),
+            Err(_) => f.write_str("\"<unparsable, redacted>\""),
+        }
+    }
+}
 
 /// 32 key bytes (`DATA_ENCRYPTION_KEY`); `Debug` never shows them.
 #[derive(Clone, PartialEq, Eq)]
@@ -395,8 +447,8 @@ impl Config {
         }
 
         let medicinal_catalog_mode = match r.raw("MEDICINAL_CATALOG_MODE").as_deref() {
-            None | Some("hidden") => crate::services::catalog::gate::CatalogMode::Hidden,
-            Some("teaser") => crate::services::catalog::gate::CatalogMode::Teaser,
+            None | Some("hidden") => CatalogMode::Hidden,
+            Some("teaser") => CatalogMode::Teaser,
             Some(other) => {
                 return Err(ConfigError(format!(
                     "MEDICINAL_CATALOG_MODE must be hidden or teaser (got {other:?})"
@@ -431,14 +483,15 @@ impl Config {
         }
 
         let cfg = Config {
-            database_url: r
-                .raw("DATABASE_URL")
-                .unwrap_or_else(|| DEFAULT_DATABASE_URL.to_string()),
+            database_url: DatabaseUrl(
+                r.raw("DATABASE_URL")
+                    .unwrap_or_else(|| DEFAULT_DATABASE_URL.to_string()),
+            ),
             database_max_connections: r.parse("DATABASE_MAX_CONNECTIONS", 10u32)?,
             database_plan_cache_mode,
             app_addr: r.parse("APP_ADDR", SocketAddr::from(([127, 0, 0, 1], 8080)))?,
             app_env,
-            jwt_secret,
+            jwt_secret: jwt_secret.into(),
             jwt_issuer: r.raw("JWT_ISSUER").unwrap_or_else(|| "dispensary".into()),
             jwt_audience: r
                 .raw("JWT_AUDIENCE")
@@ -452,7 +505,7 @@ impl Config {
             trusted_proxies,
             log_format,
             seed_admin_email,
-            seed_admin_password,
+            seed_admin_password: seed_admin_password.into(),
             auto_migrate: r.parse("AUTO_MIGRATE", true)?,
             graphql_max_depth: r.positive("GRAPHQL_MAX_DEPTH", 12)? as usize,
             graphql_max_complexity: r.positive("GRAPHQL_MAX_COMPLEXITY", 25_000)? as usize,
@@ -490,7 +543,8 @@ impl Config {
                 .unwrap_or_else(|| "Dispensario".into()),
             test_payment_secret: r
                 .raw("TEST_PAYMENT_SECRET")
-                .unwrap_or_else(|| "dev-test-payment-secret".into()),
+                .unwrap_or_else(|| "dev-test-payment-secret".into())
+                .into(),
             require_verified_email_for_checkout: r
                 .parse("REQUIRE_VERIFIED_EMAIL_FOR_CHECKOUT", false)?,
             data_encryption_key,
@@ -515,8 +569,8 @@ impl Config {
                         .unwrap_or_else(|| "https://api.mercadopago.com".into())
                         .trim_end_matches('/')
                         .to_string(),
-                    access_token,
-                    webhook_secret,
+                    access_token: access_token.into(),
+                    webhook_secret: webhook_secret.into(),
                 }),
                 _ => None,
             },
@@ -528,7 +582,7 @@ impl Config {
                         .trim_end_matches('/')
                         .to_string(),
                     api_key,
-                    secret_key,
+                    secret_key: secret_key.into(),
                 }),
                 _ => None,
             },
@@ -551,7 +605,9 @@ impl Config {
                             .trim_end_matches('/')
                             .to_string(),
                         commerce_code: code.unwrap_or_else(|| WEBPAY_INTEGRATION_CODE.into()),
-                        api_key_secret: secret.unwrap_or_else(|| WEBPAY_INTEGRATION_SECRET.into()),
+                        api_key_secret: secret
+                            .unwrap_or_else(|| WEBPAY_INTEGRATION_SECRET.into())
+                            .into(),
                     })
                 }
             },
@@ -689,6 +745,53 @@ mod tests {
 
     /// Base64 of 32 bytes that are not the development key.
     const PROD_DATA_KEY: &str = "cHJvZHVjdGlvbi1kYXRhLWtleS0zMi1ieXRlcyEhISE=";
+
+    #[test]
+    fn formatting_the_config_shows_no_secret() {
+        let secrets = [
+            ("JWT_SECRET", "jwt-Secret-Value-0123456789abcdefghij"),
+            ("SEED_ADMIN_PASSWORD", "Seed-Admin-Passw0rd-xyz"),
+            ("TEST_PAYMENT_SECRET", "test-payment-secret-qwerty"),
+            ("MP_ACCESS_TOKEN", "APP_USR-mp-access-token-5555"),
+            ("MP_WEBHOOK_SECRET", "mp-webhook-secret-6666"),
+            ("FLOW_SECRET_KEY", "flow-secret-key-7777"),
+            ("WEBPAY_API_KEY_SECRET", "webpay-api-key-secret-8888"),
+        ];
+        let mut vars = secrets.to_vec();
+        vars.extend([
+            ("APP_ENV", "production"),
+            ("DATA_ENCRYPTION_KEY", PROD_DATA_KEY),
+            (
+                "DATABASE_URL",
+                "postgres://shop:db-Passw0rd-9999@db.internal:5432/shop",
+            ),
+            (
+                "SMTP_URL",
+                "smtp://mailer:smtp-Passw0rd-4444@mail.internal:587",
+            ),
+            ("FLOW_API_KEY", "flow-api-key"),
+            ("WEBPAY_COMMERCE_CODE", "597055555532"),
+        ]);
+        let c = Config::from_map(&map(&vars)).unwrap();
+        assert!(c.mp.is_some() && c.flow.is_some() && c.webpay.is_some() && c.smtp.is_some());
+        let shown = format!("{c:?} {c:#?}");
+        for (name, secret) in secrets.iter().chain(&[
+            ("DATABASE_URL", "db-Passw0rd-9999"),
+            ("SMTP_URL", "smtp-Passw0rd-4444"),
+        ]) {
+            assert!(!shown.contains(secret), "{name} shown in {shown}");
+        }
+        assert!(!shown.contains(PROD_DATA_KEY));
+        // What is not secret is still shown, so the check above is not vacuous.
+        assert!(shown.contains("db.internal"), "{shown}");
+        assert!(shown.contains("flow-api-key"), "{shown}");
+        // The values themselves are intact behind the wrapper.
+        assert_eq!(c.jwt_secret.expose_secret(), secrets[0].1);
+        assert_eq!(
+            c.database_url,
+            "postgres://shop:db-Passw0rd-9999@db.internal:5432/shop"
+        );
+    }
 
     #[test]
     fn production_requires_a_data_encryption_key_and_admin_2fa_by_default() {

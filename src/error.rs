@@ -113,25 +113,7 @@ impl ErrorCode {
 /// The issue name that marks a too-large body or file.
 pub const TOO_LARGE: &str = "too_large";
 
-/// One problem with one input field.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-pub struct FieldIssue {
-    /// The field, in the request's own naming (`email`, `items[0].variantId`).
-    #[schema(example = "email")]
-    pub field: String,
-    /// A stable, machine-readable reason (`invalid_format`, `required`, `unknown_field`, ...).
-    #[schema(example = "invalid_format")]
-    pub issue: String,
-}
-
-impl FieldIssue {
-    pub fn new(field: impl Into<String>, issue: impl Into<String>) -> Self {
-        Self {
-            field: field.into(),
-            issue: issue.into(),
-        }
-    }
-}
+pub use crate::domain::FieldIssue;
 
 #[derive(Debug, Clone)]
 pub struct AppError {
@@ -143,6 +125,12 @@ pub struct AppError {
 }
 
 pub type AppResult<T> = Result<T, AppError>;
+
+impl From<crate::domain::Invalid> for AppError {
+    fn from(e: crate::domain::Invalid) -> Self {
+        Self::new(ErrorCode::Validation, e.message).with_details(e.details)
+    }
+}
 
 impl AppError {
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
@@ -233,7 +221,7 @@ impl AppError {
 
     pub fn internal(cause: impl std::fmt::Display) -> Self {
         tracing::error!(
-            traceId = %crate::http::trace::current_trace_id(),
+            traceId = %crate::trace_id::current_trace_id(),
             error = %cause,
             "internal error"
         );
@@ -311,7 +299,7 @@ pub struct ErrorObject {
 
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
-        let trace_id = crate::http::trace::current_trace_id();
+        let trace_id = crate::trace_id::current_trace_id();
         let mut res = (self.status(), axum::Json(self.body(&trace_id))).into_response();
         if let Some(secs) = self.retry_after {
             if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {

@@ -16,6 +16,7 @@ pub mod rest;
 pub mod seed;
 pub mod services;
 pub mod state;
+pub mod trace_id;
 pub mod util;
 
 use axum::Router;
@@ -38,11 +39,13 @@ pub async fn build_app(config: Config, clock: Clock) -> anyhow::Result<(Router, 
     if config.auto_migrate {
         db::migrate(&db).await?;
     }
-    let state = AppState::new(db, config, clock, metrics);
+    let mut state = AppState::new(db, config, clock, metrics);
+    state.graphql_operation_labels = std::sync::Arc::new(rest::operation_names());
     let schema = graphql::build_schema(Some(state.clone()));
-    let router = http::router(http::App {
+    let app = http::App {
         state: state.clone(),
         schema,
-    });
+    };
+    let router = http::router(app, rest::router(), rest::openapi::document());
     Ok((router, state))
 }

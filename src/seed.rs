@@ -12,6 +12,7 @@ use crate::entities::user::{self, Role};
 use crate::services::events::{self, DomainEvent};
 use crate::services::users::create_profile;
 use crate::state::AppState;
+use secrecy::ExposeSecret;
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -44,7 +45,7 @@ pub async fn run(st: &AppState) -> anyhow::Result<SeedReport> {
         name: "Administrador".into(),
         email: st.config.seed_admin_email.clone(),
         rut: None,
-        password: st.config.seed_admin_password.clone(),
+        password: st.config.seed_admin_password.expose_secret().to_string(),
         role: Role::Admin,
         validated_medicinal: true,
         pending_document: None,

@@ -33,6 +33,10 @@ pub struct AppState {
     pub graphql_documents: Arc<ParsedDocuments>,
     /// Where mail goes (`SMTP_URL`, or `.eml` files under `MAIL_DIR`).
     pub mailer: Arc<crate::services::mail::Transport>,
+    /// The GraphQL operation names metrics count by name (the REST layer's; any other operation
+    /// is `other`, keeping the label set bounded). Handed in by whoever assembles the app
+    /// ([`crate::build_app`]), so the GraphQL layer needs nothing from the REST one.
+    pub graphql_operation_labels: Arc<std::collections::HashSet<&'static str>>,
 }
 
 impl AppState {
@@ -73,6 +77,7 @@ impl AppState {
             catalogue,
             response_cache,
             persisted_queries,
+            graphql_operation_labels: Arc::default(),
             graphql_documents: Arc::new(ParsedDocuments::default()),
             mailer,
         }

@@ -1,4 +1,4 @@
-use crate::error::AppError;
+use super::Invalid;
 
 /// Longest email address (RFC 5321 path limit), in bytes.
 pub const EMAIL_MAX: usize = 254;
@@ -8,13 +8,13 @@ pub const EMAIL_MAX: usize = 254;
 pub struct Email(String);
 
 impl Email {
-    pub fn parse(raw: &str) -> Result<Self, AppError> {
+    pub fn parse(raw: &str) -> Result<Self, Invalid> {
         let s = raw.trim().to_lowercase();
         if s.is_empty() {
-            return Err(AppError::invalid("email", "required", "Email is required"));
+            return Err(Invalid::new("email", "required", "Email is required"));
         }
         if s.len() > EMAIL_MAX || !email_address::EmailAddress::is_valid(&s) || !s.contains('.') {
-            return Err(AppError::invalid(
+            return Err(Invalid::new(
                 "email",
                 "invalid_format",
                 "Email is not a valid address",

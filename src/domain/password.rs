@@ -1,4 +1,4 @@
-use crate::error::AppError;
+use super::Invalid;
 
 /// Password length bounds, in characters.
 pub const PASSWORD_MIN: usize = 8;
@@ -9,28 +9,28 @@ pub const PASSWORD_MAX: usize = 128;
 pub struct Password(String);
 
 impl Password {
-    pub fn parse(raw: &str) -> Result<Self, AppError> {
+    pub fn parse(raw: &str) -> Result<Self, Invalid> {
         Self::parse_field("password", raw)
     }
 
-    pub fn parse_field(field: &str, raw: &str) -> Result<Self, AppError> {
+    pub fn parse_field(field: &str, raw: &str) -> Result<Self, Invalid> {
         let len = raw.chars().count();
         if len < PASSWORD_MIN {
-            return Err(AppError::invalid(
+            return Err(Invalid::new(
                 field,
                 "too_short",
                 "Password must be at least 8 characters",
             ));
         }
         if len > PASSWORD_MAX {
-            return Err(AppError::invalid(
+            return Err(Invalid::new(
                 field,
                 "too_long",
                 "Password must be at most 128 characters",
             ));
         }
         if !raw.chars().any(char::is_alphabetic) || !raw.chars().any(|c| c.is_ascii_digit()) {
-            return Err(AppError::invalid(
+            return Err(Invalid::new(
                 field,
                 "too_weak",
                 "Password must contain at least one letter and one digit",

@@ -1,8 +1,8 @@
 //! Chile's 16 regions. Accepts the official name (with or without "Región de/del"), common short
 //! names and the Roman-numeral codes; stores the canonical short name.
 
-use crate::error::AppError;
-use crate::services::catalog::text::fold;
+use super::fold;
+use super::Invalid;
 
 /// (canonical name, code, other accepted spellings)
 pub const REGIONS: &[(&str, &str, &[&str])] = &[
@@ -65,7 +65,7 @@ fn key(s: &str) -> String {
 }
 
 /// The canonical region name for any accepted spelling.
-pub fn parse_region(field: &str, raw: &str) -> Result<String, AppError> {
+pub fn parse_region(field: &str, raw: &str) -> Result<String, Invalid> {
     let k = key(raw);
     if !k.is_empty() {
         for (name, code, aliases) in REGIONS {
@@ -75,7 +75,7 @@ pub fn parse_region(field: &str, raw: &str) -> Result<String, AppError> {
             }
         }
     }
-    Err(AppError::invalid(
+    Err(Invalid::new(
         field,
         "unknown_region",
         "region must be one of Chile's 16 regions (name or code, e.g. 'Valparaíso' or 'V')",

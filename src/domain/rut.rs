@@ -1,12 +1,12 @@
-use crate::error::AppError;
+use super::Invalid;
 
 /// A Chilean RUT that passed the modulo-11 check, normalised to `<body>-<dv>` (no dots, upper-case `K`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rut(String);
 
 impl Rut {
-    pub fn parse(raw: &str) -> Result<Self, AppError> {
-        let invalid = || AppError::invalid("rut", "invalid_rut", "RUT is not valid");
+    pub fn parse(raw: &str) -> Result<Self, Invalid> {
+        let invalid = || Invalid::new("rut", "invalid_rut", "RUT is not valid");
         let compact: String = raw
             .chars()
             .filter(|c| !matches!(c, ' ' | '.' | '-'))

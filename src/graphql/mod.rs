@@ -168,7 +168,7 @@ pub async fn execute(
     };
     let op = operation
         .as_deref()
-        .filter(|o| crate::rest::is_known_operation(o))
+        .filter(|o| state.graphql_operation_labels.contains(o))
         .unwrap_or("other");
     state
         .metrics

@@ -94,9 +94,11 @@ fn public_files(
         .service(tower_http::services::ServeDir::new(dir).append_index_html_on_directories(false))
 }
 
-pub fn router(app: App) -> Router {
+/// The whole app: `api` (the REST layer's `/api` routes) and its OpenAPI document are handed in
+/// by whoever assembles the app ([`crate::build_app`]), so this layer needs nothing from REST.
+pub fn router(app: App, api: Router<App>, openapi: utoipa::openapi::OpenApi) -> Router {
     let st = app.state.clone();
-    let routes = crate::rest::router()
+    let routes = api
         .route("/graphql", get(graphql::get).post(graphql::post))
         .route(
             "/graphiql/assets/graphiql.min.js",
@@ -134,7 +136,7 @@ pub fn router(app: App) -> Router {
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
-        .merge(SwaggerUi::new("/docs").url("/openapi.json", crate::rest::openapi::document()))
+        .merge(SwaggerUi::new("/docs").url("/openapi.json", openapi))
         .nest_service("/uploads", public_files(&st))
         .route_layer(from_fn(observe::route_label))
         .fallback(errors::not_found)

@@ -43,7 +43,7 @@ pub async fn middleware(State(st): State<AppState>, req: Request, next: Next) ->
         .with_label_values(&labels)
         .observe(elapsed.as_secs_f64());
     let user_id = res.extensions().get::<LoggedUser>().map(|u| u.0);
-    super::trace::with_trace_id(|trace_id| {
+    crate::trace_id::with_trace_id(|trace_id| {
         tracing::info!(
             traceId = trace_id,
             userId = user_id,

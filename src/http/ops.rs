@@ -71,7 +71,3 @@ fn pool_stats(db: &crate::db::Db) -> Option<(i64, i64)> {
         _ => None,
     }
 }
-
-pub async fn openapi_json() -> Response {
-    Json(crate::rest::openapi::document()).into_response()
-}

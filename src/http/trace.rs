@@ -8,26 +8,6 @@ use axum::response::Response;
 
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-tokio::task_local! {
-    static TRACE_ID: String;
-}
-
-/// The current request's trace id ("-" outside a request).
-pub fn current_trace_id() -> String {
-    TRACE_ID
-        .try_with(Clone::clone)
-        .unwrap_or_else(|_| "-".to_string())
-}
-
-/// Calls `f` with the current request's trace id ("-" outside a request), without copying it.
-pub fn with_trace_id<R>(f: impl FnOnce(&str) -> R) -> R {
-    let mut f = Some(f);
-    match TRACE_ID.try_with(|id| (f.take().expect("called once"))(id)) {
-        Ok(r) => r,
-        Err(_) => (f.take().expect("not called"))("-"),
-    }
-}
-
 #[derive(Clone, Debug)]
 pub struct TraceId(pub String);
 
@@ -47,7 +27,7 @@ pub async fn middleware(mut req: Request, next: Next) -> Response {
         .map(str::to_string)
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     req.extensions_mut().insert(TraceId(id.clone()));
-    let mut res = TRACE_ID.scope(id.clone(), next.run(req)).await;
+    let mut res = crate::trace_id::scope(id.clone(), next.run(req)).await;
     if let Ok(v) = HeaderValue::from_str(&id) {
         res.headers_mut().insert(REQUEST_ID, v);
     }

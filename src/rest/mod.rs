@@ -23,7 +23,6 @@ mod review_routes;
 mod table;
 
 use std::collections::BTreeMap;
-use std::sync::LazyLock;
 
 use axum::http::{Method, StatusCode};
 use axum::routing::{on, MethodFilter, MethodRouter};
@@ -357,12 +356,9 @@ fn join_path(path: &str, name: &str) -> String {
     }
 }
 
-/// Every operation name used by a REST row (bounded label set for metrics).
-static KNOWN_OPERATIONS: LazyLock<std::collections::HashSet<&'static str>> =
-    LazyLock::new(|| routes().iter().map(|r| r.operation).collect());
-
-pub fn is_known_operation(name: &str) -> bool {
-    KNOWN_OPERATIONS.contains(name)
+/// Every operation name used by a REST row (the bounded label set of the GraphQL metrics).
+pub fn operation_names() -> std::collections::HashSet<&'static str> {
+    routes().iter().map(|r| r.operation).collect()
 }
 
 fn method_filter(m: &Method) -> MethodFilter {

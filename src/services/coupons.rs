@@ -274,10 +274,10 @@ pub struct CouponInput {
     pub min_order_cents: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<String>, format = DateTime)]
-    pub starts_at: Option<crate::graphql::scalars::Timestamp>,
+    pub starts_at: Option<crate::domain::Timestamp>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<String>, format = DateTime)]
-    pub ends_at: Option<crate::graphql::scalars::Timestamp>,
+    pub ends_at: Option<crate::domain::Timestamp>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub usage_limit: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -297,11 +297,11 @@ pub struct UpdateCouponInput {
     /// `null` removes the start.
     #[serde(default, skip_serializing_if = "MaybeUndefined::is_undefined")]
     #[schema(value_type = Option<String>, format = DateTime)]
-    pub starts_at: MaybeUndefined<crate::graphql::scalars::Timestamp>,
+    pub starts_at: MaybeUndefined<crate::domain::Timestamp>,
     /// `null` removes the end.
     #[serde(default, skip_serializing_if = "MaybeUndefined::is_undefined")]
     #[schema(value_type = Option<String>, format = DateTime)]
-    pub ends_at: MaybeUndefined<crate::graphql::scalars::Timestamp>,
+    pub ends_at: MaybeUndefined<crate::domain::Timestamp>,
     #[serde(default, skip_serializing_if = "MaybeUndefined::is_undefined")]
     #[schema(value_type = Option<i64>)]
     pub usage_limit: MaybeUndefined<i64>,

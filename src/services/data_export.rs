@@ -32,6 +32,7 @@ use crate::services::files;
 use crate::services::jobs::{self, Job, JobError, NewJob};
 use crate::services::pagination::Page;
 use crate::state::AppState;
+use secrecy::ExposeSecret;
 
 /// How long a ready export may be downloaded.
 pub const DOWNLOAD_TTL_HOURS: i64 = 24;
@@ -229,8 +230,8 @@ pub async fn status(st: &AppState, ctx: &RequestCtx, id: i64) -> AppResult<Expor
 }
 
 fn url_mac(st: &AppState, id: i64, user_id: i64, expires: i64) -> Hmac<Sha256> {
-    let mut mac =
-        Hmac::<Sha256>::new_from_slice(st.config.jwt_secret.as_bytes()).expect("any key length");
+    let mut mac = Hmac::<Sha256>::new_from_slice(st.config.jwt_secret.expose_secret().as_bytes())
+        .expect("any key length");
     mac.update(format!("data-export:{id}:{user_id}:{expires}").as_bytes());
     mac
 }

@@ -16,6 +16,7 @@ use crate::entities::file;
 use crate::error::{AppError, AppResult};
 use crate::services::events::{self, DomainEvent};
 use crate::state::AppState;
+use secrecy::ExposeSecret;
 
 /// The largest accepted file.
 pub const MAX_UPLOAD_BYTES: u64 = 10 * 1024 * 1024;
@@ -292,9 +293,13 @@ pub fn file_url(id: i64) -> String {
 pub fn signed_url(st: &AppState, id: i64) -> (String, DateTime<Utc>) {
     let expires = st.clock.now() + chrono::Duration::seconds(SIGNED_URL_TTL_SECONDS);
     let sig = hex::encode(
-        url_mac(&st.config.jwt_secret, id, expires.timestamp())
-            .finalize()
-            .into_bytes(),
+        url_mac(
+            st.config.jwt_secret.expose_secret(),
+            id,
+            expires.timestamp(),
+        )
+        .finalize()
+        .into_bytes(),
     );
     (
         format!(
@@ -333,7 +338,7 @@ pub async fn readable(
     let path = private_dir(st).join(&f.storage_key);
     if let Some(s) = signed {
         let valid_sig = hex::decode(&s.signature).ok().is_some_and(|sig| {
-            url_mac(&st.config.jwt_secret, id, s.expires)
+            url_mac(st.config.jwt_secret.expose_secret(), id, s.expires)
                 .verify_slice(&sig)
                 .is_ok()
         });

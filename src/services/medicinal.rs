@@ -14,11 +14,11 @@ use utoipa::ToSchema;
 
 use crate::actor::RequestCtx;
 use crate::db::begin_write;
+use crate::domain::Timestamp;
 use crate::entities::consent::{ConsentPurpose, ConsentSource};
 use crate::entities::medicinal_document::{self, DocStatus, DocType};
 use crate::entities::{file, user};
 use crate::error::{AppError, AppResult};
-use crate::graphql::scalars::Timestamp;
 use crate::services::consents;
 use crate::services::events::{self, ChangedBy, DomainEvent};
 use crate::services::files::{self, DOC_KINDS, MEDICINAL_DOC};

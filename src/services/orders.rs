@@ -13,10 +13,10 @@ use utoipa::ToSchema;
 
 use crate::actor::RequestCtx;
 use crate::db::begin_write;
+use crate::domain::Timestamp;
 use crate::entities::order::{self, OrderStatus};
 use crate::entities::user;
 use crate::error::{AppError, AppResult};
-use crate::graphql::scalars::Timestamp;
 use crate::services::events::{self, DomainEvent};
 use crate::services::inventory;
 use crate::services::pagination::Page;

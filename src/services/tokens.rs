@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::Config;
 use crate::entities::user::Role;
+use secrecy::ExposeSecret;
 
 pub const ACCESS: &str = "access";
 pub const REFRESH: &str = "refresh";
@@ -72,8 +73,8 @@ impl TokenKeys {
         validation.validate_exp = false;
         validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
         TokenKeys {
-            encoding: EncodingKey::from_secret(config.jwt_secret.as_bytes()),
-            decoding: DecodingKey::from_secret(config.jwt_secret.as_bytes()),
+            encoding: EncodingKey::from_secret(config.jwt_secret.expose_secret().as_bytes()),
+            decoding: DecodingKey::from_secret(config.jwt_secret.expose_secret().as_bytes()),
             validation,
             issuer: config.jwt_issuer.clone(),
             audience: config.jwt_audience.clone(),

@@ -86,7 +86,7 @@ pub async fn update_me(
 ) -> AppResult<UserView> {
     let me = ctx.require_user()?;
     let mut issues: Vec<FieldIssue> = Vec::new();
-    let mut collect = |r: Result<(), AppError>| {
+    let mut collect = |r: Result<(), crate::domain::Invalid>| {
         if let Err(e) = r {
             issues.extend(e.details);
         }

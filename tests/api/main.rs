@@ -3,6 +3,7 @@
 
 mod addresses;
 mod admin;
+mod architecture;
 mod audit_snapshot;
 mod auth;
 mod cart;

@@ -10,14 +10,7 @@ use crate::entities::user::Role;
 use crate::error::{AppError, AppResult, FieldIssue};
 use crate::state::AppState;
 
-/// How medicinal products appear to viewers without access.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CatalogMode {
-    /// Absent from lists and counts; `not_found` by id.
-    Hidden,
-    /// Listed to everyone, without variants, prices or stock, flagged `requiresMedicinalValidation`.
-    Teaser,
-}
+pub use crate::config::CatalogMode;
 
 /// Whether the viewer may access medicinal products: admins always; customers when validated
 /// (`validated_medicinal`) or holding an approved document that has not expired, unless they

@@ -15,11 +15,11 @@ use crate::error::{AppError, FieldIssue};
 pub struct Issues(pub Vec<FieldIssue>);
 
 impl Issues {
-    pub fn take<T>(&mut self, r: Result<T, AppError>) -> Option<T> {
+    pub fn take<T, E: Into<AppError>>(&mut self, r: Result<T, E>) -> Option<T> {
         match r {
             Ok(v) => Some(v),
             Err(e) => {
-                self.0.extend(e.details);
+                self.0.extend(e.into().details);
                 None
             }
         }

@@ -18,6 +18,7 @@ use crate::entities::payment::Provider;
 use crate::entities::{order, payment};
 use crate::error::{AppError, AppResult};
 use crate::state::AppState;
+use secrecy::ExposeSecret;
 
 pub const PROVIDER: Provider = Provider::Flow;
 
@@ -44,7 +45,7 @@ pub fn sign(secret: &str, params: &BTreeMap<String, String>) -> String {
 /// `params` with `apiKey` and `s` added.
 fn signed(c: &FlowConfig, mut params: BTreeMap<String, String>) -> BTreeMap<String, String> {
     params.insert("apiKey".into(), c.api_key.clone());
-    let s = sign(&c.secret_key, &params);
+    let s = sign(c.secret_key.expose_secret(), &params);
     params.insert("s".into(), s);
     params
 }

@@ -16,6 +16,7 @@ use crate::entities::payment::Provider;
 use crate::entities::{order, payment};
 use crate::error::{AppError, AppResult};
 use crate::state::AppState;
+use secrecy::ExposeSecret;
 
 pub const PROVIDER: Provider = Provider::Mp;
 /// Accepted clock skew of a notification's `ts`.
@@ -128,7 +129,7 @@ pub async fn create(
     let req = st
         .http
         .post(format!("{}/checkout/preferences", c.base_url))
-        .bearer_auth(&c.access_token)
+        .bearer_auth(c.access_token.expose_secret())
         .header("X-Idempotency-Key", format!("pref-{payment_ref}"))
         .json(&body);
     http::read(
@@ -192,7 +193,11 @@ async fn get_json<T: for<'de> Deserialize<'de>>(
     let c = config(st)?;
     let url = format!("{}{path}", c.base_url);
     let res = http::send_idempotent(PROVIDER.as_str(), || {
-        Ok(st.http.get(&url).bearer_auth(&c.access_token).query(query))
+        Ok(st
+            .http
+            .get(&url)
+            .bearer_auth(c.access_token.expose_secret())
+            .query(query))
     })
     .await?;
     http::read(PROVIDER.as_str(), res, message_of).await
@@ -238,7 +243,7 @@ pub async fn refund(st: &AppState, p: &payment::Model) -> AppResult<String> {
     let req = st
         .http
         .post(format!("{}/v1/payments/{mp_id}/refunds", c.base_url))
-        .bearer_auth(&c.access_token)
+        .bearer_auth(c.access_token.expose_secret())
         .header("X-Idempotency-Key", format!("refund-{}", p.id))
         .json(&json!({}));
     let v: Value = http::read(
@@ -358,7 +363,7 @@ pub async fn notification(
             .collect();
     let data_id = q.get("data.id").map(String::as_str);
     verify(
-        &config(st)?.webhook_secret,
+        config(st)?.webhook_secret.expose_secret(),
         x_signature,
         x_request_id,
         data_id,

@@ -14,6 +14,7 @@ use crate::entities::payment::Provider;
 use crate::entities::{order, payment};
 use crate::error::{AppError, AppResult};
 use crate::state::AppState;
+use secrecy::ExposeSecret;
 
 /// Accepted clock skew for signed webhook timestamps.
 const WINDOW_SECONDS: i64 = 300;
@@ -51,7 +52,11 @@ pub async fn notification(
     signature: Option<&str>,
     body: &[u8],
 ) -> AppResult<&'static str> {
-    verify(&st.config.test_payment_secret, body, signature)?;
+    verify(
+        st.config.test_payment_secret.expose_secret(),
+        body,
+        signature,
+    )?;
     let event: TestEvent = serde_json::from_slice(body).map_err(|e| {
         AppError::invalid(
             "body",

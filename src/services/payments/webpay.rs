@@ -16,6 +16,7 @@ use crate::entities::payment::Provider;
 use crate::entities::{order, payment, payment_event};
 use crate::error::{AppError, AppResult};
 use crate::state::AppState;
+use secrecy::ExposeSecret;
 
 pub const PROVIDER: Provider = Provider::Webpay;
 
@@ -71,8 +72,9 @@ fn config(st: &AppState) -> AppResult<&WebpayConfig> {
 /// not guessed — a forged timeout or abort return must carry it.
 pub fn session_id(st: &AppState, order_id: i64, payment_ref: &str) -> String {
     use hmac::{Hmac, Mac};
-    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(st.config.jwt_secret.as_bytes())
-        .expect("any key length");
+    let mut mac =
+        Hmac::<sha2::Sha256>::new_from_slice(st.config.jwt_secret.expose_secret().as_bytes())
+            .expect("any key length");
     mac.update(format!("webpay-session:{order_id}:{payment_ref}").as_bytes());
     format!("S{}", &hex::encode(mac.finalize().into_bytes())[..40])
 }
@@ -105,7 +107,7 @@ fn request(
         .http
         .request(method, format!("{}{}{}", c.base_url, c.api_prefix, path))
         .header("Tbk-Api-Key-Id", &c.commerce_code)
-        .header("Tbk-Api-Key-Secret", &c.api_key_secret)
+        .header("Tbk-Api-Key-Secret", c.api_key_secret.expose_secret())
         .header("Content-Type", "application/json"))
 }
 
