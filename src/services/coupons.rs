@@ -255,6 +255,7 @@ use crate::db::begin_write;
 use crate::services::catalog::Issues;
 use crate::services::events::{self, DomainEvent};
 use crate::services::pagination::Page;
+use crate::services::row_write::{self, Cached};
 use crate::services::unique::ensure_free;
 use crate::state::AppState;
 
@@ -439,12 +440,8 @@ pub async fn update(
     id: i64,
     input: UpdateCouponInput,
 ) -> AppResult<coupon::Model> {
-    ctx.require_admin()?;
-    let txn = begin_write(&st.db).await?;
-    let current = coupon::Entity::find_by_id(id)
-        .one(&txn)
-        .await?
-        .ok_or_else(|| AppError::not_found("Coupon"))?;
+    let w = row_write::open::<coupon::Entity>(st, ctx, id, "Coupon", Cached::Nothing).await?;
+    let current = &w.current;
     let mut issues = Issues::default();
     let mut am: coupon::ActiveModel = current.clone().into();
     if let Some(v) = input.value {
@@ -492,40 +489,27 @@ pub async fn update(
         am.is_active = Set(a);
     }
     issues.finish()?;
-    let updated = events::update_recorded(&txn, st, ctx, current, am, &[], &[], |changes, c| {
-        DomainEvent::CouponUpdated {
-            id,
-            code: c.code.clone(),
-            changes,
-        }
+    w.update(am, &[], &[], |changes, c| DomainEvent::CouponUpdated {
+        id,
+        code: c.code.clone(),
+        changes,
     })
-    .await?;
-    txn.commit().await?;
-    Ok(updated)
+    .await
 }
 
 /// Deletes an unused coupon; one that orders refer to is deactivated instead (204 either way).
 pub async fn delete(st: &AppState, ctx: &RequestCtx, id: i64) -> AppResult<bool> {
-    ctx.require_admin()?;
-    let txn = begin_write(&st.db).await?;
-    let current = coupon::Entity::find_by_id(id)
-        .one(&txn)
-        .await?
-        .ok_or_else(|| AppError::not_found("Coupon"))?;
+    let w = row_write::open::<coupon::Entity>(st, ctx, id, "Coupon", Cached::Nothing).await?;
     let used = order::Entity::find()
         .filter(order::Column::CouponId.eq(id))
-        .count(&txn)
+        .count(&w.txn)
         .await?
         > 0;
-    let code = current.code.clone();
-    let outcome = events::delete_or_deactivate(&txn, &st.clock, current, used).await?;
-    events::record(
-        &txn,
-        st,
-        ctx,
-        DomainEvent::CouponDeleted { id, code, outcome },
-    )
-    .await?;
-    txn.commit().await?;
-    Ok(true)
+    let code = w.current.code.clone();
+    w.remove(used, |outcome| DomainEvent::CouponDeleted {
+        id,
+        code,
+        outcome,
+    })
+    .await
 }

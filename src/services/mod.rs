@@ -29,6 +29,7 @@ pub mod payments;
 pub mod rate_limit;
 pub mod receipts;
 pub mod reviews;
+pub mod row_write;
 pub mod sessions;
 pub mod shipping;
 pub mod tokens;

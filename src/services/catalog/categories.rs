@@ -14,8 +14,9 @@ use crate::actor::RequestCtx;
 use crate::db::begin_write;
 use crate::entities::{category, product};
 use crate::error::{AppError, AppResult};
-use crate::services::events::{self, DomainEvent, Removal};
+use crate::services::events::{self, DomainEvent};
 use crate::services::pagination::Page;
+use crate::services::row_write::{self, Cached};
 use crate::services::unique::ensure_free;
 use crate::state::AppState;
 
@@ -172,18 +173,14 @@ pub async fn update(
         .as_deref()
         .and_then(|d| issues.take(parse_description("description", Some(d))));
     issues.finish()?;
-    let _catalogue = st.catalogue.writing();
-    let txn = begin_write(&st.db).await?;
-    let current = category::Entity::find_by_id(id)
-        .one(&txn)
-        .await?
-        .ok_or_else(|| AppError::not_found("Category"))?;
+    let w = row_write::open::<category::Entity>(st, ctx, id, "Category", Cached::Catalogue).await?;
+    let current = &w.current;
     let mut am: category::ActiveModel = current.clone().into();
     if let Some(n) = name.filter(|n| *n != current.name) {
         am.name = Set(n);
     }
     if let Some(s) = slug.filter(|s| *s != current.slug) {
-        ensure_slug_free(&txn, &s, Some(id)).await?;
+        ensure_slug_free(&w.txn, &s, Some(id)).await?;
         am.slug = Set(s);
     }
     if let Some(d) = description.filter(|d| *d != current.description) {
@@ -195,33 +192,18 @@ pub async fn update(
     if let Some(a) = input.is_active.filter(|a| *a != current.is_active) {
         am.is_active = Set(a);
     }
-    let updated = events::update_recorded(
-        &txn,
-        st,
-        ctx,
-        current,
-        am,
-        &["description"],
-        &[],
-        |changes, _| DomainEvent::CategoryUpdated { id, changes },
-    )
-    .await?;
-    txn.commit().await?;
-    Ok(updated)
+    w.update(am, &["description"], &[], |changes, _| {
+        DomainEvent::CategoryUpdated { id, changes }
+    })
+    .await
 }
 
 /// Refused with `conflict` while the category still has products.
 pub async fn delete(st: &AppState, ctx: &RequestCtx, id: i64) -> AppResult<bool> {
-    ctx.require_admin()?;
-    let _catalogue = st.catalogue.writing();
-    let txn = begin_write(&st.db).await?;
-    let current = category::Entity::find_by_id(id)
-        .one(&txn)
-        .await?
-        .ok_or_else(|| AppError::not_found("Category"))?;
+    let w = row_write::open::<category::Entity>(st, ctx, id, "Category", Cached::Catalogue).await?;
     let products = product::Entity::find()
         .filter(product::Column::CategoryId.eq(id))
-        .count(&txn)
+        .count(&w.txn)
         .await?;
     if products > 0 {
         return Err(AppError::conflict_field(
@@ -230,18 +212,11 @@ pub async fn delete(st: &AppState, ctx: &RequestCtx, id: i64) -> AppResult<bool>
             format!("The category still has {products} product(s); move or delete them first"),
         ));
     }
-    category::Entity::delete_by_id(id).exec(&txn).await?;
-    events::record(
-        &txn,
-        st,
-        ctx,
-        DomainEvent::CategoryDeleted {
-            id,
-            slug: current.slug,
-            outcome: Removal::Deleted,
-        },
-    )
-    .await?;
-    txn.commit().await?;
-    Ok(true)
+    let slug = w.current.slug.clone();
+    w.remove(false, |outcome| DomainEvent::CategoryDeleted {
+        id,
+        slug,
+        outcome,
+    })
+    .await
 }

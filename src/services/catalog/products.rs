@@ -24,6 +24,7 @@ use crate::services::events::{self, DomainEvent};
 use crate::services::files;
 use crate::services::pagination::{like_pattern, Page};
 use crate::services::reviews;
+use crate::services::row_write::{self, Cached};
 use crate::services::unique::ensure_free;
 use crate::state::AppState;
 
@@ -548,15 +549,11 @@ pub async fn update(
         MaybeUndefined::Undefined => Some(MaybeUndefined::Undefined),
     };
     issues.finish()?;
-    let _catalogue = st.catalogue.writing();
-    let txn = begin_write(&st.db).await?;
-    let current = product::Entity::find_by_id(id)
-        .one(&txn)
-        .await?
-        .ok_or_else(|| AppError::not_found("Product"))?;
+    let w = row_write::open::<product::Entity>(st, ctx, id, "Product", Cached::Catalogue).await?;
+    let (txn, current) = (&w.txn, &w.current);
     let mut am: product::ActiveModel = current.clone().into();
     if let Some(c) = input.category_id.filter(|c| *c != current.category_id) {
-        ensure_category(&txn, c).await?;
+        ensure_category(txn, c).await?;
         am.category_id = Set(c);
     }
     let new_name = name.filter(|n| *n != current.name);
@@ -575,7 +572,7 @@ pub async fn update(
         am.description = Set(d);
     }
     if let Some(s) = slug.filter(|s| *s != current.slug) {
-        ensure_slug_free(&txn, &s, Some(id)).await?;
+        ensure_slug_free(txn, &s, Some(id)).await?;
         am.slug = Set(s);
     }
     match image_url {
@@ -590,63 +587,45 @@ pub async fn update(
     if let Some(a) = input.is_active.filter(|a| *a != current.is_active) {
         am.is_active = Set(a);
     }
-    let updated = events::update_recorded(
-        &txn,
-        st,
-        ctx,
-        current,
-        am,
-        &["description"],
-        &["search_text"],
-        |changes, _| DomainEvent::ProductUpdated { id, changes },
-    )
-    .await?;
-    txn.commit().await?;
-    Ok(updated)
+    w.update(am, &["description"], &["search_text"], |changes, _| {
+        DomainEvent::ProductUpdated { id, changes }
+    })
+    .await
 }
 
 /// Deletes the product and its variants, or — when orders hold it — deactivates it instead (the
 /// order history must keep pointing at it). Either way 204; the audit row says which.
 pub async fn delete(st: &AppState, ctx: &RequestCtx, id: i64) -> AppResult<bool> {
-    ctx.require_admin()?;
-    let _catalogue = st.catalogue.writing();
-    let txn = begin_write(&st.db).await?;
-    let current = product::Entity::find_by_id(id)
-        .one(&txn)
-        .await?
-        .ok_or_else(|| AppError::not_found("Product"))?;
+    let w = row_write::open::<product::Entity>(st, ctx, id, "Product", Cached::Catalogue).await?;
+    let txn = &w.txn;
     let ordered = order_item::Entity::find()
         .filter(order_item::Column::ProductId.eq(id))
-        .count(&txn)
+        .count(txn)
         .await?
         > 0;
     if !ordered {
         let variant_ids = product_variant::Entity::find()
             .filter(product_variant::Column::ProductId.eq(id))
-            .all(&txn)
+            .all(txn)
             .await?
             .into_iter()
             .map(|v| v.id);
         cart_item::Entity::delete_many()
             .filter(cart_item::Column::VariantId.is_in(variant_ids))
-            .exec(&txn)
+            .exec(txn)
             .await?;
         product_variant::Entity::delete_many()
             .filter(product_variant::Column::ProductId.eq(id))
-            .exec(&txn)
+            .exec(txn)
             .await?;
     }
-    let slug = current.slug.clone();
-    let outcome = events::delete_or_deactivate(&txn, &st.clock, current, ordered).await?;
-    events::record(
-        &txn,
-        st,
-        ctx,
-        DomainEvent::ProductDeleted { id, slug, outcome },
-    )
-    .await?;
-    txn.commit().await?;
-    Ok(true)
+    let slug = w.current.slug.clone();
+    w.remove(ordered, |outcome| DomainEvent::ProductDeleted {
+        id,
+        slug,
+        outcome,
+    })
+    .await
 }
 
 /// Whether the product's prices and variants are withheld from this viewer (teaser mode, no access).

@@ -16,6 +16,7 @@ use crate::entities::{cart_item, order_item, product, product_variant};
 use crate::error::{AppError, AppResult};
 use crate::services::events::{self, DomainEvent};
 use crate::services::pagination::Page;
+use crate::services::row_write::{self, Cached};
 use crate::services::unique::ensure_free;
 use crate::state::AppState;
 
@@ -221,15 +222,11 @@ pub async fn update(
         .weight_grams
         .and_then(|p| issues.take(non_negative("weightGrams", p, MAX_QUANTITY)));
     issues.finish()?;
-    let _catalogue = st.catalogue.writing();
-    let txn = begin_write(&st.db).await?;
-    let current = product_variant::Entity::find_by_id(id)
-        .one(&txn)
-        .await?
-        .ok_or_else(|| AppError::not_found("Variant"))?;
-    let mut am: product_variant::ActiveModel = current.clone().into();
-    if let Some(s) = sku.filter(|s| *s != current.sku) {
-        ensure_sku_free(&txn, &s, Some(id)).await?;
+    let w = row_write::open::<product_variant::Entity>(st, ctx, id, "Variant", Cached::Catalogue)
+        .await?;
+    let mut am: product_variant::ActiveModel = w.current.clone().into();
+    if let Some(s) = sku.filter(|s| *s != w.current.sku) {
+        ensure_sku_free(&w.txn, &s, Some(id)).await?;
         am.sku = Set(s);
     }
     if let Some(l) = label {
@@ -247,52 +244,35 @@ pub async fn update(
     if let Some(a) = input.is_active {
         am.is_active = Set(a);
     }
-    let updated = events::update_recorded(&txn, st, ctx, current, am, &[], &[], |changes, v| {
-        DomainEvent::VariantUpdated {
-            id,
-            product_id: v.product_id,
-            changes,
-        }
+    w.update(am, &[], &[], |changes, v| DomainEvent::VariantUpdated {
+        id,
+        product_id: v.product_id,
+        changes,
     })
-    .await?;
-    txn.commit().await?;
-    Ok(updated)
+    .await
 }
 
 /// Deletes the variant (and any cart lines holding it), or deactivates it when orders hold it.
 pub async fn delete(st: &AppState, ctx: &RequestCtx, id: i64) -> AppResult<bool> {
-    ctx.require_admin()?;
-    let _catalogue = st.catalogue.writing();
-    let txn = begin_write(&st.db).await?;
-    let current = product_variant::Entity::find_by_id(id)
-        .one(&txn)
-        .await?
-        .ok_or_else(|| AppError::not_found("Variant"))?;
+    let w = row_write::open::<product_variant::Entity>(st, ctx, id, "Variant", Cached::Catalogue)
+        .await?;
     let ordered = order_item::Entity::find()
         .filter(order_item::Column::VariantId.eq(id))
-        .count(&txn)
+        .count(&w.txn)
         .await?
         > 0;
     if !ordered {
         cart_item::Entity::delete_many()
             .filter(cart_item::Column::VariantId.eq(id))
-            .exec(&txn)
+            .exec(&w.txn)
             .await?;
     }
-    let (product_id, sku) = (current.product_id, current.sku.clone());
-    let outcome = events::delete_or_deactivate(&txn, &st.clock, current, ordered).await?;
-    events::record(
-        &txn,
-        st,
-        ctx,
-        DomainEvent::VariantDeleted {
-            id,
-            product_id,
-            sku,
-            outcome,
-        },
-    )
-    .await?;
-    txn.commit().await?;
-    Ok(true)
+    let (product_id, sku) = (w.current.product_id, w.current.sku.clone());
+    w.remove(ordered, |outcome| DomainEvent::VariantDeleted {
+        id,
+        product_id,
+        sku,
+        outcome,
+    })
+    .await
 }

@@ -1,0 +1,115 @@
+//! An admin's write to one row by id, the shape categories, products, variants and coupons
+//! share: the write transaction (holding the catalogue's writing guard for catalogue rows, so
+//! cached reads never outlive it), the row or `not_found`, then either an update recorded with
+//! its changes or a removal (deleted, or deactivated when history refers to it) recorded as an
+//! event, and the commit.
+
+use sea_orm::{
+    ActiveModelTrait, DatabaseTransaction, EntityTrait, IntoActiveModel, ModelTrait,
+    PrimaryKeyTrait,
+};
+
+use crate::actor::RequestCtx;
+use crate::db::begin_write;
+use crate::error::{AppError, AppResult};
+use crate::services::catalog::freshness::WriteGuard;
+use crate::services::events::{self, Changes, DomainEvent, Removal};
+use crate::state::AppState;
+
+/// Whose cached reads a write invalidates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Cached {
+    /// A catalogue row: the catalogue's generation moves while the write is open.
+    Catalogue,
+    /// Nothing cached reads it.
+    Nothing,
+}
+
+/// A row an admin is changing, inside its open write transaction.
+pub(crate) struct RowWrite<'a, M> {
+    st: &'a AppState,
+    ctx: &'a RequestCtx,
+    pub txn: DatabaseTransaction,
+    pub current: M,
+    _catalogue: Option<WriteGuard<'a>>,
+}
+
+/// Checks the caller is an admin, opens the write transaction and loads row `id` of `E`
+/// (`not_found` naming `what` when there is none).
+pub(crate) async fn open<'a, E>(
+    st: &'a AppState,
+    ctx: &'a RequestCtx,
+    id: i64,
+    what: &'static str,
+    cached: Cached,
+) -> AppResult<RowWrite<'a, E::Model>>
+where
+    E: EntityTrait,
+    <E::PrimaryKey as PrimaryKeyTrait>::ValueType: From<i64>,
+{
+    ctx.require_admin()?;
+    let catalogue = (cached == Cached::Catalogue).then(|| st.catalogue.writing());
+    let txn = begin_write(&st.db).await?;
+    let current = E::find_by_id(id)
+        .one(&txn)
+        .await?
+        .ok_or_else(|| AppError::not_found(what))?;
+    Ok(RowWrite {
+        st,
+        ctx,
+        txn,
+        current,
+        _catalogue: catalogue,
+    })
+}
+
+impl<M> RowWrite<'_, M> {
+    /// Writes `am` (built from [`Self::current`]) and records `event(changes, updated)` when it
+    /// changes anything (see [`events::update_recorded`]), then commits.
+    pub(crate) async fn update<A>(
+        self,
+        am: A,
+        names_only: &[&str],
+        skip: &[&str],
+        event: impl FnOnce(Changes, &M) -> DomainEvent,
+    ) -> AppResult<M>
+    where
+        A: ActiveModelTrait + sea_orm::ActiveModelBehavior + Send,
+        A::Entity: EntityTrait<Model = M>,
+        M: IntoActiveModel<A>,
+    {
+        let updated = events::update_recorded(
+            &self.txn,
+            self.st,
+            self.ctx,
+            self.current,
+            am,
+            names_only,
+            skip,
+            event,
+        )
+        .await?;
+        self.txn.commit().await?;
+        Ok(updated)
+    }
+
+    /// Deletes the row, or deactivates it when `referenced` (history points at it), records
+    /// `event(outcome)` and commits.
+    pub(crate) async fn remove(
+        self,
+        referenced: bool,
+        event: impl FnOnce(Removal) -> DomainEvent,
+    ) -> AppResult<bool>
+    where
+        M: ModelTrait + IntoActiveModel<<M::Entity as EntityTrait>::ActiveModel> + Send,
+        <M::Entity as EntityTrait>::ActiveModel: sea_orm::ActiveModelBehavior + Send,
+        <M::Entity as EntityTrait>::Model: IntoActiveModel<<M::Entity as EntityTrait>::ActiveModel>,
+    {
+        let outcome =
+            events::delete_or_deactivate(&self.txn, &self.st.clock, self.current, referenced)
+                .await?;
+        events::record(&self.txn, self.st, self.ctx, event(outcome)).await?;
+        self.txn.commit().await?;
+        Ok(true)
+    }
+}
