@@ -5,7 +5,6 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 
 use crate::helpers::*;
-use crate::payments::{order_and_start, paid_order};
 
 async fn order_total(app: &TestApp, id: i64) -> i64 {
     app.scalar_i64(&format!("SELECT total_cents FROM orders WHERE id = {id}"))

@@ -11,7 +11,6 @@ use serde_json::{json, Value};
 
 use crate::helpers::*;
 use crate::medicinal::PDF;
-use crate::payments::{checkout_and_start, event, sign, webhook};
 use crate::sim_webpay::{WebpaySim, CODE};
 use crate::uploads::PNG_1X1;
 

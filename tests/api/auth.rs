@@ -407,7 +407,7 @@ async fn expired_tokens_and_idempotency_keys_are_purged() {
     let app = TestApp::spawn().await;
     let (at, _, body) = app.register("purga@example.cl").await;
     let rt = body["refreshToken"].as_str().unwrap().to_string();
-    let vid = crate::cart::variant_id(&app, "NL-AUTO-1G").await;
+    let vid = variant_id(&app, "NL-AUTO-1G").await;
     let r = app
         .send(
             app.client

@@ -5,13 +5,6 @@ use serde_json::json;
 
 use crate::helpers::*;
 
-pub async fn variant_id(app: &TestApp, sku: &str) -> i64 {
-    app.scalar_i64(&format!(
-        "SELECT id FROM product_variants WHERE sku = '{sku}'"
-    ))
-    .await
-}
-
 #[tokio::test]
 async fn cart_lines_prices_and_quantities() {
     let app = TestApp::spawn().await;

@@ -4,7 +4,6 @@ use chrono::Duration;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
-use crate::cart::variant_id;
 use crate::helpers::*;
 
 fn rm_address() -> Value {

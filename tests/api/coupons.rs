@@ -4,7 +4,6 @@ use chrono::{Duration, Utc};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
-use crate::cart::variant_id;
 use crate::helpers::*;
 
 async fn apply(app: &TestApp, token: &str, code: &str, items: Value) -> Resp {

@@ -9,11 +9,9 @@ use reqwest::StatusCode;
 use sea_orm::ConnectionTrait;
 use serde_json::{json, Value};
 
-use crate::cart::variant_id;
 use crate::helpers::*;
 use crate::mail::run_jobs;
 use crate::medicinal::submit;
-use crate::payments::{order_and_start, paid_order};
 
 /// The first column of every row `sql` answers, as integers.
 async fn ids(app: &TestApp, sql: &str) -> Vec<i64> {

@@ -8,11 +8,9 @@ use reqwest::{Method, StatusCode};
 use sea_orm::ConnectionTrait;
 use serde_json::{json, Value};
 
-use crate::cart::variant_id;
 use crate::helpers::*;
 use crate::mail::{deliver, mail_jobs, run_jobs, smtp_env, spawn_with_owned};
 use crate::medicinal::submit;
-use crate::payments::order_and_start;
 use crate::smtp::SmtpSim;
 
 const NAME: &str = "Valentina Quispe Huanca";

@@ -4,7 +4,6 @@
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use crate::cart::variant_id;
 use crate::helpers::*;
 
 /// The audit rows of one action, oldest first, as `GET /api/admin/logs` shows them.

@@ -5,7 +5,6 @@ use reqwest::StatusCode;
 use serde_json::json;
 
 use crate::helpers::*;
-use crate::payments::checkout_and_start;
 use crate::sim_flow::{FlowSim, API_KEY, SECRET};
 
 async fn app_with(sim: &FlowSim, secret: &str) -> TestApp {

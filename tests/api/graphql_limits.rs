@@ -11,8 +11,7 @@ use dispensary::graphql::limits::{measure, Measure};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use crate::cart::variant_id;
-use crate::helpers::{Resp, TestApp};
+use crate::helpers::{variant_id, Resp, TestApp};
 
 const INTROSPECTION_16_6: &str = include_str!("fixtures/introspection-graphql-js-16.6.0.graphql");
 const INTROSPECTION_16_15: &str = include_str!("fixtures/introspection-graphql-js-16.15.0.graphql");

@@ -405,3 +405,91 @@ impl Drop for TestApp {
         }
     }
 }
+
+// Commerce fixtures shared by several test modules.
+
+/// The test provider's webhook secret (the development default of `TEST_PAYMENT_SECRET`).
+const TEST_PAYMENT_SECRET: &str = "dev-test-payment-secret";
+
+/// The id of the seeded variant with `sku`.
+pub async fn variant_id(app: &TestApp, sku: &str) -> i64 {
+    app.scalar_i64(&format!(
+        "SELECT id FROM product_variants WHERE sku = '{sku}'"
+    ))
+    .await
+}
+
+/// A pending order of `quantity` × `sku` (optionally with a coupon) and the answer of starting
+/// its payment with `provider`.
+pub async fn checkout_and_start(
+    app: &TestApp,
+    token: &str,
+    sku: &str,
+    quantity: i64,
+    coupon: Option<&str>,
+    provider: &str,
+) -> (i64, Resp) {
+    let vid = variant_id(app, sku).await;
+    let mut body = json!({"items": [{"variantId": vid, "quantity": quantity}], "address": {"addressLine": "Av. Matta 1", "comuna": "Santiago", "region": "RM"}, "shippingMethod": "starken"});
+    if let Some(c) = coupon {
+        body["couponCode"] = json!(c);
+    }
+    let o = app.post("/api/checkout/confirm", Some(token), body).await;
+    assert_eq!(o.status, StatusCode::CREATED, "{}", o.text);
+    let id = o.body["id"].as_i64().unwrap();
+    let s = app
+        .post(
+            "/api/payments/start",
+            Some(token),
+            json!({"orderId": id, "provider": provider}),
+        )
+        .await;
+    (id, s)
+}
+
+/// The same with the test provider, which must accept.
+pub async fn order_and_start(
+    app: &TestApp,
+    token: &str,
+    sku: &str,
+    quantity: i64,
+    coupon: Option<&str>,
+) -> (i64, Value) {
+    let (id, s) = checkout_and_start(app, token, sku, quantity, coupon, "test").await;
+    assert_eq!(s.status, StatusCode::OK, "{}", s.text);
+    (id, s.body)
+}
+
+pub fn event(app: &TestApp, event_id: &str, txn: &str, status: &str, amount: i64) -> String {
+    json!({"eventId": event_id, "providerTxnId": txn, "status": status, "amountCents": amount, "timestamp": app.clock.now().timestamp()}).to_string()
+}
+
+pub async fn webhook(app: &TestApp, body: &str, signature: Option<String>) -> Resp {
+    let mut req = app
+        .client
+        .post(app.url("/webhooks/payments/test"))
+        .header("content-type", "application/json")
+        .body(body.to_string());
+    if let Some(s) = signature {
+        req = req.header("X-Test-Signature", s);
+    }
+    app.send(req).await
+}
+
+pub fn sign(body: &str) -> String {
+    dispensary::services::payments::test_provider::sign(TEST_PAYMENT_SECRET, body.as_bytes())
+}
+
+/// An order of `quantity` units of `sku`, paid through the test provider: its id.
+pub async fn paid_order(app: &TestApp, token: &str, sku: &str, quantity: i64) -> i64 {
+    let (id, _) = order_and_start(app, token, sku, quantity, None).await;
+    let r = app
+        .post(
+            "/api/payments/confirm",
+            Some(token),
+            json!({"orderId": id, "provider": "test", "params": {"mock": "paid"}}),
+        )
+        .await;
+    assert_eq!(r.body["status"], "paid", "{}", r.text);
+    id
+}

@@ -6,9 +6,7 @@ use chrono::Duration;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use crate::cart::variant_id;
 use crate::helpers::*;
-use crate::payments::{checkout_and_start, event, sign, webhook};
 
 const SKU: &str = "NL-AUTO-1G";
 

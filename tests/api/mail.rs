@@ -9,7 +9,6 @@ use reqwest::StatusCode;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use serde_json::json;
 
-use crate::cart::variant_id;
 use crate::helpers::*;
 use crate::smtp::SmtpSim;
 
@@ -318,7 +317,6 @@ pub(crate) fn subjects(smtp: &SmtpSim) -> Vec<String> {
 
 #[tokio::test]
 async fn an_orders_life_sends_one_mail_per_event_and_the_payment_mail_carries_the_receipt() {
-    use crate::payments::{event, order_and_start, sign, webhook};
     let smtp = SmtpSim::start().await;
     let app = spawn_with_owned(&smtp_env(&smtp)).await;
     let admin = app.admin_token().await;

@@ -5,7 +5,6 @@ use reqwest::multipart::{Form, Part};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use crate::cart::variant_id;
 use crate::helpers::*;
 use crate::uploads::PNG_1X1;
 

@@ -5,7 +5,6 @@ use reqwest::StatusCode;
 use serde_json::json;
 
 use crate::helpers::*;
-use crate::payments::checkout_and_start;
 use crate::sim_mp::{MpSim, ACCESS_TOKEN, WEBHOOK_SECRET};
 use dispensary::services::payments::mp::{manifest, sign};
 

@@ -4,7 +4,6 @@ use chrono::Duration;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use crate::cart::variant_id;
 use crate::helpers::*;
 
 async fn place_order(app: &TestApp, token: &str, sku: &str, quantity: i64) -> Value {

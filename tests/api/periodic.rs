@@ -9,7 +9,6 @@ use dispensary::services::jobs;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
 
 use crate::helpers::*;
-use crate::payments::checkout_and_start;
 
 const KINDS: [&str; 3] = [
     "orders.expire_unpaid",

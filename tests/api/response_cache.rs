@@ -168,7 +168,7 @@ async fn a_read_after_a_committed_write_never_sees_the_old_answer() {
     let customer = app.customer_token().await;
     let stock_before = detail_r.body["variants"][0]["stock"].as_i64().unwrap();
     warm(&app, reads).await;
-    crate::payments::paid_order(&app, &customer, "NL-AUTO-1G", 2).await;
+    paid_order(&app, &customer, "NL-AUTO-1G", 2).await;
     let (_, detail_r, gql, _) = warm(&app, reads).await;
     assert_eq!(
         detail_r.body["variants"][0]["stock"].as_i64(),
@@ -721,7 +721,7 @@ async fn every_catalogue_write_moves_the_generation() {
         .await
     );
     // A paid order (stock decrement), then its cancellation by an admin (restock).
-    let order = crate::payments::paid_order(&app, &customer, "SUS-50", 1).await;
+    let order = paid_order(&app, &customer, "SUS-50", 1).await;
     step!(
         "cancel a paid order",
         app.patch(

@@ -7,7 +7,6 @@ use reqwest::multipart::{Form, Part};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
-use crate::cart::variant_id;
 use crate::helpers::*;
 use crate::mail::run_jobs;
 use crate::medicinal::submit;

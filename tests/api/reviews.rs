@@ -4,7 +4,6 @@ use reqwest::StatusCode;
 use serde_json::json;
 
 use crate::helpers::*;
-use crate::payments::{order_and_start, paid_order};
 
 async fn product_id(app: &TestApp, slug: &str) -> i64 {
     app.scalar_i64(&format!("SELECT id FROM products WHERE slug = '{slug}'"))

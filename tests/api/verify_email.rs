@@ -8,7 +8,6 @@ use reqwest::StatusCode;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
-use crate::cart::variant_id;
 use crate::helpers::*;
 use crate::mail::{
     deliver, first_address, link_token, smtp_env, spawn_with_owned, with_subject, VERIFY,

@@ -5,7 +5,6 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 
 use crate::helpers::*;
-use crate::payments::checkout_and_start;
 use crate::sim_webpay::{WebpaySim, CODE};
 
 async fn app_with(sim: &WebpaySim, secret: Option<&str>) -> TestApp {
