@@ -190,6 +190,21 @@ impl AppError {
         Self::new(ErrorCode::Conflict, message).with_details(vec![FieldIssue::new(field, issue)])
     }
 
+    /// A write lost to a concurrent one (a deadlock victim or a serialization failure) after the
+    /// server's own retries: 503 `service_unavailable` with `Retry-After`, never a 500.
+    pub fn contention() -> Self {
+        Self {
+            retry_after: Some(CONTENTION_RETRY_AFTER_SECONDS),
+            ..Self::new(ErrorCode::ServiceUnavailable, CONTENTION_MESSAGE)
+        }
+    }
+
+    /// Whether this is [`AppError::contention`]: the whole change was rolled back and running it
+    /// again may succeed.
+    pub fn is_contention(&self) -> bool {
+        self.code == ErrorCode::ServiceUnavailable && self.message == CONTENTION_MESSAGE
+    }
+
     /// The database could not be reached: 503 `service_unavailable`, to be retried shortly.
     pub fn database_unavailable() -> Self {
         Self {
@@ -347,6 +362,31 @@ impl From<AppError> for async_graphql::Error {
 /// `Retry-After` of a 503 answered while the database is unreachable.
 pub const DATABASE_RETRY_AFTER_SECONDS: u64 = 2;
 
+/// `Retry-After` of a 503 answered when a change kept losing to concurrent ones.
+pub const CONTENTION_RETRY_AFTER_SECONDS: u64 = 1;
+
+/// The message of [`AppError::contention`] (also how a GraphQL error is recognised as one).
+pub const CONTENTION_MESSAGE: &str =
+    "The store is busy with a concurrent change to the same records; try again shortly";
+
+/// Whether `err` is a transaction that lost to a concurrent one and was rolled back whole:
+/// PostgreSQL's deadlock victim (40P01) or serialization failure (40001), SQLite's busy database
+/// (5, 517 busy snapshot, 261 busy recovery) after its busy timeout.
+pub fn is_contention(err: &DbErr) -> bool {
+    use sea_orm::sqlx::Error as Sqlx;
+    use sea_orm::RuntimeErr;
+    let sqlx = match err {
+        DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e)) => e,
+        _ => return false,
+    };
+    match sqlx.as_ref() {
+        Sqlx::Database(db) => db
+            .code()
+            .is_some_and(|c| matches!(c.as_ref(), "40P01" | "40001" | "5" | "517" | "261")),
+        _ => false,
+    }
+}
+
 /// Whether `err` says the database could not be reached (a connection refused, reset or closed,
 /// a server shutting down or starting, a pool timeout) rather than that a statement was wrong.
 pub fn is_connection_failure(err: &DbErr) -> bool {
@@ -378,6 +418,10 @@ impl From<DbErr> for AppError {
         if is_connection_failure(&err) {
             tracing::warn!(error = %err, "database unreachable: answered 503");
             return AppError::database_unavailable();
+        }
+        if is_contention(&err) {
+            tracing::warn!(error = %err, "transaction lost to a concurrent one");
+            return AppError::contention();
         }
         match err.sql_err() {
             Some(SqlErr::UniqueConstraintViolation(msg)) => {

@@ -36,6 +36,7 @@ pub struct MetricHandles {
     pub payments: IntCounterVec,
     pub webhooks: IntCounterVec,
     pub refund_required: IntCounter,
+    pub db_contention: IntCounterVec,
     pub outbox_events: IntCounterVec,
     pub outbox_deliveries: IntCounterVec,
     pub emails_sent: IntCounterVec,
@@ -164,6 +165,17 @@ impl Metrics {
                         "Webhook deliveries by provider and outcome",
                     ),
                     &["provider", "outcome"],
+                )
+                .expect("metric"),
+            ),
+            db_contention: register(
+                &r,
+                IntCounterVec::new(
+                    Opts::new(
+                        "db_contention_total",
+                        "Transactions rolled back by a deadlock or serialization failure: retried (run again by the server) or given_up (answered 503)",
+                    ),
+                    &["outcome"],
                 )
                 .expect("metric"),
             ),

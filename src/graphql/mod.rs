@@ -29,6 +29,7 @@ pub mod users;
 use async_graphql::{Context, EmptySubscription, MergedObject, Schema};
 
 use crate::actor::RequestCtx;
+use crate::db;
 use crate::error::AppError;
 use crate::state::AppState;
 
@@ -116,6 +117,94 @@ pub fn parts<'a>(ctx: &'a Context<'_>) -> (&'a AppState, &'a RequestCtx) {
     )
 }
 
+/// Executes an admitted request. A mutation with one root field whose change lost to a concurrent
+/// one (a deadlock victim or serialization failure: rolled back whole, nothing written) is run
+/// again, up to [`db::CONTENTION_ATTEMPTS`] times in all with a jittered pause; a document with
+/// several root fields is not (an earlier field may have committed), and answers the 503.
+async fn execute_retrying(
+    schema: &AppSchema,
+    state: &AppState,
+    mut request: async_graphql::Request,
+    rctx: RequestCtx,
+) -> async_graphql::Response {
+    let mut tries = 1;
+    loop {
+        let again = replayable(&mut request);
+        let loader: loaders::RequestLoader = async_graphql::dataloader::DataLoader::with_cache(
+            loaders::CatalogLoader::new(
+                state.db.clone(),
+                state.config.privacy_policy_version.clone(),
+            ),
+            tokio::spawn,
+            async_graphql::dataloader::HashMapCache::default(),
+        );
+        let response = schema
+            .execute(request.data(rctx.clone()).data(loader))
+            .await;
+        let contended = response
+            .errors
+            .iter()
+            .any(|e| e.message == crate::error::CONTENTION_MESSAGE);
+        match again {
+            Some(next) if contended && tries < db::CONTENTION_ATTEMPTS => {
+                state
+                    .metrics
+                    .db_contention
+                    .with_label_values(&["retried"])
+                    .inc();
+                tokio::time::sleep(db::contention_pause(tries)).await;
+                tries += 1;
+                request = next;
+            }
+            _ => {
+                if contended {
+                    state
+                        .metrics
+                        .db_contention
+                        .with_label_values(&["given_up"])
+                        .inc();
+                }
+                return response;
+            }
+        }
+    }
+}
+
+/// A copy of `request` to run again if it is a mutation with exactly one root field (and its
+/// uploads can be read again); `None` otherwise.
+fn replayable(request: &mut async_graphql::Request) -> Option<async_graphql::Request> {
+    use async_graphql::parser::types::{DocumentOperations, OperationType, Selection};
+    let name = request.operation_name.clone();
+    let doc = request.parsed_query().ok()?;
+    let op = match (&doc.operations, name) {
+        (DocumentOperations::Single(op), _) => op,
+        (DocumentOperations::Multiple(ops), Some(name)) => ops.get(name.as_str())?,
+        (DocumentOperations::Multiple(_), None) => return None,
+    };
+    let single_field = matches!(
+        op.node.selection_set.node.items.as_slice(),
+        [one] if matches!(one.node, Selection::Field(_))
+    );
+    if op.node.ty != OperationType::Mutation || !single_field {
+        return None;
+    }
+    let doc = doc.clone();
+    let uploads = request
+        .uploads
+        .iter()
+        .map(|u| u.try_clone())
+        .collect::<Result<Vec<_>, _>>()
+        .ok()?;
+    let mut copy =
+        async_graphql::Request::new(request.query.clone()).variables(request.variables.clone());
+    copy.operation_name = request.operation_name.clone();
+    copy.uploads = uploads;
+    copy.extensions = request.extensions.clone();
+    copy.introspection_mode = request.introspection_mode;
+    copy.set_parsed_query(doc);
+    Some(copy)
+}
+
 /// Executes a request for a given request context, and completes every error's extensions with
 /// a `code` (GraphQL parse and validation errors are `validation_error`) and the `traceId`.
 pub async fn execute(
@@ -126,20 +215,12 @@ pub async fn execute(
 ) -> async_graphql::Response {
     let operation = request.operation_name.clone();
     let trace_id = rctx.trace_id.clone();
-    let loader: loaders::RequestLoader = async_graphql::dataloader::DataLoader::with_cache(
-        loaders::CatalogLoader::new(
-            state.db.clone(),
-            state.config.privacy_policy_version.clone(),
-        ),
-        tokio::spawn,
-        async_graphql::dataloader::HashMapCache::default(),
-    );
     let (request, admitted) = limits::admit(request, &state.config, &rctx);
     let mut response = match admitted {
         Ok(()) => {
             // Kept to explain a cost refusal, which only the document and its variables need.
             let (query, variables) = (request.query.clone(), request.variables.clone());
-            let mut response = schema.execute(request.data(rctx).data(loader)).await;
+            let mut response = execute_retrying(schema, state, request, rctx).await;
             if limits::is_cost_refusal(&response.errors) {
                 response.errors = limits::explain_cost(
                     &query,

@@ -384,8 +384,17 @@ pub async fn confirm(
     let me = ctx.require_writable_user()?.clone();
     let now = st.clock.now();
     let txn = begin_write(&st.db).await?;
-    // Lock the variants in id order, so concurrent checkouts for the same units queue here and
-    // each sees the others' reservations.
+    // The lock order (ARCHITECTURE.md): the coupon, then the variants in id order, so concurrent
+    // checkouts for the same units queue here and each sees the others' reservations, and no
+    // payment (which takes the coupon, then the variants) waits on them in the other order.
+    if let Some(code) = input
+        .coupon_code
+        .as_deref()
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+    {
+        coupons::lock_code(&txn, code).await?;
+    }
     let ids: Vec<i64> = match &input.items {
         Some(items) => items.iter().map(|l| l.variant_id).collect(),
         None => cart::lines_of(&txn, me.id)

@@ -13,8 +13,7 @@
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseBackend, EntityTrait, PaginatorTrait, QueryFilter,
-    QuerySelect,
+    ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QuerySelect,
 };
 
 use crate::entities::coupon::{self, CouponType};
@@ -88,11 +87,20 @@ async fn exhausted<C: ConnectionTrait>(
 
 /// The coupon row, taken for update on PostgreSQL (SQLite's write transaction is exclusive).
 async fn locked<C: ConnectionTrait>(conn: &C, id: i64) -> AppResult<Option<coupon::Model>> {
-    let mut q = coupon::Entity::find_by_id(id);
-    if conn.get_database_backend() == DatabaseBackend::Postgres {
-        q = q.lock_exclusive();
-    }
-    Ok(q.one(conn).await?)
+    let q = coupon::Entity::find_by_id(id);
+    Ok(crate::db::for_update(q, conn.get_database_backend())
+        .one(conn)
+        .await?)
+}
+
+/// Locks the coupon with `code`, if there is one, for the rest of the transaction (PostgreSQL). A
+/// checkout calls it before it locks its variants: coupons come before variants in the lock order.
+pub async fn lock_code<C: ConnectionTrait>(conn: &C, code: &str) -> AppResult<()> {
+    let q = coupon::Entity::find().filter(coupon::Column::Code.eq(normalise_code(code)));
+    crate::db::for_update(q, conn.get_database_backend())
+        .one(conn)
+        .await?;
+    Ok(())
 }
 
 /// The paid transition's claim on the order's coupon, inside its transaction and under the coupon
@@ -177,7 +185,7 @@ pub async fn evaluate<C: ConnectionTrait>(
 ) -> AppResult<(coupon::Model, i64)> {
     let mut q = coupon::Entity::find().filter(coupon::Column::Code.eq(normalise_code(code)));
     if lock {
-        q = q.lock_exclusive();
+        q = crate::db::for_update(q, conn.get_database_backend());
     }
     let c = q
         .one(conn)

@@ -14,10 +14,11 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, ExprTrait, Func};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseBackend, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect, Set,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, Set,
 };
 
+use crate::db::for_update;
 use crate::entities::stock_reservation::ReservationState;
 use crate::entities::{order_item, product_variant, stock_reservation};
 use crate::error::{AppError, AppResult};
@@ -80,13 +81,10 @@ pub async fn lock<C: ConnectionTrait>(
 ) -> AppResult<Vec<product_variant::Model>> {
     ids.sort_unstable();
     ids.dedup();
-    let mut q = product_variant::Entity::find()
+    let q = product_variant::Entity::find()
         .filter(product_variant::Column::Id.is_in(ids))
         .order_by_asc(product_variant::Column::Id);
-    if conn.get_database_backend() == DatabaseBackend::Postgres {
-        q = q.lock_exclusive();
-    }
-    Ok(q.all(conn).await?)
+    Ok(for_update(q, conn.get_database_backend()).all(conn).await?)
 }
 
 /// Holds `lines` (variant, quantity) for order `order_id` until `expires`.
@@ -243,13 +241,16 @@ pub async fn release<C: ConnectionTrait>(
     set_reservations(conn, order_id, ReservationState::Released, now).await
 }
 
-/// Puts a paid order's units back on the shelf (it was cancelled).
+/// Puts a paid order's units back on the shelf (it was cancelled), its variants locked in id order
+/// first like every other writer's.
 pub async fn restock<C: ConnectionTrait>(
     conn: &C,
     order_id: i64,
     now: DateTime<Utc>,
 ) -> AppResult<()> {
-    for item in lines_of(conn, order_id).await? {
+    let items = lines_of(conn, order_id).await?;
+    lock(conn, items.iter().map(|i| i.variant_id).collect()).await?;
+    for item in items {
         product_variant::Entity::update_many()
             .col_expr(
                 product_variant::Column::Stock,

@@ -12,9 +12,10 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::actor::RequestCtx;
-use crate::db::begin_write;
+use crate::db::{begin_write, for_update};
 use crate::domain::Timestamp;
 use crate::entities::order::{self, OrderStatus};
+use crate::entities::payment;
 use crate::entities::user;
 use crate::error::{AppError, AppResult};
 use crate::services::events::{self, DomainEvent};
@@ -99,8 +100,9 @@ pub async fn transition<C: ConnectionTrait>(
             inventory::release(conn, current.id, now).await?;
         }
         (OrderStatus::Paid, OrderStatus::Cancelled) => {
-            inventory::restock(conn, current.id, now).await?;
+            // The lock order: the order (just updated), its coupon, then its variants.
             crate::services::coupons::count_use(conn, current, -1).await?;
+            inventory::restock(conn, current.id, now).await?;
             // The money was taken: the `order.status_changed` event recorded below owes the
             // buyer a refund, in this transaction (see `events::react_now`).
         }
@@ -249,7 +251,18 @@ pub async fn admin_update(
     ctx.require_admin()?;
     let _catalogue = st.catalogue.writing();
     let txn = begin_write(&st.db).await?;
-    let current = order::Entity::find_by_id(id)
+    // The lock order: the order's payments (a paid order's cancellation owes their refund), then
+    // the order, its coupon and its variants (in `transition`).
+    let backend = txn.get_database_backend();
+    for_update(
+        payment::Entity::find()
+            .filter(payment::Column::OrderId.eq(id))
+            .order_by_asc(payment::Column::Id),
+        backend,
+    )
+    .all(&txn)
+    .await?;
+    let current = for_update(order::Entity::find_by_id(id), backend)
         .one(&txn)
         .await?
         .ok_or_else(|| AppError::not_found("Order"))?;

@@ -294,17 +294,20 @@ async fn ensure_not_last_admin<C: ConnectionTrait>(
     if user.role != Role::Admin || !user.is_usable() {
         return Ok(());
     }
-    // Locks the active admins' rows on PostgreSQL so two admins cannot demote each other at once;
-    // on SQLite the write transaction already serialises writers.
-    let others = user::Entity::find()
-        .filter(user::Column::Role.eq(Role::Admin))
-        .filter(user::Column::IsActive.eq(true))
-        .filter(user::Column::DeletedAt.is_null())
-        .filter(user::Column::Id.ne(user.id))
-        .lock_exclusive()
-        .all(conn)
-        .await?;
-    if others.is_empty() {
+    // Locks every active admin's row, the target's included, in id order (PostgreSQL; SQLite's
+    // write transaction already serialises writers): two admins demoting each other queue here,
+    // and the second, re-reading the rows once the first commits, no longer finds the other one.
+    let admins = crate::db::for_update(
+        user::Entity::find()
+            .filter(user::Column::Role.eq(Role::Admin))
+            .filter(user::Column::IsActive.eq(true))
+            .filter(user::Column::DeletedAt.is_null())
+            .order_by_asc(user::Column::Id),
+        conn.get_database_backend(),
+    )
+    .all(conn)
+    .await?;
+    if !admins.iter().any(|a| a.id != user.id) {
         return Err(AppError::conflict_field(
             field,
             "last_admin",

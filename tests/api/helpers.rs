@@ -380,6 +380,18 @@ impl TestApp {
             .expect("string column")
     }
 
+    /// Deadlocks PostgreSQL detected in this test's database so far (`pg_stat_database`); 0 on
+    /// SQLite, which has none. Waits first for idle backends to flush their statistics (at most
+    /// once a second in PostgreSQL 15+).
+    pub async fn deadlocks_detected(&self) -> i64 {
+        if self.state.db.get_database_backend() != sea_orm::DatabaseBackend::Postgres {
+            return 0;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(1_600)).await;
+        self.scalar_i64("SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()")
+            .await
+    }
+
     /// The current value of a Prometheus counter (summing every label set when `labels` is empty).
     pub async fn metric(&self, name: &str, labels: &str) -> f64 {
         let text = self.get("/metrics", None).await.text;
@@ -417,6 +429,13 @@ pub async fn variant_id(app: &TestApp, sku: &str) -> i64 {
         "SELECT id FROM product_variants WHERE sku = '{sku}'"
     ))
     .await
+}
+
+/// A coupon created by the admin from `body`: its id.
+pub async fn create_coupon(app: &TestApp, admin: &str, body: Value) -> i64 {
+    let r = app.post("/api/coupons", Some(admin), body).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    r.body["id"].as_i64().unwrap()
 }
 
 /// A pending order of `quantity` × `sku` (optionally with a coupon) and the answer of starting

@@ -26,12 +26,6 @@ async fn shop() -> (TestApp, String) {
     (app, admin)
 }
 
-async fn create_coupon(app: &TestApp, admin: &str, body: Value) -> i64 {
-    let r = app.post("/api/coupons", Some(admin), body).await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
-    r.body["id"].as_i64().unwrap()
-}
-
 fn order_body(app_vid: i64, coupon: &str) -> Value {
     json!({"items": [{"variantId": app_vid, "quantity": 1}],
            "address": {"addressLine": "Av. Matta 1", "comuna": "Santiago", "region": "RM"},

@@ -33,6 +33,7 @@ mod outage;
 mod password_reset;
 mod payments;
 mod periodic;
+mod races;
 mod refunds;
 mod response_cache;
 mod restart;

@@ -339,6 +339,9 @@ impl Schedule for DispatchSchedule {
     }
 }
 
+/// How many untaken events one tick marks at most.
+const UNTAKEN_BATCH: u64 = 1000;
+
 /// Events of a type no subscriber takes are dispatched as soon as they are seen.
 async fn mark_untaken(st: &AppState, subs: &Subscribers) -> AppResult<()> {
     let mut taken_types: Vec<&'static str> = Vec::new();
@@ -352,12 +355,28 @@ async fn mark_untaken(st: &AppState, subs: &Subscribers) -> AppResult<()> {
     if !taken_types.is_empty() {
         cond = cond.add(outbox_event::Column::EventType.is_not_in(taken_types));
     }
+    // A batch in id order, skipping rows another process is marking (PostgreSQL): two runners'
+    // ticks never wait on each other's rows, so they cannot deadlock; what is skipped is marked by
+    // a later tick.
+    let mut batch = Query::select();
+    batch
+        .column(outbox_event::Column::Id)
+        .from(outbox_event::Entity)
+        .cond_where(cond)
+        .order_by(outbox_event::Column::Id, sea_orm::Order::Asc)
+        .limit(UNTAKEN_BATCH);
+    if st.db.get_database_backend() == sea_orm::DatabaseBackend::Postgres {
+        batch.lock_with_behavior(
+            sea_orm::sea_query::LockType::NoKeyUpdate,
+            sea_orm::sea_query::LockBehavior::SkipLocked,
+        );
+    }
     outbox_event::Entity::update_many()
         .col_expr(
             outbox_event::Column::DispatchedAt,
             sea_orm::sea_query::Expr::value(st.clock.now()),
         )
-        .filter(cond)
+        .filter(outbox_event::Column::Id.in_subquery(batch.to_owned()))
         .exec(&st.db)
         .await?;
     Ok(())

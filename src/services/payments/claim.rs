@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use super::{apply_outcome, Applied, Outcome};
 use crate::actor::RequestCtx;
-use crate::db::begin_write;
+use crate::db::{begin_write, retry_contended};
 use crate::entities::payment::Provider;
 use crate::entities::payment_event;
 use crate::error::{AppError, AppResult};
@@ -71,7 +71,8 @@ pub(crate) async fn record<C: ConnectionTrait>(
 
 /// Claims `event` and applies `outcome` to payment `payment_id` in one transaction, so a failed
 /// apply leaves no claim behind and is retried by the provider. A repeated event is `Duplicate`.
-/// An event for no payment of ours is kept (`unknown_payment`) and answered `not_found`.
+/// An event for no payment of ours is kept (`unknown_payment`) and answered `not_found`. A
+/// transaction that loses to a concurrent one is run again (see [`retry_contended`]).
 pub(crate) async fn apply_once(
     st: &AppState,
     ctx: &RequestCtx,
@@ -80,9 +81,24 @@ pub(crate) async fn apply_once(
     outcome: Outcome,
     raw: Value,
 ) -> AppResult<Applied> {
+    let event = &event;
+    retry_contended(&st.metrics, || {
+        apply_once_now(st, ctx, event, payment_id, outcome.clone(), raw.clone())
+    })
+    .await
+}
+
+async fn apply_once_now(
+    st: &AppState,
+    ctx: &RequestCtx,
+    event: &Event,
+    payment_id: Option<i64>,
+    outcome: Outcome,
+    raw: Value,
+) -> AppResult<Applied> {
     let _catalogue = st.catalogue.writing();
     let txn = begin_write(&st.db).await?;
-    let Some(claimed) = claim(&txn, &event, payment_id, "received", st.clock.now()).await? else {
+    let Some(claimed) = claim(&txn, event, payment_id, "received", st.clock.now()).await? else {
         txn.rollback().await?;
         return Ok(Applied::Duplicate);
     };

@@ -16,15 +16,14 @@ use async_graphql::InputObject;
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseBackend, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect, Set,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
 
 use crate::actor::RequestCtx;
-use crate::db::begin_write;
+use crate::db::{begin_write, for_update, retry_contended};
 use crate::entities::order::{self, OrderStatus};
 use crate::entities::payment;
 use crate::entities::payment::{PaymentStatus, Provider};
@@ -148,11 +147,15 @@ pub async fn start(
     let reference = payment_ref(o.id, now);
     let started = provider.start(st, &o, &reference, &me.email).await?;
     let txn = begin_write(&st.db).await?;
-    let mut o = order::Entity::find_by_id(input.order_id)
-        .one(&txn)
-        .await?
-        .filter(|o| o.user_id == me.id)
-        .ok_or_else(|| AppError::not_found("Order"))?;
+    // The order first (then, for a failed one, its coupon and its variants): the lock order.
+    let mut o = for_update(
+        order::Entity::find_by_id(input.order_id),
+        txn.get_database_backend(),
+    )
+    .one(&txn)
+    .await?
+    .filter(|o| o.user_id == me.id)
+    .ok_or_else(|| AppError::not_found("Order"))?;
     payable(&o)?;
     if o.status == OrderStatus::Failed {
         coupons::hold_again(&txn, &o).await?;
@@ -314,7 +317,8 @@ async fn set_payment<C: ConnectionTrait>(
     Ok(r.rows_affected == 1)
 }
 
-/// Applies a provider outcome to a payment in a transaction of its own (see [`apply_outcome`]).
+/// Applies a provider outcome to a payment in a transaction of its own (see [`apply_outcome`]),
+/// run again when it loses to a concurrent one (see [`retry_contended`]).
 pub async fn apply_now(
     st: &AppState,
     ctx: &RequestCtx,
@@ -322,11 +326,15 @@ pub async fn apply_now(
     outcome: Outcome,
     raw: Value,
 ) -> AppResult<Applied> {
-    let _catalogue = st.catalogue.writing();
-    let txn = begin_write(&st.db).await?;
-    let applied = apply_outcome(st, &txn, ctx, payment_id, outcome, raw).await?;
-    txn.commit().await?;
-    Ok(applied)
+    retry_contended(&st.metrics, || async {
+        let _catalogue = st.catalogue.writing();
+        let txn = begin_write(&st.db).await?;
+        let applied =
+            apply_outcome(st, &txn, ctx, payment_id, outcome.clone(), raw.clone()).await?;
+        txn.commit().await?;
+        Ok(applied)
+    })
+    .await
 }
 
 /// Applies a provider outcome to a payment inside the caller's write transaction. Idempotent: a
@@ -340,18 +348,16 @@ pub async fn apply_outcome<C: ConnectionTrait>(
     raw: Value,
 ) -> AppResult<Applied> {
     let now = st.clock.now();
-    let mut q = payment::Entity::find_by_id(payment_id);
-    if conn.get_database_backend() == DatabaseBackend::Postgres {
-        q = q.lock_exclusive();
-    }
-    let p = q
+    // Lock order: the payment, then its order (then the coupon and the variants, in `fulfil`).
+    let backend = conn.get_database_backend();
+    let p = for_update(payment::Entity::find_by_id(payment_id), backend)
         .one(conn)
         .await?
         .ok_or_else(|| AppError::not_found("Payment"))?;
     if p.status.is_final() {
         return Ok(Applied::Duplicate);
     }
-    let o = order::Entity::find_by_id(p.order_id)
+    let o = for_update(order::Entity::find_by_id(p.order_id), backend)
         .one(conn)
         .await?
         .ok_or_else(|| AppError::not_found("Order"))?;

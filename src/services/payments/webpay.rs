@@ -288,12 +288,22 @@ pub async fn commit_once(
             .await?;
         return Ok(Applied::Pending);
     }
-    let _catalogue = st.catalogue.writing();
-    let txn = begin_write(&st.db).await?;
-    let applied = apply_outcome(st, &txn, ctx, p.id, outcome, raw.clone()).await?;
-    claim::record(&txn, claimed, None, applied.as_str(), Some(raw)).await?;
-    txn.commit().await?;
-    Ok(applied)
+    crate::db::retry_contended(&st.metrics, || async {
+        let _catalogue = st.catalogue.writing();
+        let txn = begin_write(&st.db).await?;
+        let applied = apply_outcome(st, &txn, ctx, p.id, outcome.clone(), raw.clone()).await?;
+        claim::record(
+            &txn,
+            claimed.clone(),
+            None,
+            applied.as_str(),
+            Some(raw.clone()),
+        )
+        .await?;
+        txn.commit().await?;
+        Ok(applied)
+    })
+    .await
 }
 
 /// Reconciliation of one payment: commit it if nobody has (the browser never came back), or,
