@@ -377,3 +377,54 @@ async fn two_admins_demoting_each_other_leave_one_admin() {
     );
     assert_eq!(a.deadlocks_detected().await, 0);
 }
+
+#[tokio::test]
+async fn a_deadlock_victim_is_run_again_instead_of_answering_500() {
+    use sea_orm::{ConnectionTrait, TransactionTrait};
+    let app = TestApp::spawn().await;
+    if app.state.db.get_database_backend() != sea_orm::DatabaseBackend::Postgres {
+        return; // SQLite's writers queue; there is no deadlock to provoke.
+    }
+    let admin = app.admin_token().await;
+    create_coupon(
+        &app,
+        &admin,
+        json!({"code": "OTRAVEZ", "type": "percent", "value": 10}),
+    )
+    .await;
+    let token = app.customer_token().await;
+    let vid = variant_id(&app, SKU_A).await;
+    let body = checkout_body(&app, &[SKU_A], Some("OTRAVEZ")).await;
+    // Another writer takes the lock order backwards: the variant, then (once the checkout holds
+    // the coupon and waits for the variant) the coupon. PostgreSQL aborts the checkout, which
+    // waited first; the server runs it again and it goes through.
+    let other = app.state.db.begin().await.unwrap();
+    other
+        .execute_unprepared(&format!(
+            "SELECT id FROM product_variants WHERE id = {vid} FOR UPDATE"
+        ))
+        .await
+        .unwrap();
+    let checkout = app.post("/api/checkout/confirm", Some(&token), body);
+    let backwards = async {
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        other
+            .execute_unprepared("SELECT id FROM coupons WHERE code = 'OTRAVEZ' FOR UPDATE")
+            .await
+            .unwrap();
+        other.commit().await.unwrap();
+    };
+    let (r, ()) = tokio::join!(checkout, backwards);
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    assert_eq!(app.deadlocks_detected().await, 1, "the deadlock happened");
+    assert_eq!(
+        app.metric("db_contention_total", "outcome=\"retried\"")
+            .await,
+        1.0
+    );
+    assert_eq!(
+        app.scalar_i64("SELECT COUNT(*) FROM orders").await,
+        1,
+        "the victim wrote nothing; the retry wrote the order once"
+    );
+}
