@@ -200,6 +200,9 @@ pub async fn create(
     let valid = input.validate()?;
     let now = st.clock.now();
     let txn = begin_write(&st.db).await?;
+    // A customer's address writes queue on their user row: the count, the default and the
+    // row being changed are read after the previous write committed.
+    crate::services::users::lock(&txn, me.id).await?;
     let count = address::Entity::find()
         .filter(address::Column::UserId.eq(me.id))
         .count(&txn)
@@ -249,6 +252,7 @@ pub async fn update(
     let me = ctx.require_user()?;
     let now = st.clock.now();
     let txn = begin_write(&st.db).await?;
+    crate::services::users::lock(&txn, me.id).await?;
     let current = own(&txn, me.id, id).await?;
     let merged = AddressInput {
         name: input.name.clone().or_else(|| Some(current.name.clone())),
@@ -296,6 +300,7 @@ pub async fn delete(st: &AppState, ctx: &RequestCtx, id: i64) -> AppResult<bool>
     let me = ctx.require_user()?;
     let now = st.clock.now();
     let txn = begin_write(&st.db).await?;
+    crate::services::users::lock(&txn, me.id).await?;
     let current = own(&txn, me.id, id).await?;
     address::Entity::delete_by_id(id).exec(&txn).await?;
     sync_profile_default(&txn, me.id, now).await?;

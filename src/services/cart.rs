@@ -3,8 +3,10 @@
 use std::collections::HashMap;
 
 use async_graphql::InputObject;
+use sea_orm::sea_query::OnConflict;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder,
+    Set,
 };
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -193,17 +195,33 @@ async fn ensure_cart<C: ConnectionTrait>(
     user_id: i64,
     now: chrono::DateTime<chrono::Utc>,
 ) -> AppResult<cart::Model> {
-    if let Some(c) = find_cart(conn, user_id).await? {
-        return Ok(c);
-    }
-    Ok(cart::ActiveModel {
+    // Created if absent by the database (a concurrent opening waits for the other's insert and
+    // does nothing), then taken for the rest of the transaction, so one customer's cart writes
+    // queue on it and each sees the lines the one before wrote.
+    let inserted = cart::Entity::insert(cart::ActiveModel {
         user_id: Set(user_id),
         created_at: Set(now),
         updated_at: Set(now),
         ..Default::default()
+    })
+    .on_conflict(
+        OnConflict::column(cart::Column::UserId)
+            .do_nothing()
+            .to_owned(),
+    )
+    .exec(conn)
+    .await;
+    match inserted {
+        Ok(_) | Err(DbErr::RecordNotInserted) => {}
+        Err(e) => return Err(e.into()),
     }
-    .insert(conn)
-    .await?)
+    crate::db::for_update(
+        cart::Entity::find().filter(cart::Column::UserId.eq(user_id)),
+        conn.get_database_backend(),
+    )
+    .one(conn)
+    .await?
+    .ok_or_else(|| AppError::internal("the cart just ensured is missing"))
 }
 
 pub async fn set_item(

@@ -404,6 +404,14 @@ pub async fn confirm(
             .collect(),
     };
     inventory::lock(&txn, ids).await?;
+    // Last in the lock order, the buyer: an erasure asked for at the same moment either sees
+    // this order (and is refused) or is seen here.
+    let buyer = crate::services::users::lock(&txn, me.id)
+        .await?
+        .ok_or_else(|| AppError::unauthorized("The account no longer exists"))?;
+    if buyer.erasure_requested_at.is_some() {
+        return Err(crate::services::erasure::no_orders_while_erasing());
+    }
     let pricing = price(st, ctx, &txn, &input, now, true).await?;
     let short: Vec<FieldIssue> = pricing
         .lines

@@ -105,6 +105,8 @@ pub async fn grant<C: ConnectionTrait>(
 ) -> AppResult<consent::Model> {
     let version = st.config.privacy_policy_version.clone();
     let now = st.clock.now();
+    // Two grants at once queue on the user's row; the second finds the first's row in force.
+    crate::services::users::lock(conn, user_id).await?;
     if let Some(row) = live(user_id, purpose, &version).one(conn).await? {
         if row.explicit || !explicit {
             return Ok(row);
@@ -135,17 +137,16 @@ pub async fn grant<C: ConnectionTrait>(
     .await;
     let row = match inserted {
         Ok(row) => row,
-        // Given at the same moment by another request: that one stands.
+        // Given at the same moment by a writer that did not queue on the user's row: the
+        // transaction is spoilt on PostgreSQL, so the whole change is run again (and then finds
+        // that consent in force).
         Err(e)
             if matches!(
                 e.sql_err(),
                 Some(sea_orm::SqlErr::UniqueConstraintViolation(_))
             ) =>
         {
-            return live(user_id, purpose, &version)
-                .one(conn)
-                .await?
-                .ok_or_else(|| AppError::from(e));
+            return Err(AppError::contention());
         }
         Err(e) => return Err(e.into()),
     };

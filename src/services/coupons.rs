@@ -507,7 +507,8 @@ pub async fn update(
 
 /// Deletes an unused coupon; one that orders refer to is deactivated instead (204 either way).
 pub async fn delete(st: &AppState, ctx: &RequestCtx, id: i64) -> AppResult<bool> {
-    let w = row_write::open::<coupon::Entity>(st, ctx, id, "Coupon", Cached::Nothing).await?;
+    let w =
+        row_write::open_to_remove::<coupon::Entity>(st, ctx, id, "Coupon", Cached::Nothing).await?;
     let used = order::Entity::find()
         .filter(order::Column::CouponId.eq(id))
         .count(&w.txn)

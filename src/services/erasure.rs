@@ -159,6 +159,15 @@ fn already_requested() -> AppError {
     )
 }
 
+/// A checkout by an account whose erasure was asked for (its token was checked just before):
+/// 403 `forbidden` with `account`: `erasure_requested`.
+pub(crate) fn no_orders_while_erasing() -> AppError {
+    AppError::forbidden(
+        "This account is being erased; it takes no new orders (cancel the erasure to keep it)",
+    )
+    .with_details(vec![FieldIssue::new("account", "erasure_requested")])
+}
+
 /// Sign-in with the right password during the grace period: 403 saying when the erasure runs
 /// and how to cancel it (`account`: `erasure_requested`).
 pub(crate) async fn sign_in_refused(st: &AppState, u: &user::Model) -> AppResult<AppError> {
@@ -190,6 +199,9 @@ pub async fn request(
     auth::check_own_password(st, me.id, &input.password, "password").await?;
     let now = st.clock.now();
     let txn = begin_write(&st.db).await?;
+    // Under the user's row: a checkout at the same moment either committed its order before
+    // (and blocks this request, below) or finds the request and refuses (`checkout::confirm`).
+    crate::services::users::lock(&txn, me.id).await?;
     two_factor::reauthenticate(&txn, st, me.id, input.code.as_deref()).await?;
     if open_request(&txn, me.id).await?.is_some() {
         return Err(already_requested());

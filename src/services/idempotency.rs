@@ -2,7 +2,7 @@
 //! the same key with a different request is a `conflict`. Keys live 24 hours.
 
 use chrono::Duration;
-use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set};
+use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set, SqlErr};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -69,18 +69,14 @@ pub async fn claim(
             }
             return match row.response_body {
                 Some(body) => Ok(Claim::Replay(body)),
-                None => Err(AppError::conflict_field(
-                    "Idempotency-Key",
-                    "in_progress",
-                    "A request with this Idempotency-Key is still being processed",
-                )),
+                None => Err(in_progress()),
             };
         }
         idempotency_key::Entity::delete_by_id(row.id)
             .exec(&txn)
             .await?;
     }
-    let row = idempotency_key::ActiveModel {
+    let inserted = idempotency_key::ActiveModel {
         user_id: Set(user_id),
         key: Set(key.to_string()),
         scope: Set(scope.to_string()),
@@ -92,9 +88,27 @@ pub async fn claim(
         ..Default::default()
     }
     .insert(&txn)
-    .await?;
-    txn.commit().await?;
-    Ok(Claim::Fresh(row.id))
+    .await;
+    match inserted {
+        Ok(row) => {
+            txn.commit().await?;
+            Ok(Claim::Fresh(row.id))
+        }
+        // The same key sent again while the first is being claimed: that one is in progress.
+        Err(e) if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
+            txn.rollback().await?;
+            Err(in_progress())
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn in_progress() -> AppError {
+    AppError::conflict_field(
+        "Idempotency-Key",
+        "in_progress",
+        "A request with this Idempotency-Key is still being processed",
+    )
 }
 
 pub async fn complete(st: &AppState, id: i64, status: u16, body: String) -> AppResult<()> {

@@ -120,21 +120,23 @@ pub async fn pending<C: ConnectionTrait>(
 
 /// How long the user must wait before another link of `purpose` (`None`: not at all): at most one
 /// every `min_gap_seconds` and `per_hour` an hour, counted in the database so the limit holds
-/// across server processes.
-pub async fn wait_before_next(
-    st: &AppState,
+/// across server processes. Read inside the write transaction that creates the link, after
+/// locking the user's row (`users::lock`), so requests at once queue and each counts the links
+/// the ones before it made.
+pub async fn wait_before_next<C: ConnectionTrait>(
+    conn: &C,
+    now: DateTime<Utc>,
     user_id: i64,
     purpose: Purpose,
     min_gap_seconds: i64,
     per_hour: u64,
 ) -> AppResult<Option<u64>> {
-    let now = st.clock.now();
     let last_hour =
         || of_user(user_id, purpose).filter(Column::CreatedAt.gt(now - Duration::hours(1)));
     let secs = |until: DateTime<Utc>| Some(((until - now).num_seconds() + 1).max(1) as u64);
     if let Some(newest) = last_hour()
         .order_by_desc(Column::CreatedAt)
-        .one(&st.db)
+        .one(conn)
         .await?
     {
         let next = newest.created_at + Duration::seconds(min_gap_seconds);
@@ -142,10 +144,10 @@ pub async fn wait_before_next(
             return Ok(secs(next));
         }
     }
-    if last_hour().count(&st.db).await? >= per_hour {
+    if last_hour().count(conn).await? >= per_hour {
         let oldest = last_hour()
             .order_by_asc(Column::CreatedAt)
-            .one(&st.db)
+            .one(conn)
             .await?
             .map_or(now, |o| o.created_at);
         return Ok(secs(oldest + Duration::hours(1)));

@@ -81,19 +81,23 @@ async fn request_link(st: &AppState, ctx: &RequestCtx, email: &str) -> AppResult
         .one(&st.db)
         .await?
         .filter(user::Model::is_usable);
+    let txn = begin_write(&st.db).await?;
     let allowed = match &account {
-        Some(u) => links::wait_before_next(
-            st,
-            u.id,
-            Purpose::ResetPassword,
-            RESET_MIN_GAP_SECONDS,
-            RESETS_PER_HOUR,
-        )
-        .await?
-        .is_none(),
+        Some(u) => {
+            crate::services::users::lock(&txn, u.id).await?;
+            links::wait_before_next(
+                &txn,
+                now,
+                u.id,
+                Purpose::ResetPassword,
+                RESET_MIN_GAP_SECONDS,
+                RESETS_PER_HOUR,
+            )
+            .await?
+            .is_none()
+        }
         None => false,
     };
-    let txn = begin_write(&st.db).await?;
     let mut link_id = None;
     if let (Some(u), true) = (&account, allowed) {
         let link = links::create(&txn, now, u.id, Purpose::ResetPassword, &u.email, None).await?;

@@ -4,9 +4,10 @@
 //! its changes or a removal (deleted, or deactivated when history refers to it) recorded as an
 //! event, and the commit.
 
+use sea_orm::sea_query::LockType;
 use sea_orm::{
-    ActiveModelTrait, DatabaseTransaction, EntityTrait, IntoActiveModel, ModelTrait,
-    PrimaryKeyTrait,
+    ActiveModelTrait, ConnectionTrait, DatabaseBackend, DatabaseTransaction, EntityTrait,
+    IntoActiveModel, ModelTrait, PrimaryKeyTrait, QuerySelect,
 };
 
 use crate::actor::RequestCtx;
@@ -34,8 +35,9 @@ pub(crate) struct RowWrite<'a, M> {
     _catalogue: Option<WriteGuard<'a>>,
 }
 
-/// Checks the caller is an admin, opens the write transaction and loads row `id` of `E`
-/// (`not_found` naming `what` when there is none).
+/// Checks the caller is an admin, opens the write transaction and loads row `id` of `E` locked
+/// for the update (`not_found` naming `what` when there is none — also when a deletion committed
+/// while this waited for the row).
 pub(crate) async fn open<'a, E>(
     st: &'a AppState,
     ctx: &'a RequestCtx,
@@ -47,10 +49,47 @@ where
     E: EntityTrait,
     <E::PrimaryKey as PrimaryKeyTrait>::ValueType: From<i64>,
 {
+    open_locked::<E>(st, ctx, id, what, cached, LockType::NoKeyUpdate).await
+}
+
+/// [`open`] for a removal: the row is locked `FOR UPDATE` (PostgreSQL), the one lock that also
+/// holds off new rows referencing it (an order line of a checkout under way waits, or the
+/// checkout that already wrote one is waited for), so whether history refers to the row — read
+/// next — stays true until the commit: deleted, or deactivated, never a foreign-key conflict.
+pub(crate) async fn open_to_remove<'a, E>(
+    st: &'a AppState,
+    ctx: &'a RequestCtx,
+    id: i64,
+    what: &'static str,
+    cached: Cached,
+) -> AppResult<RowWrite<'a, E::Model>>
+where
+    E: EntityTrait,
+    <E::PrimaryKey as PrimaryKeyTrait>::ValueType: From<i64>,
+{
+    open_locked::<E>(st, ctx, id, what, cached, LockType::Update).await
+}
+
+async fn open_locked<'a, E>(
+    st: &'a AppState,
+    ctx: &'a RequestCtx,
+    id: i64,
+    what: &'static str,
+    cached: Cached,
+    lock: LockType,
+) -> AppResult<RowWrite<'a, E::Model>>
+where
+    E: EntityTrait,
+    <E::PrimaryKey as PrimaryKeyTrait>::ValueType: From<i64>,
+{
     ctx.require_admin()?;
     let catalogue = (cached == Cached::Catalogue).then(|| st.catalogue.writing());
     let txn = begin_write(&st.db).await?;
-    let current = E::find_by_id(id)
+    let mut q = E::find_by_id(id);
+    if txn.get_database_backend() == DatabaseBackend::Postgres {
+        q = q.lock(lock);
+    }
+    let current = q
         .one(&txn)
         .await?
         .ok_or_else(|| AppError::not_found(what))?;

@@ -317,6 +317,18 @@ async fn ensure_not_last_admin<C: ConnectionTrait>(
     Ok(())
 }
 
+/// Locks user `id`'s row until the transaction ends (PostgreSQL; the last in the lock order, see
+/// ARCHITECTURE.md) and reads it: one customer's decisions that depend on what else they have —
+/// a consent already given, a first address being the default, a link sent a minute ago, an
+/// erasure request beside a new order — are taken one at a time, each seeing the one before.
+pub async fn lock<C: ConnectionTrait>(conn: &C, id: i64) -> AppResult<Option<user::Model>> {
+    Ok(
+        crate::db::for_update(user::Entity::find_by_id(id), conn.get_database_backend())
+            .one(conn)
+            .await?,
+    )
+}
+
 pub async fn update(
     st: &AppState,
     ctx: &RequestCtx,

@@ -116,8 +116,11 @@ pub async fn resend(st: &AppState, ctx: &RequestCtx) -> AppResult<String> {
             ))
         }
     };
+    let txn = begin_write(&st.db).await?;
+    crate::services::users::lock(&txn, u.id).await?;
     if let Some(wait) = links::wait_before_next(
-        st,
+        &txn,
+        now,
         u.id,
         Purpose::VerifyEmail,
         RESEND_MIN_GAP_SECONDS,
@@ -132,7 +135,6 @@ pub async fn resend(st: &AppState, ctx: &RequestCtx) -> AppResult<String> {
         return Err(AppError::rate_limited(wait)
             .with_message("A verification link was sent recently; try again later"));
     }
-    let txn = begin_write(&st.db).await?;
     request(&txn, st, ctx, u.id, &email, previous.as_deref()).await?;
     txn.commit().await?;
     Ok(email)

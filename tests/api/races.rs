@@ -126,6 +126,13 @@ async fn customers(app: &TestApp, prefix: &str, n: usize) -> Vec<String> {
     tokens
 }
 
+/// Every response has `status` (each one's body shown otherwise).
+fn assert_all(responses: &[Resp], status: StatusCode) {
+    for r in responses {
+        assert_eq!(r.status, status, "{}", r.text);
+    }
+}
+
 fn assert_no_server_errors<'a>(responses: impl IntoIterator<Item = &'a Resp>) {
     for r in responses {
         assert!(
@@ -156,9 +163,7 @@ async fn thirty_notifications_for_one_payment_apply_once_without_deadlock() {
     });
     let answers = join_all(sends).await;
     assert_no_server_errors(&answers);
-    for r in &answers {
-        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
-    }
+    assert_all(&answers, StatusCode::OK);
     let applied = answers
         .iter()
         .filter(|r| r.body["outcome"] == "applied")
@@ -310,9 +315,7 @@ async fn admin_cancellations_race_checkouts_and_payments_on_the_same_rows() {
     for r in &paid {
         assert_eq!(r.body["outcome"], "applied", "{}", r.text);
     }
-    for r in &created {
-        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
-    }
+    assert_all(&created, StatusCode::CREATED);
     // Five uses given back, five new paid ones.
     assert_eq!(used_count(&a, "VUELTA10").await, 5);
     // Five orders' units back on the shelf, five more taken.
@@ -357,19 +360,21 @@ async fn two_admins_demoting_each_other_leave_one_admin() {
         b.patch(&path_me, Some(&other_token), json!({"role": "customer"}),)
     );
     assert_no_server_errors([&x, &y]);
-    let statuses = [x.status, y.status];
-    assert!(
-        statuses.contains(&StatusCode::OK) && statuses.contains(&StatusCode::CONFLICT),
-        "one demotion wins, the other is refused: {} / {}",
-        x.text,
-        y.text
-    );
-    let refused = if x.status == StatusCode::CONFLICT {
-        &x
-    } else {
-        &y
+    // One demotion wins. The other is refused: `last_admin` when both got past the admin check,
+    // or `forbidden` when the winner had already demoted its caller.
+    let (won, refused) = match (x.status, y.status) {
+        (StatusCode::OK, _) => (&x, &y),
+        (_, StatusCode::OK) => (&y, &x),
+        _ => panic!("one demotion wins: {} / {}", x.text, y.text),
     };
-    assert!(refused.has_detail("role", "last_admin"), "{}", refused.text);
+    assert_eq!(won.body["role"], "customer", "{}", won.text);
+    assert!(
+        (refused.status == StatusCode::CONFLICT && refused.has_detail("role", "last_admin"))
+            || (refused.status == StatusCode::FORBIDDEN && refused.error_code() == "forbidden"),
+        "{}: {}",
+        refused.status,
+        refused.text
+    );
     assert_eq!(
         a.scalar_i64("SELECT COUNT(*) FROM users WHERE role = 'admin' AND is_active")
             .await,
@@ -427,4 +432,370 @@ async fn a_deadlock_victim_is_run_again_instead_of_answering_500() {
         1,
         "the victim wrote nothing; the retry wrote the order once"
     );
+}
+
+// No check-then-act: each of these read, then wrote, and lost the race.
+
+#[tokio::test]
+async fn giving_the_health_data_consent_eight_times_at_once_gives_it_once() {
+    let (a, b, _) = two_instances().await;
+    let (a, b) = (&a, &b);
+    let (token, id, _) = a.register("consiente@example.cl").await;
+    let answers = join_all((0..8usize).map(|i| {
+        let (app, token) = (pick(i, a, b), token.as_str());
+        async move {
+            app.post("/api/me/consents/health_data", Some(token), json!({}))
+                .await
+        }
+    }))
+    .await;
+    for r in &answers {
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        assert_eq!(r.body["healthData"], true, "{}", r.text);
+    }
+    assert_eq!(
+        a.scalar_i64(&format!(
+            "SELECT COUNT(*) FROM consents WHERE user_id = {id} AND purpose = 'health_data' AND withdrawn_at IS NULL"
+        ))
+        .await,
+        1
+    );
+    assert_eq!(a.deadlocks_detected().await, 0);
+}
+
+#[tokio::test]
+async fn a_patch_racing_a_delete_is_200_or_404_never_500() {
+    let (a, b, admin) = two_instances().await;
+    let (a, b) = (&a, &b);
+    let product = a
+        .scalar_i64(&format!(
+            "SELECT product_id FROM product_variants WHERE sku = '{SKU_A}'"
+        ))
+        .await;
+    let token = a.customer_token().await;
+    for round in 0..6 {
+        // A variant, patched on one instance while the other deletes it.
+        let v = a
+            .post(
+                &format!("/api/products/{product}/variants"),
+                Some(&admin),
+                json!({"sku": format!("RACE-{round}"), "optionLabel": format!("r{round}"), "priceCents": 1000, "stock": 3}),
+            )
+            .await;
+        assert_eq!(v.status, StatusCode::CREATED, "{}", v.text);
+        let path = format!("/api/variants/{}", v.body["id"]);
+        let (patched, deleted) = tokio::join!(
+            pick(round, a, b).patch(&path, Some(&admin), json!({"priceCents": 1200})),
+            pick(round + 1, a, b).delete(&path, Some(&admin))
+        );
+        assert_eq!(deleted.status, StatusCode::NO_CONTENT, "{}", deleted.text);
+        assert!(
+            patched.status == StatusCode::OK
+                || (patched.status == StatusCode::NOT_FOUND && patched.error_code() == "not_found"),
+            "{}: {}",
+            patched.status,
+            patched.text
+        );
+        // The same for one of the customer's addresses.
+        let ad = a
+            .post(
+                "/api/addresses",
+                Some(&token),
+                json!({"addressLine": "Av. Matta 1", "comuna": "Santiago", "region": "RM"}),
+            )
+            .await;
+        assert_eq!(ad.status, StatusCode::CREATED, "{}", ad.text);
+        let path = format!("/api/addresses/{}", ad.body["id"]);
+        let (patched, deleted) = tokio::join!(
+            pick(round, a, b).patch(&path, Some(&token), json!({"notes": "timbre"})),
+            pick(round + 1, a, b).delete(&path, Some(&token))
+        );
+        assert_eq!(deleted.status, StatusCode::NO_CONTENT, "{}", deleted.text);
+        assert!(
+            patched.status == StatusCode::OK
+                || (patched.status == StatusCode::NOT_FOUND && patched.error_code() == "not_found"),
+            "{}: {}",
+            patched.status,
+            patched.text
+        );
+    }
+    assert_eq!(
+        a.scalar_i64("SELECT COUNT(*) FROM product_variants WHERE sku LIKE 'RACE-%'")
+            .await,
+        0
+    );
+    assert_eq!(a.scalar_i64("SELECT COUNT(*) FROM addresses").await, 0);
+    assert_eq!(a.deadlocks_detected().await, 0);
+}
+
+#[tokio::test]
+async fn deleting_a_variant_while_it_is_bought_deletes_or_deactivates_it() {
+    let (a, b, admin) = two_instances().await;
+    let (a, b) = (&a, &b);
+    let product = a
+        .scalar_i64(&format!(
+            "SELECT product_id FROM product_variants WHERE sku = '{SKU_A}'"
+        ))
+        .await;
+    let buyers = customers(a, "rapido", 4).await;
+    for round in 0..4 {
+        let v = a
+            .post(
+                &format!("/api/products/{product}/variants"),
+                Some(&admin),
+                json!({"sku": format!("GONE-{round}"), "optionLabel": format!("g{round}"), "priceCents": 1000, "stock": 10}),
+            )
+            .await;
+        assert_eq!(v.status, StatusCode::CREATED, "{}", v.text);
+        let vid = v.body["id"].as_i64().unwrap();
+        let body = json!({"items": [{"variantId": vid, "quantity": 1}],
+            "address": {"addressLine": "Av. Matta 1", "comuna": "Santiago", "region": "RM"},
+            "shippingMethod": "starken"});
+        let path = format!("/api/variants/{vid}");
+        let buys = join_all(buyers.iter().enumerate().map(|(i, t)| {
+            let (app, body) = (pick(i + round, a, b), body.clone());
+            async move { app.post("/api/checkout/confirm", Some(t), body).await }
+        }));
+        let (bought, deleted) = tokio::join!(buys, pick(round, a, b).delete(&path, Some(&admin)));
+        assert_eq!(deleted.status, StatusCode::NO_CONTENT, "{}", deleted.text);
+        assert_no_server_errors(bought.iter());
+        let orders = bought
+            .iter()
+            .filter(|r| r.status == StatusCode::CREATED)
+            .count() as i64;
+        for r in bought.iter().filter(|r| r.status != StatusCode::CREATED) {
+            // Bought after the deletion: the variant is gone or no longer on sale.
+            assert!(
+                matches!(r.status, StatusCode::BAD_REQUEST | StatusCode::NOT_FOUND),
+                "{}: {}",
+                r.status,
+                r.text
+            );
+        }
+        let rows = a
+            .scalar_i64(&format!(
+                "SELECT COUNT(*) FROM product_variants WHERE id = {vid}"
+            ))
+            .await;
+        if orders > 0 {
+            // History refers to it: deactivated, with its order lines intact.
+            assert_eq!(rows, 1);
+            assert_eq!(
+                a.scalar_i64(&format!(
+                    "SELECT COUNT(*) FROM product_variants WHERE id = {vid} AND NOT is_active"
+                ))
+                .await,
+                1
+            );
+            assert_eq!(
+                a.scalar_i64(&format!(
+                    "SELECT COUNT(*) FROM order_items WHERE variant_id = {vid}"
+                ))
+                .await,
+                orders
+            );
+        } else {
+            assert_eq!(rows, 0, "nothing refers to it: deleted");
+        }
+    }
+    assert_eq!(a.deadlocks_detected().await, 0);
+}
+
+#[tokio::test]
+async fn opening_the_cart_and_setting_one_line_ten_times_at_once() {
+    let (a, b, _) = two_instances().await;
+    let (a, b) = (&a, &b);
+    let (token, id, _) = a.register("carrito@example.cl").await;
+    let token = token.as_str();
+    let opened = join_all((0..10usize).map(|i| async move {
+        pick(i, a, b)
+            .post("/api/cart", Some(token), json!({}))
+            .await
+    }))
+    .await;
+    assert_all(&opened, StatusCode::OK);
+    assert_eq!(
+        a.scalar_i64(&format!("SELECT COUNT(*) FROM carts WHERE user_id = {id}"))
+            .await,
+        1
+    );
+    // Another customer's first act is setting a line, ten times at once.
+    let (other, other_id, _) = a.register("linea@example.cl").await;
+    let vid = variant_id(a, SKU_A).await;
+    let set = join_all((0..10usize).map(|i| {
+        let other = other.as_str();
+        async move {
+            pick(i, a, b)
+                .call(
+                    reqwest::Method::PUT,
+                    "/api/cart/items",
+                    Some(other),
+                    Some(json!({"variantId": vid, "quantity": i + 1})),
+                )
+                .await
+        }
+    }))
+    .await;
+    assert_all(&set, StatusCode::OK);
+    assert_eq!(
+        a.scalar_i64(&format!(
+            "SELECT COUNT(*) FROM cart_items ci JOIN carts c ON c.id = ci.cart_id WHERE c.user_id = {other_id}"
+        ))
+        .await,
+        1,
+        "one line for the variant"
+    );
+    assert_eq!(a.deadlocks_detected().await, 0);
+}
+
+#[tokio::test]
+async fn a_new_customers_first_addresses_saved_at_once_have_one_default() {
+    let (a, b, _) = two_instances().await;
+    let (a, b) = (&a, &b);
+    let (token, id, _) = a.register("direcciones@example.cl").await;
+    let token = token.as_str();
+    let saved = join_all((0..6usize).map(|i| async move {
+        pick(i, a, b)
+            .post(
+                "/api/addresses",
+                Some(token),
+                json!({"addressLine": format!("Calle {i}"), "comuna": "Santiago", "region": "RM"}),
+            )
+            .await
+    }))
+    .await;
+    assert_all(&saved, StatusCode::CREATED);
+    assert_eq!(
+        saved.iter().filter(|r| r.body["isDefault"] == true).count(),
+        1,
+        "the first one saved is the default"
+    );
+    assert_eq!(
+        a.scalar_i64(&format!(
+            "SELECT COUNT(*) FROM addresses WHERE user_id = {id}"
+        ))
+        .await,
+        6
+    );
+    assert_eq!(
+        a.scalar_i64(&format!(
+            "SELECT COUNT(*) FROM addresses WHERE user_id = {id} AND is_default"
+        ))
+        .await,
+        1
+    );
+    assert_eq!(a.deadlocks_detected().await, 0);
+}
+
+#[tokio::test]
+async fn one_idempotency_key_sent_six_times_at_once_makes_one_order() {
+    let (a, b, _) = two_instances().await;
+    let (a, b) = (&a, &b);
+    let (token, id, _) = a.register("idempotente@example.cl").await;
+    let body = checkout_body(a, &[SKU_A], None).await;
+    let answers = join_all((0..6usize).map(|i| {
+        let (app, token, body) = (pick(i, a, b), token.as_str(), body.clone());
+        async move {
+            app.send(
+                app.client
+                    .post(app.url("/api/checkout/confirm"))
+                    .bearer_auth(token)
+                    .header("Idempotency-Key", "una-sola-vez")
+                    .json(&body),
+            )
+            .await
+        }
+    }))
+    .await;
+    let mut order_ids = std::collections::HashSet::new();
+    for r in &answers {
+        match r.status {
+            StatusCode::CREATED => {
+                order_ids.insert(r.body["id"].as_i64().unwrap());
+            }
+            StatusCode::CONFLICT => assert!(
+                r.has_detail("Idempotency-Key", "in_progress"),
+                "a refusal names the key: {}",
+                r.text
+            ),
+            _ => panic!("{}: {}", r.status, r.text),
+        }
+    }
+    assert_eq!(order_ids.len(), 1, "every success is the same order");
+    assert_eq!(
+        a.scalar_i64(&format!("SELECT COUNT(*) FROM orders WHERE user_id = {id}"))
+            .await,
+        1
+    );
+    assert_eq!(a.deadlocks_detected().await, 0);
+}
+
+#[tokio::test]
+async fn ten_password_reset_requests_at_once_make_one_link() {
+    let (a, b, _) = two_instances().await;
+    let (a, b) = (&a, &b);
+    let (_, id, _) = a.register("olvidadiza@example.cl").await;
+    let answers = join_all((0..10usize).map(|i| async move {
+        pick(i, a, b)
+            .post(
+                "/api/auth/password/forgot",
+                None,
+                json!({"email": "olvidadiza@example.cl"}),
+            )
+            .await
+    }))
+    .await;
+    for r in &answers {
+        assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
+    }
+    assert_eq!(
+        a.scalar_i64(&format!(
+            "SELECT COUNT(*) FROM account_links WHERE user_id = {id} AND purpose = 'reset_password'"
+        ))
+        .await,
+        1,
+        "one a minute: one link (and so one mail)"
+    );
+    assert_eq!(a.deadlocks_detected().await, 0);
+}
+
+#[tokio::test]
+async fn an_erasure_request_and_a_checkout_at_once_never_both_succeed() {
+    let (a, b, _) = two_instances().await;
+    let (a, b) = (&a, &b);
+    let body = checkout_body(a, &[SKU_A], None).await;
+    for round in 0..4usize {
+        let email = format!("borrar{round}@example.cl");
+        let (token, id, _) = a.register(&email).await;
+        let (erasure, checkout) = tokio::join!(
+            pick(round, a, b).post(
+                "/api/me/deletion-request",
+                Some(&token),
+                json!({"password": "secreto123"})
+            ),
+            pick(round + 1, a, b).post("/api/checkout/confirm", Some(&token), body.clone())
+        );
+        match (erasure.status, checkout.status) {
+            (StatusCode::ACCEPTED, StatusCode::FORBIDDEN | StatusCode::UNAUTHORIZED) => {
+                assert_eq!(
+                    a.scalar_i64(&format!("SELECT COUNT(*) FROM orders WHERE user_id = {id}"))
+                        .await,
+                    0
+                );
+            }
+            (StatusCode::CONFLICT, StatusCode::CREATED) => {
+                let order = checkout.body["id"].as_i64().unwrap();
+                assert!(
+                    erasure.text.contains(&order.to_string()),
+                    "the refusal names the order: {}",
+                    erasure.text
+                );
+            }
+            _ => panic!(
+                "round {round}: erasure {} {} / checkout {} {}",
+                erasure.status, erasure.text, checkout.status, checkout.text
+            ),
+        }
+    }
+    assert_eq!(a.deadlocks_detected().await, 0);
 }

@@ -200,7 +200,9 @@ pub async fn update(
 
 /// Refused with `conflict` while the category still has products.
 pub async fn delete(st: &AppState, ctx: &RequestCtx, id: i64) -> AppResult<bool> {
-    let w = row_write::open::<category::Entity>(st, ctx, id, "Category", Cached::Catalogue).await?;
+    let w =
+        row_write::open_to_remove::<category::Entity>(st, ctx, id, "Category", Cached::Catalogue)
+            .await?;
     let products = product::Entity::find()
         .filter(product::Column::CategoryId.eq(id))
         .count(&w.txn)

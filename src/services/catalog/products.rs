@@ -596,7 +596,8 @@ pub async fn update(
 /// Deletes the product and its variants, or — when orders hold it — deactivates it instead (the
 /// order history must keep pointing at it). Either way 204; the audit row says which.
 pub async fn delete(st: &AppState, ctx: &RequestCtx, id: i64) -> AppResult<bool> {
-    let w = row_write::open::<product::Entity>(st, ctx, id, "Product", Cached::Catalogue).await?;
+    let w = row_write::open_to_remove::<product::Entity>(st, ctx, id, "Product", Cached::Catalogue)
+        .await?;
     let txn = &w.txn;
     let ordered = order_item::Entity::find()
         .filter(order_item::Column::ProductId.eq(id))

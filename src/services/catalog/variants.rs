@@ -254,8 +254,14 @@ pub async fn update(
 
 /// Deletes the variant (and any cart lines holding it), or deactivates it when orders hold it.
 pub async fn delete(st: &AppState, ctx: &RequestCtx, id: i64) -> AppResult<bool> {
-    let w = row_write::open::<product_variant::Entity>(st, ctx, id, "Variant", Cached::Catalogue)
-        .await?;
+    let w = row_write::open_to_remove::<product_variant::Entity>(
+        st,
+        ctx,
+        id,
+        "Variant",
+        Cached::Catalogue,
+    )
+    .await?;
     let ordered = order_item::Entity::find()
         .filter(order_item::Column::VariantId.eq(id))
         .count(&w.txn)
