@@ -303,8 +303,15 @@ async fn admin_cancellations_race_checkouts_and_payments_on_the_same_rows() {
             let app = pick(i, &a, &b);
             async move { app.post("/api/checkout/confirm", Some(t), body).await }
         });
+    // Both instances' job runners tick meanwhile (outbox marking and dispatch, the refunds the
+    // cancellations owe), as two `serve` processes would.
+    let runners = [a.job_runner(2).start(), b.job_runner(2).start()];
     let (cancelled, paid, created) =
         tokio::join!(join_all(cancels), join_all(payments), join_all(checkouts));
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    for r in runners {
+        r.shutdown(std::time::Duration::from_secs(5)).await.unwrap();
+    }
     for set in [&cancelled, &paid, &created] {
         assert_no_server_errors(set.iter());
     }
@@ -432,6 +439,123 @@ async fn a_deadlock_victim_is_run_again_instead_of_answering_500() {
         1,
         "the victim wrote nothing; the retry wrote the order once"
     );
+}
+
+#[tokio::test]
+async fn browser_returns_racing_notifications_pay_once() {
+    let (a, b, _) = two_instances().await;
+    let token = a.customer_token().await;
+    let (order, txn, total) = started_order(&a, &token, &[SKU_A], None).await;
+    let before = stock(&a, SKU_A).await;
+    let returns = (0..4usize).map(|i| {
+        let (app, token) = (pick(i, &a, &b), token.as_str());
+        async move {
+            app.post(
+                "/api/payments/confirm",
+                Some(token),
+                json!({"orderId": order, "provider": "test", "params": {"mock": "paid"}}),
+            )
+            .await
+        }
+    });
+    let notifications = (0..10usize).map(|i| {
+        let (app, txn) = (pick(i + 1, &a, &b), txn.as_str());
+        async move { pay_webhook(app, &format!("evt-{}", i % 3), txn, total).await }
+    });
+    let (returned, notified) = tokio::join!(join_all(returns), join_all(notifications));
+    assert_all(&returned, StatusCode::OK);
+    assert_all(&notified, StatusCode::OK);
+    for r in &returned {
+        assert_eq!(r.body["status"], "paid", "{}", r.text);
+    }
+    let applied = notified
+        .iter()
+        .filter(|r| r.body["outcome"] == "applied")
+        .count();
+    assert!(applied <= 1, "at most one notification pays");
+    assert_eq!(order_status(&a, order).await, "paid");
+    assert_eq!(stock(&a, SKU_A).await, before - 1, "stock taken once");
+    assert_eq!(
+        a.scalar_i64(&format!(
+            "SELECT COUNT(*) FROM system_logs WHERE action = 'order.status_changed' AND entity_id = {order}"
+        ))
+        .await,
+        1,
+        "pending → paid, once"
+    );
+    assert_eq!(a.deadlocks_detected().await, 0);
+}
+
+#[tokio::test]
+async fn restarting_failed_payments_races_checkouts_and_payments() {
+    let (a, b, admin) = two_instances().await;
+    create_coupon(
+        &a,
+        &admin,
+        json!({"code": "DENUEVO", "type": "percent", "value": 10}),
+    )
+    .await;
+    let buyers = customers(&a, "reintento", 10).await;
+    let mut failed = Vec::new();
+    let mut pending = Vec::new();
+    for (i, t) in buyers.iter().enumerate() {
+        let (order, txn, total) = started_order(&a, t, lines(i), Some("DENUEVO")).await;
+        if i < 5 {
+            let body = event(&a, &format!("evt-fail-{i}"), &txn, "failed", total);
+            let r = webhook(&a, &body, Some(sign(&body))).await;
+            assert_eq!(r.body["outcome"], "failed", "{}", r.text);
+            failed.push((order, t.clone()));
+        } else {
+            pending.push((txn, total));
+        }
+    }
+    let shoppers = customers(&a, "otro", 5).await;
+    let mut bodies = Vec::new();
+    for i in 0..5usize {
+        bodies.push(checkout_body(&a, lines(i + 1), Some("DENUEVO")).await);
+    }
+    let restarts = failed.iter().enumerate().map(|(i, (order, t))| {
+        let app = pick(i, &a, &b);
+        async move {
+            app.post(
+                "/api/payments/start",
+                Some(t),
+                json!({"orderId": order, "provider": "test"}),
+            )
+            .await
+        }
+    });
+    let payments = pending.iter().enumerate().map(|(i, (txn, total))| {
+        let app = pick(i + 1, &a, &b);
+        async move { pay_webhook(app, &format!("evt-paid-{i}"), txn, *total).await }
+    });
+    let checkouts = shoppers
+        .iter()
+        .zip(bodies)
+        .enumerate()
+        .map(|(i, (t, body))| {
+            let app = pick(i, &a, &b);
+            async move { app.post("/api/checkout/confirm", Some(t), body).await }
+        });
+    let (restarted, paid, created) =
+        tokio::join!(join_all(restarts), join_all(payments), join_all(checkouts));
+    assert_all(&restarted, StatusCode::OK);
+    assert_all(&paid, StatusCode::OK);
+    assert_all(&created, StatusCode::CREATED);
+    for (order, _) in &failed {
+        assert_eq!(order_status(&a, *order).await, "pending", "restarted");
+    }
+    for r in &paid {
+        assert_eq!(r.body["outcome"], "applied", "{}", r.text);
+    }
+    assert_eq!(used_count(&a, "DENUEVO").await, 5);
+    // Ten orders hold their lines again or anew (two each); five were paid.
+    assert_eq!(
+        a.scalar_i64("SELECT COUNT(*) FROM stock_reservations WHERE state = 'active'")
+            .await,
+        20
+    );
+    assert_eq!(a.deadlocks_detected().await, 0);
 }
 
 // No check-then-act: each of these read, then wrote, and lost the race.
