@@ -134,7 +134,51 @@ pub fn contention_pause(tries: u32) -> Duration {
 
 #[cfg(test)]
 mod tests {
-    use super::sqlite_file_path;
+    use super::{retry_contended, sqlite_file_path, CONTENTION_ATTEMPTS};
+    use crate::error::{AppError, ErrorCode, CONTENTION_RETRY_AFTER_SECONDS};
+    use crate::metrics::Metrics;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    #[tokio::test]
+    async fn contention_is_run_again_then_answered_503_with_retry_after() {
+        let m = Metrics::new();
+        let calls = AtomicU32::new(0);
+        // Loses twice, then goes through.
+        let r = retry_contended(&m, || async {
+            match calls.fetch_add(1, Ordering::SeqCst) {
+                0 | 1 => Err(AppError::contention()),
+                _ => Ok(7),
+            }
+        })
+        .await;
+        assert_eq!(r.unwrap(), 7);
+        assert_eq!(calls.load(Ordering::SeqCst), 3);
+        assert_eq!(m.db_contention.with_label_values(&["retried"]).get(), 2);
+        // Always loses: run CONTENTION_ATTEMPTS times, then the 503 stands.
+        calls.store(0, Ordering::SeqCst);
+        let e = retry_contended(&m, || async {
+            calls.fetch_add(1, Ordering::SeqCst);
+            Err::<(), _>(AppError::contention())
+        })
+        .await
+        .unwrap_err();
+        assert_eq!(calls.load(Ordering::SeqCst), CONTENTION_ATTEMPTS);
+        assert!(e.is_contention());
+        assert_eq!(e.code, ErrorCode::ServiceUnavailable);
+        assert_eq!(e.status(), axum::http::StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(e.retry_after, Some(CONTENTION_RETRY_AFTER_SECONDS));
+        assert_eq!(m.db_contention.with_label_values(&["given_up"]).get(), 1);
+        // Any other error is not run again.
+        calls.store(0, Ordering::SeqCst);
+        let e = retry_contended(&m, || async {
+            calls.fetch_add(1, Ordering::SeqCst);
+            Err::<(), _>(AppError::conflict("no"))
+        })
+        .await
+        .unwrap_err();
+        assert_eq!(e.code, ErrorCode::Conflict);
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+    }
 
     #[test]
     fn sqlite_paths() {
