@@ -117,6 +117,65 @@ async fn pay_webhook(app: &TestApp, event_id: &str, txn: &str, total: i64) -> Re
     webhook(app, &body, Some(sign(&body))).await
 }
 
+/// A 10 % coupon `code` and `n` customers (`prefix<i>@example.cl`), each with a started
+/// test-provider order of both SKUs (line orders alternating) that uses it: (token, order id,
+/// provider transaction id, total).
+async fn coupon_orders(
+    app: &TestApp,
+    admin: &str,
+    code: &str,
+    prefix: &str,
+    n: usize,
+) -> Vec<(String, i64, String, i64)> {
+    create_coupon(
+        app,
+        admin,
+        json!({"code": code, "type": "percent", "value": 10}),
+    )
+    .await;
+    let mut orders = Vec::new();
+    for (i, t) in customers(app, prefix, n).await.into_iter().enumerate() {
+        let (order, txn, total) = started_order(app, &t, lines(i), Some(code)).await;
+        orders.push((t, order, txn, total));
+    }
+    orders
+}
+
+/// `n` new customers (`prefix<i>@example.cl`) and the checkout each will send: both SKUs, in the
+/// line order opposite to [`coupon_orders`]'s, with `coupon`.
+async fn shoppers(app: &TestApp, prefix: &str, n: usize, coupon: &str) -> Vec<(String, Value)> {
+    let mut out = Vec::new();
+    for (i, t) in customers(app, prefix, n).await.into_iter().enumerate() {
+        out.push((t, checkout_body(app, lines(i + 1), Some(coupon)).await));
+    }
+    out
+}
+
+/// Every shopper's checkout at once, alternating instances.
+async fn checkouts_at_once(a: &TestApp, b: &TestApp, shoppers: &[(String, Value)]) -> Vec<Resp> {
+    join_all(
+        shoppers.iter().enumerate().map(|(i, (t, body))| {
+            pick(i, a, b).post("/api/checkout/confirm", Some(t), body.clone())
+        }),
+    )
+    .await
+}
+
+/// A paying notification for each `(txn, total)` at once (event ids `<prefix>-<i>`), alternating
+/// instances the other way round from [`checkouts_at_once`].
+async fn payments_at_once(
+    a: &TestApp,
+    b: &TestApp,
+    pending: &[(String, i64)],
+    prefix: &str,
+) -> Vec<Resp> {
+    join_all(pending.iter().enumerate().map(|(i, (txn, total))| {
+        let app = pick(i + 1, a, b);
+        async move { pay_webhook(app, &format!("{prefix}-{i}"), txn, *total).await }
+    }))
+    .await
+}
+
 /// `n` customers registered on `app`: their tokens.
 async fn customers(app: &TestApp, prefix: &str, n: usize) -> Vec<String> {
     let mut tokens = Vec::new();
@@ -190,38 +249,21 @@ async fn thirty_notifications_for_one_payment_apply_once_without_deadlock() {
 #[tokio::test]
 async fn checkouts_with_a_coupon_race_payments_of_orders_with_it() {
     let (a, b, admin) = two_instances().await;
-    create_coupon(
-        &a,
-        &admin,
-        json!({"code": "CARRERA10", "type": "percent", "value": 10}),
-    )
-    .await;
-    let buyers = customers(&a, "pagador", 10).await;
-    let mut pending = Vec::new();
-    for (i, t) in buyers.iter().enumerate() {
-        let skus = lines(i);
-        pending.push(started_order(&a, t, skus, Some("CARRERA10")).await);
-    }
+    let orders = coupon_orders(&a, &admin, "CARRERA10", "pagador", 10).await;
+    let pending: Vec<(i64, String, i64)> = orders
+        .into_iter()
+        .map(|(_, order, txn, total)| (order, txn, total))
+        .collect();
     let (stock_a, stock_b) = (stock(&a, SKU_A).await, stock(&b, SKU_B).await);
-    let shoppers = customers(&a, "comprador", 10).await;
-    let mut bodies = Vec::new();
-    for i in 0..10usize {
-        let skus = lines(i + 1);
-        bodies.push(checkout_body(&a, skus, Some("CARRERA10")).await);
-    }
-    let checkouts = shoppers
+    let buying = shoppers(&a, "comprador", 10, "CARRERA10").await;
+    let to_pay: Vec<(String, i64)> = pending
         .iter()
-        .zip(bodies)
-        .enumerate()
-        .map(|(i, (t, body))| {
-            let app = pick(i, &a, &b);
-            async move { app.post("/api/checkout/confirm", Some(t), body).await }
-        });
-    let payments = pending.iter().enumerate().map(|(i, (_, txn, total))| {
-        let app = pick(i + 1, &a, &b);
-        async move { pay_webhook(app, &format!("evt-pay-{i}"), txn, *total).await }
-    });
-    let (created, paid) = tokio::join!(join_all(checkouts), join_all(payments));
+        .map(|(_, txn, total)| (txn.clone(), *total))
+        .collect();
+    let (created, paid) = tokio::join!(
+        checkouts_at_once(&a, &b, &buying),
+        payments_at_once(&a, &b, &to_pay, "evt-pay")
+    );
     assert_no_server_errors(&created);
     assert_no_server_errors(&paid);
     for r in &created {
@@ -251,34 +293,24 @@ async fn checkouts_with_a_coupon_race_payments_of_orders_with_it() {
 #[tokio::test]
 async fn admin_cancellations_race_checkouts_and_payments_on_the_same_rows() {
     let (a, b, admin) = two_instances().await;
-    create_coupon(
-        &a,
-        &admin,
-        json!({"code": "VUELTA10", "type": "percent", "value": 10}),
-    )
-    .await;
-    let buyers = customers(&a, "cliente", 10).await;
     let mut paid_orders = Vec::new();
     let mut pending = Vec::new();
-    for (i, t) in buyers.iter().enumerate() {
-        let skus = lines(i);
-        let (order, txn, total) = started_order(&a, t, skus, Some("VUELTA10")).await;
+    for (i, (_, order, txn, total)) in coupon_orders(&a, &admin, "VUELTA10", "cliente", 10)
+        .await
+        .into_iter()
+        .enumerate()
+    {
         if i < 5 {
             let r = pay_webhook(&a, &format!("evt-setup-{i}"), &txn, total).await;
             assert_eq!(r.body["outcome"], "applied", "{}", r.text);
             paid_orders.push(order);
         } else {
-            pending.push((order, txn, total));
+            pending.push((txn, total));
         }
     }
     assert_eq!(used_count(&a, "VUELTA10").await, 5);
     let (stock_a, stock_b) = (stock(&a, SKU_A).await, stock(&a, SKU_B).await);
-    let shoppers = customers(&a, "nuevo", 5).await;
-    let mut bodies = Vec::new();
-    for i in 0..5usize {
-        let skus = lines(i + 1);
-        bodies.push(checkout_body(&a, skus, Some("VUELTA10")).await);
-    }
+    let buying = shoppers(&a, "nuevo", 5, "VUELTA10").await;
     let admin = &admin;
     let cancels = paid_orders.iter().enumerate().map(|(i, order)| {
         let app = pick(i, &a, &b);
@@ -291,23 +323,14 @@ async fn admin_cancellations_race_checkouts_and_payments_on_the_same_rows() {
             .await
         }
     });
-    let payments = pending.iter().enumerate().map(|(i, (_, txn, total))| {
-        let app = pick(i + 1, &a, &b);
-        async move { pay_webhook(app, &format!("evt-race-{i}"), txn, *total).await }
-    });
-    let checkouts = shoppers
-        .iter()
-        .zip(bodies)
-        .enumerate()
-        .map(|(i, (t, body))| {
-            let app = pick(i, &a, &b);
-            async move { app.post("/api/checkout/confirm", Some(t), body).await }
-        });
     // Both instances' job runners tick meanwhile (outbox marking and dispatch, the refunds the
     // cancellations owe), as two `serve` processes would.
     let runners = [a.job_runner(2).start(), b.job_runner(2).start()];
-    let (cancelled, paid, created) =
-        tokio::join!(join_all(cancels), join_all(payments), join_all(checkouts));
+    let (cancelled, paid, created) = tokio::join!(
+        join_all(cancels),
+        payments_at_once(&a, &b, &pending, "evt-race"),
+        checkouts_at_once(&a, &b, &buying)
+    );
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     for r in runners {
         r.shutdown(std::time::Duration::from_secs(5)).await.unwrap();
@@ -492,31 +515,23 @@ async fn browser_returns_racing_notifications_pay_once() {
 #[tokio::test]
 async fn restarting_failed_payments_races_checkouts_and_payments() {
     let (a, b, admin) = two_instances().await;
-    create_coupon(
-        &a,
-        &admin,
-        json!({"code": "DENUEVO", "type": "percent", "value": 10}),
-    )
-    .await;
-    let buyers = customers(&a, "reintento", 10).await;
     let mut failed = Vec::new();
     let mut pending = Vec::new();
-    for (i, t) in buyers.iter().enumerate() {
-        let (order, txn, total) = started_order(&a, t, lines(i), Some("DENUEVO")).await;
+    for (i, (t, order, txn, total)) in coupon_orders(&a, &admin, "DENUEVO", "reintento", 10)
+        .await
+        .into_iter()
+        .enumerate()
+    {
         if i < 5 {
             let body = event(&a, &format!("evt-fail-{i}"), &txn, "failed", total);
             let r = webhook(&a, &body, Some(sign(&body))).await;
             assert_eq!(r.body["outcome"], "failed", "{}", r.text);
-            failed.push((order, t.clone()));
+            failed.push((order, t));
         } else {
             pending.push((txn, total));
         }
     }
-    let shoppers = customers(&a, "otro", 5).await;
-    let mut bodies = Vec::new();
-    for i in 0..5usize {
-        bodies.push(checkout_body(&a, lines(i + 1), Some("DENUEVO")).await);
-    }
+    let buying = shoppers(&a, "otro", 5, "DENUEVO").await;
     let restarts = failed.iter().enumerate().map(|(i, (order, t))| {
         let app = pick(i, &a, &b);
         async move {
@@ -528,20 +543,11 @@ async fn restarting_failed_payments_races_checkouts_and_payments() {
             .await
         }
     });
-    let payments = pending.iter().enumerate().map(|(i, (txn, total))| {
-        let app = pick(i + 1, &a, &b);
-        async move { pay_webhook(app, &format!("evt-paid-{i}"), txn, *total).await }
-    });
-    let checkouts = shoppers
-        .iter()
-        .zip(bodies)
-        .enumerate()
-        .map(|(i, (t, body))| {
-            let app = pick(i, &a, &b);
-            async move { app.post("/api/checkout/confirm", Some(t), body).await }
-        });
-    let (restarted, paid, created) =
-        tokio::join!(join_all(restarts), join_all(payments), join_all(checkouts));
+    let (restarted, paid, created) = tokio::join!(
+        join_all(restarts),
+        payments_at_once(&a, &b, &pending, "evt-paid"),
+        checkouts_at_once(&a, &b, &buying)
+    );
     assert_all(&restarted, StatusCode::OK);
     assert_all(&paid, StatusCode::OK);
     assert_all(&created, StatusCode::CREATED);
