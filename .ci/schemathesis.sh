@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # Contract testing: schemathesis (all phases, all checks) over openapi.yaml against the real
 # server, once with the seeded admin's token and once with the seeded customer's, each on a fresh
-# database. Zero failures is the bar. Run from the repository root after `cargo test` built
-# target/debug/dispensary. Tunables: ST_MAX_EXAMPLES (default 150), ST_WORKERS (default 2),
-# ST_PORT (default 18080), ST_SEED (default 1; a fixed seed keeps CI reproducible).
+# database — on SQLite, then on PostgreSQL (the database most stores run: some hostile input, such
+# as a NUL byte in text, only fails there). Zero failures is the bar. Run from the repository root
+# after `cargo test` built target/debug/dispensary. Tunables: ST_MAX_EXAMPLES (default 150),
+# ST_WORKERS (default 2), ST_PORT (default 18080), ST_SEED (default 1; a fixed seed keeps CI
+# reproducible), ST_DATABASES (default "sqlite postgres"), ST_PG_URL (the PostgreSQL server, default
+# postgres://postgres@127.0.0.1:5432; each run gets its own database, dropped afterwards).
 # Left out: the routes that end the run's own session, which would leave every later request a
 # 401 — POST /api/auth/logout, DELETE /api/me/sessions/{id} (a guessed id is often the run's own
 # session) and POST /api/users/{id}/sessions/revoke (the admin run's user 1 is itself); the
@@ -24,6 +27,8 @@ workers="${ST_WORKERS:-2}"
 port="${ST_PORT:-18080}"
 seed="${ST_SEED:-1}"
 out=target/schemathesis
+databases="${ST_DATABASES:-sqlite postgres}"
+pg_url="${ST_PG_URL:-postgres://postgres@127.0.0.1:5432}"
 
 [ -x "$bin" ] || { echo "$bin is missing: run cargo test (or cargo build) first" >&2; exit 1; }
 if [ ! -x "$venv/bin/st" ] || ! "$venv/bin/st" --version 2>/dev/null | grep -q "$version"; then
@@ -35,11 +40,16 @@ rm -rf "$out"
 mkdir -p "$out"
 
 server_pid=""
+pg_db=""
 stop_server() {
   if [ -n "$server_pid" ]; then
     kill "$server_pid" 2>/dev/null || true
     wait "$server_pid" 2>/dev/null || true
     server_pid=""
+  fi
+  if [ -n "$pg_db" ]; then
+    psql "$pg_url/postgres" -qc "DROP DATABASE IF EXISTS \"$pg_db\"" >/dev/null 2>&1 || true
+    pg_db=""
   fi
 }
 trap stop_server EXIT
@@ -51,9 +61,18 @@ token() { # email password -> access token
 }
 
 status=0
-run() { # label email password
-  local label="$1" work="$out/$1"
-  echo "== schemathesis as $label (fresh server on port $port)"
+run() { # database label email password
+  local database="$1" label="$2-$1" work="$out/$2-$1"
+  shift
+  echo "== schemathesis as $1 on $database (fresh server and database on port $port)"
+  if [ "$database" = postgres ]; then
+    pg_db="dispensary_st_$1"
+    psql "$pg_url/postgres" -qc "DROP DATABASE IF EXISTS \"$pg_db\"" >/dev/null
+    psql "$pg_url/postgres" -qc "CREATE DATABASE \"$pg_db\"" >/dev/null
+    export SERVE_DATABASE_URL="$pg_url/$pg_db"
+  else
+    unset SERVE_DATABASE_URL
+  fi
   # The customer run signs in as well as the admin: the server counts login attempts per IP,
   # and schemathesis itself calls the auth routes; a documented 429 is an accepted answer.
   server_pid="$(.ci/serve.sh "$port" "$work")"
@@ -82,10 +101,14 @@ run() { # label email password
   stop_server
 }
 
-run admin admin@dispensario.local 'Admin12345!'
-run customer cliente@dispensario.local Cliente12345
+labels=()
+for database in $databases; do
+  run "$database" admin admin@dispensario.local 'Admin12345!'
+  run "$database" customer cliente@dispensario.local Cliente12345
+  labels+=("admin-$database" "customer-$database")
+done
 echo "== schemathesis cases"
-for label in admin customer; do
+for label in "${labels[@]}"; do
   echo "$label: $(grep -E '[0-9]+ generated' "$out/$label/schemathesis.log" | tail -n1 | sed 's/^ *//')"
 done
 exit "$status"

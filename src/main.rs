@@ -28,6 +28,9 @@ enum Command {
     PrintSchema,
     /// Print the OpenAPI document (YAML) to stdout.
     PrintOpenapi,
+    /// Report stored rows that break a rule the API now enforces on input (an email that is not
+    /// a bare address, ...): one line each, nothing rewritten. Exit status 1 when any is found.
+    CheckData,
     /// Ask the providers about payments still initiated or pending, and apply their answers.
     Reconcile {
         /// Only this provider (webpay, flow, mp).
@@ -110,6 +113,7 @@ fn main() -> ExitCode {
         match cli.command.unwrap_or(Command::Serve) {
             Command::Migrate => migrate(config).await,
             Command::Seed => seed(config).await,
+            Command::CheckData => check_data(config).await,
             Command::Reconcile {
                 provider,
                 since,
@@ -128,7 +132,8 @@ fn main() -> ExitCode {
     }
 }
 
-async fn migrate(config: Config) -> anyhow::Result<()> {
+/// One connection to the configured database, for the commands that need no more.
+async fn connect_one(config: &Config) -> anyhow::Result<dispensary::db::Db> {
     let metrics = dispensary::metrics::Metrics::new();
     let db = dispensary::db::connect(
         &config.database_url,
@@ -137,6 +142,11 @@ async fn migrate(config: Config) -> anyhow::Result<()> {
         &metrics,
     )
     .await?;
+    Ok(db)
+}
+
+async fn migrate(config: Config) -> anyhow::Result<()> {
+    let db = connect_one(&config).await?;
     dispensary::db::migrate(&db).await?;
     tracing::info!("migrations applied");
     Ok(())
@@ -153,6 +163,25 @@ async fn seed(mut config: Config) -> anyhow::Result<()> {
         "seed loaded"
     );
     Ok(())
+}
+
+async fn check_data(config: Config) -> anyhow::Result<()> {
+    let db = connect_one(&config).await?;
+    let findings = dispensary::services::data_check::run(&db)
+        .await
+        .map_err(|e| anyhow::anyhow!("{}", e.message))?;
+    for f in &findings {
+        println!("{f}");
+    }
+    println!("check-data: {} finding(s)", findings.len());
+    if findings.is_empty() {
+        Ok(())
+    } else {
+        anyhow::bail!(
+            "{} stored value(s) break today's input rules",
+            findings.len()
+        )
+    }
 }
 
 async fn reconcile(

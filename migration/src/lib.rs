@@ -21,6 +21,7 @@ mod m20261203_000013_two_factor;
 mod m20261203_000014_consents;
 mod m20261203_000015_privacy_requests;
 mod m20261203_000016_erasure;
+mod m20261207_000017_credential_attempts;
 mod util;
 
 pub struct Migrator;
@@ -45,6 +46,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000014_consents::Migration),
             Box::new(m20261203_000015_privacy_requests::Migration),
             Box::new(m20261203_000016_erasure::Migration),
+            Box::new(m20261207_000017_credential_attempts::Migration),
         ]
     }
 }

@@ -14,7 +14,10 @@ pub use invalid::{FieldIssue, Invalid};
 pub use password::{Password, PASSWORD_MAX, PASSWORD_MIN};
 pub use region::{parse_region, REGIONS};
 pub use rut::Rut;
-pub use text::fold;
+pub use text::{
+    check_text, check_tree, control_character, fold, forbidden_control, is_forbidden_control,
+    Shape, Shaped,
+};
 pub use timestamp::Timestamp;
 
 /// Longest display name, in characters (after trimming).

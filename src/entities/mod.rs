@@ -8,6 +8,7 @@ pub mod cart_item;
 pub mod category;
 pub mod consent;
 pub mod coupon;
+pub mod credential_attempt;
 
 pub mod file;
 pub mod idempotency_key;

@@ -11,6 +11,7 @@ pub mod coupons;
 pub mod documents;
 pub mod files;
 pub mod guards;
+pub mod input;
 pub mod jobs;
 pub mod limits;
 pub mod loaders;
@@ -215,7 +216,8 @@ pub async fn execute(
 ) -> async_graphql::Response {
     let operation = request.operation_name.clone();
     let trace_id = rctx.trace_id.clone();
-    let (request, admitted) = limits::admit(request, &state.config, &rctx);
+    let (mut request, admitted) = limits::admit(request, &state.config, &rctx);
+    let admitted = admitted.and_then(|()| input::check(&mut request));
     let mut response = match admitted {
         Ok(()) => {
             // Kept to explain a cost refusal, which only the document and its variables need.

@@ -31,11 +31,13 @@ pub async fn handle(
         .and_then(|p| st.config.webhook_allowed_ips.get(&p))
         .is_none_or(|nets| nets.iter().any(|n| n.contains(&ctx.client_ip)));
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    let result = match known.filter(|p| p.enabled(st)) {
+    let refused = known.and_then(|_| text_refused(query.as_deref(), &body));
+    let result = match (known.filter(|p| p.enabled(st)), refused) {
         _ if !allowed => Err(AppError::forbidden(
             "Notifications for this provider are not accepted from this address",
         )),
-        Some(Provider::Mp) => mp::notification(
+        (Some(_), Some(refused)) => Err(refused),
+        (Some(Provider::Mp), None) => mp::notification(
             st,
             &ctx,
             query.as_deref(),
@@ -45,14 +47,14 @@ pub async fn handle(
         )
         .await
         .map(str::to_string),
-        Some(Provider::Test) => {
+        (Some(Provider::Test), None) => {
             test_provider::notification(st, &ctx, header("x-test-signature"), &body)
                 .await
                 .map(str::to_string)
         }
-        Some(Provider::Flow) => flow_confirmation(&app, &ctx, &body).await,
+        (Some(Provider::Flow), None) => flow_confirmation(&app, &ctx, &body).await,
         // Webpay has no notification: the browser's return (`webpay_return`) carries its token.
-        Some(Provider::Webpay) | None => Err(AppError::not_found("Payment provider")),
+        (Some(Provider::Webpay), None) | (None, _) => Err(AppError::not_found("Payment provider")),
     };
     let label = match &result {
         Ok(outcome) => outcome.clone(),
@@ -86,6 +88,9 @@ pub async fn webpay_return(
     let st = &app.state;
     if !webpay::PROVIDER.enabled(st) {
         return AppError::not_found("Payment provider").into_response();
+    }
+    if let Some(e) = text_refused(query.as_deref(), &body) {
+        return e.into_response();
     }
     let mut params: std::collections::HashMap<String, String> = std::collections::HashMap::new();
     for (k, v) in form_urlencoded::parse(query.unwrap_or_default().as_bytes())
@@ -162,6 +167,25 @@ pub async fn webpay_return(
     to_result_page(&app.state, payment).await
 }
 
+/// What a provider's request says — its query string, its body as JSON or as a form — may hold no
+/// control character but tab and line breaks (`domain::check_text`), as every other input.
+fn text_refused(query: Option<&str>, body: &[u8]) -> Option<AppError> {
+    use crate::domain::{check_text, check_tree};
+    let form = |raw: &[u8]| {
+        form_urlencoded::parse(raw).try_for_each(|(k, v)| {
+            check_text(&k, &k)?;
+            check_text(&k, &v)
+        })
+    };
+    let checked = form(query.unwrap_or_default().as_bytes()).and_then(|()| {
+        match serde_json::from_slice::<serde_json::Value>(body) {
+            Ok(json) => check_tree("body", &json, true),
+            Err(_) => form(body),
+        }
+    });
+    checked.err().map(AppError::from)
+}
+
 /// The `token` of a Flow callback (form body or query).
 fn flow_token(query: Option<&str>, body: &[u8]) -> Result<String, AppError> {
     form_urlencoded::parse(body)
@@ -195,6 +219,9 @@ pub async fn flow_return(
     let st = &app.state;
     if !flow::PROVIDER.enabled(st) {
         return AppError::not_found("Payment provider").into_response();
+    }
+    if let Some(e) = text_refused(query.as_deref(), &body) {
+        return e.into_response();
     }
     let token = match flow_token(query.as_deref(), &body) {
         Ok(t) => t,

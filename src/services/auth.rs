@@ -6,7 +6,7 @@ use chrono::Duration;
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict, Query};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, FromQueryResult, QueryFilter,
-    QueryOrder, QuerySelect, Set, TransactionTrait,
+    QuerySelect, Set, TransactionTrait,
 };
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -16,10 +16,11 @@ use crate::db::begin_write;
 use crate::domain::{parse_name, Email, Password, Rut};
 use crate::entities::consent::{ConsentPurpose, ConsentSource};
 use crate::entities::user::{self, Role};
-use crate::entities::{auth_token, revoked_access_token, system_log, user_two_factor};
+use crate::entities::{auth_token, revoked_access_token, user_two_factor};
 use crate::error::{AppError, AppResult, FieldIssue};
 use crate::services::consents;
 use crate::services::events::{self, DomainEvent};
+use crate::services::lockout;
 use crate::services::sessions;
 use crate::services::tokens::{TokenProblem, ACCESS, REFRESH};
 use crate::services::users::{self, load_view, UserView};
@@ -207,9 +208,10 @@ pub async fn sign_in(st: &AppState, ctx: &RequestCtx, input: LoginInput) -> AppR
         .filter(user::Column::Email.eq(email.as_str()))
         .one(&st.db)
         .await?;
-    if let Some(u) = &user {
-        check_account_lockout(st, u.id).await?;
-    }
+    let attempt = match &user {
+        Some(u) => Some(lockout::take(st, u.id, lockout::Kind::Password).await?),
+        None => None,
+    };
     let ok = st
         .passwords
         .verify(
@@ -217,6 +219,9 @@ pub async fn sign_in(st: &AppState, ctx: &RequestCtx, input: LoginInput) -> AppR
             user.as_ref().map(|u| u.password_hash.as_str()),
         )
         .await?;
+    if let Some(a) = attempt {
+        a.settle(st, ok).await?;
+    }
     if let Some(u) = user
         .as_ref()
         .filter(|u| ok && u.erasure_requested_at.is_some())
@@ -244,38 +249,6 @@ pub async fn sign_in(st: &AppState, ctx: &RequestCtx, input: LoginInput) -> AppR
     let session = issue_session(st, ctx, &txn, &user, None).await?;
     txn.commit().await?;
     Ok(SignIn::Session(session))
-}
-
-/// After `LOGIN_FAILURE_LIMIT` failures (wrong passwords and wrong second factors) within the
-/// window, the account refuses logins until the oldest of those failures leaves the window.
-/// Counted from the audit log, so it holds across instances.
-pub(crate) async fn check_account_lockout(st: &AppState, user_id: i64) -> AppResult<()> {
-    let now = st.clock.now();
-    let window = Duration::seconds(st.config.login_failure_window_seconds);
-    let limit = u64::from(st.config.login_failure_limit);
-    let recent: Vec<chrono::DateTime<chrono::Utc>> = system_log::Entity::find()
-        .select_only()
-        .column(system_log::Column::CreatedAt)
-        .filter(system_log::Column::Entity.eq("user"))
-        .filter(system_log::Column::EntityId.eq(user_id))
-        .filter(system_log::Column::Action.is_in(["auth.login_failed", "auth.mfa_failed"]))
-        .filter(system_log::Column::CreatedAt.gt(now - window))
-        .order_by_desc(system_log::Column::CreatedAt)
-        .limit(limit)
-        .into_tuple()
-        .all(&st.db)
-        .await?;
-    if recent.len() as u64 >= limit {
-        let oldest = recent.last().copied().unwrap_or(now);
-        let wait = std::cmp::max((oldest + window - now).num_seconds(), 1) as u64;
-        st.metrics
-            .rate_limited
-            .with_label_values(&["login_failures"])
-            .inc();
-        return Err(AppError::rate_limited(wait)
-            .with_message("Too many failed logins for this account; try again later"));
-    }
-    Ok(())
 }
 
 pub async fn refresh(
@@ -421,11 +394,15 @@ pub(crate) async fn check_own_password(
         .await?
         .filter(user::Model::is_usable)
         .ok_or_else(|| AppError::unauthorized("The account is disabled"))?;
-    if !st
+    // A wrong password here counts towards the account's lockout like a wrong sign-in: whoever
+    // holds a stolen session cannot guess the password behind it without limit.
+    let attempt = lockout::take(st, user_id, lockout::Kind::Password).await?;
+    let ok = st
         .passwords
         .verify(password, Some(&u.password_hash))
-        .await?
-    {
+        .await?;
+    attempt.settle(st, ok).await?;
+    if !ok {
         let what = if field == "password" {
             "The password is not correct"
         } else {

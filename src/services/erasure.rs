@@ -42,7 +42,7 @@ use crate::entities::{
 use crate::error::{AppError, AppResult, FieldIssue};
 use crate::services::events::{self, DomainEvent};
 use crate::services::jobs::{self, Job, JobError, NewJob};
-use crate::services::{auth, files, sessions, two_factor};
+use crate::services::{auth, files, lockout, sessions, two_factor};
 use crate::state::AppState;
 
 /// How a review by an erased customer is signed.
@@ -197,12 +197,29 @@ pub async fn request(
     }
     auth::limit_ip(st, ctx)?;
     auth::check_own_password(st, me.id, &input.password, "password").await?;
+    // A wrong code counts towards the account's lockout (taken before the transaction, settled
+    // after it: the code is spent inside it, so a refusal below spends nothing).
+    let attempt = lockout::take(st, me.id, lockout::Kind::SecondFactor).await?;
+    let mut proved = false;
+    let outcome = request_reauthenticated(st, ctx, &me, &input, &mut proved).await;
+    attempt.settle(st, proved).await?;
+    outcome
+}
+
+async fn request_reauthenticated(
+    st: &AppState,
+    ctx: &RequestCtx,
+    me: &crate::actor::AuthUser,
+    input: &DeletionRequestInput,
+    proved: &mut bool,
+) -> AppResult<privacy_request::Model> {
     let now = st.clock.now();
     let txn = begin_write(&st.db).await?;
     // Under the user's row: a checkout at the same moment either committed its order before
     // (and blocks this request, below) or finds the request and refuses (`checkout::confirm`).
     crate::services::users::lock(&txn, me.id).await?;
     two_factor::reauthenticate(&txn, st, me.id, input.code.as_deref()).await?;
+    *proved = true;
     if open_request(&txn, me.id).await?.is_some() {
         return Err(already_requested());
     }
@@ -280,9 +297,10 @@ pub async fn cancel(st: &AppState, ctx: &RequestCtx, input: CancelDeletionInput)
         .filter(user::Column::ErasedAt.is_null())
         .one(&st.db)
         .await?;
-    if let Some(u) = &found {
-        auth::check_account_lockout(st, u.id).await?;
-    }
+    let attempt = match &found {
+        Some(u) => Some(lockout::take(st, u.id, lockout::Kind::Password).await?),
+        None => None,
+    };
     let ok = st
         .passwords
         .verify(
@@ -290,6 +308,9 @@ pub async fn cancel(st: &AppState, ctx: &RequestCtx, input: CancelDeletionInput)
             found.as_ref().map(|u| u.password_hash.as_str()),
         )
         .await?;
+    if let Some(a) = attempt {
+        a.settle(st, ok).await?;
+    }
     let u = match found {
         Some(u) if ok && u.is_active && u.deleted_at.is_none() => u,
         other => {
@@ -301,9 +322,24 @@ pub async fn cancel(st: &AppState, ctx: &RequestCtx, input: CancelDeletionInput)
             return Err(auth::login_failed(st, ctx, &email, other.map(|u| u.id), reason).await?);
         }
     };
+    let attempt = lockout::take(st, u.id, lockout::Kind::SecondFactor).await?;
+    let mut proved = false;
+    let outcome = cancel_reauthenticated(st, ctx, &u, &input, &mut proved).await;
+    attempt.settle(st, proved).await?;
+    outcome
+}
+
+async fn cancel_reauthenticated(
+    st: &AppState,
+    ctx: &RequestCtx,
+    u: &user::Model,
+    input: &CancelDeletionInput,
+    proved: &mut bool,
+) -> AppResult<()> {
     let now = st.clock.now();
     let txn = begin_write(&st.db).await?;
     two_factor::reauthenticate(&txn, st, u.id, input.code.as_deref()).await?;
+    *proved = true;
     crate::services::data_export::settle_failed(&txn, st, Some(u.id)).await?;
     let r = cancellable(&txn, u.id)
         .await?
@@ -526,14 +562,18 @@ async fn farewell(st: &AppState, u: &user::Model) -> Result<(), JobError> {
         .run(
             st,
             crate::services::mail::MailPayload {
-                template: "account_erased".into(),
-                to: u.email.clone(),
-                context: serde_json::json!({
-                    "customer": {"name": u.name},
-                    "retentionYears": st.config.legal_retention_years,
-                }),
-                receipt_order_id: None,
-                link_id: None,
+                // Not queued: its Message-ID comes from its content, the same when the erasure
+                // is retried (an account is erased once).
+                message_id: None,
+                ..crate::services::mail::MailPayload::new(
+                    st,
+                    "account_erased",
+                    u.email.clone(),
+                    serde_json::json!({
+                        "customer": {"name": u.name},
+                        "retentionYears": st.config.legal_retention_years,
+                    }),
+                )
             },
         )
         .await;

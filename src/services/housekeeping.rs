@@ -21,6 +21,8 @@ pub struct Purged {
     /// Mailed links (email verification, password reset) a week past their expiry, used ones
     /// included.
     pub account_links: u64,
+    /// Failed sign-in and code attempts a day past the lockout window.
+    pub credential_attempts: u64,
     /// Sessions none of whose refresh tokens is left (all purged above).
     pub sessions: u64,
     /// Data-export ZIPs past their download window (the request rows stay, as history).
@@ -49,6 +51,7 @@ pub async fn purge_expired(st: &AppState) -> AppResult<Purged> {
             .await?
             .rows_affected,
         account_links: crate::services::links::purge(st).await?,
+        credential_attempts: crate::services::lockout::purge(st).await?,
         sessions: session::Entity::delete_many()
             .filter(
                 Expr::col(session::Column::FamilyId).not_in_subquery(

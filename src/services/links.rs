@@ -5,7 +5,10 @@
 //! the message ([`mint_url`]): a random 256-bit value of which only the SHA-256 is stored, so the
 //! token exists only in the message — no job payload, event, audit row or log line holds it. A
 //! retried send makes a new token (the unsent one dies with it). A link works once, for its
-//! purpose's lifetime from when it was sent, and a newer link of the same kind replaces it.
+//! purpose's lifetime from when it was sent, and a newer link of the same kind replaces it. A link
+//! is bound to the address it was sent to: an email or password change retires every outstanding
+//! link of the account ([`retire_all`]), and a link whose address is no longer the account's is
+//! refused ([`check_bound`]).
 
 use chrono::{DateTime, Duration, Utc};
 use rand::RngCore;
@@ -67,6 +70,36 @@ pub async fn consume_pending<C: ConnectionTrait>(
         .exec(conn)
         .await?;
     Ok(())
+}
+
+/// Retires every unused link of the user, whatever its purpose: a mailed link speaks for the
+/// address it was sent to and the credentials in force then, so changing the email or the
+/// password makes every outstanding one moot (whoever still reads an old mailbox gets nothing).
+pub async fn retire_all<C: ConnectionTrait>(
+    conn: &C,
+    user_id: i64,
+    now: DateTime<Utc>,
+) -> AppResult<()> {
+    Entity::update_many()
+        .col_expr(Column::ConsumedAt, Expr::value(now))
+        .filter(Column::UserId.eq(user_id))
+        .filter(Column::ConsumedAt.is_null())
+        .exec(conn)
+        .await?;
+    Ok(())
+}
+
+/// Refuses (as used) a link that no longer speaks for the account: the address it is bound to —
+/// where it was sent, or for an email change the address being replaced — is not `current`.
+/// [`retire_all`] already retires such links when the address changes; this holds even for one
+/// that escaped it.
+pub fn check_bound(link: &Model, current: &str) -> AppResult<()> {
+    let bound = link.previous_email.as_deref().unwrap_or(&link.email);
+    if bound == current {
+        Ok(())
+    } else {
+        Err(used())
+    }
 }
 
 /// Inside the caller's transaction: a new link of `purpose` to `email` (`previous`: the address

@@ -10,7 +10,7 @@
 use std::time::Duration as StdDuration;
 
 use async_graphql::InputObject;
-use sea_orm::{ActiveModelTrait, ColumnTrait, Condition, EntityTrait, QueryFilter, Set};
+use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -135,14 +135,15 @@ pub async fn reset(st: &AppState, ctx: &RequestCtx, input: ResetPasswordInput) -
         .await?
         .filter(user::Model::is_usable)
         .ok_or_else(|| AppError::invalid("token", "invalid", "The link is not valid"))?;
+    links::check_bound(&link, &u.email)?;
     let mut am: user::ActiveModel = u.clone().into();
     am.password_hash = Set(hash);
-    if u.email_verified_at.is_none() && u.email == link.email {
+    if u.email_verified_at.is_none() {
         am.email_verified_at = Set(Some(now));
     }
     am.updated_at = Set(now);
     am.update(&txn).await?;
-    links::consume_pending(&txn, u.id, Purpose::ResetPassword, Condition::all(), now).await?;
+    links::retire_all(&txn, u.id, now).await?;
     let sessions_revoked = sessions::end_counted(&txn, st, u.id, None).await?;
     events::record(
         &txn,
@@ -179,8 +180,8 @@ pub async fn change(st: &AppState, ctx: &RequestCtx, input: ChangePasswordInput)
     am.password_hash = Set(hash);
     am.updated_at = Set(now);
     am.update(&txn).await?;
-    // A reset link asked for earlier is moot now.
-    links::consume_pending(&txn, me.id, Purpose::ResetPassword, Condition::all(), now).await?;
+    // Links mailed earlier (a reset asked for, a pending address change) are moot now.
+    links::retire_all(&txn, me.id, now).await?;
     let other_sessions_revoked =
         sessions::end_counted(&txn, st, me.id, Some(&me.session_id)).await?;
     events::record(

@@ -8,7 +8,9 @@
 //! - With two-factor on, a correct password earns only a short-lived, single-purpose `mfaToken`
 //!   (a JWT of type `mfa`); [`verify_login`] exchanges it, with a code or a recovery code, for the
 //!   session. The token works once (its id joins the revoked tokens), failures count towards the
-//!   account's lockout like wrong passwords, and the per-IP credential budget applies.
+//!   account's lockout like wrong passwords (`lockout`: the attempt is taken before the code is
+//!   evaluated), and the per-IP credential budget applies. Every other route that asks for a code
+//!   (turning two-factor off, asking for or cancelling an erasure) counts wrong ones the same way.
 //! - A code is accepted once: the time step it was accepted for is stored and only later steps
 //!   pass (compare-and-set, so two concurrent uses of one code cannot both win).
 
@@ -29,6 +31,7 @@ use crate::error::{AppError, AppResult};
 use crate::services::auth::{self, AuthSession};
 use crate::services::crypto::DataKey;
 use crate::services::events::{self, DomainEvent};
+use crate::services::lockout;
 use crate::services::tokens::TokenProblem;
 use crate::state::AppState;
 
@@ -425,9 +428,16 @@ pub async fn disable(
         .filter(|r| r.enabled_at.is_some())
         .ok_or_else(|| AppError::conflict("Two-factor authentication is not enabled"))?;
     auth::check_own_password(st, me.id, &input.password, "password").await?;
+    // A wrong code counts towards the lockout, as at sign-in: a stolen session and password are
+    // not enough to guess two-factor off.
+    let attempt = lockout::take(st, me.id, lockout::Kind::SecondFactor).await?;
     let now = st.clock.now();
     let txn = begin_write(&st.db).await?;
-    spend_code(&txn, st, &row, &input.code, now).await?;
+    if let Err(e) = spend_code(&txn, st, &row, &input.code, now).await {
+        txn.rollback().await?;
+        attempt.failed();
+        return Err(e);
+    }
     user_two_factor::Entity::delete_by_id(row.id)
         .exec(&txn)
         .await?;
@@ -437,7 +447,7 @@ pub async fn disable(
         .await?;
     events::record(&txn, st, ctx, DomainEvent::TwoFactorDisabled { id: me.id }).await?;
     txn.commit().await?;
-    Ok(())
+    attempt.passed(st).await
 }
 
 /// The token a correct password earns an account with two-factor on.
@@ -508,7 +518,6 @@ pub async fn verify_login(
         .await?
         .filter(user::Model::is_usable)
         .ok_or_else(|| AppError::unauthorized("The account is disabled"))?;
-    auth::check_account_lockout(st, user.id).await?;
     let row = row_of(&st.db, user.id)
         .await?
         .filter(|r| r.enabled_at.is_some())
@@ -516,6 +525,8 @@ pub async fn verify_login(
             AppError::unauthorized("Two-factor authentication is no longer enabled; sign in again")
         })?;
 
+    // Taken before the code is looked at: parallel guesses each hold a place in the lockout.
+    let attempt = lockout::take(st, user.id, lockout::Kind::SecondFactor).await?;
     let txn = begin_write(&st.db).await?;
     let outcome = match (code, recovery) {
         (Some(c), _) => take_code(&txn, st, &row, c)
@@ -543,6 +554,7 @@ pub async fn verify_login(
     };
     if let Err((field, issue)) = outcome {
         txn.rollback().await?;
+        attempt.failed();
         st.metrics.login_failures.inc();
         let txn = begin_write(&st.db).await?;
         events::record(
@@ -561,6 +573,8 @@ pub async fn verify_login(
     // The token works once: a second use (or a concurrent one) finds its id taken.
     if !auth::revoke_jti(&txn, &claims.jti, claims.expires_at(), now).await? {
         txn.rollback().await?;
+        // The code was right; another use of the token won the race.
+        attempt.passed(st).await?;
         return Err(AppError::unauthorized(
             "This mfaToken was already used; sign in again",
         ));
@@ -568,6 +582,7 @@ pub async fn verify_login(
     events::record(&txn, st, ctx, DomainEvent::LoginSucceeded { id: user.id }).await?;
     let session = auth::issue_session(st, ctx, &txn, &user, None).await?;
     txn.commit().await?;
+    attempt.passed(st).await?;
     Ok(session)
 }
 

@@ -163,7 +163,8 @@ pub async fn verify(
             "The link is not valid",
         ));
     };
-    let changed = row.email != u.email;
+    links::check_bound(&row, &u.email)?;
+    let changed = row.previous_email.is_some() && row.email != u.email;
     let mut am: user::ActiveModel = u.clone().into();
     if changed {
         users::ensure_email_free(&txn, &row.email).await?;
@@ -174,14 +175,14 @@ pub async fn verify(
         am.updated_at = Set(now);
         am.update(&txn).await?;
     }
-    // A change makes every other pending link moot; verifying the address in use, only the other
-    // links for it.
-    let moot = if changed {
-        Condition::all()
+    // A change retires every other pending link, reset links included (they were mailed to the
+    // old address); verifying the address in use, only the other verification links for it.
+    if changed {
+        links::retire_all(&txn, u.id, now).await?;
     } else {
-        Condition::all().add(Column::PreviousEmail.is_null())
-    };
-    links::consume_pending(&txn, u.id, Purpose::VerifyEmail, moot, now).await?;
+        let moot = Condition::all().add(Column::PreviousEmail.is_null());
+        links::consume_pending(&txn, u.id, Purpose::VerifyEmail, moot, now).await?;
+    }
     events::record(
         &txn,
         st,

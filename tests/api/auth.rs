@@ -406,6 +406,15 @@ async fn expired_tokens_and_idempotency_keys_are_purged() {
     use dispensary::services::housekeeping::{purge_expired, Purged};
     let app = TestApp::spawn().await;
     let (at, _, body) = app.register("purga@example.cl").await;
+    // A wrong password leaves an attempt in the lockout's ledger.
+    let r = app
+        .post(
+            "/api/auth/login",
+            None,
+            json!({"email": "purga@example.cl", "password": "Equivocada1"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.text);
     let rt = body["refreshToken"].as_str().unwrap().to_string();
     let vid = variant_id(&app, "NL-AUTO-1G").await;
     let r = app
@@ -434,6 +443,7 @@ async fn expired_tokens_and_idempotency_keys_are_purged() {
         "auth_tokens",
         "idempotency_keys",
         "account_links",
+        "credential_attempts",
         "sessions",
     ] {
         assert!(count(t).await > 0, "{t} has a row");
@@ -449,6 +459,7 @@ async fn expired_tokens_and_idempotency_keys_are_purged() {
             refresh_tokens: 1,
             idempotency_keys: 1,
             account_links: 1,
+            credential_attempts: 1,
             sessions: 1,
             data_exports: 0,
             medicinal_documents: 0,
@@ -459,6 +470,7 @@ async fn expired_tokens_and_idempotency_keys_are_purged() {
         "auth_tokens",
         "idempotency_keys",
         "account_links",
+        "credential_attempts",
         "sessions",
     ] {
         assert_eq!(count(t).await, 0, "{t} purged");

@@ -261,6 +261,11 @@ async fn a_mail_server_that_is_down_gets_the_message_once_it_is_back() {
     check_order_received(&order_messages(&smtp)[0], &email, id);
     let j = order_job(mail_jobs(&app).await);
     assert_eq!((j.state, j.attempts), (JobState::Done, 2));
+    // The Message-ID was drawn when the job was queued: the retried send carries the same one.
+    let mid = j.payload["messageId"]
+        .as_str()
+        .expect("the job's Message-ID");
+    assert_eq!(order_messages(&smtp)[0].message_id(), Some(mid));
     // Later runs never send it again; the unpaid order expiring sends its own mail.
     app.clock.advance(Duration::hours(1));
     run_jobs(&app).await;
@@ -291,11 +296,17 @@ async fn without_smtp_url_messages_are_written_as_eml_files() {
         .collect();
     assert_eq!(files.len(), 2, "{files:?}");
     let mut order_mails = 0;
+    let mut ids = std::collections::HashSet::new();
     for f in &files {
         assert_eq!(f.extension().and_then(|e| e.to_str()), Some("eml"));
         let bytes = std::fs::read(f).unwrap();
         let m = MessageParser::default().parse(&bytes).unwrap();
         assert!(m.content_type().is_some());
+        // Every message has its own Message-ID on the sender's domain.
+        let mid = m.message_id().expect("a Message-ID").to_string();
+        assert!(mid.ends_with("@tienda.example.cl"), "{mid}");
+        assert!(mid.len() > "@tienda.example.cl".len() + 16, "{mid}");
+        assert!(ids.insert(mid), "Message-IDs repeat");
         if m.subject() != Some(VERIFY) {
             check_order_received(&m, &email, id);
             order_mails += 1;

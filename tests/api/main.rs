@@ -20,6 +20,7 @@ mod events;
 mod flow;
 mod graphql_limits;
 mod helpers;
+mod hostile;
 mod http;
 mod import_export;
 mod integrity;

@@ -318,3 +318,74 @@ async fn changing_the_password_ends_the_other_sessions_and_keeps_this_one() {
         logs.text
     );
 }
+
+/// A mailed link is bound to the address it went to: an email change retires the reset link the
+/// old mailbox holds, and so does a password change.
+#[tokio::test]
+async fn an_email_change_retires_the_reset_link_mailed_to_the_old_address() {
+    let smtp = SmtpSim::start().await;
+    let app = spawn_with_owned(&smtp_env(&smtp)).await;
+    let (token, id, _) = app.register("buzon-viejo@example.cl").await;
+    let r = forgot(&app, "buzon-viejo@example.cl").await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
+    deliver(&app).await;
+    let old_link = reset_token(&with_subject(&smtp, RESET)[0]);
+
+    // The owner moves to a new address and verifies it.
+    let r = app
+        .patch(
+            "/api/me",
+            Some(&token),
+            json!({"email": "buzon-nuevo@example.cl"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    deliver(&app).await;
+    let change = with_subject(&smtp, crate::verify_email::CHANGE);
+    assert_eq!(change.len(), 1);
+    let r = app
+        .post(
+            "/api/auth/verify-email",
+            None,
+            json!({"token": link_token(&change[0], "/verify-email")}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.body["emailChanged"], true);
+
+    // The link in the old mailbox no longer resets anything.
+    let r = reset(&app, &old_link, "tomado12345").await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text);
+    assert!(r.has_detail("token", "used"), "{}", r.text);
+    app.login("buzon-nuevo@example.cl", "secreto123").await;
+    assert_eq!(
+        app.scalar_i64(&format!(
+            "SELECT COUNT(*) FROM account_links WHERE user_id = {id} AND consumed_at IS NULL"
+        ))
+        .await,
+        0
+    );
+
+    // A password change retires the links outstanding then, too.
+    app.clock.advance(Duration::minutes(2));
+    let r = forgot(&app, "buzon-nuevo@example.cl").await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
+    deliver(&app).await;
+    let second = reset_token(&with_subject(&smtp, RESET)[1]);
+    let signed_in = app.login("buzon-nuevo@example.cl", "secreto123").await["accessToken"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let r = app
+        .patch(
+            "/api/me/password",
+            Some(&signed_in),
+            json!({"currentPassword": "secreto123", "newPassword": "nuevaClave456"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text);
+    let r = reset(&app, &second, "tomado12345").await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text);
+    assert!(r.has_detail("token", "used"), "{}", r.text);
+    app.login("buzon-nuevo@example.cl", "nuevaClave456").await;
+}

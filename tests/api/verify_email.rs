@@ -14,7 +14,7 @@ use crate::mail::{
 };
 use crate::smtp::SmtpSim;
 
-const CHANGE: &str = "Confirma tu nuevo correo en Dispensario";
+pub(crate) const CHANGE: &str = "Confirma tu nuevo correo en Dispensario";
 const NOTICE: &str = "Pidieron cambiar el correo de tu cuenta en Dispensario";
 
 fn token_of(m: &Message<'_>) -> String {

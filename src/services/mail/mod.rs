@@ -42,6 +42,55 @@ pub struct MailPayload {
     /// when the message is sent, so it is never in the payload.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub link_id: Option<i64>,
+    /// The message's `Message-ID` without its angle brackets (`<random>@<sender's domain>`),
+    /// drawn when the job is queued so that a retried send is recognisably the same message.
+    /// Jobs queued before it existed derive theirs from the payload ([`message_id`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message_id: Option<String>,
+}
+
+impl MailPayload {
+    /// A message of `template` to `to`, with a fresh `Message-ID` on the sender's domain.
+    pub fn new(st: &AppState, template: &str, to: String, context: Value) -> Self {
+        MailPayload {
+            template: template.to_string(),
+            to,
+            context,
+            receipt_order_id: None,
+            link_id: None,
+            message_id: Some(format!(
+                "{}@{}",
+                uuid::Uuid::new_v4().simple(),
+                sender_domain(&st.config.email_from)
+            )),
+        }
+    }
+}
+
+/// The domain of `EMAIL_FROM`'s address (`Tienda <no-reply@tienda.cl>` → `tienda.cl`); `localhost`
+/// when it has none.
+fn sender_domain(email_from: &str) -> String {
+    email_from
+        .parse::<Mailbox>()
+        .ok()
+        .map(|m| m.email.domain().to_string())
+        .filter(|d| !d.is_empty())
+        .unwrap_or_else(|| "localhost".to_string())
+}
+
+/// `p`'s `Message-ID` header value: its own, or (a job queued before payloads carried one) a
+/// digest of the payload, the same on every retry.
+fn message_id(st: &AppState, p: &MailPayload) -> String {
+    let id = p.message_id.clone().unwrap_or_else(|| {
+        use sha2::{Digest, Sha256};
+        let bytes = serde_json::to_vec(p).unwrap_or_default();
+        format!(
+            "{}@{}",
+            hex::encode(&Sha256::digest(bytes)[..16]),
+            sender_domain(&st.config.email_from)
+        )
+    });
+    format!("<{id}>")
 }
 
 /// The `mail.send` job.
@@ -121,6 +170,7 @@ async fn build(st: &AppState, p: &MailPayload) -> Result<Option<Message>, JobErr
         );
     }
     Message::builder()
+        .message_id(Some(message_id(st, p)))
         .from(from)
         .to(to)
         .subject(r.subject)
@@ -162,11 +212,9 @@ impl Subscriber for MailSubscriber {
         for m in messages_for(st, event).await? {
             let template = m.template;
             let job = NewJob::of::<SendMail>(&MailPayload {
-                template: template.to_string(),
-                to: m.to,
-                context: m.context,
                 receipt_order_id: m.receipt_order_id,
                 link_id: m.link_id,
+                ..MailPayload::new(st, template, m.to, m.context)
             })?
             .unique(format!("mail:{}:{template}", event.id));
             jobs::enqueue(&st.db, st.clock.now(), job).await?;
