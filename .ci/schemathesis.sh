@@ -6,7 +6,9 @@
 # after `cargo test` built target/debug/dispensary. Tunables: ST_MAX_EXAMPLES (default 150),
 # ST_WORKERS (default 2), ST_PORT (default 18080), ST_SEED (default 1; a fixed seed keeps CI
 # reproducible), ST_DATABASES (default "sqlite postgres"), ST_PG_URL (the PostgreSQL server, default
-# postgres://postgres@127.0.0.1:5432; each run gets its own database, dropped afterwards).
+# postgres://postgres@127.0.0.1:5432; each run gets its own database, dropped afterwards),
+# ST_PG_MAX_EXAMPLES (default 100: the PostgreSQL pass sends the same seeded cases, fewer of them,
+# to stay within CI's time budget).
 # Left out: the routes that end the run's own session, which would leave every later request a
 # 401 — POST /api/auth/logout, DELETE /api/me/sessions/{id} (a guessed id is often the run's own
 # session) and POST /api/users/{id}/sessions/revoke (the admin run's user 1 is itself); the
@@ -28,6 +30,7 @@ port="${ST_PORT:-18080}"
 seed="${ST_SEED:-1}"
 out=target/schemathesis
 databases="${ST_DATABASES:-sqlite postgres}"
+pg_max_examples="${ST_PG_MAX_EXAMPLES:-100}"
 pg_url="${ST_PG_URL:-postgres://postgres@127.0.0.1:5432}"
 
 [ -x "$bin" ] || { echo "$bin is missing: run cargo test (or cargo build) first" >&2; exit 1; }
@@ -62,7 +65,7 @@ token() { # email password -> access token
 
 status=0
 run() { # database label email password
-  local database="$1" label="$2-$1" work="$out/$2-$1"
+  local database="$1" label="$2-$1" work="$out/$2-$1" examples
   shift
   echo "== schemathesis as $1 on $database (fresh server and database on port $port)"
   if [ "$database" = postgres ]; then
@@ -70,8 +73,10 @@ run() { # database label email password
     psql "$pg_url/postgres" -qc "DROP DATABASE IF EXISTS \"$pg_db\"" >/dev/null
     psql "$pg_url/postgres" -qc "CREATE DATABASE \"$pg_db\"" >/dev/null
     export SERVE_DATABASE_URL="$pg_url/$pg_db"
+    examples="$pg_max_examples"
   else
     unset SERVE_DATABASE_URL
+    examples="$max_examples"
   fi
   # The customer run signs in as well as the admin: the server counts login attempts per IP,
   # and schemathesis itself calls the auth routes; a documented 429 is an accepted answer.
@@ -89,7 +94,7 @@ run() { # database label email password
     --exclude-path /api/auth/logout \
     --exclude-path /api/me/sessions/{id} \
     --exclude-path /api/users/{id}/sessions/revoke \
-    --max-examples "$max_examples" \
+    --max-examples "$examples" \
     --workers "$workers" \
     --seed "$seed" \
     --request-timeout 30 \

@@ -21,10 +21,11 @@ pub fn fold(s: &str) -> String {
 }
 
 /// Whether text input may not hold `c`: a control character (NUL, the other C0 controls, DEL and
-/// the C1 controls) other than tab, line feed and carriage return. PostgreSQL text cannot hold NUL
-/// at all; the others have no place in a name, an address or a review, and confuse logs and mail.
+/// the C1 controls) that is not whitespace — tab and the line breaks (LF, VT, FF, CR, NEL) pass,
+/// as `str::trim` treats them as spaces. PostgreSQL text cannot hold NUL at all; the others have
+/// no place in a name, an address or a review, and confuse terminals, logs and mail.
 pub fn is_forbidden_control(c: char) -> bool {
-    c.is_control() && !matches!(c, '\t' | '\n' | '\r')
+    c.is_control() && !c.is_whitespace()
 }
 
 /// The first character of `s` that text input may not hold, if any.
@@ -38,7 +39,7 @@ pub fn control_character(field: &str, c: char) -> Invalid {
         field,
         "control_character",
         format!(
-            "'{field}' contains the control character U+{:04X}; text may hold no control characters other than tab and line breaks",
+            "'{field}' contains the control character U+{:04X}; text may hold no control characters but tab and line breaks",
             c as u32
         ),
     )
@@ -104,7 +105,15 @@ mod tests {
 
     #[test]
     fn control_characters_other_than_tab_and_line_breaks_are_forbidden() {
-        for bad in ["a\0b", "\u{7}", "x\u{1b}[31m", "\u{7f}", "\u{85}", "\u{9f}"] {
+        for bad in [
+            "a\0b",
+            "\u{7}",
+            "x\u{1b}[31m",
+            "\u{1c}",
+            "\u{7f}",
+            "\u{84}",
+            "\u{9f}",
+        ] {
             assert!(forbidden_control(bad).is_some(), "{bad:?}");
         }
         for good in [

@@ -37,6 +37,20 @@ const WS: &str = r"\t\n\u000B\f\r \u0085\u00A0\u1680\u2000-\u200A\u2028\u2029\u2
 const CONTROL_BUT_NL_TAB: &str = r"\u0000-\u0008\u000B-\u001F\u007F-\u009F";
 /// Every control character (`parse_name` refuses them all).
 const CONTROL: &str = r"\u0000-\u001F\u007F-\u009F";
+/// Characters no text input may hold (`domain::check_text`, applied to every string at the edge):
+/// control characters but the whitespace ones (tab, LF, VT, FF, CR, NEL).
+const CONTROL_AT_EDGE: &str = r"\u0000-\u0008\u000E-\u001F\u007F-\u0084\u0086-\u009F";
+
+/// Every string the server reads without a rule of its own: no control characters but
+/// whitespace.
+fn edge_text_pattern() -> String {
+    format!(r"^[^{CONTROL_AT_EDGE}]*$")
+}
+
+/// A raw text body (the CSV import): not blank, no control characters but whitespace.
+pub fn text_body_pattern() -> String {
+    format!(r"^[^{CONTROL_AT_EDGE}]*[^{WS}{CONTROL_AT_EDGE}][^{CONTROL_AT_EDGE}]*$")
+}
 
 /// Trimmed, non-blank text of at most `max` characters without the `bad` characters
 /// (`catalog::text::parse_text`, `domain::parse_name`).
@@ -85,8 +99,12 @@ fn password() -> Rule {
     Rule::Str {
         min: Some(PASSWORD_MIN),
         max: Some(PASSWORD_MAX),
-        // A letter and a digit, in either order (`domain::Password`).
-        pattern: Some(r"[A-Za-z][\s\S]*[0-9]|[0-9][\s\S]*[A-Za-z]".into()),
+        // A letter and a digit, in either order (`domain::Password`), and no control character
+        // (`domain::check_text`).
+        pattern: Some(format!(
+            r"^[^{c}]*([A-Za-z][^{c}]*[0-9]|[0-9][^{c}]*[A-Za-z])[^{c}]*$",
+            c = CONTROL_AT_EDGE
+        )),
         format: None,
     }
 }
@@ -138,10 +156,11 @@ fn sku() -> Rule {
     }
 }
 
-/// An http(s) URL or an `/uploads/` path, without whitespace or `..` (`parse_image_url`); blank
-/// means no image when creating.
+/// An http(s) URL or an `/uploads/` path, without whitespace, brackets, backslashes or `..`
+/// (`parse_image_url`); blank means no image when creating.
 fn image_url(blank_allowed: bool) -> Rule {
-    let url = format!(r"^[{WS}]*(https?://|/uploads/)(\.?[^{WS}.])*\.?[{WS}]*$");
+    let url =
+        format!(r"^[{WS}]*(https?://|/uploads/)(\.?[^{WS}{CONTROL_AT_EDGE}.\[\]\\])*\.?[{WS}]*$");
     Rule::Str {
         min: None,
         max: Some(IMAGE_URL_MAX),
@@ -449,6 +468,29 @@ pub fn bound_integers(o: &mut Object) {
     }
 }
 
+/// A string schema without a rule of its own (no pattern, format or enumeration) states the
+/// edge's: no control characters but whitespace. An array states it of its items.
+pub fn edge_text(s: &mut Schema) {
+    match s {
+        Schema::Object(o)
+            if has_type(o, Type::String)
+                && o.pattern.is_none()
+                && o.format.is_none()
+                && o.enum_values.is_none() =>
+        {
+            o.pattern = Some(edge_text_pattern());
+        }
+        Schema::Array(a) => {
+            if let utoipa::openapi::schema::ArrayItems::RefOrSchema(item) = &mut a.items {
+                if let RefOr::T(item) = item.as_mut() {
+                    edge_text(item);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
 /// The rule for a query parameter of `operation`, applied to its schema.
 pub fn apply_param(operation: &str, p: &mut Parameter) {
     if p.parameter_in != ParameterIn::Query && p.parameter_in != ParameterIn::Path {
@@ -464,4 +506,7 @@ pub fn apply_param(operation: &str, p: &mut Parameter) {
         apply(o, &rule);
     }
     bound_integers(o);
+    if let Some(RefOr::T(s)) = p.schema.as_mut() {
+        edge_text(s);
+    }
 }

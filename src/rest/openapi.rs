@@ -184,7 +184,7 @@ fn operation(route: &RestRoute) -> utoipa::openapi::path::Operation {
                         ObjectBuilder::new()
                             .schema_type(Type::String)
                             .min_length(Some(1))
-                            .pattern(Some(r"\S"))
+                            .pattern(Some(constraints::text_body_pattern()))
                             .into()
                     }))
                     .example(if b.content_type == "application/json" {
@@ -709,8 +709,11 @@ pub fn constrain(schemas: &mut [(String, RefOr<Schema>)]) -> Vec<String> {
         }
         if let RefOr::T(Schema::Object(o)) = s {
             for p in o.properties.values_mut() {
-                if let RefOr::T(Schema::Object(p)) = p {
-                    constraints::bound_integers(p);
+                if let RefOr::T(p) = p {
+                    if let Schema::Object(o) = p {
+                        constraints::bound_integers(o);
+                    }
+                    constraints::edge_text(p);
                 }
             }
         }

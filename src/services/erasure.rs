@@ -35,9 +35,9 @@ use crate::entities::order::OrderStatus;
 use crate::entities::privacy_request::{self, PrivacyRequestKind, PrivacyRequestState};
 use crate::entities::user::Role;
 use crate::entities::{
-    account_link, address, auth_token, cart, cart_item, consent, file, idempotency_key, job,
-    medicinal_document, order, outbox_event, payment, payment_event, product_review, recovery_code,
-    session, system_log, user, user_profile, user_two_factor,
+    account_link, address, auth_token, cart, cart_item, consent, credential_attempt, file,
+    idempotency_key, job, medicinal_document, order, outbox_event, payment, payment_event,
+    product_review, recovery_code, session, system_log, user, user_profile, user_two_factor,
 };
 use crate::error::{AppError, AppResult, FieldIssue};
 use crate::services::events::{self, DomainEvent};
@@ -843,6 +843,8 @@ async fn erase(
     delete_rows::<auth_token::Entity>(&txn, auth_token::Column::UserId, uid).await?;
     delete_rows::<account_link::Entity>(&txn, account_link::Column::UserId, uid).await?;
     delete_rows::<recovery_code::Entity>(&txn, recovery_code::Column::UserId, uid).await?;
+    delete_rows::<credential_attempt::Entity>(&txn, credential_attempt::Column::UserId, uid)
+        .await?;
     delete_rows::<user_two_factor::Entity>(&txn, user_two_factor::Column::UserId, uid).await?;
     delete_rows::<idempotency_key::Entity>(&txn, idempotency_key::Column::UserId, uid).await?;
     // Consents stay as the record that they were given, without where from.

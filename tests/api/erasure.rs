@@ -441,6 +441,15 @@ async fn after_the_grace_nothing_personal_is_left_and_the_tax_records_stay_under
     let app = spawn_with_owned(&smtp_env(&smtp)).await;
     let admin = app.admin_token().await;
     let (token, second, id) = valentina(&app).await;
+    // A mistyped password leaves an attempt in the lockout's ledger.
+    let r = app
+        .post(
+            "/api/auth/login",
+            None,
+            json!({"email": EMAIL, "password": "equivocada1"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.text);
     let addr = address(&app, &token, STREET).await;
     let order = paid_to(&app, &token, addr, "NL-AUTO-5G").await;
     deliver_order(&app, &admin, order).await;
@@ -597,6 +606,7 @@ async fn after_the_grace_nothing_personal_is_left_and_the_tax_records_stay_under
         "user_profiles",
         "idempotency_keys",
         "account_links",
+        "credential_attempts",
     ] {
         assert_eq!(
             app.scalar_i64(&format!(

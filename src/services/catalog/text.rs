@@ -108,12 +108,14 @@ pub fn parse_image_url(field: &str, raw: &str) -> Result<String, AppError> {
     let ok = s.len() <= IMAGE_URL_MAX
         && (s.starts_with("https://") || s.starts_with("http://") || s.starts_with("/uploads/"))
         && !s.contains(char::is_whitespace)
+        // No IPv6-literal hosts or backslashes (which browsers read as slashes).
+        && !s.contains(['[', ']', '\\'])
         && !s.contains("..");
     if !ok {
         return Err(AppError::invalid(
             field,
             "invalid_format",
-            "imageUrl must be an http(s) URL or an /uploads/ path",
+            "imageUrl must be an http(s) URL or an /uploads/ path, without spaces, brackets, backslashes or '..'",
         ));
     }
     Ok(s.to_string())
@@ -157,5 +159,7 @@ mod tests {
         assert!(parse_image_url("imageUrl", "/uploads/ab.png").is_ok());
         assert!(parse_image_url("imageUrl", "javascript:alert(1)").is_err());
         assert!(parse_image_url("imageUrl", "/uploads/../etc/passwd").is_err());
+        assert!(parse_image_url("imageUrl", "http://[").is_err());
+        assert!(parse_image_url("imageUrl", "https://cdn.example.cl\\evil").is_err());
     }
 }

@@ -527,18 +527,19 @@ pub async fn list(
 ) -> AppResult<(Vec<payment::Model>, u64)> {
     ctx.require_admin()?;
     let mut q = payment::Entity::find();
+    // Every filter is read before any answers: an unknown status is 400 whatever the provider.
+    if let Some(s) = f.status.as_deref().filter(|s| !s.is_empty()) {
+        let status = PaymentStatus::parse(s).ok_or_else(|| {
+            AppError::invalid("status", "invalid_value", "Unknown payment status")
+        })?;
+        q = q.filter(payment::Column::Status.eq(status));
+    }
     if let Some(p) = f.provider.as_deref().filter(|p| !p.is_empty()) {
         match Provider::parse(p) {
             Some(p) => q = q.filter(payment::Column::Provider.eq(p)),
             // No payment has an unknown provider.
             None => return Ok((Vec::new(), 0)),
         }
-    }
-    if let Some(s) = f.status.as_deref().filter(|s| !s.is_empty()) {
-        let status = PaymentStatus::parse(s).ok_or_else(|| {
-            AppError::invalid("status", "invalid_value", "Unknown payment status")
-        })?;
-        q = q.filter(payment::Column::Status.eq(status));
     }
     if let Some(d) = f.date_from {
         q = q.filter(payment::Column::CreatedAt.gte(d));
