@@ -11,6 +11,7 @@ pub mod entities;
 pub mod error;
 pub mod graphql;
 pub mod http;
+pub mod infra;
 pub mod metrics;
 pub mod rest;
 pub mod seed;
@@ -39,13 +40,9 @@ pub async fn build_app(config: Config, clock: Clock) -> anyhow::Result<(Router, 
     if config.auto_migrate {
         db::migrate(&db).await?;
     }
-    let mut state = AppState::new(db, config, clock, metrics);
-    state.graphql_operation_labels = std::sync::Arc::new(rest::operation_names());
+    let state = AppState::new(db, config, clock, metrics);
     let schema = graphql::build_schema(Some(state.clone()));
-    let app = http::App {
-        state: state.clone(),
-        schema,
-    };
+    let app = http::App::new(state.clone(), schema, rest::operation_names());
     let router = http::router(app, rest::router(), rest::openapi::document());
     Ok((router, state))
 }

@@ -225,7 +225,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         );
     }
     // Other processes' catalogue writes (replicas, the CLI) drop this process's response cache.
-    dispensary::services::catalog::freshness::watch(
+    dispensary::infra::freshness::watch(
         state.db.clone(),
         state.catalogue.clone(),
         std::time::Duration::from_millis(500),

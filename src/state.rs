@@ -5,14 +5,11 @@ use std::sync::Arc;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::db::Db;
-use crate::graphql::documents::ParsedDocuments;
-use crate::graphql::persisted::PersistedQueries;
-use crate::http::response_cache::ResponseCache;
+use crate::infra::freshness::Freshness;
+use crate::infra::passwords::PasswordHasher;
+use crate::infra::rate_limit::RateLimits;
+use crate::infra::tokens::TokenKeys;
 use crate::metrics::Metrics;
-use crate::services::catalog::freshness::Freshness;
-use crate::services::passwords::PasswordHasher;
-use crate::services::rate_limit::RateLimits;
-use crate::services::tokens::TokenKeys;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -27,16 +24,8 @@ pub struct AppState {
     pub http: reqwest::Client,
     /// The catalogue's generation: services that write the catalogue hold `catalogue.writing()`.
     pub catalogue: Arc<Freshness>,
-    pub response_cache: Arc<ResponseCache>,
-    pub persisted_queries: Arc<PersistedQueries>,
-    /// GraphQL documents parsed once, by their text.
-    pub graphql_documents: Arc<ParsedDocuments>,
     /// Where mail goes (`SMTP_URL`, or `.eml` files under `MAIL_DIR`).
-    pub mailer: Arc<crate::services::mail::Transport>,
-    /// The GraphQL operation names metrics count by name (the REST layer's; any other operation
-    /// is `other`, keeping the label set bounded). Handed in by whoever assembles the app
-    /// ([`crate::build_app`]), so the GraphQL layer needs nothing from the REST one.
-    pub graphql_operation_labels: Arc<std::collections::HashSet<&'static str>>,
+    pub mailer: Arc<crate::infra::mail::Transport>,
 }
 
 impl AppState {
@@ -45,17 +34,8 @@ impl AppState {
         let passwords = PasswordHasher::new(config.argon2_memory_kib, config.argon2_iterations);
         let limits = Arc::new(RateLimits::new(config.auth_rate_limit_per_minute));
         let catalogue = Arc::new(Freshness::default());
-        let response_cache = Arc::new(ResponseCache::new(
-            &config,
-            Arc::clone(&catalogue),
-            metrics.clone(),
-        ));
-        let persisted_queries = Arc::new(PersistedQueries::new(
-            config.persisted_queries_max_bytes,
-            metrics.clone(),
-        ));
         let mailer = Arc::new(
-            crate::services::mail::Transport::new(config.smtp.as_ref(), config.mail_dir.clone())
+            crate::infra::mail::Transport::new(config.smtp.as_ref(), config.mail_dir.clone())
                 .expect("SMTP_URL was checked with the configuration"),
         );
         let provider_timeout =
@@ -75,10 +55,6 @@ impl AppState {
                 .build()
                 .expect("an HTTP client"),
             catalogue,
-            response_cache,
-            persisted_queries,
-            graphql_operation_labels: Arc::default(),
-            graphql_documents: Arc::new(ParsedDocuments::default()),
             mailer,
         }
     }

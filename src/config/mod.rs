@@ -3,6 +3,8 @@
 //! Every variable is parsed here, once, at start-up: a malformed value is an error that names the
 //! variable, and production refuses weak secrets.
 
+pub mod mail;
+
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::str::FromStr;
@@ -134,7 +136,7 @@ pub struct Config {
     /// default 1000).
     pub job_poll_milliseconds: u64,
     /// `SMTP_URL`: where mail goes; `None` writes `.eml` files under `mail_dir`.
-    pub smtp: Option<crate::services::mail::SmtpSettings>,
+    pub smtp: Option<mail::SmtpSettings>,
     /// `EMAIL_FROM`: the sender of every message (`Name <address>`).
     pub email_from: String,
     /// `MAIL_DIR`: where messages are written without `SMTP_URL`.
@@ -621,7 +623,7 @@ impl Config {
             smtp: r
                 .raw("SMTP_URL")
                 .filter(|u| !u.trim().is_empty())
-                .map(|u| crate::services::mail::SmtpSettings::parse(&u))
+                .map(|u| mail::SmtpSettings::parse(&u))
                 .transpose()
                 .map_err(ConfigError)?,
             email_from: {

@@ -9,7 +9,7 @@ pub struct Model {
     pub id: i64,
     #[sea_orm(unique)]
     pub user_id: i64,
-    /// The shared secret, sealed with `DATA_ENCRYPTION_KEY` (`services::crypto`).
+    /// The shared secret, sealed with `DATA_ENCRYPTION_KEY` (`infra::crypto`).
     pub secret: String,
     /// `None` while set up but not yet confirmed with a code.
     pub enabled_at: Option<DateTimeUtc>,

@@ -208,9 +208,11 @@ fn replayable(request: &mut async_graphql::Request) -> Option<async_graphql::Req
 
 /// Executes a request for a given request context, and completes every error's extensions with
 /// a `code` (GraphQL parse and validation errors are `validation_error`) and the `traceId`.
+/// Metrics count the operation by name when `labels` holds it (otherwise as `other`).
 pub async fn execute(
     schema: &AppSchema,
     state: &AppState,
+    labels: &std::collections::HashSet<&'static str>,
     request: async_graphql::Request,
     rctx: RequestCtx,
 ) -> async_graphql::Response {
@@ -251,7 +253,7 @@ pub async fn execute(
     };
     let op = operation
         .as_deref()
-        .filter(|o| state.graphql_operation_labels.contains(o))
+        .filter(|o| labels.contains(o))
         .unwrap_or("other");
     state
         .metrics

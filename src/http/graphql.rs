@@ -35,7 +35,7 @@ fn resolve_persisted(
     ctx: &RequestCtx,
     request: &mut async_graphql::Request,
 ) -> Option<async_graphql::Response> {
-    let mut err = app.state.persisted_queries.resolve(request).err()?;
+    let mut err = app.persisted_queries.resolve(request).err()?;
     err.extensions
         .get_or_insert_with(Default::default)
         .set("traceId", ctx.trace_id.clone());
@@ -52,9 +52,9 @@ async fn run(
     get_headers: Option<&HeaderMap>,
 ) -> Response {
     let Some(key) = catalogue_key(app, &mut request) else {
-        app.state.graphql_documents.prepare(&mut request);
+        app.graphql_documents.prepare(&mut request);
         return respond_as(
-            graphql::execute(&app.schema, &app.state, request, ctx).await,
+            graphql::execute(&app.schema, &app.state, &app.operation_labels, request, ctx).await,
             media,
         );
     };
@@ -70,30 +70,30 @@ async fn run(
     let no_headers = HeaderMap::new();
     let headers = get_headers.unwrap_or(&no_headers);
     let rctx = ctx.clone();
-    response_cache::serve(
-        &app.state,
-        &ctx,
-        headers,
-        read,
-        content_type,
-        || async move {
-            app.state.graphql_documents.prepare(&mut request);
-            let response = graphql::execute(&app.schema, &app.state, request, rctx).await;
-            if !response.errors.is_empty() {
-                return Err(respond_as(response, media));
-            }
-            serde_json::to_vec(&response)
-                .map(axum::body::Bytes::from)
-                .map_err(|e| AppError::internal(e).into_response())
-        },
-    )
+    response_cache::serve(app, &ctx, headers, read, content_type, || async move {
+        app.graphql_documents.prepare(&mut request);
+        let response = graphql::execute(
+            &app.schema,
+            &app.state,
+            &app.operation_labels,
+            request,
+            rctx,
+        )
+        .await;
+        if !response.errors.is_empty() {
+            return Err(respond_as(response, media));
+        }
+        serde_json::to_vec(&response)
+            .map(axum::body::Bytes::from)
+            .map_err(|e| AppError::internal(e).into_response())
+    })
     .await
 }
 
 /// The response cache key of a request that reads nothing but the catalogue: its operation, its
 /// normalized text and its variables (the viewer's class is added by the cache).
 fn catalogue_key(app: &App, request: &mut async_graphql::Request) -> Option<String> {
-    let text = app.state.response_cache.catalogue_text(request)?;
+    let text = app.response_cache.catalogue_text(request)?;
     let variables = serde_json::to_value(&request.variables).ok()?;
     Some(format!(
         "graphql|{}|{}|{}",
@@ -336,16 +336,11 @@ pub async fn get(
     }
     // Mutations only over POST: a GET must be safe (no CSRF through links or image tags). A
     // known catalogue read is a query (and its document need not be parsed again).
-    if app
-        .state
-        .response_cache
-        .catalogue_text(&mut request)
-        .is_some()
-    {
+    if app.response_cache.catalogue_text(&mut request).is_some() {
         return run(&app, ctx, request, ResponseMedia::Json, Some(&headers)).await;
     }
     let op_name = request.operation_name.clone();
-    app.state.graphql_documents.prepare(&mut request);
+    app.graphql_documents.prepare(&mut request);
     match request.parsed_query() {
         Ok(doc) => {
             let is_mutation = doc.operations.iter().any(|(name, op)| {

@@ -24,16 +24,57 @@ use axum::Router;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use utoipa_swagger_ui::SwaggerUi;
 
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use crate::graphql::documents::ParsedDocuments;
+use crate::graphql::persisted::PersistedQueries;
 use crate::graphql::AppSchema;
 use crate::state::AppState;
+use response_cache::ResponseCache;
 
 /// JSON bodies above this are refused with 413.
 pub const JSON_BODY_LIMIT: usize = 1024 * 1024;
 
+/// What every handler of the HTTP surface holds: the services' state, the schema, and the
+/// surface's own caches (no service reads them).
 #[derive(Clone)]
 pub struct App {
     pub state: AppState,
     pub schema: AppSchema,
+    /// Catalogue reads, answered without executing them again while the catalogue is unchanged.
+    pub response_cache: Arc<ResponseCache>,
+    /// Automatic persisted queries: document texts by their SHA-256.
+    pub persisted_queries: Arc<PersistedQueries>,
+    /// GraphQL documents parsed once, by their text.
+    pub graphql_documents: Arc<ParsedDocuments>,
+    /// The GraphQL operation names metrics count by name (the REST layer's; any other operation
+    /// is `other`, keeping the label set bounded). Handed in by whoever assembles the app
+    /// ([`crate::build_app`]), so neither GraphQL nor HTTP needs anything from the REST layer.
+    pub operation_labels: Arc<HashSet<&'static str>>,
+}
+
+impl App {
+    pub fn new(state: AppState, schema: AppSchema, operation_labels: HashSet<&'static str>) -> App {
+        let config = &state.config;
+        let response_cache = Arc::new(ResponseCache::new(
+            config,
+            Arc::clone(&state.catalogue),
+            state.metrics.clone(),
+        ));
+        let persisted_queries = Arc::new(PersistedQueries::new(
+            config.persisted_queries_max_bytes,
+            state.metrics.clone(),
+        ));
+        App {
+            state,
+            schema,
+            response_cache,
+            persisted_queries,
+            graphql_documents: Arc::new(ParsedDocuments::default()),
+            operation_labels: Arc::new(operation_labels),
+        }
+    }
 }
 
 fn cors(origins: &[String]) -> CorsLayer {

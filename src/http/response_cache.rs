@@ -21,8 +21,8 @@ use crate::actor::RequestCtx;
 use crate::config::Config;
 use crate::entities::user::Role;
 use crate::error::AppResult;
+use crate::infra::freshness::Freshness;
 use crate::metrics::Metrics;
-use crate::services::catalog::freshness::Freshness;
 use crate::services::catalog::gate;
 use crate::state::AppState;
 
@@ -408,7 +408,7 @@ pub struct Cacheable {
 /// response to send as it is (errors: never stored). A GET whose `If-None-Match` names the
 /// answer's tag gets `304 Not Modified` — from the cache, without executing anything.
 pub async fn serve<F, Fut>(
-    st: &AppState,
+    app: &super::App,
     ctx: &RequestCtx,
     request_headers: &HeaderMap,
     read: Cacheable,
@@ -419,8 +419,8 @@ where
     F: FnOnce() -> Fut,
     Fut: Future<Output = Result<Bytes, Response>>,
 {
-    let cache = &st.response_cache;
-    let viewer = match viewer(st, ctx).await {
+    let cache = &app.response_cache;
+    let viewer = match viewer(&app.state, ctx).await {
         Ok(v) => v,
         Err(e) => return e.into_response(),
     };

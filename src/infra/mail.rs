@@ -1,107 +1,14 @@
-//! Where mail goes: an SMTP server (`SMTP_URL`) or, without one, `.eml` files under `MAIL_DIR`.
+//! Where mail goes: an SMTP server (`SMTP_URL`, parsed in `config::mail`) or, without one, `.eml`
+//! files under `MAIL_DIR`. Built from the mail settings alone, never the whole configuration.
 
 use std::path::PathBuf;
 
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use secrecy::ExposeSecret;
 
-/// How an SMTP connection is secured: `smtps://` (TLS from the start), `?tls=starttls` (the
-/// default for `smtp://`: STARTTLS required), `?tls=opportunistic`, `?tls=none` (plain; for a
-/// relay on the same host or a test server).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TlsMode {
-    Wrapper,
-    StartTls,
-    Opportunistic,
-    None,
-}
-
-/// `SMTP_URL`, parsed: `smtp[s]://[user[:password]@]host[:port][?tls=starttls|opportunistic|none]`.
-#[derive(Clone, PartialEq, Eq)]
-pub struct SmtpSettings {
-    pub host: String,
-    pub port: u16,
-    pub tls: TlsMode,
-    pub user: Option<String>,
-    password: Option<String>,
-}
-
-impl std::fmt::Debug for SmtpSettings {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SmtpSettings")
-            .field("host", &self.host)
-            .field("port", &self.port)
-            .field("tls", &self.tls)
-            .field("user", &self.user)
-            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
-            .finish()
-    }
-}
-
-impl SmtpSettings {
-    /// Parses `SMTP_URL`; the message never repeats the password.
-    pub fn parse(raw: &str) -> Result<SmtpSettings, String> {
-        let url = url::Url::parse(raw.trim()).map_err(|e| {
-            format!("SMTP_URL is not a URL ({e}); expected smtp://user:pass@host:587")
-        })?;
-        let mut tls = match url.scheme() {
-            "smtp" => TlsMode::StartTls,
-            "smtps" => TlsMode::Wrapper,
-            other => {
-                return Err(format!(
-                    "SMTP_URL: scheme must be smtp or smtps, not {other:?}"
-                ))
-            }
-        };
-        for (k, v) in url.query_pairs() {
-            match (k.as_ref(), v.as_ref()) {
-                ("tls", "starttls" | "required") if tls != TlsMode::Wrapper => tls = TlsMode::StartTls,
-                ("tls", "opportunistic") if tls != TlsMode::Wrapper => tls = TlsMode::Opportunistic,
-                ("tls", "none") if tls != TlsMode::Wrapper => tls = TlsMode::None,
-                ("tls", other) => {
-                    return Err(format!(
-                        "SMTP_URL: tls must be starttls, opportunistic or none with smtp:// (got {other:?})"
-                    ))
-                }
-                (other, _) => return Err(format!("SMTP_URL: unknown parameter {other:?}")),
-            }
-        }
-        let host = url
-            .host_str()
-            .filter(|h| !h.is_empty())
-            .ok_or("SMTP_URL has no host")?
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .to_string();
-        let port = url.port().unwrap_or(match tls {
-            TlsMode::Wrapper => 465,
-            TlsMode::None => 25,
-            _ => 587,
-        });
-        let decode = |s: &str| {
-            percent_encoding::percent_decode_str(s)
-                .decode_utf8()
-                .map(|c| c.into_owned())
-                .map_err(|_| "SMTP_URL: the user or password is not UTF-8".to_string())
-        };
-        let user = Some(url.username())
-            .filter(|u| !u.is_empty())
-            .map(decode)
-            .transpose()?;
-        let password = url.password().map(decode).transpose()?;
-        if password.is_some() && user.is_none() {
-            return Err("SMTP_URL has a password without a user".into());
-        }
-        Ok(SmtpSettings {
-            host,
-            port,
-            tls,
-            user,
-            password,
-        })
-    }
-}
+use crate::config::mail::{SmtpSettings, TlsMode};
 
 /// A message could not be handed over.
 #[derive(Debug)]
@@ -138,7 +45,10 @@ impl Transport {
         if let Some(user) = &s.user {
             b = b.credentials(Credentials::new(
                 user.clone(),
-                s.password.clone().unwrap_or_default(),
+                s.password
+                    .as_ref()
+                    .map(|p| p.expose_secret().to_string())
+                    .unwrap_or_default(),
             ));
         }
         Ok(Transport::Smtp(b.build()))
@@ -169,53 +79,6 @@ impl Transport {
                 tokio::fs::write(&path, msg.formatted()).await.map_err(io)?;
                 Ok(path.display().to_string())
             }
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn smtp_urls() {
-        let s =
-            SmtpSettings::parse("smtp://ana%40tienda.cl:p%40ss@mail.example.cl:2525?tls=starttls")
-                .unwrap();
-        assert_eq!(
-            (
-                s.host.as_str(),
-                s.port,
-                s.tls,
-                s.user.as_deref(),
-                s.password.as_deref()
-            ),
-            (
-                "mail.example.cl",
-                2525,
-                TlsMode::StartTls,
-                Some("ana@tienda.cl"),
-                Some("p@ss")
-            )
-        );
-        assert!(!format!("{s:?}").contains("p@ss"));
-        let s = SmtpSettings::parse("smtp://127.0.0.1:2525?tls=none").unwrap();
-        assert_eq!((s.port, s.tls, s.user), (2525, TlsMode::None, None));
-        assert_eq!(
-            SmtpSettings::parse("smtp://mail.example.cl").unwrap().port,
-            587
-        );
-        let s = SmtpSettings::parse("smtps://u:p@mail.example.cl").unwrap();
-        assert_eq!((s.port, s.tls), (465, TlsMode::Wrapper));
-        for bad in [
-            "mail.example.cl",
-            "http://mail.example.cl",
-            "smtp://mail.example.cl?tls=maybe",
-            "smtp://mail.example.cl?pool=2",
-            "smtp://:secret@mail.example.cl",
-        ] {
-            let e = SmtpSettings::parse(bad).unwrap_err();
-            assert!(!e.contains("secret"), "{e}");
         }
     }
 }

@@ -218,7 +218,7 @@ async fn run(
         let headers = req.headers().clone();
         let rctx = ctx.clone();
         return Ok(response_cache::serve(
-            &app.state,
+            app,
             &ctx,
             &headers,
             read,
@@ -349,7 +349,8 @@ async fn execute(
     if let Some(doc) = PARSED.get(route.document) {
         request.set_parsed_query(doc.clone());
     }
-    let response = graphql::execute(&app.schema, &app.state, request, ctx).await;
+    let response =
+        graphql::execute(&app.schema, &app.state, &app.operation_labels, request, ctx).await;
     if let Some(err) = response.errors.first() {
         return Err(AppError::from_graphql(err));
     }

@@ -13,7 +13,7 @@ use sea_orm::{
 use crate::actor::RequestCtx;
 use crate::db::begin_write;
 use crate::error::{AppError, AppResult};
-use crate::services::catalog::freshness::WriteGuard;
+use crate::infra::freshness::WriteGuard;
 use crate::services::events::{self, Changes, DomainEvent, Removal};
 use crate::state::AppState;
 

@@ -28,11 +28,11 @@ use crate::actor::RequestCtx;
 use crate::db::begin_write;
 use crate::entities::{recovery_code, revoked_access_token, user, user_two_factor};
 use crate::error::{AppError, AppResult};
+use crate::infra::crypto::DataKey;
+use crate::infra::tokens::TokenProblem;
 use crate::services::auth::{self, AuthSession};
-use crate::services::crypto::DataKey;
 use crate::services::events::{self, DomainEvent};
 use crate::services::lockout;
-use crate::services::tokens::TokenProblem;
 use crate::state::AppState;
 
 /// The `typ` of the token that stands between a correct password and a second factor.

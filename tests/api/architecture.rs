@@ -1,10 +1,18 @@
 //! The layers, enforced: every `crate::` path of every file under `src/` (in `use` statements,
-//! grouped or not, and written inline) is checked against what its layer may depend on.
+//! grouped or not, and written inline) is checked against what its layer may depend on. Every
+//! top-level module of the crate has a rule; a new one fails here until it is given one.
 //!
-//! - `entities` may not reach `services`, `graphql`, `rest` or `http`;
-//! - `services` may not reach `graphql`, `rest` or `http`;
-//! - `graphql` may not reach `rest` or `http`;
-//! - `domain` depends on nothing in the crate but itself (the standard library and crates only).
+//! - `domain` depends on nothing in the crate but itself (the standard library and crates only);
+//! - `entities` only on `domain`;
+//! - `config` only on `domain`, `entities` and `error`;
+//! - the kernel (`actor`, `clock`, `db`, `error`, `metrics`, `trace_id`, `util`) not on `infra`,
+//!   `state`, `seed`, `services`, `graphql`, `rest` or `http`;
+//! - `infra` not on `state`, `seed`, `services`, `graphql`, `rest` or `http`;
+//! - `state` only on `clock`, `config`, `db`, `metrics`, `infra`, `error`, `domain`, `entities`;
+//! - `services` and `seed` not on `graphql`, `rest` or `http`;
+//! - `graphql` not on `rest` or `http`;
+//! - `http` not on `rest` (the REST layer sits on top of it);
+//! - `rest`, and the crate's root (`lib.rs`, `main.rs`, which assemble the app), on anything.
 
 use std::path::{Path, PathBuf};
 
@@ -17,12 +25,29 @@ fn layer_of(file: &Path, src: &Path) -> Option<String> {
 
 /// Whether a file of `layer` may name `crate::<target>`.
 fn allowed(layer: &str, target: &str) -> bool {
+    const KERNEL: [&str; 7] = [
+        "actor", "clock", "db", "error", "metrics", "trace_id", "util",
+    ];
+    const SURFACES: [&str; 3] = ["graphql", "rest", "http"];
+    let upper = |extra: &[&str]| !(SURFACES.contains(&target) || extra.contains(&target));
+    if target == layer {
+        return true;
+    }
     match layer {
-        "entities" => !matches!(target, "services" | "graphql" | "rest" | "http"),
-        "services" => !matches!(target, "graphql" | "rest" | "http"),
+        "domain" => false,
+        "entities" => target == "domain",
+        "config" => matches!(target, "domain" | "entities" | "error"),
+        l if KERNEL.contains(&l) => upper(&["infra", "state", "seed", "services"]),
+        "infra" => upper(&["state", "seed", "services"]),
+        "state" => matches!(
+            target,
+            "clock" | "config" | "db" | "metrics" | "infra" | "error" | "domain" | "entities"
+        ),
+        "services" | "seed" => upper(&[]),
         "graphql" => !matches!(target, "rest" | "http"),
-        "domain" => target == "domain",
-        _ => true,
+        "http" => target != "rest",
+        "rest" | "lib" | "main" => true,
+        _ => false,
     }
 }
 
@@ -155,7 +180,9 @@ fn no_layer_imports_what_it_must_not() {
         }
     }
     // The walk saw the layers it guards (a moved `src/` must not make this pass vacuously).
-    for layer in ["entities", "services", "graphql", "domain"] {
+    for layer in [
+        "entities", "services", "graphql", "domain", "config", "infra", "state", "http", "db",
+    ] {
         assert!(
             checked.get(layer).copied().unwrap_or(0) > 0,
             "no file in src/{layer}"
@@ -185,6 +212,49 @@ fn the_checker_finds_each_kind_of_forbidden_path() {
     assert!(violations_in("services", fine).is_empty());
     assert!(violations_in("rest", "use crate::http::App;").is_empty());
     assert!(violations_in("graphql", "use crate::services::orders;").is_empty());
+    // The rooms below services: configuration, infrastructure, the state, the kernel, entities.
+    let config = "use crate::entities::payment::Provider;\nuse crate::infra::mail::Transport;\n";
+    assert_eq!(violations_in("config", config), ["2: crate::infra"]);
+    let config_up = "pub smtp: Option<crate::services::mail::SmtpSettings>,";
+    assert_eq!(violations_in("config", config_up), ["1: crate::services"]);
+    let infra = "use crate::config::Config;\nuse crate::state::AppState;\n";
+    assert_eq!(violations_in("infra", infra), ["2: crate::state"]);
+    assert_eq!(
+        violations_in("infra", "use crate::services::jobs;"),
+        ["1: crate::services"]
+    );
+    let state = "use crate::infra::tokens::TokenKeys;\nuse crate::http::response_cache::ResponseCache;\nuse crate::graphql::persisted::PersistedQueries;\nuse crate::services::mail;\n";
+    assert_eq!(
+        violations_in("state", state),
+        ["2: crate::http", "3: crate::graphql", "4: crate::services"]
+    );
+    assert_eq!(
+        violations_in(
+            "db",
+            "use crate::config::Config;\nuse crate::state::AppState;"
+        ),
+        ["2: crate::state"]
+    );
+    assert_eq!(
+        violations_in(
+            "entities",
+            "use crate::domain::Rut;\nuse crate::error::AppError;"
+        ),
+        ["2: crate::error"]
+    );
+    assert_eq!(
+        violations_in(
+            "http",
+            "use crate::graphql::AppSchema;\nuse crate::rest::routes;"
+        ),
+        ["2: crate::rest"]
+    );
+    // A top-level module without a rule is refused until it is given one; the root assembles all.
+    assert_eq!(
+        violations_in("plugins", "use crate::error::AppError;"),
+        ["1: crate::error"]
+    );
+    assert!(violations_in("lib", "use crate::rest::router;").is_empty());
     // A name merely ending in `crate` is not a crate path.
     assert!(violations_in("domain", "let subcrate::x = 1;").is_empty());
 }

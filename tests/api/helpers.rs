@@ -126,7 +126,7 @@ impl TestApp {
 
     /// Starts following other instances' catalogue writes, as `serve` does.
     pub fn watch_catalogue(&mut self) {
-        self.watcher = Some(dispensary::services::catalog::freshness::watch(
+        self.watcher = Some(dispensary::infra::freshness::watch(
             self.state.db.clone(),
             self.state.catalogue.clone(),
             std::time::Duration::from_millis(200),

@@ -640,7 +640,7 @@ async fn every_catalogue_write_moves_the_generation() {
     let version = || {
         let db = db.clone();
         async move {
-            dispensary::services::catalog::freshness::stored_version(&db)
+            dispensary::infra::freshness::stored_version(&db)
                 .await
                 .expect("version")
         }

@@ -2,7 +2,6 @@
 
 pub mod categories;
 pub mod csv_io;
-pub mod freshness;
 pub mod gate;
 pub mod products;
 pub mod text;

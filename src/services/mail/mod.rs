@@ -4,12 +4,11 @@
 //! The mail [`MailSubscriber`] takes the events that warrant a message and enqueues one
 //! `mail.send` job per message, keyed `mail:<event id>:<template>` so that an event handed over
 //! twice still sends one mail. The job renders the template (`templates`), builds the MIME
-//! message (plain text and HTML alternatives, attachments) and hands it to the [`Transport`]:
+//! message (plain text and HTML alternatives, attachments) and hands it to the [`Transport`](crate::infra::mail::Transport):
 //! the SMTP server of `SMTP_URL`, or `.eml` files under `MAIL_DIR` without one. A transient SMTP
 //! failure is retried with the runner's backoff; a permanent refusal (5xx) dead-letters the job.
 
 pub mod templates;
-pub mod transport;
 
 use lettre::message::header::ContentType;
 use lettre::message::{Attachment, Mailbox, MultiPart};
@@ -24,7 +23,6 @@ use crate::services::jobs::{self, Job, JobError, NewJob};
 use crate::services::links::Purpose;
 use crate::services::receipts::clp;
 use crate::state::AppState;
-pub use transport::{SmtpSettings, Transport};
 
 /// A `mail.send` job: one message.
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -1,0 +1,12 @@
+//! Infrastructure: the leaf pieces every context leans on and that know nothing of the store's
+//! rules — token keys, password hashing, rate limits, the catalogue's freshness, encryption at rest
+//! and the mail transport. They depend only on `config`, `clock`, `db`, `error`, `domain` and
+//! `entities`; nothing here names `services`, `graphql`, `rest`, `http` or `state`
+//! (`tests/api/architecture.rs` checks it).
+
+pub mod crypto;
+pub mod freshness;
+pub mod mail;
+pub mod passwords;
+pub mod rate_limit;
+pub mod tokens;
