@@ -167,7 +167,7 @@ async fn seed(mut config: Config) -> anyhow::Result<()> {
 
 async fn check_data(config: Config) -> anyhow::Result<()> {
     let db = connect_one(&config).await?;
-    let findings = dispensary::services::data_check::run(&db)
+    let findings = dispensary::services::accounts::data_check::run(&db)
         .await
         .map_err(|e| anyhow::anyhow!("{}", e.message))?;
     for f in &findings {
@@ -232,10 +232,10 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     );
     // Background jobs (JOBS=off leaves them to other processes on the same database).
     let jobs = state.config.jobs_enabled.then(|| {
-        use dispensary::services::jobs;
+        use dispensary::services::platform::jobs;
         jobs::Runner::new(
             state.clone(),
-            jobs::registry(&state.config),
+            dispensary::services::composition::registry(&state.config),
             jobs::RunnerOptions::from_config(&state.config),
         )
         .start()

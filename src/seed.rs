@@ -9,8 +9,8 @@ use crate::actor::RequestCtx;
 use crate::domain::{Email, Password, Rut};
 use crate::entities::consent::{ConsentPurpose, ConsentSource};
 use crate::entities::user::{self, Role};
-use crate::services::events::{self, DomainEvent};
-use crate::services::users::create_profile;
+use crate::services::accounts::users::create_profile;
+use crate::services::platform::events::{self, DomainEvent};
 use crate::state::AppState;
 use secrecy::ExposeSecret;
 
@@ -95,9 +95,9 @@ struct SeedProduct {
 /// Creates what is missing (by slug and SKU); never overwrites what an admin changed.
 async fn seed_catalog(st: &AppState, report: &mut SeedReport) -> anyhow::Result<()> {
     use crate::entities::{category, product, product_variant};
+    use crate::error::Issues;
     use crate::services::catalog::products::{insert_product, NewProduct};
     use crate::services::catalog::variants::insert_variant;
-    use crate::services::catalog::Issues;
 
     let data: SeedCatalog = serde_json::from_str(include_str!("../seed/catalog.json"))?;
     let now = st.clock.now();
@@ -223,7 +223,7 @@ async fn upsert(st: &AppState, seed: SeedUser, report: &mut SeedReport) -> anyho
             .await?;
             create_profile(&txn, created.id, now).await?;
             // The demo accounts registered under the policy in force, like any registration.
-            crate::services::consents::grant(
+            crate::services::accounts::consents::grant(
                 &txn,
                 st,
                 &ctx,
@@ -319,7 +319,7 @@ async fn seed_pending_document(
 ) -> anyhow::Result<()> {
     use crate::entities::file;
     use crate::entities::medicinal_document::{self, DocStatus};
-    use crate::services::files;
+    use crate::services::platform::files;
     use sha2::{Digest, Sha256};
 
     let Some(u) = user::Entity::find()
@@ -361,7 +361,7 @@ async fn seed_pending_document(
         .insert(&txn)
         .await?;
         // A document is only ever submitted with the consent to process health data.
-        crate::services::consents::grant(
+        crate::services::accounts::consents::grant(
             &txn,
             st,
             &ctx,

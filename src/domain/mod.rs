@@ -16,7 +16,7 @@ pub use region::{parse_region, REGIONS};
 pub use rut::Rut;
 pub use text::{
     check_text, check_tree, control_character, fold, forbidden_control, is_forbidden_control,
-    Shape, Shaped,
+    parse_text, Shape, Shaped,
 };
 pub use timestamp::Timestamp;
 

@@ -45,6 +45,34 @@ pub fn control_character(field: &str, c: char) -> Invalid {
     )
 }
 
+/// Free text: trimmed, non-empty, at most `max` characters, no control characters but line
+/// feed and tab.
+pub fn parse_text(field: &str, raw: &str, max: usize) -> Result<String, Invalid> {
+    let s = raw.trim();
+    if s.is_empty() {
+        return Err(Invalid::new(
+            field,
+            "required",
+            format!("{field} is required"),
+        ));
+    }
+    if s.chars().count() > max {
+        return Err(Invalid::new(
+            field,
+            "too_long",
+            format!("{field} must be at most {max} characters"),
+        ));
+    }
+    if s.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
+        return Err(Invalid::new(
+            field,
+            "invalid_format",
+            format!("{field} contains control characters"),
+        ));
+    }
+    Ok(s.to_string())
+}
+
 /// `s`, refused as `field`'s when it holds a control character text may not hold.
 pub fn check_text(field: &str, s: &str) -> Result<(), Invalid> {
     forbidden_control(s).map_or(Ok(()), |c| Err(control_character(field, c)))

@@ -1,4 +1,4 @@
-//! A single-use link mailed to a user (see `services::links`).
+//! A single-use link mailed to a user (see `services::accounts::links`).
 
 use sea_orm::entity::prelude::*;
 

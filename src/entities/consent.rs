@@ -1,4 +1,4 @@
-//! A consent given by a user (see `services::consents`).
+//! A consent given by a user (see `services::accounts::consents`).
 
 use async_graphql::Enum;
 use sea_orm::entity::prelude::*;

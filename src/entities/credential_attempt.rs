@@ -1,5 +1,5 @@
 //! An attempt at an account's credentials that did not succeed, or has not finished yet (see
-//! `services::lockout`).
+//! `services::accounts::lockout`).
 
 use sea_orm::entity::prelude::*;
 

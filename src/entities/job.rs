@@ -1,4 +1,4 @@
-//! Durable background jobs (see `services::jobs`).
+//! Durable background jobs (see `services::platform::jobs`).
 
 use async_graphql::Enum;
 use sea_orm::entity::prelude::*;

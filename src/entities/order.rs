@@ -115,6 +115,14 @@ pub enum Relation {}
 impl ActiveModelBehavior for ActiveModel {}
 
 impl OrderStatus {
+    /// The statuses of an order whose money was taken (sales figures count them; a review
+    /// needs one of them).
+    pub const SOLD: [OrderStatus; 3] = [
+        OrderStatus::Paid,
+        OrderStatus::Shipped,
+        OrderStatus::Delivered,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             OrderStatus::Pending => "pending",

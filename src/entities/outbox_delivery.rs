@@ -1,4 +1,4 @@
-//! A subscriber has taken an outbox event (see `services::events::dispatch`).
+//! A subscriber has taken an outbox event (see `services::platform::events::dispatch`).
 
 use sea_orm::entity::prelude::*;
 

@@ -1,4 +1,4 @@
-//! The transactional outbox (see `services::events`).
+//! The transactional outbox (see `services::platform::events`).
 
 use sea_orm::entity::prelude::*;
 

@@ -1,4 +1,4 @@
-//! A personal-data request (see `services::data_export`).
+//! A personal-data request (see `services::privacy::data_export`).
 
 use async_graphql::Enum;
 use sea_orm::entity::prelude::*;

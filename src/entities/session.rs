@@ -1,4 +1,4 @@
-//! A session: one refresh-token family, i.e. one login (see `services::sessions`).
+//! A session: one refresh-token family, i.e. one login (see `services::accounts::sessions`).
 
 use sea_orm::entity::prelude::*;
 

@@ -37,6 +37,10 @@ impl Role {
     }
 }
 
+/// The name an erased account keeps: erasure writes it, and a review by an erased customer is
+/// signed with it.
+pub const ERASED_NAME: &str = "Cliente eliminado";
+
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "users")]
 pub struct Model {

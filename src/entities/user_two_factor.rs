@@ -1,4 +1,4 @@
-//! A user's TOTP two-factor state (see `services::two_factor`).
+//! A user's TOTP two-factor state (see `services::accounts::two_factor`).
 
 use sea_orm::entity::prelude::*;
 

@@ -9,8 +9,8 @@ use super::scalars::Timestamp;
 use super::{parts, GqlResult};
 use crate::entities::address;
 use crate::entities::user::Role;
-use crate::services::addresses::{self, AddressInput, UpdateAddressInput};
-use crate::services::pagination::Page;
+use crate::services::accounts::addresses::{self, AddressInput, UpdateAddressInput};
+use crate::services::platform::pagination::Page;
 
 #[derive(SimpleObject, Serialize, ToSchema, Clone)]
 #[serde(rename_all = "camelCase")]

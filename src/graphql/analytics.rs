@@ -8,7 +8,7 @@ use super::guards::RoleGuard;
 use super::{parts, GqlResult};
 use crate::entities::order::OrderStatus;
 use crate::entities::user::Role;
-use crate::services::analytics;
+use crate::services::commerce::analytics;
 
 #[derive(SimpleObject, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]

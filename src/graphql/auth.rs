@@ -8,13 +8,13 @@ use super::guards::RoleGuard;
 use super::users::User;
 use super::{parts, GqlResult};
 use crate::entities::user::Role;
-use crate::services::auth::{
+use crate::services::accounts::auth::{
     self, AuthSession, LoginInput, LogoutInput, RefreshInput, RegisterInput,
 };
-use crate::services::password_reset::{
+use crate::services::accounts::password_reset::{
     self, ChangePasswordInput, ForgotPasswordInput, ResetPasswordInput,
 };
-use crate::services::verification::{self, VerifyEmailInput};
+use crate::services::accounts::verification::{self, VerifyEmailInput};
 
 /// The answer to a password reset request, the same whether an account uses the address or not.
 #[derive(SimpleObject, Serialize, ToSchema)]
@@ -130,7 +130,7 @@ impl AuthMutation {
         let (st, rc) = parts(ctx);
         Ok(EmailVerificationSent {
             email: verification::resend(st, rc).await?,
-            expires_in_hours: crate::services::links::Purpose::VerifyEmail
+            expires_in_hours: crate::services::accounts::links::Purpose::VerifyEmail
                 .ttl()
                 .num_hours(),
         })

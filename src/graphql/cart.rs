@@ -7,7 +7,7 @@ use utoipa::ToSchema;
 use super::guards::RoleGuard;
 use super::{parts, GqlResult};
 use crate::entities::user::Role;
-use crate::services::cart::{self, CartItemInput, CartView};
+use crate::services::commerce::cart::{self, CartItemInput, CartView};
 
 #[derive(SimpleObject, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]

@@ -16,12 +16,12 @@ use crate::entities::{category, product, product_variant};
 use crate::error::AppError;
 use crate::services::catalog::categories::{self, CreateCategoryInput, UpdateCategoryInput};
 use crate::services::catalog::csv_io::{self, ImportReport};
-use crate::services::catalog::gate;
 use crate::services::catalog::products::{
     self, CreateProductInput, ProductFilter, UpdateProductInput,
 };
 use crate::services::catalog::variants::{self, CreateVariantInput, UpdateVariantInput};
-use crate::services::pagination::Page;
+use crate::services::medicinal::gate;
+use crate::services::platform::pagination::Page;
 
 #[derive(SimpleObject, Serialize, ToSchema, Clone)]
 #[serde(rename_all = "camelCase")]

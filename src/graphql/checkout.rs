@@ -10,8 +10,10 @@ use super::{parts, GqlResult};
 use crate::entities::order::{OrderStatus, ShippingMethod};
 use crate::entities::user::Role;
 use crate::entities::{order, order_item};
-use crate::services::checkout::{self, ApplyCouponInput, CheckoutInput, Pricing, QuoteInput};
-use crate::services::shipping::ShippingOption;
+use crate::services::commerce::checkout::{
+    self, ApplyCouponInput, CheckoutInput, Pricing, QuoteInput,
+};
+use crate::services::commerce::shipping::ShippingOption;
 
 #[derive(SimpleObject, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]

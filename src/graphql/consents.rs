@@ -10,7 +10,7 @@ use super::scalars::Timestamp;
 use super::{parts, GqlResult};
 use crate::entities::consent::{self, ConsentPurpose, ConsentSource};
 use crate::entities::user::Role;
-use crate::services::consents::{self, Consents, GrantInput};
+use crate::services::accounts::consents::{self, Consents, GrantInput};
 
 /// A consent given: to the privacy policy of a version, or to the processing of health data.
 #[derive(SimpleObject, Serialize, ToSchema, Clone)]

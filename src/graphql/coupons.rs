@@ -9,8 +9,8 @@ use super::scalars::Timestamp;
 use super::{parts, GqlResult};
 use crate::entities::coupon::{self, CouponType};
 use crate::entities::user::Role;
-use crate::services::coupons::{self, CouponInput, UpdateCouponInput};
-use crate::services::pagination::Page;
+use crate::services::commerce::coupons::{self, CouponInput, UpdateCouponInput};
+use crate::services::platform::pagination::Page;
 
 #[derive(SimpleObject, Serialize, ToSchema, Clone)]
 #[serde(rename_all = "camelCase")]

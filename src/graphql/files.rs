@@ -9,7 +9,7 @@ use super::{parts, GqlResult};
 use crate::entities::file;
 use crate::entities::user::Role;
 use crate::error::AppError;
-use crate::services::files;
+use crate::services::platform::files;
 
 #[derive(SimpleObject, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]

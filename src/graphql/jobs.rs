@@ -9,8 +9,8 @@ use super::scalars::Timestamp;
 use super::{parts, GqlResult};
 use crate::entities::job::{self, JobState};
 use crate::entities::user::Role;
-use crate::services::jobs::{self, JobFilter};
-use crate::services::pagination::Page;
+use crate::services::platform::jobs::{self, JobFilter};
+use crate::services::platform::pagination::Page;
 
 #[derive(SimpleObject, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]

@@ -29,7 +29,7 @@ use async_graphql::{ErrorExtensions, ServerError, ValidationResult};
 use crate::actor::RequestCtx;
 use crate::config::{Config, Introspection};
 use crate::error::{AppError, ErrorCode, FieldIssue};
-use crate::services::pagination::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
+use crate::services::platform::pagination::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
 
 /// Assumed length of a list that has no size argument and is nested under another object: a
 /// product's variants, an order's or a cart's lines, a checkout's lines, shipping methods, import

@@ -83,7 +83,7 @@ impl Loader<RatingOf> for CatalogLoader {
 
     async fn load(&self, keys: &[RatingOf]) -> Result<HashMap<RatingOf, Self::Value>, Self::Error> {
         let ids: Vec<i64> = keys.iter().map(|k| k.0).collect();
-        let found = crate::services::reviews::ratings(&self.db, &ids).await?;
+        let found = crate::services::catalog::reviews::ratings(&self.db, &ids).await?;
         Ok(keys
             .iter()
             .map(|k| {

@@ -8,8 +8,8 @@ use super::guards::RoleGuard;
 use super::scalars::Timestamp;
 use super::{parts, GqlResult};
 use crate::entities::user::Role;
-use crate::services::logs::{self, LogFilter};
-use crate::services::pagination::Page;
+use crate::services::platform::logs::{self, LogFilter};
+use crate::services::platform::pagination::Page;
 
 #[derive(SimpleObject, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]

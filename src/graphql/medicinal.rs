@@ -9,9 +9,9 @@ use super::scalars::Timestamp;
 use super::{parts, GqlResult};
 use crate::entities::medicinal_document::{self, DocStatus, DocType};
 use crate::entities::user::Role;
-use crate::services::files;
-use crate::services::medicinal::{self, DocFilter, ReviewInput, SubmitDocumentInput};
-use crate::services::pagination::Page;
+use crate::services::medicinal::documents::{self, DocFilter, ReviewInput, SubmitDocumentInput};
+use crate::services::platform::files;
+use crate::services::platform::pagination::Page;
 use crate::state::AppState;
 
 #[derive(SimpleObject, Serialize, ToSchema)]
@@ -108,7 +108,7 @@ impl MedicinalQuery {
     ) -> GqlResult<MedicinalDocumentPage> {
         let (st, rc) = parts(ctx);
         let p = Page::parse(page, page_size)?;
-        let (items, total) = medicinal::list_mine(st, rc, p).await?;
+        let (items, total) = documents::list_mine(st, rc, p).await?;
         Ok(MedicinalDocumentPage::new(st, items, total, p))
     }
 
@@ -127,7 +127,7 @@ impl MedicinalQuery {
     ) -> GqlResult<MedicinalDocumentPage> {
         let (st, rc) = parts(ctx);
         let p = Page::parse(page, page_size)?;
-        let (items, total) = medicinal::list_admin(st, rc, DocFilter { status, q }, p).await?;
+        let (items, total) = documents::list_admin(st, rc, DocFilter { status, q }, p).await?;
         Ok(MedicinalDocumentPage::new(st, items, total, p))
     }
 }
@@ -182,7 +182,7 @@ impl MedicinalMutation {
         let file = file
             .map(|u| super::files::upload_value(ctx, u))
             .transpose()?;
-        let d = medicinal::submit(st, rc, input, file).await?;
+        let d = documents::submit(st, rc, input, file).await?;
         Ok(MedicinalDocument::new(st, d))
     }
 
@@ -190,7 +190,7 @@ impl MedicinalMutation {
     #[graphql(guard = "RoleGuard(Role::Customer)")]
     async fn delete_medicinal_document(&self, ctx: &Context<'_>, id: i64) -> GqlResult<bool> {
         let (st, rc) = parts(ctx);
-        medicinal::delete_mine(st, rc, id).await?;
+        documents::delete_mine(st, rc, id).await?;
         Ok(true)
     }
 
@@ -203,7 +203,7 @@ impl MedicinalMutation {
         input: ReviewInput,
     ) -> GqlResult<MedicinalDocument> {
         let (st, rc) = parts(ctx);
-        let d = medicinal::review(st, rc, id, input).await?;
+        let d = documents::review(st, rc, id, input).await?;
         Ok(MedicinalDocument::new(st, d))
     }
 }

@@ -10,8 +10,10 @@ use super::scalars::Timestamp;
 use super::{parts, GqlResult};
 use crate::entities::order::OrderStatus;
 use crate::entities::user::Role;
-use crate::services::orders::{self, AdminOrderFilter, TrackingInput, UpdateOrderStatusInput};
-use crate::services::pagination::Page;
+use crate::services::commerce::orders::{
+    self, AdminOrderFilter, TrackingInput, UpdateOrderStatusInput,
+};
+use crate::services::platform::pagination::Page;
 
 #[derive(SimpleObject)]
 pub struct OrderPage {
@@ -76,7 +78,7 @@ impl OrdersQuery {
     async fn order_invoice(&self, ctx: &Context<'_>, id: i64) -> GqlResult<String> {
         use base64::Engine;
         let (st, rc) = parts(ctx);
-        let pdf = crate::services::receipts::for_order(st, rc, id).await?;
+        let pdf = crate::services::commerce::receipts::for_order(st, rc, id).await?;
         Ok(base64::engine::general_purpose::STANDARD.encode(pdf))
     }
 

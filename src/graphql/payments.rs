@@ -9,8 +9,8 @@ use super::scalars::Timestamp;
 use super::{parts, GqlResult};
 use crate::entities::payment;
 use crate::entities::user::Role;
-use crate::services::pagination::Page;
 use crate::services::payments::{self, ConfirmPaymentInput, PaymentFilter, StartPaymentInput};
+use crate::services::platform::pagination::Page;
 
 #[derive(SimpleObject, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]

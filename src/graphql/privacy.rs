@@ -10,9 +10,9 @@ use super::scalars::Timestamp;
 use super::{parts, GqlResult};
 use crate::entities::privacy_request::{self, PrivacyRequestKind, PrivacyRequestState};
 use crate::entities::user::Role;
-use crate::services::data_export::{self, AdminRequest, ExportView, RequestFilter};
-use crate::services::erasure::{self, CancelDeletionInput, DeletionRequestInput};
-use crate::services::pagination::Page;
+use crate::services::platform::pagination::Page;
+use crate::services::privacy::data_export::{self, AdminRequest, ExportView, RequestFilter};
+use crate::services::privacy::erasure::{self, CancelDeletionInput, DeletionRequestInput};
 
 /// An export of the signed-in customer's data: its state and, once ready, where to download it.
 #[derive(SimpleObject, Serialize, ToSchema)]

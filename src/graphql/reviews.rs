@@ -9,8 +9,8 @@ use super::scalars::Timestamp;
 use super::{parts, GqlResult};
 use crate::entities::product_review;
 use crate::entities::user::Role;
-use crate::services::pagination::Page;
-use crate::services::reviews::{self, ModerateInput, ReviewInput};
+use crate::services::catalog::reviews::{self, ModerateInput, ReviewInput};
+use crate::services::platform::pagination::Page;
 
 #[derive(SimpleObject, Serialize, ToSchema, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]

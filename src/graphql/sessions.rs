@@ -8,7 +8,7 @@ use super::guards::RoleGuard;
 use super::scalars::Timestamp;
 use super::{parts, GqlResult};
 use crate::entities::user::Role;
-use crate::services::sessions::{self, SessionView};
+use crate::services::accounts::sessions::{self, SessionView};
 
 /// A live session: one login and the refreshes that followed it.
 #[derive(SimpleObject, Serialize, ToSchema)]

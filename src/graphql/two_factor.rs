@@ -10,8 +10,8 @@ use super::guards::RoleGuard;
 use super::scalars::Timestamp;
 use super::{parts, GqlResult};
 use crate::entities::user::Role;
-use crate::services::auth::{self, LoginInput, SignIn};
-use crate::services::two_factor::{
+use crate::services::accounts::auth::{self, LoginInput, SignIn};
+use crate::services::accounts::two_factor::{
     self, DisableTwoFactorInput, EnableTwoFactorInput, VerifyMfaInput,
 };
 

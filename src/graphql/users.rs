@@ -9,10 +9,10 @@ use super::guards::RoleGuard;
 use super::scalars::Timestamp;
 use super::{parts, GqlResult};
 use crate::entities::user::Role;
-use crate::services::pagination::Page;
-use crate::services::users::{
+use crate::services::accounts::users::{
     self, BlockProcessingInput, UpdateMeInput, UpdateUserInput, UserFilter, UserView,
 };
+use crate::services::platform::pagination::Page;
 
 #[derive(SimpleObject, Serialize, ToSchema, Clone)]
 #[graphql(complex)]
@@ -58,7 +58,10 @@ impl User {
     /// `email`) or expires.
     async fn pending_email(&self, ctx: &Context<'_>) -> GqlResult<Option<String>> {
         let (st, _) = parts(ctx);
-        Ok(crate::services::verification::pending_email(&st.db, self.id, st.clock.now()).await?)
+        Ok(
+            crate::services::accounts::verification::pending_email(&st.db, self.id, st.clock.now())
+                .await?,
+        )
     }
 
     /// Whether the user accepted the privacy policy in force (`PRIVACY_POLICY_VERSION`); after

@@ -10,7 +10,7 @@ use axum::response::Response;
 use super::client_ip::client_ip;
 use super::trace::TraceId;
 use crate::actor::{Actor, RequestCtx};
-use crate::services::auth::authenticate;
+use crate::services::accounts::auth::authenticate;
 use crate::state::AppState;
 
 /// Put on the response so the access log can name the user.
@@ -43,7 +43,7 @@ pub async fn middleware(State(st): State<AppState>, mut req: Request, next: Next
         match bearer {
             Some(token) => match authenticate(&st, token).await {
                 Ok(user) => ctx.actor = Actor::User(user),
-                Err(crate::services::auth::DATABASE_UNREACHABLE) => {
+                Err(crate::services::accounts::auth::DATABASE_UNREACHABLE) => {
                     return axum::response::IntoResponse::into_response(
                         crate::error::AppError::database_unavailable(),
                     )

@@ -1,5 +1,5 @@
 //! `GET /api/me/data-exports/{id}/download`: streams a ready export's ZIP to its owner, with the
-//! signed link from `GET /api/me/data-exports/{id}` (see `services::data_export::downloadable`).
+//! signed link from `GET /api/me/data-exports/{id}` (see `services::privacy::data_export::downloadable`).
 //! Not a GraphQL operation: the body is the file itself.
 
 use axum::extract::{Path, RawQuery, State};
@@ -10,8 +10,8 @@ use axum::Extension;
 use super::App;
 use crate::actor::RequestCtx;
 use crate::error::{AppError, AppResult};
-use crate::services::data_export;
-use crate::services::files::Signature;
+use crate::services::platform::files::Signature;
+use crate::services::privacy::data_export;
 
 pub async fn download(
     State(app): State<App>,

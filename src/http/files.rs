@@ -1,5 +1,5 @@
 //! `GET /api/files/{id}`: streams a stored file to whoever may read it (see
-//! `services::files::readable`). Not a GraphQL operation: the body is the file itself.
+//! `services::platform::files::readable`). Not a GraphQL operation: the body is the file itself.
 
 use axum::body::Body;
 use axum::extract::{Path, RawQuery, State};
@@ -11,7 +11,7 @@ use tokio_util::io::ReaderStream;
 use super::App;
 use crate::actor::RequestCtx;
 use crate::error::{AppError, AppResult};
-use crate::services::files::{self, Signature};
+use crate::services::platform::files::{self, Signature};
 
 pub async fn download(
     State(app): State<App>,

@@ -249,7 +249,7 @@ async fn read_multipart(
         });
     let reader = tokio_util::io::StreamReader::new(stream).compat();
     let opts = async_graphql::http::MultipartOptions::default()
-        .max_file_size(crate::services::files::MAX_UPLOAD_BYTES as usize)
+        .max_file_size(crate::services::platform::files::MAX_UPLOAD_BYTES as usize)
         .max_num_files(4);
     let batch = async_graphql::http::receive_batch_body(content_type, reader, opts)
         .await

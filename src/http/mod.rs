@@ -116,7 +116,7 @@ fn public_files(
        + Sync
        + 'static {
     use axum::response::IntoResponse;
-    let dir = crate::services::files::public_dir(st);
+    let dir = crate::services::platform::files::public_dir(st);
     tower::ServiceBuilder::new()
         .map_response(
             |res: axum::response::Response<

@@ -23,7 +23,7 @@ use crate::entities::user::Role;
 use crate::error::AppResult;
 use crate::infra::freshness::Freshness;
 use crate::metrics::Metrics;
-use crate::services::catalog::gate;
+use crate::services::medicinal::gate;
 use crate::state::AppState;
 
 /// Root fields whose answers depend only on the catalogue and on the viewer's class.

@@ -7,7 +7,7 @@ use axum::http::StatusCode;
 use tokio::io::AsyncWriteExt;
 
 use crate::error::{AppError, AppResult};
-use crate::services::files::MAX_UPLOAD_BYTES;
+use crate::services::platform::files::MAX_UPLOAD_BYTES;
 
 /// Request bodies of multipart routes may be this large (the file plus the form's other parts).
 pub const MULTIPART_BODY_LIMIT: usize = MAX_UPLOAD_BYTES as usize + 256 * 1024;

@@ -14,8 +14,8 @@ use crate::actor::RequestCtx;
 use crate::entities::payment;
 use crate::entities::payment::Provider;
 use crate::error::AppError;
-use crate::services::events::{self, DomainEvent};
 use crate::services::payments::{mp, test_provider, Applied};
+use crate::services::platform::events::{self, DomainEvent};
 
 pub async fn handle(
     State(app): State<App>,

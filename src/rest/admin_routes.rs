@@ -13,7 +13,7 @@ use crate::graphql::logs::LogPage;
 use crate::graphql::privacy::{PrivacyRequest, PrivacyRequestPage};
 use crate::graphql::scalars::Timestamp;
 use crate::graphql::users::User;
-use crate::services::users::BlockProcessingInput;
+use crate::services::accounts::users::BlockProcessingInput;
 
 /// Query parameters of `GET /api/admin/privacy-requests`.
 #[derive(Deserialize, Serialize, IntoParams)]

@@ -7,7 +7,7 @@ use utoipa::IntoParams;
 use crate::entities::order::OrderStatus;
 use crate::graphql::orders::OrderPageDoc;
 use crate::graphql::payments::{PaymentConfirmation, PaymentPage, PaymentStart};
-use crate::services::orders::{TrackingInput, UpdateOrderStatusInput};
+use crate::services::commerce::orders::{TrackingInput, UpdateOrderStatusInput};
 use crate::services::payments::{ConfirmPaymentInput, StartPaymentInput};
 
 use super::catalog_routes::PageParams;
@@ -16,10 +16,10 @@ use crate::graphql::addresses::{Address, AddressPage};
 use crate::graphql::cart::Cart;
 use crate::graphql::checkout::{CheckoutPreview, CouponApplication, OrderDoc, ShippingQuote};
 use crate::graphql::coupons::{Coupon, CouponPage};
-use crate::services::addresses::{AddressInput, UpdateAddressInput};
-use crate::services::cart::CartItemInput;
-use crate::services::checkout::{ApplyCouponInput, CheckoutInput, QuoteInput};
-use crate::services::coupons::{CouponInput, UpdateCouponInput};
+use crate::services::accounts::addresses::{AddressInput, UpdateAddressInput};
+use crate::services::commerce::cart::CartItemInput;
+use crate::services::commerce::checkout::{ApplyCouponInput, CheckoutInput, QuoteInput};
+use crate::services::commerce::coupons::{CouponInput, UpdateCouponInput};
 
 #[derive(Deserialize, Serialize, IntoParams)]
 #[serde(rename_all = "camelCase")]

@@ -8,10 +8,13 @@ use utoipa::openapi::schema::{Object, SchemaFormat, SchemaType, Type};
 use utoipa::openapi::{KnownFormat, RefOr, Schema};
 
 use crate::domain::{EMAIL_MAX, NAME_MAX, PASSWORD_MAX, PASSWORD_MIN, PHONE_DIGITS, REGIONS};
+use crate::services::accounts::addresses;
 use crate::services::catalog::text::{DESCRIPTION_MAX, IMAGE_URL_MAX, SKU_MAX, SLUG_MAX};
 use crate::services::catalog::variants::{MAX_PRICE, MAX_QUANTITY, OPTION_LABEL_MAX};
-use crate::services::pagination::MAX_PAGE_SIZE;
-use crate::services::{addresses, analytics, cart, catalog, coupons, medicinal, orders, reviews};
+use crate::services::catalog::{self, reviews};
+use crate::services::commerce::{analytics, cart, coupons, orders};
+use crate::services::medicinal::documents as medicinal;
+use crate::services::platform::pagination::MAX_PAGE_SIZE;
 
 /// One field's constraint.
 #[derive(Debug, Clone)]
@@ -53,7 +56,7 @@ pub fn text_body_pattern() -> String {
 }
 
 /// Trimmed, non-blank text of at most `max` characters without the `bad` characters
-/// (`catalog::text::parse_text`, `domain::parse_name`).
+/// (`domain::parse_text`, `domain::parse_name`).
 fn text(max: usize, bad: &str) -> Rule {
     Rule::Str {
         min: Some(1),
@@ -371,7 +374,7 @@ pub fn body_rules() -> Vec<(&'static str, &'static str, Rule)> {
         (
             "BlockProcessingInput",
             "reason",
-            plain(crate::services::users::BLOCK_REASON_MAX),
+            plain(crate::services::accounts::users::BLOCK_REASON_MAX),
         ),
         (
             "ReviewMedicinalDocumentInput",

@@ -14,15 +14,17 @@ use crate::graphql::privacy::{DataExport, DeletionRequest};
 use crate::graphql::sessions::{SessionList, SessionsRevoked};
 use crate::graphql::two_factor::{SignInResult, TwoFactorEnabled, TwoFactorSetup, TwoFactorStatus};
 use crate::graphql::users::{User, UserPage};
-use crate::services::auth::{LoginInput, LogoutInput, RefreshInput, RegisterInput};
-use crate::services::consents::GrantInput;
-use crate::services::erasure::{CancelDeletionInput, DeletionRequestInput};
-use crate::services::password_reset::{
+use crate::services::accounts::auth::{LoginInput, LogoutInput, RefreshInput, RegisterInput};
+use crate::services::accounts::consents::GrantInput;
+use crate::services::accounts::password_reset::{
     ChangePasswordInput, ForgotPasswordInput, ResetPasswordInput,
 };
-use crate::services::two_factor::{DisableTwoFactorInput, EnableTwoFactorInput, VerifyMfaInput};
-use crate::services::users::{UpdateMeInput, UpdateUserInput};
-use crate::services::verification::VerifyEmailInput;
+use crate::services::accounts::two_factor::{
+    DisableTwoFactorInput, EnableTwoFactorInput, VerifyMfaInput,
+};
+use crate::services::accounts::users::{UpdateMeInput, UpdateUserInput};
+use crate::services::accounts::verification::VerifyEmailInput;
+use crate::services::privacy::erasure::{CancelDeletionInput, DeletionRequestInput};
 
 /// Query parameters of `GET /api/users`.
 #[derive(Deserialize, Serialize, IntoParams)]

@@ -8,7 +8,7 @@ use super::catalog_routes::PageParams;
 use super::{json_body, query, Access, RestRoute, UploadSpec};
 use crate::entities::medicinal_document::DocStatus;
 use crate::graphql::medicinal::{MedicinalDocument, MedicinalDocumentPage, UploadedDocument};
-use crate::services::medicinal::{ReviewInput, SubmitDocumentInput};
+use crate::services::medicinal::documents::{ReviewInput, SubmitDocumentInput};
 
 #[derive(Deserialize, Serialize, IntoParams)]
 #[serde(rename_all = "camelCase")]

@@ -17,7 +17,7 @@ use utoipa::openapi::schema::AdditionalProperties;
 
 use super::{constraints, routes, Access, RestRoute, SchemaRef};
 use crate::error::ErrorBody;
-use crate::services::files::{DOC_KINDS, IMAGE_KINDS};
+use crate::services::platform::files::{DOC_KINDS, IMAGE_KINDS};
 
 fn http_method(m: &axum::http::Method) -> HttpMethod {
     match m.as_str() {

@@ -5,7 +5,7 @@ use axum::http::{Method, StatusCode};
 use super::catalog_routes::PageParams;
 use super::{json_body, query, Access, RestRoute};
 use crate::graphql::reviews::{Review, ReviewPage};
-use crate::services::reviews::{ModerateInput, ReviewInput};
+use crate::services::catalog::reviews::{ModerateInput, ReviewInput};
 
 #[rustfmt::skip]
 pub fn routes() -> Vec<RestRoute> {

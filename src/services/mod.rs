@@ -1,37 +1,20 @@
 //! Domain services: business rules, transactions and the audit log. Resolvers and webhooks call these.
+//!
+//! Grouped by bounded context, ranked from low to high; a context imports only contexts ranked
+//! below it (`tests/api/architecture.rs` checks it): `platform` < `accounts` < `medicinal` <
+//! `catalog` < `commerce` < `payments` < `notifications` < `privacy`. `composition` is where they
+//! are assembled (job kinds, subscribers, in-transaction reactions): the one file that names them all.
 
-pub mod addresses;
-pub mod analytics;
-pub mod auth;
-pub mod cart;
-pub mod catalog;
-pub mod checkout;
-pub mod consents;
-pub mod coupons;
-pub mod data_check;
-pub mod data_export;
-pub mod erasure;
-pub mod events;
-pub mod files;
-pub mod housekeeping;
-pub mod idempotency;
-pub mod inventory;
-pub mod jobs;
-pub mod links;
-pub mod lockout;
-pub mod logs;
-pub mod mail;
+pub mod platform;
+
+pub mod accounts;
 pub mod medicinal;
-pub mod orders;
-pub mod pagination;
-pub mod password_reset;
+
+pub mod catalog;
+pub mod commerce;
 pub mod payments;
-pub mod receipts;
-pub mod reviews;
-pub mod row_write;
-pub mod sessions;
-pub mod shipping;
-pub mod two_factor;
-pub mod unique;
-pub mod users;
-pub mod verification;
+
+pub mod notifications;
+pub mod privacy;
+
+pub mod composition;

@@ -78,34 +78,60 @@ fn without_comments(text: &str) -> String {
     out
 }
 
-/// The first segment of each path a `use crate::…;` tree names (`{a::b, c}` → `a`, `c`).
-fn use_tree_roots(tree: &str) -> Vec<String> {
-    let tree = tree.trim();
-    let Some(inner) = tree.strip_prefix('{') else {
-        let first = tree.split("::").next().unwrap_or("");
-        return vec![first.split_whitespace().next().unwrap_or("").to_string()];
-    };
-    let inner = inner.strip_suffix('}').unwrap_or(inner);
-    let mut roots = Vec::new();
-    let (mut depth, mut start) = (0, 0);
-    for (i, c) in inner.char_indices() {
-        match c {
-            '{' => depth += 1,
-            '}' => depth -= 1,
-            ',' if depth == 0 => {
-                roots.extend(use_tree_roots(&inner[start..i]));
-                start = i + 1;
+/// Every path a use tree (or an inline path) starting at `tail` names, segment by segment:
+/// `a::{b::c, d}` → `[a, b, c]`, `[a, d]`; `self` adds nothing, `x as y` is `x`.
+fn use_tree_paths(tail: &str) -> Vec<Vec<String>> {
+    let mut prefix = Vec::new();
+    let mut rest = tail.trim_start();
+    loop {
+        if let Some(group) = rest.strip_prefix('{') {
+            let mut paths = Vec::new();
+            let (mut depth, mut start) = (0, 0);
+            for (i, c) in group.char_indices() {
+                match c {
+                    '{' => depth += 1,
+                    '}' if depth == 0 => {
+                        paths.extend(use_tree_paths(&group[start..i]));
+                        break;
+                    }
+                    '}' => depth -= 1,
+                    ',' if depth == 0 => {
+                        paths.extend(use_tree_paths(&group[start..i]));
+                        start = i + 1;
+                    }
+                    _ => {}
+                }
             }
-            _ => {}
+            return paths
+                .into_iter()
+                .map(|p| prefix.iter().cloned().chain(p).collect())
+                .collect();
+        }
+        let name: String = rest
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .collect();
+        if name.is_empty() {
+            break;
+        }
+        rest = &rest[name.len()..];
+        if name != "self" {
+            prefix.push(name);
+        }
+        match rest.trim_start().strip_prefix("::") {
+            Some(after) => rest = after.trim_start(),
+            None => break,
         }
     }
-    roots.extend(use_tree_roots(&inner[start..]));
-    roots.retain(|r| !r.is_empty() && r != "self");
-    roots
+    if prefix.is_empty() {
+        Vec::new()
+    } else {
+        vec![prefix]
+    }
 }
 
-/// Every module of the crate `code` names: `(line, module)`.
-fn crate_paths(code: &str) -> Vec<(usize, String)> {
+/// Every path of the crate `code` names: `(line, segments after crate::)`.
+fn crate_paths(code: &str) -> Vec<(usize, Vec<String>)> {
     let line_of = |at: usize| code[..at].matches('\n').count() + 1;
     let mut found = Vec::new();
     let mut at = 0;
@@ -117,20 +143,8 @@ fn crate_paths(code: &str) -> Vec<(usize, String)> {
             !(b.is_ascii_alphanumeric() || b == b'_')
         };
         if boundary {
-            let tail = &code[after..];
-            if tail.starts_with('{') {
-                let end = tail.find(';').unwrap_or(tail.len());
-                for root in use_tree_roots(&tail[..end]) {
-                    found.push((line_of(start), root));
-                }
-            } else {
-                let name: String = tail
-                    .chars()
-                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
-                    .collect();
-                if !name.is_empty() {
-                    found.push((line_of(start), name));
-                }
+            for path in use_tree_paths(&code[after..]) {
+                found.push((line_of(start), path));
             }
         }
         at = after;
@@ -140,11 +154,61 @@ fn crate_paths(code: &str) -> Vec<(usize, String)> {
 
 /// Every forbidden path in a file of `layer` with text `text`: `"line: crate::module"`.
 fn violations_in(layer: &str, text: &str) -> Vec<String> {
+    let mut seen = std::collections::BTreeSet::new();
     crate_paths(&without_comments(text))
         .into_iter()
-        .filter(|(_, target)| !allowed(layer, target))
-        .map(|(line, target)| format!("{line}: crate::{target}"))
+        .filter(|(_, path)| !allowed(layer, &path[0]))
+        .map(|(line, path)| format!("{line}: crate::{}", path[0]))
+        .filter(|v| seen.insert(v.clone()))
         .collect()
+}
+
+/// The contexts of `src/services/`, from low to high: a context may name only itself and those
+/// ranked below it (ARCHITECTURE.md).
+const CONTEXTS: [&str; 8] = [
+    "platform",
+    "accounts",
+    "medicinal",
+    "catalog",
+    "commerce",
+    "payments",
+    "notifications",
+    "privacy",
+];
+
+/// The one file of `src/services/` outside the ranks: it assembles the contexts (job kinds,
+/// subscribers, in-transaction reactions), so it names them all, and platform's hooks name it.
+const COMPOSITION: &str = "composition";
+
+/// Every path to a context ranked above `context` in a file of that context:
+/// `"line: crate::services::<context>"`. Outside the ranks (`composition`, `mod.rs`) nothing is.
+fn rank_violations_in(context: &str, text: &str) -> Vec<String> {
+    let Some(rank) = CONTEXTS.iter().position(|c| *c == context) else {
+        return Vec::new();
+    };
+    let mut seen = std::collections::BTreeSet::new();
+    crate_paths(&without_comments(text))
+        .into_iter()
+        .filter(|(_, path)| path.len() > 1 && path[0] == "services")
+        .filter(|(_, path)| {
+            let target = path[1].as_str();
+            target != COMPOSITION
+                && CONTEXTS
+                    .iter()
+                    .position(|c| *c == target)
+                    .is_none_or(|t| t > rank)
+        })
+        .map(|(line, path)| format!("{line}: crate::services::{}", path[1]))
+        .filter(|v| seen.insert(v.clone()))
+        .collect()
+}
+
+/// The context of a file under `src/services/` (`src/services/commerce/orders.rs` → `commerce`);
+/// the files directly under it are `mod` and `composition`.
+fn context_of(file: &Path, src: &Path) -> Option<String> {
+    let rel = file.strip_prefix(src.join("services")).ok()?;
+    let first = rel.components().next()?.as_os_str().to_str()?;
+    Some(first.trim_end_matches(".rs").to_string())
 }
 
 fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
@@ -172,7 +236,12 @@ fn no_layer_imports_what_it_must_not() {
         };
         let text = std::fs::read_to_string(file).expect("a readable source file");
         *checked.entry(layer.clone()).or_default() += 1;
-        for v in violations_in(&layer, &text) {
+        let mut found = violations_in(&layer, &text);
+        if let Some(context) = context_of(file, &src) {
+            *checked.entry(format!("services::{context}")).or_default() += 1;
+            found.extend(rank_violations_in(&context, &text));
+        }
+        for v in found {
             breaches.push(format!(
                 "{} {v}",
                 file.strip_prefix(&src).unwrap().display()
@@ -188,11 +257,95 @@ fn no_layer_imports_what_it_must_not() {
             "no file in src/{layer}"
         );
     }
+    for context in CONTEXTS {
+        assert!(
+            checked
+                .get(&format!("services::{context}"))
+                .copied()
+                .unwrap_or(0)
+                > 0,
+            "no file in src/services/{context}"
+        );
+    }
     assert!(
         breaches.is_empty(),
         "forbidden imports across layers (see ARCHITECTURE.md):\n{}",
         breaches.join("\n")
     );
+}
+
+/// `src/services/` holds its contexts' folders, `mod.rs` and the composition file, nothing else;
+/// each context's `mod.rs` opens with a comment saying what the context owns.
+#[test]
+fn services_are_contexts_each_saying_what_it_owns() {
+    let services = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/services");
+    let mut loose = Vec::new();
+    let mut folders = Vec::new();
+    for entry in std::fs::read_dir(&services).expect("src/services") {
+        let path = entry.expect("a directory entry").path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if path.is_dir() {
+            folders.push(name);
+        } else if name != "mod.rs" && name != format!("{COMPOSITION}.rs") {
+            loose.push(name);
+        }
+    }
+    assert!(
+        loose.is_empty(),
+        "files directly under src/services/ (give each a context): {loose:?}"
+    );
+    folders.sort();
+    let mut contexts: Vec<String> = CONTEXTS.iter().map(|c| c.to_string()).collect();
+    contexts.sort();
+    assert_eq!(folders, contexts, "the context folders are the ranked ones");
+    for context in CONTEXTS {
+        let text = std::fs::read_to_string(services.join(context).join("mod.rs"))
+            .unwrap_or_else(|e| panic!("src/services/{context}/mod.rs: {e}"));
+        let first = text.lines().next().unwrap_or("");
+        assert!(
+            first.starts_with("//! ") && first.len() > 20,
+            "src/services/{context}/mod.rs must open with a //! comment saying what it owns, not {first:?}"
+        );
+    }
+}
+
+#[test]
+fn the_ranks_of_the_contexts_are_checked() {
+    // Downwards and sideways are fine; upwards is not, grouped or inline.
+    let orders = "use crate::services::platform::events;\nuse crate::services::catalog::products;\nuse crate::services::commerce::inventory;\n";
+    assert!(rank_violations_in("commerce", orders).is_empty());
+    let up = "use crate::services::privacy::erasure;\nfn f() { crate::services::payments::owe_refund(); }\n";
+    assert_eq!(
+        rank_violations_in("commerce", up),
+        [
+            "1: crate::services::privacy",
+            "2: crate::services::payments"
+        ]
+    );
+    let grouped = "use crate::services::{accounts::auth, notifications::mail};";
+    assert_eq!(
+        rank_violations_in("catalog", grouped),
+        ["1: crate::services::notifications"]
+    );
+    let nested =
+        "use crate::{error::AppError, services::{commerce::{orders, cart}, platform::jobs}};";
+    assert_eq!(
+        rank_violations_in("accounts", nested),
+        ["1: crate::services::commerce"]
+    );
+    // A module under services that is no context (a file put back under services/) is refused.
+    assert_eq!(
+        rank_violations_in("platform", "use crate::services::helpers::x;"),
+        ["1: crate::services::helpers"]
+    );
+    // The composition file is outside the ranks, both ways; so is services/mod.rs.
+    assert!(
+        rank_violations_in("platform", "crate::services::composition::react_now(c);").is_empty()
+    );
+    assert!(rank_violations_in(COMPOSITION, "use crate::services::privacy::erasure;").is_empty());
+    assert!(rank_violations_in("mod", "use crate::services::privacy::erasure;").is_empty());
+    // Comments are not paths.
+    assert!(rank_violations_in("platform", "// see crate::services::payments").is_empty());
 }
 
 #[test]
@@ -203,7 +356,7 @@ fn the_checker_finds_each_kind_of_forbidden_path() {
     assert_eq!(violations_in("services", grouped), ["1: crate::http"]);
     let nested = "use crate::{db::{self, begin_write}, rest::routes};";
     assert_eq!(violations_in("graphql", nested), ["1: crate::rest"]);
-    let inline = "fn f() { let _ = crate::services::orders::transition; }";
+    let inline = "fn f() { let _ = crate::services::commerce::orders::transition; }";
     assert_eq!(violations_in("entities", inline), ["1: crate::services"]);
     let domain = "use crate::error::AppError;\nuse crate::domain::Email;\n";
     assert_eq!(violations_in("domain", domain), ["1: crate::error"]);
@@ -211,19 +364,19 @@ fn the_checker_finds_each_kind_of_forbidden_path() {
     let fine = "// use crate::http::App;\n/* crate::rest */ use crate::entities::order;\n";
     assert!(violations_in("services", fine).is_empty());
     assert!(violations_in("rest", "use crate::http::App;").is_empty());
-    assert!(violations_in("graphql", "use crate::services::orders;").is_empty());
+    assert!(violations_in("graphql", "use crate::services::commerce::orders;").is_empty());
     // The rooms below services: configuration, infrastructure, the state, the kernel, entities.
     let config = "use crate::entities::payment::Provider;\nuse crate::infra::mail::Transport;\n";
     assert_eq!(violations_in("config", config), ["2: crate::infra"]);
-    let config_up = "pub smtp: Option<crate::services::mail::SmtpSettings>,";
+    let config_up = "pub smtp: Option<crate::services::notifications::mail::SmtpSettings>,";
     assert_eq!(violations_in("config", config_up), ["1: crate::services"]);
     let infra = "use crate::config::Config;\nuse crate::state::AppState;\n";
     assert_eq!(violations_in("infra", infra), ["2: crate::state"]);
     assert_eq!(
-        violations_in("infra", "use crate::services::jobs;"),
+        violations_in("infra", "use crate::services::platform::jobs;"),
         ["1: crate::services"]
     );
-    let state = "use crate::infra::tokens::TokenKeys;\nuse crate::http::response_cache::ResponseCache;\nuse crate::graphql::persisted::PersistedQueries;\nuse crate::services::mail;\n";
+    let state = "use crate::infra::tokens::TokenKeys;\nuse crate::http::response_cache::ResponseCache;\nuse crate::graphql::persisted::PersistedQueries;\nuse crate::services::notifications::mail;\n";
     assert_eq!(
         violations_in("state", state),
         ["2: crate::http", "3: crate::graphql", "4: crate::services"]

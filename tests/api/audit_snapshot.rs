@@ -128,7 +128,7 @@ async fn scenario(app: &TestApp, sim: &WebpaySim) {
     );
     // Email verification: the registration's link used, an email change asked for (not verified).
     let link = app.scalar_i64("SELECT MIN(id) FROM account_links").await;
-    let url = dispensary::services::links::mint_url(&app.state, link)
+    let url = dispensary::services::accounts::links::mint_url(&app.state, link)
         .await
         .unwrap()
         .expect("a pending link");
@@ -159,7 +159,7 @@ async fn scenario(app: &TestApp, sim: &WebpaySim) {
     let link = app
         .scalar_i64("SELECT MAX(id) FROM account_links WHERE purpose = 'reset_password'")
         .await;
-    let url = dispensary::services::links::mint_url(&app.state, link)
+    let url = dispensary::services::accounts::links::mint_url(&app.state, link)
         .await
         .unwrap()
         .expect("a pending link");

@@ -403,7 +403,7 @@ async fn repeated_failed_logins_lock_the_account_for_a_while() {
 
 #[tokio::test]
 async fn expired_tokens_and_idempotency_keys_are_purged() {
-    use dispensary::services::housekeeping::{purge_expired, Purged};
+    use dispensary::services::privacy::housekeeping::{purge_expired, Purged};
     let app = TestApp::spawn().await;
     let (at, _, body) = app.register("purga@example.cl").await;
     // A wrong password leaves an attempt in the lockout's ledger.

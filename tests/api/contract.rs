@@ -261,7 +261,7 @@ fn every_constraint_rule_is_stated_in_the_document() {
     );
     assert_eq!(
         schemas["CartItemInput"]["properties"]["quantity"]["maximum"],
-        dispensary::services::cart::MAX_LINE_QUANTITY
+        dispensary::services::commerce::cart::MAX_LINE_QUANTITY
     );
     let regions = schemas["AddressInput"]["properties"]["region"]["enum"]
         .as_array()

@@ -106,7 +106,7 @@ async fn coupon_rules_explain_every_refusal() {
     );
     // Failed at the payment timeout, those orders stop counting.
     app.clock.advance(Duration::seconds(900));
-    dispensary::services::orders::sweep_expired(&app.state)
+    dispensary::services::commerce::orders::sweep_expired(&app.state)
         .await
         .unwrap();
     let token = app.login("cupon@example.cl", "secreto123").await["accessToken"]

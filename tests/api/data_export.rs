@@ -460,7 +460,7 @@ async fn the_export_holds_every_record_of_its_customer_and_nothing_of_others() {
         .unwrap();
     let zip_path = app.state.config.upload_dir.join("private").join(&key);
     assert!(zip_path.exists());
-    let purged = dispensary::services::housekeeping::purge_expired(&app.state)
+    let purged = dispensary::services::privacy::housekeeping::purge_expired(&app.state)
         .await
         .unwrap();
     assert_eq!(purged.data_exports, 1);

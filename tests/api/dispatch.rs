@@ -8,8 +8,8 @@ use std::sync::{Arc, Mutex};
 use chrono::Duration;
 use dispensary::entities::job::{self, JobState};
 use dispensary::entities::{outbox_delivery, outbox_event};
-use dispensary::services::events::{dispatch, Interest, Subscriber, Subscribers};
-use dispensary::services::jobs::{self, JobError, Registry, Runner, RunnerOptions};
+use dispensary::services::platform::events::{dispatch, Interest, Subscriber, Subscribers};
+use dispensary::services::platform::jobs::{JobError, Registry, Runner, RunnerOptions};
 use dispensary::state::AppState;
 use reqwest::StatusCode;
 use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder};
@@ -330,7 +330,7 @@ async fn events_nobody_takes_are_dispatched_at_once_and_a_fatal_refusal_skips_on
     // marks them all dispatched and creates no job.
     let own = Runner::new(
         app.state.clone(),
-        jobs::registry(&app.state.config),
+        dispensary::services::composition::registry(&app.state.config),
         RunnerOptions::from_config(&app.state.config),
     );
     let admin = app.admin_token().await;

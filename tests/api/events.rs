@@ -215,7 +215,7 @@ async fn updates_record_changed_fields_and_values_only_where_they_are_not_person
 #[tokio::test]
 async fn a_change_that_fails_after_recording_leaves_no_audit_or_outbox_row() {
     use dispensary::entities::category;
-    use dispensary::services::events::{self, Changes, DomainEvent};
+    use dispensary::services::platform::events::{self, Changes, DomainEvent};
     use sea_orm::{ActiveModelTrait, EntityTrait, Set, TransactionTrait};
 
     let app = TestApp::spawn().await;

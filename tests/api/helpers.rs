@@ -102,13 +102,13 @@ impl TestApp {
         other
     }
 
-    /// A job runner over this app with this build's registry (`jobs::registry`), polling every
+    /// A job runner over this app with this build's registry (`composition::registry`), polling every
     /// 20 ms, as `serve` starts one.
-    pub fn job_runner(&self, workers: usize) -> dispensary::services::jobs::Runner {
-        use dispensary::services::jobs;
+    pub fn job_runner(&self, workers: usize) -> dispensary::services::platform::jobs::Runner {
+        use dispensary::services::platform::jobs;
         jobs::Runner::new(
             self.state.clone(),
-            jobs::registry(&self.state.config),
+            dispensary::services::composition::registry(&self.state.config),
             jobs::RunnerOptions {
                 workers,
                 lease: chrono::Duration::seconds(30),

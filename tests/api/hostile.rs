@@ -310,7 +310,7 @@ async fn an_email_is_a_bare_address_and_check_data_reports_stored_ones_that_are_
     );
 
     // A row stored before the rule is reported (by id, without the value), not rewritten.
-    let report = dispensary::services::data_check::run(&app.state.db)
+    let report = dispensary::services::accounts::data_check::run(&app.state.db)
         .await
         .unwrap();
     assert!(report.is_empty(), "{report:?}");
@@ -318,7 +318,7 @@ async fn an_email_is_a_bare_address_and_check_data_reports_stored_ones_that_are_
         "UPDATE users SET email = '\"victim@shop.cl\" <evil@example.com>' WHERE id = {id}"
     ))
     .await;
-    let report = dispensary::services::data_check::run(&app.state.db)
+    let report = dispensary::services::accounts::data_check::run(&app.state.db)
         .await
         .unwrap();
     assert_eq!(report.len(), 1, "{report:?}");

@@ -76,7 +76,7 @@ async fn paid_uses(app: &TestApp, coupon: i64) -> (i64, i64) {
 
 async fn sweep(app: &TestApp) {
     app.clock.advance(Duration::seconds(1801));
-    dispensary::services::orders::sweep_expired(&app.state)
+    dispensary::services::commerce::orders::sweep_expired(&app.state)
         .await
         .unwrap();
 }

@@ -6,7 +6,9 @@ use std::sync::{Arc, Mutex};
 
 use chrono::Duration;
 use dispensary::entities::job::{self, JobState};
-use dispensary::services::jobs::{self, Job, JobError, NewJob, Registry, Runner, RunnerOptions};
+use dispensary::services::platform::jobs::{
+    self, Job, JobError, NewJob, Registry, Runner, RunnerOptions,
+};
 use dispensary::state::AppState;
 use sea_orm::EntityTrait;
 use serde::{Deserialize, Serialize};

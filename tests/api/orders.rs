@@ -310,7 +310,7 @@ async fn unpaid_orders_expire_and_release_their_stock() {
         .as_i64()
         .unwrap();
     assert_eq!(
-        dispensary::services::orders::sweep_expired(&app.state)
+        dispensary::services::commerce::orders::sweep_expired(&app.state)
             .await
             .unwrap(),
         0,
@@ -319,8 +319,8 @@ async fn unpaid_orders_expire_and_release_their_stock() {
     app.clock.advance(Duration::seconds(301));
     // Two sweepers at once (two instances): each order fails exactly once.
     let (a, b) = tokio::join!(
-        dispensary::services::orders::sweep_expired(&app.state),
-        dispensary::services::orders::sweep_expired(&app.state)
+        dispensary::services::commerce::orders::sweep_expired(&app.state),
+        dispensary::services::commerce::orders::sweep_expired(&app.state)
     );
     assert_eq!(a.unwrap() + b.unwrap(), 1);
     assert_eq!(

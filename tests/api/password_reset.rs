@@ -83,7 +83,7 @@ async fn a_reset_link_sets_the_password_once_and_ends_every_session() {
     assert_eq!(
         app.scalar_i64(&format!(
             "SELECT COUNT(*) FROM account_links WHERE purpose = 'reset_password' AND token_hash = '{}'",
-            dispensary::services::links::token_hash(&token)
+            dispensary::services::accounts::links::token_hash(&token)
         ))
         .await,
         1

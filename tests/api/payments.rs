@@ -389,7 +389,7 @@ async fn late_payments_after_expiry_with_and_without_stock() {
     let (with_stock, s1) = order_and_start(&app, &token, "WW-FEM-10G", 1, None).await;
     let (without_stock, s2) = order_and_start(&app, &token, "WW-FEM-10G", 1, None).await;
     app.clock.advance(Duration::seconds(1801));
-    dispensary::services::orders::sweep_expired(&app.state)
+    dispensary::services::commerce::orders::sweep_expired(&app.state)
         .await
         .unwrap();
     assert_eq!(
@@ -801,7 +801,7 @@ async fn the_receipt_is_a_pdf_for_paid_orders_only() {
         format!("Pedido #{id}"),
         "Subtotal".to_string(),
         "Despacho (starken)".to_string(),
-        dispensary::services::receipts::clp(total),
+        dispensary::services::commerce::receipts::clp(total),
         format!("Referencia de pago: {reference}"),
     ] {
         assert!(contains(&pdf, &text), "the receipt shows {text:?}");

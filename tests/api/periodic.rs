@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 
 use chrono::Duration;
 use dispensary::entities::job::{self, JobState};
-use dispensary::services::jobs;
+use dispensary::services::platform::jobs;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
 
 use crate::helpers::*;

@@ -4,7 +4,7 @@
 
 use chrono::Duration;
 use dispensary::entities::job::{self, JobState};
-use dispensary::services::orders::refund_job_key;
+use dispensary::services::commerce::orders::refund_job_key;
 use reqwest::StatusCode;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use serde_json::json;

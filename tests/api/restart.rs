@@ -13,7 +13,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use dispensary::entities::job::{self, JobState};
-use dispensary::services::jobs::{self, Job, JobError, NewJob, Registry, Runner, RunnerOptions};
+use dispensary::services::platform::jobs::{
+    self, Job, JobError, NewJob, Registry, Runner, RunnerOptions,
+};
 use dispensary::state::AppState;
 use reqwest::StatusCode;
 use sea_orm::{ConnectionTrait, DatabaseBackend, EntityTrait};

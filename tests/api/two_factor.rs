@@ -3,7 +3,7 @@
 //! `ADMIN_REQUIRE_2FA`, and the secret sealed at rest.
 
 use chrono::Duration;
-use dispensary::services::two_factor::code_at;
+use dispensary::services::accounts::two_factor::code_at;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 

@@ -12,12 +12,12 @@ use utoipa::ToSchema;
 use crate::actor::RequestCtx;
 use crate::db::begin_write;
 use crate::domain::parse_region;
+use crate::domain::parse_text;
 use crate::entities::{address, user_profile};
+use crate::error::Issues;
 use crate::error::{AppError, AppResult};
-use crate::services::catalog::text::parse_text;
-use crate::services::catalog::Issues;
-use crate::services::events::{self, DomainEvent};
-use crate::services::pagination::Page;
+use crate::services::platform::events::{self, DomainEvent};
+use crate::services::platform::pagination::Page;
 use crate::state::AppState;
 
 #[derive(InputObject, Deserialize, Serialize, ToSchema, Clone)]
@@ -202,7 +202,7 @@ pub async fn create(
     let txn = begin_write(&st.db).await?;
     // A customer's address writes queue on their user row: the count, the default and the
     // row being changed are read after the previous write committed.
-    crate::services::users::lock(&txn, me.id).await?;
+    crate::services::accounts::users::lock(&txn, me.id).await?;
     let count = address::Entity::find()
         .filter(address::Column::UserId.eq(me.id))
         .count(&txn)
@@ -252,7 +252,7 @@ pub async fn update(
     let me = ctx.require_user()?;
     let now = st.clock.now();
     let txn = begin_write(&st.db).await?;
-    crate::services::users::lock(&txn, me.id).await?;
+    crate::services::accounts::users::lock(&txn, me.id).await?;
     let current = own(&txn, me.id, id).await?;
     let merged = AddressInput {
         name: input.name.clone().or_else(|| Some(current.name.clone())),
@@ -300,7 +300,7 @@ pub async fn delete(st: &AppState, ctx: &RequestCtx, id: i64) -> AppResult<bool>
     let me = ctx.require_user()?;
     let now = st.clock.now();
     let txn = begin_write(&st.db).await?;
-    crate::services::users::lock(&txn, me.id).await?;
+    crate::services::accounts::users::lock(&txn, me.id).await?;
     let current = own(&txn, me.id, id).await?;
     address::Entity::delete_by_id(id).exec(&txn).await?;
     sync_profile_default(&txn, me.id, now).await?;

@@ -19,12 +19,12 @@ use crate::entities::user::{self, Role};
 use crate::entities::{auth_token, revoked_access_token, user_two_factor};
 use crate::error::{AppError, AppResult, FieldIssue};
 use crate::infra::tokens::{TokenProblem, ACCESS, REFRESH};
-use crate::services::consents;
-use crate::services::events::{self, DomainEvent};
-use crate::services::lockout;
-use crate::services::sessions;
-use crate::services::users::{self, load_view, UserView};
-use crate::services::verification;
+use crate::services::accounts::consents;
+use crate::services::accounts::lockout;
+use crate::services::accounts::sessions;
+use crate::services::accounts::users::{self, load_view, UserView};
+use crate::services::accounts::verification;
+use crate::services::platform::events::{self, DomainEvent};
 use crate::state::AppState;
 
 #[derive(InputObject, Deserialize, Serialize, ToSchema)]
@@ -226,7 +226,7 @@ pub async fn sign_in(st: &AppState, ctx: &RequestCtx, input: LoginInput) -> AppR
         .as_ref()
         .filter(|u| ok && u.erasure_requested_at.is_some())
     {
-        return Err(crate::services::erasure::sign_in_refused(st, u).await?);
+        return Err(crate::services::accounts::erasing::sign_in_refused(st, u).await?);
     }
     let user = match user {
         Some(u) if ok && u.is_usable() => u,
@@ -239,9 +239,9 @@ pub async fn sign_in(st: &AppState, ctx: &RequestCtx, input: LoginInput) -> AppR
             return Err(login_failed(st, ctx, &email, other.map(|u| u.id), reason).await?);
         }
     };
-    if crate::services::two_factor::is_enabled(&st.db, user.id).await? {
+    if crate::services::accounts::two_factor::is_enabled(&st.db, user.id).await? {
         return Ok(SignIn::MfaRequired {
-            mfa_token: crate::services::two_factor::challenge(st, &user)?,
+            mfa_token: crate::services::accounts::two_factor::challenge(st, &user)?,
         });
     }
     let txn = begin_write(&st.db).await?;
@@ -446,7 +446,7 @@ async fn issue_session_with_jti<C: ConnectionTrait>(
     let cfg = &st.config;
     let new = family.is_none();
     let family = family.unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
-    crate::services::sessions::record_use(conn, ctx, user.id, &family, new, now).await?;
+    crate::services::accounts::sessions::record_use(conn, ctx, user.id, &family, new, now).await?;
     auth_token::ActiveModel {
         user_id: Set(user.id),
         jti: Set(refresh_jti.clone()),

@@ -20,7 +20,7 @@ use crate::actor::RequestCtx;
 use crate::db::begin_write;
 use crate::entities::consent::{self, ConsentPurpose, ConsentSource};
 use crate::error::{AppError, AppResult, ErrorCode, FieldIssue};
-use crate::services::events::{self, DomainEvent};
+use crate::services::platform::events::{self, DomainEvent};
 use crate::state::AppState;
 
 /// The caller's consents: what is in force now, and every consent given (newest first).
@@ -106,7 +106,7 @@ pub async fn grant<C: ConnectionTrait>(
     let version = st.config.privacy_policy_version.clone();
     let now = st.clock.now();
     // Two grants at once queue on the user's row; the second finds the first's row in force.
-    crate::services::users::lock(conn, user_id).await?;
+    crate::services::accounts::users::lock(conn, user_id).await?;
     if let Some(row) = live(user_id, purpose, &version).one(conn).await? {
         if row.explicit || !explicit {
             return Ok(row);

@@ -19,9 +19,9 @@ use crate::db::begin_write;
 use crate::domain::{Email, Password};
 use crate::entities::user;
 use crate::error::{AppError, AppResult};
-use crate::services::events::{self, DomainEvent};
-use crate::services::links::{self, Purpose};
-use crate::services::sessions;
+use crate::services::accounts::links::{self, Purpose};
+use crate::services::accounts::sessions;
+use crate::services::platform::events::{self, DomainEvent};
 use crate::state::AppState;
 
 /// What `forgot` answers, whatever the address.
@@ -66,7 +66,7 @@ pub struct ChangePasswordInput {
 /// a minute and three an hour per account). Rate limited per client IP; otherwise always the same
 /// answer.
 pub async fn forgot(st: &AppState, ctx: &RequestCtx, input: ForgotPasswordInput) -> AppResult<()> {
-    crate::services::auth::limit_ip(st, ctx)?;
+    crate::services::accounts::auth::limit_ip(st, ctx)?;
     let email = Email::parse(&input.email)?;
     let started = tokio::time::Instant::now();
     let result = request_link(st, ctx, email.as_str()).await;
@@ -84,7 +84,7 @@ async fn request_link(st: &AppState, ctx: &RequestCtx, email: &str) -> AppResult
     let txn = begin_write(&st.db).await?;
     let allowed = match &account {
         Some(u) => {
-            crate::services::users::lock(&txn, u.id).await?;
+            crate::services::accounts::users::lock(&txn, u.id).await?;
             links::wait_before_next(
                 &txn,
                 now,
@@ -121,7 +121,7 @@ async fn request_link(st: &AppState, ctx: &RequestCtx, email: &str) -> AppResult
 /// of its mail) and ends every session of the account. Following the link also proves the
 /// address, which counts as verifying it.
 pub async fn reset(st: &AppState, ctx: &RequestCtx, input: ResetPasswordInput) -> AppResult<()> {
-    crate::services::auth::limit_ip(st, ctx)?;
+    crate::services::accounts::auth::limit_ip(st, ctx)?;
     let password = Password::parse_field("newPassword", &input.new_password)?;
     // Hashing is slow: a token that cannot be used is refused before it, and it is done before
     // the write transaction (which takes the link for good, once).
@@ -164,9 +164,9 @@ pub async fn reset(st: &AppState, ctx: &RequestCtx, input: ResetPasswordInput) -
 /// every other session of the account ends (this one goes on).
 pub async fn change(st: &AppState, ctx: &RequestCtx, input: ChangePasswordInput) -> AppResult<()> {
     let me = ctx.require_user()?.clone();
-    crate::services::auth::limit_ip(st, ctx)?;
+    crate::services::accounts::auth::limit_ip(st, ctx)?;
     let password = Password::parse_field("newPassword", &input.new_password)?;
-    let u = crate::services::auth::check_own_password(
+    let u = crate::services::accounts::auth::check_own_password(
         st,
         me.id,
         &input.current_password,

@@ -13,7 +13,7 @@ use crate::actor::RequestCtx;
 use crate::db::begin_write;
 use crate::entities::{auth_token, session, user};
 use crate::error::{AppError, AppResult};
-use crate::services::events::{self, ChangedBy, DomainEvent};
+use crate::services::platform::events::{self, ChangedBy, DomainEvent};
 use crate::state::AppState;
 
 /// The most sessions a listing shows (the most recently used).

@@ -30,9 +30,9 @@ use crate::entities::{recovery_code, revoked_access_token, user, user_two_factor
 use crate::error::{AppError, AppResult};
 use crate::infra::crypto::DataKey;
 use crate::infra::tokens::TokenProblem;
-use crate::services::auth::{self, AuthSession};
-use crate::services::events::{self, DomainEvent};
-use crate::services::lockout;
+use crate::services::accounts::auth::{self, AuthSession};
+use crate::services::accounts::lockout;
+use crate::services::platform::events::{self, DomainEvent};
 use crate::state::AppState;
 
 /// The `typ` of the token that stands between a correct password and a second factor.

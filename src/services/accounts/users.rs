@@ -15,9 +15,9 @@ use crate::domain::{parse_name, parse_phone, Email, Rut};
 use crate::entities::user::{self, Role};
 use crate::entities::user_profile;
 use crate::error::{AppError, AppResult, FieldIssue};
-use crate::services::events::{self, ChangedBy, Changes, DomainEvent};
-use crate::services::pagination::{like_pattern, Page};
-use crate::services::unique::ensure_free;
+use crate::services::platform::events::{self, ChangedBy, Changes, DomainEvent};
+use crate::services::platform::pagination::{like_pattern, Page};
+use crate::services::platform::unique::ensure_free;
 use crate::state::AppState;
 
 /// A user with their profile (absent only for rows created outside the API).
@@ -185,8 +185,15 @@ pub async fn update_me(
         .await?;
     }
     if let Some(e) = email_change {
-        crate::services::verification::request(&txn, st, ctx, me.id, &e, Some(&current.user.email))
-            .await?;
+        crate::services::accounts::verification::request(
+            &txn,
+            st,
+            ctx,
+            me.id,
+            &e,
+            Some(&current.user.email),
+        )
+        .await?;
     }
     let view = load_view(&txn, me.id)
         .await?
@@ -358,7 +365,7 @@ pub async fn update(
         if !active {
             ensure_not_last_admin(&txn, &current, "isActive").await?;
             ensure_not_self(ctx, id, "isActive")?;
-            crate::services::sessions::end(&txn, id, None, None, now).await?;
+            crate::services::accounts::sessions::end(&txn, id, None, None, now).await?;
         }
         am.is_active = Set(active);
     }
@@ -418,7 +425,7 @@ pub async fn delete(st: &AppState, ctx: &RequestCtx, id: i64) -> AppResult<bool>
     am.deleted_at = Set(Some(now));
     am.updated_at = Set(now);
     am.update(&txn).await?;
-    crate::services::sessions::end(&txn, id, None, None, now).await?;
+    crate::services::accounts::sessions::end(&txn, id, None, None, now).await?;
     events::record(&txn, st, ctx, DomainEvent::UserDeactivated { id }).await?;
     txn.commit().await?;
     Ok(true)
@@ -447,8 +454,7 @@ pub async fn block_processing(
     input: BlockProcessingInput,
 ) -> AppResult<UserView> {
     ctx.require_admin()?;
-    let reason =
-        crate::services::catalog::text::parse_text("reason", &input.reason, BLOCK_REASON_MAX)?;
+    let reason = crate::domain::parse_text("reason", &input.reason, BLOCK_REASON_MAX)?;
     set_blocked(st, ctx, id, Some(reason)).await
 }
 

@@ -16,9 +16,9 @@ use crate::db::begin_write;
 use crate::entities::account_link::Column;
 use crate::entities::user;
 use crate::error::{AppError, AppResult};
-use crate::services::events::{self, DomainEvent};
-use crate::services::links::{self, Purpose};
-use crate::services::users;
+use crate::services::accounts::links::{self, Purpose};
+use crate::services::accounts::users;
+use crate::services::platform::events::{self, DomainEvent};
 use crate::state::AppState;
 
 /// The shortest wait between two links for one user.
@@ -98,7 +98,7 @@ async fn pending_change<C: ConnectionTrait>(
 /// change, or else for their unverified address. Answers the address it goes to.
 pub async fn resend(st: &AppState, ctx: &RequestCtx) -> AppResult<String> {
     let me = ctx.require_user()?.clone();
-    crate::services::auth::limit_ip(st, ctx)?;
+    crate::services::accounts::auth::limit_ip(st, ctx)?;
     let now = st.clock.now();
     let u = user::Entity::find_by_id(me.id)
         .one(&st.db)
@@ -117,7 +117,7 @@ pub async fn resend(st: &AppState, ctx: &RequestCtx) -> AppResult<String> {
         }
     };
     let txn = begin_write(&st.db).await?;
-    crate::services::users::lock(&txn, u.id).await?;
+    crate::services::accounts::users::lock(&txn, u.id).await?;
     if let Some(wait) = links::wait_before_next(
         &txn,
         now,
@@ -148,7 +148,7 @@ pub async fn verify(
     ctx: &RequestCtx,
     input: VerifyEmailInput,
 ) -> AppResult<Verified> {
-    crate::services::auth::limit_ip(st, ctx)?;
+    crate::services::accounts::auth::limit_ip(st, ctx)?;
     let now = st.clock.now();
     let txn = begin_write(&st.db).await?;
     let row = links::take(&txn, Purpose::VerifyEmail, &input.token, now).await?;

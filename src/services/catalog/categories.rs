@@ -8,16 +8,17 @@ use sea_orm::{
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::text::{parse_description, parse_slug, parse_text, slugify};
-use super::Issues;
+use super::text::{parse_description, parse_slug, slugify};
 use crate::actor::RequestCtx;
 use crate::db::begin_write;
+use crate::domain::parse_text;
 use crate::entities::{category, product};
+use crate::error::Issues;
 use crate::error::{AppError, AppResult};
-use crate::services::events::{self, DomainEvent};
-use crate::services::pagination::Page;
-use crate::services::row_write::{self, Cached};
-use crate::services::unique::ensure_free;
+use crate::services::platform::events::{self, DomainEvent};
+use crate::services::platform::pagination::Page;
+use crate::services::platform::row_write::{self, Cached};
+use crate::services::platform::unique::ensure_free;
 use crate::state::AppState;
 
 /// Longest name, in characters (after trimming).

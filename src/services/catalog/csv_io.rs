@@ -20,7 +20,7 @@ use crate::actor::RequestCtx;
 use crate::db::begin_write;
 use crate::entities::{category, product, product_variant};
 use crate::error::{AppError, AppResult, FieldIssue};
-use crate::services::events::{self, DomainEvent};
+use crate::services::platform::events::{self, DomainEvent};
 use crate::state::AppState;
 
 pub const COLUMNS: [&str; 9] = [
@@ -79,11 +79,15 @@ fn issue(row: u64, e: AppError) -> Vec<ImportIssue> {
         .collect()
 }
 
-fn take<T>(errors: &mut Vec<ImportIssue>, line: u64, r: AppResult<T>) -> Option<T> {
+fn take<T, E: Into<AppError>>(
+    errors: &mut Vec<ImportIssue>,
+    line: u64,
+    r: Result<T, E>,
+) -> Option<T> {
     match r {
         Ok(v) => Some(v),
         Err(e) => {
-            errors.extend(issue(line, e));
+            errors.extend(issue(line, e.into()));
             None
         }
     }

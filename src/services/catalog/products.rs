@@ -10,22 +10,22 @@ use sea_orm::{
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::gate;
 use super::text::{
     fold, parse_description, parse_image_url, parse_slug, parse_text, search_text, slugify,
 };
 use super::variants::{insert_variant, CreateVariantInput};
-use super::Issues;
 use crate::actor::RequestCtx;
 use crate::db::begin_write;
 use crate::entities::{cart_item, category, order_item, product, product_variant};
+use crate::error::Issues;
 use crate::error::{AppError, AppResult, FieldIssue};
-use crate::services::events::{self, DomainEvent};
-use crate::services::files;
-use crate::services::pagination::{like_pattern, Page};
-use crate::services::reviews;
-use crate::services::row_write::{self, Cached};
-use crate::services::unique::ensure_free;
+use crate::services::catalog::reviews;
+use crate::services::medicinal::gate;
+use crate::services::platform::events::{self, DomainEvent};
+use crate::services::platform::files;
+use crate::services::platform::pagination::{like_pattern, Page};
+use crate::services::platform::row_write::{self, Cached};
+use crate::services::platform::unique::ensure_free;
 use crate::state::AppState;
 
 /// Price filters are whole pesos, never negative.

@@ -15,13 +15,13 @@ use utoipa::ToSchema;
 
 use crate::actor::RequestCtx;
 use crate::db::begin_write;
+use crate::entities::order::OrderStatus;
 use crate::entities::{order, order_item, product_review};
 use crate::error::{AppError, AppResult, FieldIssue};
-use crate::services::analytics::SOLD;
 use crate::services::catalog::products;
 use crate::services::catalog::text::fold;
-use crate::services::events::{self, DomainEvent, FromTo};
-use crate::services::pagination::Page;
+use crate::services::platform::events::{self, DomainEvent, FromTo};
+use crate::services::platform::pagination::Page;
 use crate::state::AppState;
 
 pub const RATING: (i64, i64) = (1, 5);
@@ -54,7 +54,7 @@ pub struct ModerateInput {
 
 /// The blocklist, folded like review text (lower case, no Spanish accents: `Huevón` = `huevon`).
 static BLOCKLIST: LazyLock<HashSet<String>> = LazyLock::new(|| {
-    include_str!("../../assets/review_blocklist.txt")
+    include_str!("../../../assets/review_blocklist.txt")
         .lines()
         .map(str::trim)
         .filter(|l| !l.is_empty() && !l.starts_with('#'))
@@ -137,7 +137,7 @@ pub async fn is_buyer<C: ConnectionTrait>(
         .join(JoinType::InnerJoin, item_order())
         .filter(order_item::Column::ProductId.eq(product_id))
         .filter(order::Column::UserId.eq(user_id))
-        .filter(order::Column::Status.is_in(SOLD))
+        .filter(order::Column::Status.is_in(OrderStatus::SOLD))
         .count(conn)
         .await?;
     Ok(n > 0)
@@ -261,7 +261,7 @@ pub async fn author_names<C: ConnectionTrait>(
         .into_iter()
         .map(|u| {
             if u.erased_at.is_some() {
-                return (u.id, crate::services::erasure::ERASED_AUTHOR.to_string());
+                return (u.id, user::ERASED_NAME.to_string());
             }
             let first = u.name.split_whitespace().next().unwrap_or("").to_string();
             (u.id, first)

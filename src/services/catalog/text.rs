@@ -1,5 +1,6 @@
 //! Validation and normalisation of catalogue text: slugs, SKUs, names, search folding.
 
+pub use crate::domain::parse_text;
 use crate::error::AppError;
 
 pub use crate::domain::fold;
@@ -68,37 +69,10 @@ pub fn parse_sku(field: &str, raw: &str) -> Result<String, AppError> {
     Ok(s.to_string())
 }
 
-/// Trimmed, non-empty, at most `max` characters, no control characters.
-pub fn parse_text(field: &str, raw: &str, max: usize) -> Result<String, AppError> {
-    let s = raw.trim();
-    if s.is_empty() {
-        return Err(AppError::invalid(
-            field,
-            "required",
-            format!("{field} is required"),
-        ));
-    }
-    if s.chars().count() > max {
-        return Err(AppError::invalid(
-            field,
-            "too_long",
-            format!("{field} must be at most {max} characters"),
-        ));
-    }
-    if s.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
-        return Err(AppError::invalid(
-            field,
-            "invalid_format",
-            format!("{field} contains control characters"),
-        ));
-    }
-    Ok(s.to_string())
-}
-
 pub fn parse_description(field: &str, raw: Option<&str>) -> Result<String, AppError> {
     match raw.map(str::trim).filter(|s| !s.is_empty()) {
         None => Ok(String::new()),
-        Some(s) => parse_text(field, s, DESCRIPTION_MAX),
+        Some(s) => Ok(parse_text(field, s, DESCRIPTION_MAX)?),
     }
 }
 

@@ -8,16 +8,18 @@ use sea_orm::{
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::text::{non_negative, parse_sku, parse_text};
-use super::{products, Issues};
+use super::products;
+use super::text::{non_negative, parse_sku};
 use crate::actor::RequestCtx;
 use crate::db::begin_write;
+use crate::domain::parse_text;
 use crate::entities::{cart_item, order_item, product, product_variant};
+use crate::error::Issues;
 use crate::error::{AppError, AppResult};
-use crate::services::events::{self, DomainEvent};
-use crate::services::pagination::Page;
-use crate::services::row_write::{self, Cached};
-use crate::services::unique::ensure_free;
+use crate::services::platform::events::{self, DomainEvent};
+use crate::services::platform::pagination::Page;
+use crate::services::platform::row_write::{self, Cached};
+use crate::services::platform::unique::ensure_free;
 use crate::state::AppState;
 
 /// Highest accepted price (CLP) and stock/weight values.

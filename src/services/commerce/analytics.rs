@@ -14,13 +14,6 @@ use crate::entities::{order_item, product, product_variant};
 use crate::error::{AppError, AppResult};
 use crate::state::AppState;
 
-/// The statuses of an order whose money was taken.
-pub const SOLD: [OrderStatus; 3] = [
-    OrderStatus::Paid,
-    OrderStatus::Shipped,
-    OrderStatus::Delivered,
-];
-
 /// `salesByDay` days: default, minimum, maximum (also stated in the OpenAPI document).
 pub const DAYS: (i64, i64, i64) = (30, 1, 366);
 /// `topProducts` limit: default, minimum, maximum.
@@ -62,7 +55,7 @@ pub async fn sales_by_day(
         .select_only()
         .column(order::Column::CreatedAt)
         .column(order::Column::TotalCents)
-        .filter(order::Column::Status.is_in(SOLD))
+        .filter(order::Column::Status.is_in(OrderStatus::SOLD))
         .filter(order::Column::CreatedAt.gte(since))
         .into_tuple()
         .all(&st.db)
@@ -119,7 +112,7 @@ pub async fn top_products(
             "revenue_cents",
         )
         .join(JoinType::InnerJoin, item_order())
-        .filter(order::Column::Status.is_in(SOLD))
+        .filter(order::Column::Status.is_in(OrderStatus::SOLD))
         .group_by(order_item::Column::ProductId)
         .order_by(Expr::cust("units_sold"), Order::Desc)
         .order_by(Expr::cust("revenue_cents"), Order::Desc)

@@ -15,8 +15,8 @@ use crate::actor::RequestCtx;
 use crate::db::begin_write;
 use crate::entities::{cart, cart_item, category, product, product_variant};
 use crate::error::{AppError, AppResult, FieldIssue};
-use crate::services::catalog::gate;
-use crate::services::inventory;
+use crate::services::commerce::inventory;
+use crate::services::medicinal::gate;
 use crate::state::AppState;
 
 /// The most units of one variant in one cart line.

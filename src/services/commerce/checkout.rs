@@ -15,12 +15,14 @@ use crate::db::begin_write;
 use crate::entities::order::{OrderStatus, ShippingMethod};
 use crate::entities::{order, order_item, product_variant};
 use crate::error::{AppError, AppResult, FieldIssue};
-use crate::services::addresses::{self, AddressInput, ValidAddress};
-use crate::services::cart::{self, ensure_buyable, load_sellables, Sellable, MAX_LINE_QUANTITY};
-use crate::services::catalog::gate;
-use crate::services::events::{self, DomainEvent};
-use crate::services::shipping::{self, ShippingOption};
-use crate::services::{coupons, inventory};
+use crate::services::accounts::addresses::{self, AddressInput, ValidAddress};
+use crate::services::commerce::cart::{
+    self, ensure_buyable, load_sellables, Sellable, MAX_LINE_QUANTITY,
+};
+use crate::services::commerce::shipping::{self, ShippingOption};
+use crate::services::commerce::{coupons, inventory};
+use crate::services::medicinal::gate;
+use crate::services::platform::events::{self, DomainEvent};
 use crate::state::AppState;
 
 #[derive(InputObject, Deserialize, Serialize, ToSchema, Clone)]
@@ -363,12 +365,15 @@ pub async fn confirm_checkout(
     input: CheckoutInput,
 ) -> AppResult<order::Model> {
     ctx.require_writable_user()?;
-    crate::services::verification::require_verified_for_checkout(st, ctx).await?;
-    let id =
-        crate::services::idempotency::once(st, ctx, "checkout.confirm", input, |input| async {
-            confirm(st, ctx, input).await.map(|o| o.id)
-        })
-        .await?;
+    crate::services::accounts::verification::require_verified_for_checkout(st, ctx).await?;
+    let id = crate::services::platform::idempotency::once(
+        st,
+        ctx,
+        "checkout.confirm",
+        input,
+        |input| async { confirm(st, ctx, input).await.map(|o| o.id) },
+    )
+    .await?;
     order::Entity::find_by_id(id)
         .one(&st.db)
         .await?
@@ -406,11 +411,11 @@ pub async fn confirm(
     inventory::lock(&txn, ids).await?;
     // Last in the lock order, the buyer: an erasure asked for at the same moment either sees
     // this order (and is refused) or is seen here.
-    let buyer = crate::services::users::lock(&txn, me.id)
+    let buyer = crate::services::accounts::users::lock(&txn, me.id)
         .await?
         .ok_or_else(|| AppError::unauthorized("The account no longer exists"))?;
     if buyer.erasure_requested_at.is_some() {
-        return Err(crate::services::erasure::no_orders_while_erasing());
+        return Err(crate::services::accounts::erasing::no_orders_while_erasing());
     }
     let pricing = price(st, ctx, &txn, &input, now, true).await?;
     let short: Vec<FieldIssue> = pricing

@@ -260,11 +260,11 @@ use utoipa::ToSchema;
 
 use crate::actor::RequestCtx;
 use crate::db::begin_write;
-use crate::services::catalog::Issues;
-use crate::services::events::{self, DomainEvent};
-use crate::services::pagination::Page;
-use crate::services::row_write::{self, Cached};
-use crate::services::unique::ensure_free;
+use crate::error::Issues;
+use crate::services::platform::events::{self, DomainEvent};
+use crate::services::platform::pagination::Page;
+use crate::services::platform::row_write::{self, Cached};
+use crate::services::platform::unique::ensure_free;
 use crate::state::AppState;
 
 #[derive(InputObject, Deserialize, Serialize, ToSchema)]

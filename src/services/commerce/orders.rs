@@ -18,9 +18,9 @@ use crate::entities::order::{self, OrderStatus};
 use crate::entities::payment;
 use crate::entities::user;
 use crate::error::{AppError, AppResult};
-use crate::services::events::{self, DomainEvent};
-use crate::services::inventory;
-use crate::services::pagination::Page;
+use crate::services::commerce::inventory;
+use crate::services::platform::events::{self, DomainEvent};
+use crate::services::platform::pagination::Page;
 use crate::state::AppState;
 
 #[derive(InputObject, Deserialize, Serialize, ToSchema)]
@@ -101,10 +101,10 @@ pub async fn transition<C: ConnectionTrait>(
         }
         (OrderStatus::Paid, OrderStatus::Cancelled) => {
             // The lock order: the order (just updated), its coupon, then its variants.
-            crate::services::coupons::count_use(conn, current, -1).await?;
+            crate::services::commerce::coupons::count_use(conn, current, -1).await?;
             inventory::restock(conn, current.id, now).await?;
             // The money was taken: the `order.status_changed` event recorded below owes the
-            // buyer a refund, in this transaction (see `events::react_now`).
+            // buyer a refund, in this transaction (see `composition::react_now`).
         }
         _ => {}
     }
@@ -200,7 +200,7 @@ pub async fn list_admin(
     if let Some(q) = f.q.as_deref().map(str::trim).filter(|q| !q.is_empty()) {
         let mut any = Condition::any().add(order::Column::PaymentRef.eq(q)).add(
             Expr::col((user::Entity, user::Column::Email))
-                .like(crate::services::pagination::like_pattern(q)),
+                .like(crate::services::platform::pagination::like_pattern(q)),
         );
         if let Ok(id) = q.trim_start_matches('#').parse::<i64>() {
             any = any.add(order::Column::Id.eq(id));
@@ -293,7 +293,9 @@ pub async fn admin_update(
         // The refund job committed with the cancellation; this process runs it at once, outside
         // any transaction. A failure leaves the payment refund_required (audited) and the job to
         // its retries; it never undoes the cancellation.
-        if let Err(e) = crate::services::jobs::run_queued_now(st, &refund_job_key(id)).await {
+        if let Err(e) =
+            crate::services::platform::jobs::run_queued_now(st, &refund_job_key(id)).await
+        {
             tracing::error!(orderId = id, error = %e.message, "refund after cancellation not run now; the job runner will");
         }
     }
@@ -316,13 +318,13 @@ pub async fn set_tracking(
     input: TrackingInput,
 ) -> AppResult<order::Model> {
     ctx.require_admin()?;
-    let mut issues = crate::services::catalog::Issues::default();
-    let courier = issues.take(crate::services::catalog::text::parse_text(
+    let mut issues = crate::error::Issues::default();
+    let courier = issues.take(crate::domain::parse_text(
         "courier",
         &input.courier,
         COURIER_MAX,
     ));
-    let number = issues.take(crate::services::catalog::text::parse_text(
+    let number = issues.take(crate::domain::parse_text(
         "trackingNumber",
         &input.tracking_number,
         TRACKING_NUMBER_MAX,
@@ -386,15 +388,15 @@ pub async fn sweep_expired(st: &AppState) -> AppResult<u64> {
 /// The periodic `orders.expire_unpaid` job (every `SWEEP_INTERVAL_SECONDS`, once across processes).
 pub struct ExpireUnpaid;
 
-impl crate::services::jobs::Job for ExpireUnpaid {
+impl crate::services::platform::jobs::Job for ExpireUnpaid {
     const KIND: &'static str = "orders.expire_unpaid";
-    type Payload = crate::services::jobs::NoPayload;
+    type Payload = crate::services::platform::jobs::NoPayload;
 
     async fn run(
         &self,
         st: &AppState,
-        _: crate::services::jobs::NoPayload,
-    ) -> Result<(), crate::services::jobs::JobError> {
+        _: crate::services::platform::jobs::NoPayload,
+    ) -> Result<(), crate::services::platform::jobs::JobError> {
         let n = sweep_expired(st).await?;
         if n > 0 {
             tracing::info!(failed = n, "expired unpaid orders");

@@ -12,7 +12,7 @@ use crate::actor::RequestCtx;
 use crate::entities::order::{self, OrderStatus};
 use crate::entities::{order_item, payment};
 use crate::error::{AppError, AppResult};
-use crate::services::orders;
+use crate::services::commerce::orders;
 use crate::state::AppState;
 
 /// Everything a receipt prints, gathered before drawing.

@@ -48,7 +48,7 @@ pub struct Band {
 
 /// The table shipped in the repository, parsed once (a test checks it parses and covers every region).
 pub static RATES: LazyLock<RateTable> = LazyLock::new(|| {
-    serde_json::from_str(include_str!("../../config/shipping.json"))
+    serde_json::from_str(include_str!("../../../config/shipping.json"))
         .expect("config/shipping.json is valid")
 });
 

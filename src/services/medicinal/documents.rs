@@ -19,10 +19,10 @@ use crate::entities::consent::{ConsentPurpose, ConsentSource};
 use crate::entities::medicinal_document::{self, DocStatus, DocType};
 use crate::entities::{file, user};
 use crate::error::{AppError, AppResult};
-use crate::services::consents;
-use crate::services::events::{self, ChangedBy, DomainEvent};
-use crate::services::files::{self, DOC_KINDS, MEDICINAL_DOC};
-use crate::services::pagination::{like_pattern, Page};
+use crate::services::accounts::consents;
+use crate::services::platform::events::{self, ChangedBy, DomainEvent};
+use crate::services::platform::files::{self, DOC_KINDS, MEDICINAL_DOC};
+use crate::services::platform::pagination::{like_pattern, Page};
 use crate::state::AppState;
 
 /// `POST /api/medicinal/me/docs`: the document type, and either a multipart `file` or the

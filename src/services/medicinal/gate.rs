@@ -29,8 +29,12 @@ pub async fn has_access<C: sea_orm::ConnectionTrait>(
                 Some(u) if u.health_data_withdrawn => false,
                 Some(u) if u.validated_medicinal => true,
                 Some(u) => {
-                    crate::services::medicinal::has_valid_document(conn, u.id, st.clock.now())
-                        .await?
+                    crate::services::medicinal::documents::has_valid_document(
+                        conn,
+                        u.id,
+                        st.clock.now(),
+                    )
+                    .await?
                 }
                 None => false,
             })

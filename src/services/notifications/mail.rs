@@ -8,8 +8,6 @@
 //! the SMTP server of `SMTP_URL`, or `.eml` files under `MAIL_DIR` without one. A transient SMTP
 //! failure is retried with the runner's backoff; a permanent refusal (5xx) dead-letters the job.
 
-pub mod templates;
-
 use lettre::message::header::ContentType;
 use lettre::message::{Attachment, Mailbox, MultiPart};
 use lettre::Message;
@@ -18,10 +16,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::entities::{account_link, order, order_item, outbox_event, privacy_request, user};
-use crate::services::events::{Interest, Subscriber};
-use crate::services::jobs::{self, Job, JobError, NewJob};
-use crate::services::links::Purpose;
-use crate::services::receipts::clp;
+use crate::services::accounts::links::Purpose;
+use crate::services::commerce::receipts::clp;
+use crate::services::platform::events::{Interest, Subscriber};
+use crate::services::platform::jobs::{self, Job, JobError, NewJob};
+use crate::services::platform::templates;
 use crate::state::AppState;
 
 /// A `mail.send` job: one message.
@@ -138,7 +137,7 @@ async fn build(st: &AppState, p: &MailPayload) -> Result<Option<Message>, JobErr
         );
         o.insert("recipient".into(), json!(p.to));
         if let Some(id) = p.link_id {
-            let Some(url) = crate::services::links::mint_url(st, id).await? else {
+            let Some(url) = crate::services::accounts::links::mint_url(st, id).await? else {
                 return Ok(None);
             };
             o.insert("linkUrl".into(), json!(url));
@@ -159,7 +158,7 @@ async fn build(st: &AppState, p: &MailPayload) -> Result<Option<Message>, JobErr
             .one(&st.db)
             .await?
             .ok_or_else(|| JobError::Fatal(format!("order {id} is gone")))?;
-        let pdf = crate::services::receipts::pdf_of(st, &o).await?;
+        let pdf = crate::services::commerce::receipts::pdf_of(st, &o).await?;
         body = MultiPart::mixed().multipart(body).singlepart(
             Attachment::new(format!("comprobante-{id}.pdf")).body(
                 pdf,

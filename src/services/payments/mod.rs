@@ -28,10 +28,11 @@ use crate::entities::order::{self, OrderStatus};
 use crate::entities::payment;
 use crate::entities::payment::{PaymentStatus, Provider};
 use crate::error::{AppError, AppResult};
-use crate::services::events::{self, DomainEvent};
-use crate::services::inventory;
-use crate::services::orders::{refund_job_key, transition};
-use crate::services::{coupons, idempotency};
+use crate::services::commerce::coupons;
+use crate::services::commerce::inventory;
+use crate::services::commerce::orders::{refund_job_key, transition};
+use crate::services::platform::events::{self, DomainEvent};
+use crate::services::platform::idempotency;
 use crate::state::AppState;
 
 #[derive(InputObject, Deserialize, Serialize, ToSchema)]
@@ -523,7 +524,7 @@ pub async fn list(
     st: &AppState,
     ctx: &RequestCtx,
     f: PaymentFilter,
-    page: crate::services::pagination::Page,
+    page: crate::services::platform::pagination::Page,
 ) -> AppResult<(Vec<payment::Model>, u64)> {
     ctx.require_admin()?;
     let mut q = payment::Entity::find();
@@ -578,7 +579,7 @@ pub(crate) async fn owe_refund<C: ConnectionTrait>(
         st.metrics.refund_required.inc();
     }
     if r.rows_affected > 0 {
-        use crate::services::jobs;
+        use crate::services::platform::jobs;
         let refund = jobs::NewJob::of::<RefundCancelled>(&RefundPayload {
             order_id,
             actor_user_id: ctx.user_id(),
@@ -608,7 +609,7 @@ pub struct RefundPayload {
     pub trace_id: String,
 }
 
-impl crate::services::jobs::Job for RefundCancelled {
+impl crate::services::platform::jobs::Job for RefundCancelled {
     const KIND: &'static str = "payments.refund";
     type Payload = RefundPayload;
 
@@ -616,11 +617,11 @@ impl crate::services::jobs::Job for RefundCancelled {
         &self,
         st: &AppState,
         p: RefundPayload,
-    ) -> Result<(), crate::services::jobs::JobError> {
+    ) -> Result<(), crate::services::platform::jobs::JobError> {
         let ctx = RequestCtx::anonymous(p.trace_id, std::net::Ipv4Addr::LOCALHOST.into());
         let failed = refund_cancelled(st, &ctx, p.actor_user_id, p.order_id).await?;
         if failed > 0 {
-            return Err(crate::services::jobs::JobError::Retry(format!(
+            return Err(crate::services::platform::jobs::JobError::Retry(format!(
                 "{failed} refund(s) of order {} failed; the payment stays refund_required",
                 p.order_id
             )));

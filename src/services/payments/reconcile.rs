@@ -142,15 +142,15 @@ pub async fn run(st: &AppState, scope: &Scope) -> AppResult<Report> {
 /// processes): every open payment old enough, as `dispensary reconcile` does by hand.
 pub struct Reconcile;
 
-impl crate::services::jobs::Job for Reconcile {
+impl crate::services::platform::jobs::Job for Reconcile {
     const KIND: &'static str = "payments.reconcile";
-    type Payload = crate::services::jobs::NoPayload;
+    type Payload = crate::services::platform::jobs::NoPayload;
 
     async fn run(
         &self,
         st: &AppState,
-        _: crate::services::jobs::NoPayload,
-    ) -> Result<(), crate::services::jobs::JobError> {
+        _: crate::services::platform::jobs::NoPayload,
+    ) -> Result<(), crate::services::platform::jobs::JobError> {
         run(st, &Scope::default()).await?;
         Ok(())
     }

@@ -30,12 +30,6 @@ pub mod dispatch;
 
 pub use dispatch::{Interest, Subscriber, Subscribers};
 
-/// The reactions to domain events in this build: transactional email. Events no subscriber
-/// takes are marked dispatched as soon as the runner sees them.
-pub fn subscribers() -> Subscribers {
-    Subscribers::new().with(crate::services::mail::MailSubscriber)
-}
-
 /// Which fields an update changed: every changed field by name, and `from`/`to` for those whose
 /// values are neither personal nor bulky. The metadata of every `*.updated` action.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -382,27 +376,6 @@ impl DomainEvent {
     }
 }
 
-/// The reactions that must commit with the change itself, run by [`record_for`] in the caller's
-/// transaction (the outbox's [`subscribers`] react after the commit). Here services meet without
-/// calling each other: a paid order's cancellation (orders) owes its buyer a refund (payments).
-/// A reaction writes rows but records no event of its own.
-async fn react_now<C: ConnectionTrait>(
-    conn: &C,
-    st: &AppState,
-    ctx: &RequestCtx,
-    event: &DomainEvent,
-) -> AppResult<()> {
-    use crate::entities::order::OrderStatus;
-    match event {
-        DomainEvent::OrderStatusChanged { id, from, to, .. }
-            if from == OrderStatus::Paid.as_str() && to == OrderStatus::Cancelled.as_str() =>
-        {
-            crate::services::payments::owe_refund(conn, st, ctx, *id).await
-        }
-        _ => Ok(()),
-    }
-}
-
 /// The version of the outbox payload's shape (`payload.version`). A change that removes or
 /// retypes a field bumps it; adding a field does not.
 pub const PAYLOAD_VERSION: i64 = 1;
@@ -456,7 +429,7 @@ pub async fn record_for<C: ConnectionTrait>(
     }
     .insert(conn)
     .await?;
-    react_now(conn, st, ctx, &event).await?;
+    crate::services::composition::react_now(conn, st, ctx, &event).await?;
     st.metrics
         .outbox_events
         .with_label_values(&[event.action()])

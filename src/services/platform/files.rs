@@ -14,7 +14,7 @@ use sha2::{Digest, Sha256};
 use crate::actor::RequestCtx;
 use crate::entities::file;
 use crate::error::{AppError, AppResult};
-use crate::services::events::{self, DomainEvent};
+use crate::services::platform::events::{self, DomainEvent};
 use crate::state::AppState;
 use secrecy::ExposeSecret;
 

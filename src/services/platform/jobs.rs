@@ -36,8 +36,8 @@ use crate::config::Config;
 use crate::db::begin_write;
 use crate::entities::job::{self, JobState};
 use crate::error::{is_connection_failure, AppError, AppResult, ErrorCode};
-use crate::services::events::{self, DomainEvent};
-use crate::services::pagination::Page;
+use crate::services::platform::events::{self, DomainEvent};
+use crate::services::platform::pagination::Page;
 use crate::state::AppState;
 
 /// Attempts before a job is dead-lettered, unless the job says otherwise.
@@ -231,28 +231,6 @@ impl Registry {
     pub fn is_empty(&self) -> bool {
         self.handlers.is_empty()
     }
-}
-
-/// The job kinds this build runs and what it schedules: refunds after an admin's cancellation,
-/// the outbox's dispatch to [`events::subscribers`], and the periodic work — the expiry of unpaid orders and the purge of
-/// expired rows every `SWEEP_INTERVAL_SECONDS`, the reconciliation of open payments every
-/// `RECONCILE_INTERVAL_SECONDS`.
-pub fn registry(cfg: &Config) -> Registry {
-    use crate::services::{housekeeping, orders, payments, payments::reconcile};
-    let sweep = Duration::seconds(cfg.sweep_interval_seconds);
-    let registry = Registry::new()
-        .with(payments::RefundCancelled)
-        .with(crate::services::mail::SendMail)
-        .with(crate::services::data_export::PrepareExport)
-        .with(crate::services::erasure::EraseAccount)
-        .every(sweep, orders::ExpireUnpaid, NoPayload {})
-        .every(sweep, housekeeping::Purge, NoPayload {})
-        .every(
-            Duration::seconds(cfg.reconcile_interval_seconds),
-            reconcile::Reconcile,
-            NoPayload {},
-        );
-    events::dispatch::register(registry, events::subscribers())
 }
 
 /// A job to create.
@@ -541,7 +519,7 @@ pub async fn run_now_by_key<J: Job>(
 }
 
 /// [`run_now_by_key`] for a caller that does not know the job's kind: the queued job with unique
-/// key `key` runs through this build's [`registry`] (a kind it does not know is left alone).
+/// key `key` runs through this build's [`registry`](crate::services::composition::registry) (a kind it does not know is left alone).
 pub async fn run_queued_now(st: &AppState, key: &str) -> AppResult<Option<JobState>> {
     let Some(queued) = job::Entity::find()
         .filter(job::Column::UniqueKey.eq(key))
@@ -550,7 +528,7 @@ pub async fn run_queued_now(st: &AppState, key: &str) -> AppResult<Option<JobSta
     else {
         return Ok(None);
     };
-    let registry = registry(&st.config);
+    let registry = crate::services::composition::registry(&st.config);
     let Some(handler) = registry.handlers.get(queued.kind.as_str()).cloned() else {
         return Ok(None);
     };

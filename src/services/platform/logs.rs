@@ -8,7 +8,7 @@ use sea_orm::{ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder};
 use crate::actor::RequestCtx;
 use crate::entities::{system_log, user};
 use crate::error::{AppError, AppResult};
-use crate::services::pagination::Page;
+use crate::services::platform::pagination::Page;
 use crate::state::AppState;
 
 #[derive(Debug, Default, Clone)]

@@ -14,7 +14,7 @@ use crate::actor::RequestCtx;
 use crate::db::begin_write;
 use crate::error::{AppError, AppResult};
 use crate::infra::freshness::WriteGuard;
-use crate::services::events::{self, Changes, DomainEvent, Removal};
+use crate::services::platform::events::{self, Changes, DomainEvent, Removal};
 use crate::state::AppState;
 
 /// Whose cached reads a write invalidates.

@@ -27,10 +27,10 @@ use crate::entities::{
     payment, product_review, product_variant, session, system_log, user, user_profile,
 };
 use crate::error::{AppError, AppResult};
-use crate::services::events::{self, DomainEvent};
-use crate::services::files;
-use crate::services::jobs::{self, Job, JobError, NewJob};
-use crate::services::pagination::Page;
+use crate::services::platform::events::{self, DomainEvent};
+use crate::services::platform::files;
+use crate::services::platform::jobs::{self, Job, JobError, NewJob};
+use crate::services::platform::pagination::Page;
 use crate::state::AppState;
 use secrecy::ExposeSecret;
 
@@ -147,7 +147,7 @@ fn job_key(request_id: i64) -> String {
 fn job_key_of(r: &privacy_request::Model) -> String {
     match r.kind {
         PrivacyRequestKind::Export => job_key(r.id),
-        PrivacyRequestKind::Erasure => crate::services::erasure::job_key(r.id),
+        PrivacyRequestKind::Erasure => crate::services::privacy::erasure::job_key(r.id),
     }
 }
 
@@ -1060,4 +1060,4 @@ fn serde_plain<T: Serialize>(v: &T) -> String {
 }
 
 /// `README.txt` in every export (Spanish, for the customer).
-pub const README_ES: &str = include_str!("../../docs/data-export-README.txt");
+pub const README_ES: &str = include_str!("../../../docs/data-export-README.txt");

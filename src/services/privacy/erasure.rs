@@ -40,13 +40,11 @@ use crate::entities::{
     product_review, recovery_code, session, system_log, user, user_profile, user_two_factor,
 };
 use crate::error::{AppError, AppResult, FieldIssue};
-use crate::services::events::{self, DomainEvent};
-use crate::services::jobs::{self, Job, JobError, NewJob};
-use crate::services::{auth, files, lockout, sessions, two_factor};
+use crate::services::accounts::{auth, erasing, lockout, sessions, two_factor};
+use crate::services::platform::events::{self, DomainEvent};
+use crate::services::platform::files;
+use crate::services::platform::jobs::{self, Job, JobError, NewJob};
 use crate::state::AppState;
-
-/// How a review by an erased customer is signed.
-pub const ERASED_AUTHOR: &str = "Cliente eliminado";
 
 /// `POST /api/me/deletion-request`: re-authentication for erasing the account.
 #[derive(InputObject, Deserialize, Serialize, ToSchema)]
@@ -122,29 +120,12 @@ fn blocked_by(orders: &[order::Model]) -> AppError {
     )
 }
 
-async fn open_request<C: ConnectionTrait>(
-    conn: &C,
-    user_id: i64,
-) -> AppResult<Option<privacy_request::Model>> {
-    Ok(privacy_request::Entity::find()
-        .filter(privacy_request::Column::UserId.eq(user_id))
-        .filter(privacy_request::Column::Kind.eq(PrivacyRequestKind::Erasure))
-        .filter(privacy_request::Column::State.is_in([
-            PrivacyRequestState::Pending,
-            PrivacyRequestState::Processing,
-        ]))
-        .one(conn)
-        .await?)
-}
-
 /// The customer's latest erasure request that has not run (pending, or failed and not retried).
 async fn cancellable<C: ConnectionTrait>(
     conn: &C,
     user_id: i64,
 ) -> AppResult<Option<privacy_request::Model>> {
-    Ok(privacy_request::Entity::find()
-        .filter(privacy_request::Column::UserId.eq(user_id))
-        .filter(privacy_request::Column::Kind.eq(PrivacyRequestKind::Erasure))
+    Ok(erasing::erasure_requests(user_id)
         .filter(privacy_request::Column::State.ne(PrivacyRequestState::Ready))
         .order_by_desc(privacy_request::Column::Id)
         .one(conn)
@@ -157,29 +138,6 @@ fn already_requested() -> AppError {
         "erasure_requested",
         "The erasure of this account was already asked for",
     )
-}
-
-/// A checkout by an account whose erasure was asked for (its token was checked just before):
-/// 403 `forbidden` with `account`: `erasure_requested`.
-pub(crate) fn no_orders_while_erasing() -> AppError {
-    AppError::forbidden(
-        "This account is being erased; it takes no new orders (cancel the erasure to keep it)",
-    )
-    .with_details(vec![FieldIssue::new("account", "erasure_requested")])
-}
-
-/// Sign-in with the right password during the grace period: 403 saying when the erasure runs
-/// and how to cancel it (`account`: `erasure_requested`).
-pub(crate) async fn sign_in_refused(st: &AppState, u: &user::Model) -> AppResult<AppError> {
-    let when = open_request(&st.db, u.id)
-        .await?
-        .and_then(|r| r.expires_at)
-        .map(|t| format!(" on {}", t.format("%Y-%m-%d %H:%M UTC")))
-        .unwrap_or_default();
-    Ok(AppError::forbidden(format!(
-        "This account is being erased{when}; to keep it, cancel with DELETE /api/me/deletion-request (cancelAccountDeletion) and your email and password"
-    ))
-    .with_details(vec![FieldIssue::new("account", "erasure_requested")]))
 }
 
 /// Asks for the signed-in customer's account to be erased after the grace period: 202 with the
@@ -217,10 +175,10 @@ async fn request_reauthenticated(
     let txn = begin_write(&st.db).await?;
     // Under the user's row: a checkout at the same moment either committed its order before
     // (and blocks this request, below) or finds the request and refuses (`checkout::confirm`).
-    crate::services::users::lock(&txn, me.id).await?;
+    crate::services::accounts::users::lock(&txn, me.id).await?;
     two_factor::reauthenticate(&txn, st, me.id, input.code.as_deref()).await?;
     *proved = true;
-    if open_request(&txn, me.id).await?.is_some() {
+    if erasing::open_request(&txn, me.id).await?.is_some() {
         return Err(already_requested());
     }
     let unfinished = unfinished_orders(&txn, me.id).await?;
@@ -340,7 +298,7 @@ async fn cancel_reauthenticated(
     let txn = begin_write(&st.db).await?;
     two_factor::reauthenticate(&txn, st, u.id, input.code.as_deref()).await?;
     *proved = true;
-    crate::services::data_export::settle_failed(&txn, st, Some(u.id)).await?;
+    crate::services::privacy::data_export::settle_failed(&txn, st, Some(u.id)).await?;
     let r = cancellable(&txn, u.id)
         .await?
         .ok_or_else(|| AppError::not_found("Deletion request"))?;
@@ -558,14 +516,14 @@ async fn note(
 /// transient failure retries the erasure; an address the server refuses for good is erased
 /// without it.
 async fn farewell(st: &AppState, u: &user::Model) -> Result<(), JobError> {
-    let sent = crate::services::mail::SendMail
+    let sent = crate::services::notifications::mail::SendMail
         .run(
             st,
-            crate::services::mail::MailPayload {
+            crate::services::notifications::mail::MailPayload {
                 // Not queued: its Message-ID comes from its content, the same when the erasure
                 // is retried (an account is erased once).
                 message_id: None,
-                ..crate::services::mail::MailPayload::new(
+                ..crate::services::notifications::mail::MailPayload::new(
                     st,
                     "account_erased",
                     u.email.clone(),
@@ -907,7 +865,7 @@ async fn erase(
 
     // The tombstone: the id that kept orders and audit rows point to, nothing personal.
     let mut am = u.clone().into_active_model();
-    am.name = Set(ERASED_AUTHOR.to_string());
+    am.name = Set(user::ERASED_NAME.to_string());
     am.email = Set(alias.clone());
     am.rut = Set(None);
     am.password_hash = Set("!erased".into());

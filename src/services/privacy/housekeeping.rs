@@ -50,8 +50,8 @@ pub async fn purge_expired(st: &AppState) -> AppResult<Purged> {
             .exec(&st.db)
             .await?
             .rows_affected,
-        account_links: crate::services::links::purge(st).await?,
-        credential_attempts: crate::services::lockout::purge(st).await?,
+        account_links: crate::services::accounts::links::purge(st).await?,
+        credential_attempts: crate::services::accounts::lockout::purge(st).await?,
         sessions: session::Entity::delete_many()
             .filter(
                 Expr::col(session::Column::FamilyId).not_in_subquery(
@@ -64,29 +64,29 @@ pub async fn purge_expired(st: &AppState) -> AppResult<Purged> {
             .exec(&st.db)
             .await?
             .rows_affected,
-        data_exports: crate::services::data_export::purge_expired(st).await?,
-        medicinal_documents: crate::services::medicinal::purge_retained(st).await?,
+        data_exports: crate::services::privacy::data_export::purge_expired(st).await?,
+        medicinal_documents: crate::services::medicinal::documents::purge_retained(st).await?,
     })
 }
 
 /// The periodic `housekeeping.purge` job (every `SWEEP_INTERVAL_SECONDS`, once across processes).
 pub struct Purge;
 
-impl crate::services::jobs::Job for Purge {
+impl crate::services::platform::jobs::Job for Purge {
     const KIND: &'static str = "housekeeping.purge";
-    type Payload = crate::services::jobs::NoPayload;
+    type Payload = crate::services::platform::jobs::NoPayload;
 
     async fn run(
         &self,
         st: &AppState,
-        _: crate::services::jobs::NoPayload,
-    ) -> Result<(), crate::services::jobs::JobError> {
+        _: crate::services::platform::jobs::NoPayload,
+    ) -> Result<(), crate::services::platform::jobs::JobError> {
         let purged = purge_expired(st).await?;
         if purged != Purged::default() {
             tracing::info!(?purged, "purged expired rows");
         }
-        let jobs = crate::services::jobs::purge_finished(st).await?;
-        let deliveries = crate::services::events::dispatch::purge_leftovers(st).await?;
+        let jobs = crate::services::platform::jobs::purge_finished(st).await?;
+        let deliveries = crate::services::platform::events::dispatch::purge_leftovers(st).await?;
         if jobs > 0 || deliveries > 0 {
             tracing::info!(
                 jobs,

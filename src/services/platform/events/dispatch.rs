@@ -33,7 +33,7 @@ use serde::{Deserialize, Serialize};
 use crate::entities::job::{self, JobState};
 use crate::entities::{outbox_delivery, outbox_event};
 use crate::error::AppResult;
-use crate::services::jobs::{self, Job, JobError, NewJob, Registry, Schedule};
+use crate::services::platform::jobs::{self, Job, JobError, NewJob, Registry, Schedule};
 use crate::state::AppState;
 
 /// Events read per query while a subscriber's job walks its backlog.
