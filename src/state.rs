@@ -9,6 +9,7 @@ use crate::infra::freshness::Freshness;
 use crate::infra::passwords::PasswordHasher;
 use crate::infra::rate_limit::RateLimits;
 use crate::infra::tokens::TokenKeys;
+use crate::infra::url_signing::UrlSigner;
 use crate::metrics::Metrics;
 
 #[derive(Clone)]
@@ -26,6 +27,8 @@ pub struct AppState {
     pub catalogue: Arc<Freshness>,
     /// Where mail goes (`SMTP_URL`, or `.eml` files under `MAIL_DIR`).
     pub mailer: Arc<crate::infra::mail::Transport>,
+    /// Signs and checks the download URLs of private files and data exports.
+    pub url_signer: Arc<UrlSigner>,
 }
 
 impl AppState {
@@ -34,6 +37,7 @@ impl AppState {
         let passwords = PasswordHasher::new(config.argon2_memory_kib, config.argon2_iterations);
         let limits = Arc::new(RateLimits::new(config.auth_rate_limit_per_minute));
         let catalogue = Arc::new(Freshness::default());
+        let url_signer = Arc::new(UrlSigner::new(&config));
         let mailer = Arc::new(
             crate::infra::mail::Transport::new(config.smtp.as_ref(), config.mail_dir.clone())
                 .expect("SMTP_URL was checked with the configuration"),
@@ -56,6 +60,7 @@ impl AppState {
                 .expect("an HTTP client"),
             catalogue,
             mailer,
+            url_signer,
         }
     }
 }

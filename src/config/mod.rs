@@ -144,6 +144,9 @@ pub struct Config {
     /// `REQUIRE_VERIFIED_EMAIL_FOR_CHECKOUT` (default false): checkout confirmation refuses users
     /// whose address is not verified (403 `email_not_verified`).
     pub require_verified_email_for_checkout: bool,
+    /// `URL_SIGNING_KEY` (optional, at least 32 bytes): the key of signed download URLs; unset,
+    /// one is derived from `JWT_SECRET` (HKDF), so the token key never signs URLs itself.
+    pub url_signing_key: Option<SecretString>,
     /// `DATA_ENCRYPTION_KEY`: seals TOTP secrets at rest. Required in production; elsewhere the
     /// documented [`DEV_DATA_ENCRYPTION_KEY`].
     pub data_encryption_key: KeyBytes,
@@ -383,6 +386,21 @@ impl Config {
                 "SEED_ADMIN_PASSWORD must be set to a non-default value in production".into(),
             ));
         }
+        let url_signing_key = match r.raw("URL_SIGNING_KEY") {
+            Some(k) if k.len() >= 32 => Some(SecretString::from(k)),
+            Some(_) if production => {
+                return Err(ConfigError(
+                    "URL_SIGNING_KEY must be at least 32 bytes in production".into(),
+                ))
+            }
+            Some(k) if !k.is_empty() => {
+                tracing::warn!(
+                    "URL_SIGNING_KEY is shorter than 32 bytes; acceptable only outside production"
+                );
+                Some(SecretString::from(k))
+            }
+            _ => None,
+        };
         let data_encryption_key = match r.raw("DATA_ENCRYPTION_KEY") {
             None if production => {
                 return Err(ConfigError(
@@ -494,6 +512,7 @@ impl Config {
             app_addr: r.parse("APP_ADDR", SocketAddr::from(([127, 0, 0, 1], 8080)))?,
             app_env,
             jwt_secret: jwt_secret.into(),
+            url_signing_key,
             jwt_issuer: r.raw("JWT_ISSUER").unwrap_or_else(|| "dispensary".into()),
             jwt_audience: r
                 .raw("JWT_AUDIENCE")
@@ -912,6 +931,23 @@ mod tests {
         assert!(e.0.contains("SEED_ADMIN_PASSWORD"), "{e}");
         let ok = Config::from_map(&map(&production(&strong)));
         assert!(ok.is_ok());
+        // URL_SIGNING_KEY is optional; set in production, it must be strong too.
+        let mut short_url_key = production(&strong);
+        short_url_key.push(("URL_SIGNING_KEY", "short"));
+        let e = Config::from_map(&map(&short_url_key)).unwrap_err();
+        assert!(
+            e.0.contains("URL_SIGNING_KEY") && !e.0.contains("short"),
+            "{e}"
+        );
+        let url_key = "u".repeat(40);
+        let mut own_url_key = production(&strong);
+        own_url_key.push(("URL_SIGNING_KEY", &url_key));
+        let c = Config::from_map(&map(&own_url_key)).unwrap();
+        assert_eq!(
+            c.url_signing_key.as_ref().map(|k| k.expose_secret()),
+            Some(url_key.as_str())
+        );
+        assert!(!format!("{c:?}").contains(&url_key));
     }
 
     #[test]

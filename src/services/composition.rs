@@ -14,7 +14,7 @@ use crate::services::commerce::orders;
 use crate::services::notifications::mail;
 use crate::services::payments::{self, reconcile};
 use crate::services::platform::events::{self, DomainEvent, Subscribers};
-use crate::services::platform::jobs::{NoPayload, Registry};
+use crate::services::platform::jobs::Registry;
 use crate::services::privacy::{data_export, erasure, housekeeping};
 use crate::state::AppState;
 
@@ -29,12 +29,11 @@ pub fn registry(cfg: &Config) -> Registry {
         .with(mail::SendMail)
         .with(data_export::PrepareExport)
         .with(erasure::EraseAccount)
-        .every(sweep, orders::ExpireUnpaid, NoPayload {})
-        .every(sweep, housekeeping::Purge, NoPayload {})
-        .every(
+        .periodic(sweep, orders::ExpireUnpaid)
+        .periodic(sweep, housekeeping::Purge)
+        .periodic(
             Duration::seconds(cfg.reconcile_interval_seconds),
             reconcile::Reconcile,
-            NoPayload {},
         );
     events::dispatch::register(registry, subscribers())
 }

@@ -18,6 +18,7 @@ use crate::error::Issues;
 use crate::error::{AppError, AppResult};
 use crate::services::platform::events::{self, DomainEvent};
 use crate::services::platform::pagination::Page;
+use crate::services::platform::row_write::{self, Cached};
 use crate::state::AppState;
 
 #[derive(InputObject, Deserialize, Serialize, ToSchema, Clone)]
@@ -199,13 +200,13 @@ pub async fn create(
     let me = ctx.require_user()?;
     let valid = input.validate()?;
     let now = st.clock.now();
-    let txn = begin_write(&st.db).await?;
+    let w = row_write::begin_create(st, ctx, Cached::Nothing).await?;
     // A customer's address writes queue on their user row: the count, the default and the
     // row being changed are read after the previous write committed.
-    crate::services::accounts::users::lock(&txn, me.id).await?;
+    crate::services::accounts::users::lock(&w.txn, me.id).await?;
     let count = address::Entity::find()
         .filter(address::Column::UserId.eq(me.id))
-        .count(&txn)
+        .count(&w.txn)
         .await?;
     if count >= 50 {
         return Err(AppError::conflict(
@@ -215,32 +216,25 @@ pub async fn create(
     // The first address is the default; asking for a default moves it here.
     let is_default = input.is_default.unwrap_or(false) || count == 0;
     if is_default {
-        clear_default(&txn, me.id, now).await?;
+        clear_default(&w.txn, me.id, now).await?;
     }
-    let created = address::ActiveModel {
-        user_id: Set(me.id),
-        name: Set(valid.name),
-        address_line: Set(valid.address_line),
-        comuna: Set(valid.comuna),
-        region: Set(valid.region),
-        notes: Set(valid.notes),
-        is_default: Set(is_default),
-        created_at: Set(now),
-        updated_at: Set(now),
-        ..Default::default()
-    }
-    .insert(&txn)
-    .await?;
-    sync_profile_default(&txn, me.id, now).await?;
-    events::record(
-        &txn,
-        st,
-        ctx,
-        DomainEvent::AddressCreated { id: created.id },
-    )
-    .await?;
-    txn.commit().await?;
-    Ok(created)
+    let created = w
+        .insert(address::ActiveModel {
+            user_id: Set(me.id),
+            name: Set(valid.name),
+            address_line: Set(valid.address_line),
+            comuna: Set(valid.comuna),
+            region: Set(valid.region),
+            notes: Set(valid.notes),
+            is_default: Set(is_default),
+            created_at: Set(now),
+            updated_at: Set(now),
+            ..Default::default()
+        })
+        .await?;
+    sync_profile_default(&w.txn, me.id, now).await?;
+    let event = DomainEvent::AddressCreated { id: created.id };
+    w.created(created, event).await
 }
 
 pub async fn update(

@@ -2,20 +2,18 @@
 
 use async_graphql::InputObject;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
-    QuerySelect, Set,
+    ColumnTrait, Condition, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set,
 };
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::text::{parse_description, parse_slug, slugify};
 use crate::actor::RequestCtx;
-use crate::db::begin_write;
 use crate::domain::parse_text;
 use crate::entities::{category, product};
 use crate::error::Issues;
 use crate::error::{AppError, AppResult};
-use crate::services::platform::events::{self, DomainEvent};
+use crate::services::platform::events::DomainEvent;
 use crate::services::platform::pagination::Page;
 use crate::services::platform::row_write::{self, Cached};
 use crate::services::platform::unique::ensure_free;
@@ -124,33 +122,25 @@ pub async fn create(
         ));
     };
     let now = st.clock.now();
-    let _catalogue = st.catalogue.writing();
-    let txn = begin_write(&st.db).await?;
-    ensure_slug_free(&txn, &slug, None).await?;
-    let created = category::ActiveModel {
-        slug: Set(slug),
-        name: Set(name),
-        description: Set(description),
-        is_medicinal: Set(input.is_medicinal),
-        is_active: Set(input.is_active.unwrap_or(true)),
-        created_at: Set(now),
-        updated_at: Set(now),
-        ..Default::default()
-    }
-    .insert(&txn)
-    .await?;
-    events::record(
-        &txn,
-        st,
-        ctx,
-        DomainEvent::CategoryCreated {
-            id: created.id,
-            slug: created.slug.clone(),
-        },
-    )
-    .await?;
-    txn.commit().await?;
-    Ok(created)
+    let w = row_write::begin_create(st, ctx, Cached::Catalogue).await?;
+    ensure_slug_free(&w.txn, &slug, None).await?;
+    let created = w
+        .insert(category::ActiveModel {
+            slug: Set(slug),
+            name: Set(name),
+            description: Set(description),
+            is_medicinal: Set(input.is_medicinal),
+            is_active: Set(input.is_active.unwrap_or(true)),
+            created_at: Set(now),
+            updated_at: Set(now),
+            ..Default::default()
+        })
+        .await?;
+    let event = DomainEvent::CategoryCreated {
+        id: created.id,
+        slug: created.slug.clone(),
+    };
+    w.created(created, event).await
 }
 
 pub async fn update(

@@ -11,12 +11,11 @@ use utoipa::ToSchema;
 use super::products;
 use super::text::{non_negative, parse_sku};
 use crate::actor::RequestCtx;
-use crate::db::begin_write;
 use crate::domain::parse_text;
 use crate::entities::{cart_item, order_item, product, product_variant};
 use crate::error::Issues;
 use crate::error::{AppError, AppResult};
-use crate::services::platform::events::{self, DomainEvent};
+use crate::services::platform::events::DomainEvent;
 use crate::services::platform::pagination::Page;
 use crate::services::platform::row_write::{self, Cached};
 use crate::services::platform::unique::ensure_free;
@@ -176,26 +175,18 @@ pub async fn create(
     issues.finish()?;
     let v = v.ok_or_else(|| AppError::invalid("sku", "required", "Invalid variant"))?;
     let now = st.clock.now();
-    let _catalogue = st.catalogue.writing();
-    let txn = begin_write(&st.db).await?;
+    let w = row_write::begin_create(st, ctx, Cached::Catalogue).await?;
     product::Entity::find_by_id(product_id)
-        .one(&txn)
+        .one(&w.txn)
         .await?
         .ok_or_else(|| AppError::not_found("Product"))?;
-    let created = insert_variant(&txn, now, product_id, v).await?;
-    events::record(
-        &txn,
-        st,
-        ctx,
-        DomainEvent::VariantCreated {
-            id: created.id,
-            product_id,
-            sku: created.sku.clone(),
-        },
-    )
-    .await?;
-    txn.commit().await?;
-    Ok(created)
+    let created = insert_variant(&w.txn, now, product_id, v).await?;
+    let event = DomainEvent::VariantCreated {
+        id: created.id,
+        product_id,
+        sku: created.sku.clone(),
+    };
+    w.created(created, event).await
 }
 
 pub async fn update(

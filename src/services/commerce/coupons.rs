@@ -254,14 +254,13 @@ mod tests {
 // ---- Admin management -------------------------------------------------------------------------
 
 use async_graphql::{InputObject, MaybeUndefined};
-use sea_orm::{ActiveModelTrait, QueryOrder, Set};
+use sea_orm::{QueryOrder, Set};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::actor::RequestCtx;
-use crate::db::begin_write;
 use crate::error::Issues;
-use crate::services::platform::events::{self, DomainEvent};
+use crate::services::platform::events::DomainEvent;
 use crate::services::platform::pagination::Page;
 use crate::services::platform::row_write::{self, Cached};
 use crate::services::platform::unique::ensure_free;
@@ -401,9 +400,9 @@ pub async fn create(
     check_window(starts, ends, &mut issues);
     issues.finish()?;
     let now = st.clock.now();
-    let txn = begin_write(&st.db).await?;
+    let w = row_write::begin_create(st, ctx, Cached::Nothing).await?;
     ensure_free::<coupon::Entity, _>(
-        &txn,
+        &w.txn,
         coupon::Column::Code,
         &code,
         None,
@@ -411,35 +410,28 @@ pub async fn create(
         "A coupon with this code already exists",
     )
     .await?;
-    let created = coupon::ActiveModel {
-        code: Set(code),
-        coupon_type: Set(input.coupon_type),
-        value: Set(input.value),
-        min_order_cents: Set(min),
-        starts_at: Set(starts),
-        ends_at: Set(ends),
-        usage_limit: Set(usage),
-        per_user_limit: Set(per_user),
-        used_count: Set(0),
-        is_active: Set(input.is_active.unwrap_or(true)),
-        created_at: Set(now),
-        updated_at: Set(now),
-        ..Default::default()
-    }
-    .insert(&txn)
-    .await?;
-    events::record(
-        &txn,
-        st,
-        ctx,
-        DomainEvent::CouponCreated {
-            id: created.id,
-            code: created.code.clone(),
-        },
-    )
-    .await?;
-    txn.commit().await?;
-    Ok(created)
+    let created = w
+        .insert(coupon::ActiveModel {
+            code: Set(code),
+            coupon_type: Set(input.coupon_type),
+            value: Set(input.value),
+            min_order_cents: Set(min),
+            starts_at: Set(starts),
+            ends_at: Set(ends),
+            usage_limit: Set(usage),
+            per_user_limit: Set(per_user),
+            used_count: Set(0),
+            is_active: Set(input.is_active.unwrap_or(true)),
+            created_at: Set(now),
+            updated_at: Set(now),
+            ..Default::default()
+        })
+        .await?;
+    let event = DomainEvent::CouponCreated {
+        id: created.id,
+        code: created.code.clone(),
+    };
+    w.created(created, event).await
 }
 
 pub async fn update(

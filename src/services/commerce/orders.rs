@@ -19,6 +19,7 @@ use crate::entities::payment;
 use crate::entities::user;
 use crate::error::{AppError, AppResult};
 use crate::services::commerce::inventory;
+use crate::services::platform::date_range;
 use crate::services::platform::events::{self, DomainEvent};
 use crate::services::platform::pagination::Page;
 use crate::state::AppState;
@@ -175,27 +176,13 @@ pub async fn list_admin(
     page: Page,
 ) -> AppResult<(Vec<order::Model>, u64)> {
     ctx.require_admin()?;
-    if let (Some(a), Some(b)) = (f.date_from, f.date_to) {
-        if b < a {
-            return Err(AppError::invalid(
-                "dateTo",
-                "before_date_from",
-                "dateTo must not be before dateFrom",
-            ));
-        }
-    }
-    let mut cond = Condition::all();
+    let dates = date_range::between(order::Column::CreatedAt, f.date_from, f.date_to)?;
+    let mut cond = Condition::all().add(dates);
     if let Some(s) = f.status {
         cond = cond.add(order::Column::Status.eq(s));
     }
     if let Some(p) = f.payment_provider.as_deref().filter(|p| !p.is_empty()) {
         cond = cond.add(order::Column::PaymentProvider.eq(p));
-    }
-    if let Some(d) = f.date_from {
-        cond = cond.add(order::Column::CreatedAt.gte(d));
-    }
-    if let Some(d) = f.date_to {
-        cond = cond.add(order::Column::CreatedAt.lte(d));
     }
     if let Some(q) = f.q.as_deref().map(str::trim).filter(|q| !q.is_empty()) {
         let mut any = Condition::any().add(order::Column::PaymentRef.eq(q)).add(
@@ -388,15 +375,10 @@ pub async fn sweep_expired(st: &AppState) -> AppResult<u64> {
 /// The periodic `orders.expire_unpaid` job (every `SWEEP_INTERVAL_SECONDS`, once across processes).
 pub struct ExpireUnpaid;
 
-impl crate::services::platform::jobs::Job for ExpireUnpaid {
+impl crate::services::platform::jobs::Periodic for ExpireUnpaid {
     const KIND: &'static str = "orders.expire_unpaid";
-    type Payload = crate::services::platform::jobs::NoPayload;
 
-    async fn run(
-        &self,
-        st: &AppState,
-        _: crate::services::platform::jobs::NoPayload,
-    ) -> Result<(), crate::services::platform::jobs::JobError> {
+    async fn run(&self, st: &AppState) -> Result<(), crate::services::platform::jobs::JobError> {
         let n = sweep_expired(st).await?;
         if n > 0 {
             tracing::info!(failed = n, "expired unpaid orders");

@@ -228,6 +228,23 @@ pub async fn by_txn(
         .await?)
 }
 
+/// The latest payment with `provider` of the order whose payment reference (`orders.payment_ref`:
+/// Webpay's `buy_order`, Mercado Pago's `external_reference`) is `reference`.
+pub async fn by_order_ref(
+    st: &AppState,
+    provider: Provider,
+    reference: &str,
+) -> AppResult<Option<payment::Model>> {
+    let Some(o) = order::Entity::find()
+        .filter(order::Column::PaymentRef.eq(reference))
+        .one(&st.db)
+        .await?
+    else {
+        return Ok(None);
+    };
+    latest_payment(&st.db, o.id, provider).await
+}
+
 /// The latest payment of the caller's order with a provider.
 async fn latest_payment<C: ConnectionTrait>(
     conn: &C,

@@ -3,7 +3,6 @@
 //! window), then the server-side `GET /v1/payments/{id}` that alone decides.
 
 use hmac::{Hmac, Mac};
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use sha2::Sha256;
@@ -287,23 +286,6 @@ pub fn outcome(m: &MpPayment, payment_ref: &str) -> Outcome {
     }
 }
 
-/// Our latest Mercado Pago payment for a reference.
-async fn ours(st: &AppState, external_reference: &str) -> AppResult<Option<payment::Model>> {
-    let Some(o) = order::Entity::find()
-        .filter(order::Column::PaymentRef.eq(external_reference))
-        .one(&st.db)
-        .await?
-    else {
-        return Ok(None);
-    };
-    Ok(payment::Entity::find()
-        .filter(payment::Column::OrderId.eq(o.id))
-        .filter(payment::Column::Provider.eq(PROVIDER))
-        .order_by_desc(payment::Column::Id)
-        .one(&st.db)
-        .await?)
-}
-
 /// Applies what Mercado Pago says about one of its payments, once per (payment, status).
 pub async fn settle(
     st: &AppState,
@@ -312,7 +294,7 @@ pub async fn settle(
     source: &str,
 ) -> AppResult<Applied> {
     let reference = m.external_reference.clone().unwrap_or_default();
-    let Some(p) = ours(st, &reference).await? else {
+    let Some(p) = super::by_order_ref(st, PROVIDER, &reference).await? else {
         return Err(AppError::not_found("Payment"));
     };
     let result = outcome(&m, &reference);

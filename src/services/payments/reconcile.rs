@@ -142,15 +142,10 @@ pub async fn run(st: &AppState, scope: &Scope) -> AppResult<Report> {
 /// processes): every open payment old enough, as `dispensary reconcile` does by hand.
 pub struct Reconcile;
 
-impl crate::services::platform::jobs::Job for Reconcile {
+impl crate::services::platform::jobs::Periodic for Reconcile {
     const KIND: &'static str = "payments.reconcile";
-    type Payload = crate::services::platform::jobs::NoPayload;
 
-    async fn run(
-        &self,
-        st: &AppState,
-        _: crate::services::platform::jobs::NoPayload,
-    ) -> Result<(), crate::services::platform::jobs::JobError> {
+    async fn run(&self, st: &AppState) -> Result<(), crate::services::platform::jobs::JobError> {
         run(st, &Scope::default()).await?;
         Ok(())
     }

@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+use sea_orm::EntityTrait;
 
 use super::claim::{self, Event};
 use super::{apply_now, apply_outcome, http, Applied, Outcome, Started};
@@ -351,20 +351,7 @@ pub async fn fail(
 
 /// The latest Webpay payment of the order whose reference is `buy_order`.
 pub async fn by_buy_order(st: &AppState, buy_order: &str) -> AppResult<Option<payment::Model>> {
-    use sea_orm::QueryOrder;
-    let Some(o) = order::Entity::find()
-        .filter(order::Column::PaymentRef.eq(buy_order))
-        .one(&st.db)
-        .await?
-    else {
-        return Ok(None);
-    };
-    Ok(payment::Entity::find()
-        .filter(payment::Column::OrderId.eq(o.id))
-        .filter(payment::Column::Provider.eq(PROVIDER))
-        .order_by_desc(payment::Column::Id)
-        .one(&st.db)
-        .await?)
+    super::by_order_ref(st, PROVIDER, buy_order).await
 }
 
 #[cfg(test)]

@@ -6,7 +6,6 @@ use std::path::{Path, PathBuf};
 
 use async_graphql::UploadValue;
 use chrono::{DateTime, Utc};
-use hmac::{Hmac, Mac};
 use sea_orm::{ActiveModelTrait, ConnectionTrait, EntityTrait, Set};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
@@ -16,7 +15,6 @@ use crate::entities::file;
 use crate::error::{AppError, AppResult};
 use crate::services::platform::events::{self, DomainEvent};
 use crate::state::AppState;
-use secrecy::ExposeSecret;
 
 /// The largest accepted file.
 pub const MAX_UPLOAD_BYTES: u64 = 10 * 1024 * 1024;
@@ -277,12 +275,6 @@ pub async fn upload_document(
     Ok(f)
 }
 
-fn url_mac(secret: &str, id: i64, expires: i64) -> Hmac<Sha256> {
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("any key length");
-    mac.update(format!("file:{id}:{expires}").as_bytes());
-    mac
-}
-
 /// Where the file's bytes are served: `/api/files/{id}` (bearer: owner or admin).
 pub fn file_url(id: i64) -> String {
     format!("/api/files/{id}")
@@ -292,22 +284,10 @@ pub fn file_url(id: i64) -> String {
 /// `<a href>` and `<img src>` where no bearer token can be sent.
 pub fn signed_url(st: &AppState, id: i64) -> (String, DateTime<Utc>) {
     let expires = st.clock.now() + chrono::Duration::seconds(SIGNED_URL_TTL_SECONDS);
-    let sig = hex::encode(
-        url_mac(
-            st.config.jwt_secret.expose_secret(),
-            id,
-            expires.timestamp(),
-        )
-        .finalize()
-        .into_bytes(),
-    );
-    (
-        format!(
-            "/api/files/{id}?expires={}&signature={sig}",
-            expires.timestamp()
-        ),
-        expires,
-    )
+    let url = st
+        .url_signer
+        .url(&file_url(id), &format!("file:{id}"), expires);
+    (url, expires)
 }
 
 /// The `expires` and `signature` of a signed URL.
@@ -337,12 +317,11 @@ pub async fn readable(
     }
     let path = private_dir(st).join(&f.storage_key);
     if let Some(s) = signed {
-        let valid_sig = hex::decode(&s.signature).ok().is_some_and(|sig| {
-            url_mac(st.config.jwt_secret.expose_secret(), id, s.expires)
-                .verify_slice(&sig)
-                .is_ok()
-        });
-        if valid_sig && s.expires > st.clock.now().timestamp() {
+        let subject = format!("file:{id}");
+        if st
+            .url_signer
+            .valid(&subject, s.expires, &s.signature, st.clock.now())
+        {
             return Ok((f, path));
         }
         return Err(missing());

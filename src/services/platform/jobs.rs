@@ -104,6 +104,28 @@ pub trait Job: Send + Sync + 'static {
     ) -> impl Future<Output = Result<(), JobError>> + Send;
 }
 
+/// A periodic job without a payload (registered with [`Registry::periodic`]): it is a [`Job`]
+/// whose payload is [`NoPayload`].
+pub trait Periodic: Send + Sync + 'static {
+    /// The `kind` column, e.g. `housekeeping.purge`.
+    const KIND: &'static str;
+
+    fn run(&self, st: &AppState) -> impl Future<Output = Result<(), JobError>> + Send;
+}
+
+impl<P: Periodic> Job for P {
+    const KIND: &'static str = P::KIND;
+    type Payload = NoPayload;
+
+    fn run(
+        &self,
+        st: &AppState,
+        _: NoPayload,
+    ) -> impl Future<Output = Result<(), JobError>> + Send {
+        Periodic::run(self, st)
+    }
+}
+
 type Attempt = Pin<Box<dyn Future<Output = Result<(), JobError>> + Send>>;
 
 /// A handler with its payload type erased, so that one registry holds every kind.
@@ -214,6 +236,11 @@ impl Registry {
         J::Payload: Clone + Sync,
     {
         self.with(job).schedule(Every::<J>::new(interval, payload))
+    }
+
+    /// [`Registry::every`] for a periodic job that takes no payload.
+    pub fn periodic<P: Periodic>(self, interval: Duration, job: P) -> Self {
+        self.every(interval, job, NoPayload {})
     }
 
     /// Ticks `schedule` on every poll of the runner.

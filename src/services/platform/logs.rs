@@ -7,7 +7,8 @@ use sea_orm::{ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder};
 
 use crate::actor::RequestCtx;
 use crate::entities::{system_log, user};
-use crate::error::{AppError, AppResult};
+use crate::error::AppResult;
+use crate::services::platform::date_range;
 use crate::services::platform::pagination::Page;
 use crate::state::AppState;
 
@@ -31,16 +32,8 @@ pub async fn list(
     page: Page,
 ) -> AppResult<(Vec<system_log::Model>, u64)> {
     ctx.require_admin()?;
-    if let (Some(a), Some(b)) = (f.date_from, f.date_to) {
-        if b < a {
-            return Err(AppError::invalid(
-                "dateTo",
-                "before_date_from",
-                "dateTo must not be before dateFrom",
-            ));
-        }
-    }
-    let mut cond = Condition::all();
+    let dates = date_range::between(system_log::Column::CreatedAt, f.date_from, f.date_to)?;
+    let mut cond = Condition::all().add(dates);
     if let Some(actor) = f.actor.as_deref().map(str::trim).filter(|a| !a.is_empty()) {
         cond = cond.add(match actor.parse::<i64>() {
             Ok(id) => system_log::Column::ActorUserId.eq(id),
@@ -64,12 +57,6 @@ pub async fn list(
     }
     if let Some(id) = f.entity_id {
         cond = cond.add(system_log::Column::EntityId.eq(id));
-    }
-    if let Some(d) = f.date_from {
-        cond = cond.add(system_log::Column::CreatedAt.gte(d));
-    }
-    if let Some(d) = f.date_to {
-        cond = cond.add(system_log::Column::CreatedAt.lte(d));
     }
     let q = system_log::Entity::find()
         .filter(cond)

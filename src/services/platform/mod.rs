@@ -3,6 +3,7 @@
 //! pagination, unique-violation mapping, admin row writes, idempotency keys, log queries and the
 //! mail templates' rendering.
 
+pub mod date_range;
 pub mod events;
 pub mod files;
 pub mod idempotency;

@@ -1,8 +1,9 @@
-//! An admin's write to one row by id, the shape categories, products, variants and coupons
-//! share: the write transaction (holding the catalogue's writing guard for catalogue rows, so
-//! cached reads never outlive it), the row or `not_found`, then either an update recorded with
-//! its changes or a removal (deleted, or deactivated when history refers to it) recorded as an
-//! event, and the commit.
+//! A write to one row, the shape categories, products, variants, coupons and addresses share:
+//! the write transaction (holding the catalogue's writing guard for catalogue rows, so cached
+//! reads never outlive it), then for a new row ([`begin_create`]) its insert recorded as an event,
+//! or for an admin's change to a row by id ([`open`]) the row or `not_found`, then either an
+//! update recorded with its changes or a removal (deleted, or deactivated when history refers to
+//! it) recorded as an event; and the commit.
 
 use sea_orm::sea_query::LockType;
 use sea_orm::{
@@ -100,6 +101,50 @@ where
         current,
         _catalogue: catalogue,
     })
+}
+
+/// A row being created, inside its open write transaction: checks that need the transaction (a
+/// free slug or code, a lock on the owner) run on `txn`, then [`NewRow::insert`] and
+/// [`NewRow::created`].
+pub(crate) struct NewRow<'a> {
+    st: &'a AppState,
+    ctx: &'a RequestCtx,
+    pub txn: DatabaseTransaction,
+    _catalogue: Option<WriteGuard<'a>>,
+}
+
+/// Opens the write transaction of a new row (the caller has checked who may create it).
+pub(crate) async fn begin_create<'a>(
+    st: &'a AppState,
+    ctx: &'a RequestCtx,
+    cached: Cached,
+) -> AppResult<NewRow<'a>> {
+    let catalogue = (cached == Cached::Catalogue).then(|| st.catalogue.writing());
+    let txn = begin_write(&st.db).await?;
+    Ok(NewRow {
+        st,
+        ctx,
+        txn,
+        _catalogue: catalogue,
+    })
+}
+
+impl NewRow<'_> {
+    /// Inserts `am` in the transaction.
+    pub(crate) async fn insert<A>(&self, am: A) -> AppResult<<A::Entity as EntityTrait>::Model>
+    where
+        A: ActiveModelTrait + sea_orm::ActiveModelBehavior + Send,
+        <A::Entity as EntityTrait>::Model: IntoActiveModel<A>,
+    {
+        Ok(am.insert(&self.txn).await?)
+    }
+
+    /// Records `event` (the creation of `created`) and commits; the new row.
+    pub(crate) async fn created<M>(self, created: M, event: DomainEvent) -> AppResult<M> {
+        events::record(&self.txn, self.st, self.ctx, event).await?;
+        self.txn.commit().await?;
+        Ok(created)
+    }
 }
 
 impl<M> RowWrite<'_, M> {

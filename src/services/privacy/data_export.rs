@@ -10,14 +10,12 @@
 use std::io::Write;
 
 use chrono::{DateTime, Duration, Utc};
-use hmac::{Hmac, Mac};
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter,
     QueryOrder, Set,
 };
 use serde::{Deserialize, Serialize};
-use sha2::Sha256;
 
 use crate::actor::RequestCtx;
 use crate::db::begin_write;
@@ -32,7 +30,6 @@ use crate::services::platform::files;
 use crate::services::platform::jobs::{self, Job, JobError, NewJob};
 use crate::services::platform::pagination::Page;
 use crate::state::AppState;
-use secrecy::ExposeSecret;
 
 /// How long a ready export may be downloaded.
 pub const DOWNLOAD_TTL_HOURS: i64 = 24;
@@ -229,24 +226,14 @@ pub async fn status(st: &AppState, ctx: &RequestCtx, id: i64) -> AppResult<Expor
     })
 }
 
-fn url_mac(st: &AppState, id: i64, user_id: i64, expires: i64) -> Hmac<Sha256> {
-    let mut mac = Hmac::<Sha256>::new_from_slice(st.config.jwt_secret.expose_secret().as_bytes())
-        .expect("any key length");
-    mac.update(format!("data-export:{id}:{user_id}:{expires}").as_bytes());
-    mac
+/// What a download link gives access to: this request's export, for its owner.
+fn url_subject(r: &privacy_request::Model) -> String {
+    format!("data-export:{}:{}", r.id, r.user_id)
 }
 
 fn signed_url(st: &AppState, r: &privacy_request::Model, expires: DateTime<Utc>) -> String {
-    let sig = hex::encode(
-        url_mac(st, r.id, r.user_id, expires.timestamp())
-            .finalize()
-            .into_bytes(),
-    );
-    format!(
-        "/api/me/data-exports/{}/download?expires={}&signature={sig}",
-        r.id,
-        expires.timestamp()
-    )
+    let path = format!("/api/me/data-exports/{}/download", r.id);
+    st.url_signer.url(&path, &url_subject(r), expires)
 }
 
 /// The ZIP of a ready export, for its owner with a valid, unexpired link: the path on disk and
@@ -267,14 +254,12 @@ pub async fn downloadable(
         .await?
         .ok_or_else(missing)?;
     let now = st.clock.now();
-    let valid_sig = hex::decode(&signed.signature).ok().is_some_and(|sig| {
-        url_mac(st, r.id, r.user_id, signed.expires)
-            .verify_slice(&sig)
-            .is_ok()
-    });
-    let live = r.expires_at.is_some_and(|e| e > now) && signed.expires > now.timestamp();
+    let signed_ok = st
+        .url_signer
+        .valid(&url_subject(&r), signed.expires, &signed.signature, now);
+    let live = r.expires_at.is_some_and(|e| e > now);
     let key = r.storage_key.clone().ok_or_else(missing)?;
-    if !valid_sig || !live {
+    if !signed_ok || !live {
         return Err(missing());
     }
     let txn = begin_write(&st.db).await?;

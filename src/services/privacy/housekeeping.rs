@@ -72,15 +72,10 @@ pub async fn purge_expired(st: &AppState) -> AppResult<Purged> {
 /// The periodic `housekeeping.purge` job (every `SWEEP_INTERVAL_SECONDS`, once across processes).
 pub struct Purge;
 
-impl crate::services::platform::jobs::Job for Purge {
+impl crate::services::platform::jobs::Periodic for Purge {
     const KIND: &'static str = "housekeeping.purge";
-    type Payload = crate::services::platform::jobs::NoPayload;
 
-    async fn run(
-        &self,
-        st: &AppState,
-        _: crate::services::platform::jobs::NoPayload,
-    ) -> Result<(), crate::services::platform::jobs::JobError> {
+    async fn run(&self, st: &AppState) -> Result<(), crate::services::platform::jobs::JobError> {
         let purged = purge_expired(st).await?;
         if purged != Purged::default() {
             tracing::info!(?purged, "purged expired rows");
