@@ -235,7 +235,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         use dispensary::services::platform::jobs;
         jobs::Runner::new(
             state.clone(),
-            dispensary::services::composition::registry(&state.config),
+            state.jobs(),
             jobs::RunnerOptions::from_config(&state.config),
         )
         .start()

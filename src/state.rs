@@ -1,11 +1,12 @@
 //! Shared application state: one per running app (tests run many side by side).
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::db::Db;
 use crate::infra::freshness::Freshness;
+use crate::infra::jobs::{JobContext, Registry};
 use crate::infra::passwords::PasswordHasher;
 use crate::infra::rate_limit::RateLimits;
 use crate::infra::tokens::TokenKeys;
@@ -29,6 +30,9 @@ pub struct AppState {
     pub mailer: Arc<crate::infra::mail::Transport>,
     /// Signs and checks the download URLs of private files and data exports.
     pub url_signer: Arc<UrlSigner>,
+    /// The job kinds and schedules of this build, installed once at start-up by the composition
+    /// root ([`crate::build_app`]) and shared by the runner and [`crate::infra::jobs::run_queued_now`].
+    jobs: Arc<OnceLock<Registry<AppState>>>,
 }
 
 impl AppState {
@@ -61,6 +65,41 @@ impl AppState {
             catalogue,
             mailer,
             url_signer,
+            jobs: Arc::default(),
         }
+    }
+}
+
+impl AppState {
+    /// Installs the job registry (once; a second call is ignored).
+    pub fn install_jobs(&self, registry: Registry<AppState>) {
+        let _ = self.jobs.set(registry);
+    }
+
+    /// The installed job registry (empty before [`AppState::install_jobs`]).
+    pub fn jobs(&self) -> Registry<AppState> {
+        self.jobs.get().cloned().unwrap_or_default()
+    }
+}
+
+impl JobContext for AppState {
+    fn db(&self) -> &Db {
+        &self.db
+    }
+
+    fn clock(&self) -> &Clock {
+        &self.clock
+    }
+
+    fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    fn config(&self) -> &Config {
+        &self.config
+    }
+
+    fn registry(&self) -> Option<&Registry<Self>> {
+        self.jobs.get()
     }
 }

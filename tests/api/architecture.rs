@@ -309,6 +309,90 @@ fn services_are_contexts_each_saying_what_it_owns() {
     }
 }
 
+/// The calls that list job kinds, periodic work and outbox subscribers. Outside the composition
+/// root (`src/services/composition.rs`) no code makes them, so the one list of what this build
+/// runs is there.
+const REGISTRATIONS: [&str; 5] = [
+    "Registry::new()",
+    "Subscribers::new()",
+    ".periodic(",
+    ".every(",
+    "dispatch::register(",
+];
+
+/// Where the registration calls may stand besides the composition root: the job machinery that
+/// defines them (`infra/jobs/`), the outbox's own dispatch job and schedule, which the root's call
+/// to `dispatch::register` adds (`services/platform/events/dispatch.rs`), and `metrics.rs`, whose
+/// `Registry::new()` is Prometheus's.
+const REGISTERING: [&str; 4] = [
+    "services/composition.rs",
+    "infra/jobs/",
+    "services/platform/events/dispatch.rs",
+    "metrics.rs",
+];
+
+/// Every registration call in `text`: `"line: call"`.
+fn registrations_in(text: &str) -> Vec<String> {
+    let code = without_comments(text);
+    let mut found = Vec::new();
+    for (n, line) in code.lines().enumerate() {
+        for call in REGISTRATIONS {
+            if line.contains(call) {
+                found.push(format!("{}: {call}", n + 1));
+            }
+        }
+    }
+    found
+}
+
+/// The job machinery names no context (the `infra` rule), and only the composition root lists job
+/// kinds, periodic work and subscribers.
+#[test]
+fn only_the_composition_root_lists_job_kinds_and_subscribers() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    rust_files(&src, &mut files);
+    let mut breaches = Vec::new();
+    let mut machinery = 0;
+    for file in &files {
+        let rel = file
+            .strip_prefix(&src)
+            .unwrap()
+            .to_string_lossy()
+            .replace('\\', "/");
+        let text = std::fs::read_to_string(file).expect("a readable source file");
+        if rel.starts_with("infra/jobs/") {
+            machinery += 1;
+            for v in violations_in("infra", &text) {
+                breaches.push(format!("{rel} {v}"));
+            }
+        }
+        if REGISTERING.iter().any(|r| rel.starts_with(r)) {
+            continue;
+        }
+        for v in registrations_in(&text) {
+            breaches.push(format!("{rel} {v}"));
+        }
+    }
+    assert!(machinery > 0, "no job machinery under src/infra/jobs/");
+    assert!(
+        breaches.is_empty(),
+        "job kinds and subscribers are listed in src/services/composition.rs only:\n{}",
+        breaches.join("\n")
+    );
+    // The checker finds each call, and not in comments.
+    let planted = "fn f() {\n    let r = Registry::new().with(X);\n    // Subscribers::new()\n    r.periodic(d, Purge);\n}\n";
+    assert_eq!(
+        registrations_in(planted),
+        ["2: Registry::new()", "4: .periodic("]
+    );
+    let jobs_reaching_up = "use crate::services::privacy::erasure::EraseAccount;";
+    assert_eq!(
+        violations_in("infra", jobs_reaching_up),
+        ["1: crate::services"]
+    );
+}
+
 #[test]
 fn the_ranks_of_the_contexts_are_checked() {
     // Downwards and sideways are fine; upwards is not, grouped or inline.

@@ -108,7 +108,7 @@ impl TestApp {
         use dispensary::services::platform::jobs;
         jobs::Runner::new(
             self.state.clone(),
-            dispensary::services::composition::registry(&self.state.config),
+            self.state.jobs(),
             jobs::RunnerOptions {
                 workers,
                 lease: chrono::Duration::seconds(30),

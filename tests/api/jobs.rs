@@ -39,6 +39,7 @@ struct Flaky(Probe);
 
 impl Job for Flaky {
     const KIND: &'static str = "test.flaky";
+    type Context = AppState;
     type Payload = Payload;
 
     async fn run(&self, _st: &AppState, p: Payload) -> Result<(), JobError> {
@@ -484,6 +485,7 @@ struct Outage(Probe);
 
 impl Job for Outage {
     const KIND: &'static str = "test.outage";
+    type Context = AppState;
     type Payload = Payload;
 
     async fn run(&self, _st: &AppState, p: Payload) -> Result<(), JobError> {

@@ -36,6 +36,7 @@ struct Touch(Arc<Mutex<HashMap<u32, u32>>>);
 
 impl Job for Touch {
     const KIND: &'static str = "test.touch";
+    type Context = AppState;
     type Payload = Step;
 
     async fn run(&self, st: &AppState, p: Step) -> Result<(), JobError> {

@@ -31,14 +31,25 @@ use serde_json::Value;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::actor::RequestCtx;
+use crate::clock::Clock;
 use crate::config::Config;
-use crate::db::begin_write;
+use crate::db::{begin_write, Db};
 use crate::entities::job::{self, JobState};
 use crate::error::{is_connection_failure, AppError, AppResult, ErrorCode};
-use crate::services::platform::events::{self, DomainEvent};
-use crate::services::platform::pagination::Page;
-use crate::state::AppState;
+use crate::metrics::Metrics;
+
+/// What jobs run with, and what the machinery needs of it: the database, the clock, the metrics,
+/// the configuration, and the job kinds this process knows (built once at start-up, by the
+/// composition root).
+pub trait JobContext: Clone + Send + Sync + 'static {
+    fn db(&self) -> &Db;
+    fn clock(&self) -> &Clock;
+    fn metrics(&self) -> &Metrics;
+    fn config(&self) -> &Config;
+    /// The registry a job queued by key alone runs through ([`run_queued_now`]); `None` before
+    /// one was installed.
+    fn registry(&self) -> Option<&Registry<Self>>;
+}
 
 /// Attempts before a job is dead-lettered, unless the job says otherwise.
 pub const DEFAULT_MAX_ATTEMPTS: i32 = 8;
@@ -96,10 +107,12 @@ pub trait Job: Send + Sync + 'static {
     /// The `kind` column, e.g. `outbox.dispatch`.
     const KIND: &'static str;
     type Payload: Serialize + DeserializeOwned + Send + 'static;
+    /// What the job runs with (the app's state).
+    type Context: JobContext;
 
     fn run(
         &self,
-        st: &AppState,
+        st: &Self::Context,
         payload: Self::Payload,
     ) -> impl Future<Output = Result<(), JobError>> + Send;
 }
@@ -109,17 +122,19 @@ pub trait Job: Send + Sync + 'static {
 pub trait Periodic: Send + Sync + 'static {
     /// The `kind` column, e.g. `housekeeping.purge`.
     const KIND: &'static str;
+    type Context: JobContext;
 
-    fn run(&self, st: &AppState) -> impl Future<Output = Result<(), JobError>> + Send;
+    fn run(&self, st: &Self::Context) -> impl Future<Output = Result<(), JobError>> + Send;
 }
 
 impl<P: Periodic> Job for P {
     const KIND: &'static str = P::KIND;
     type Payload = NoPayload;
+    type Context = P::Context;
 
     fn run(
         &self,
-        st: &AppState,
+        st: &P::Context,
         _: NoPayload,
     ) -> impl Future<Output = Result<(), JobError>> + Send {
         Periodic::run(self, st)
@@ -129,12 +144,12 @@ impl<P: Periodic> Job for P {
 type Attempt = Pin<Box<dyn Future<Output = Result<(), JobError>> + Send>>;
 
 /// A handler with its payload type erased, so that one registry holds every kind.
-trait Handler: Send + Sync {
-    fn start(self: Arc<Self>, st: AppState, payload: Value) -> Attempt;
+trait Handler<C>: Send + Sync {
+    fn start(self: Arc<Self>, st: C, payload: Value) -> Attempt;
 }
 
-impl<J: Job> Handler for J {
-    fn start(self: Arc<Self>, st: AppState, payload: Value) -> Attempt {
+impl<J: Job> Handler<J::Context> for J {
+    fn start(self: Arc<Self>, st: J::Context, payload: Value) -> Attempt {
         Box::pin(async move {
             let payload: J::Payload = serde_json::from_value(payload)
                 .map_err(|e| JobError::Fatal(format!("unreadable payload: {e}")))?;
@@ -146,8 +161,8 @@ impl<J: Job> Handler for J {
 /// Work a runner does on every poll besides claiming: creating the jobs that have become due
 /// (the outbox's dispatch, periodic slots). Every process that runs jobs ticks, so a tick must be
 /// idempotent across processes (unique keys).
-pub trait Schedule: Send + Sync + 'static {
-    fn tick<'a>(&'a self, st: &'a AppState) -> BoxFuture<'a, AppResult<()>>;
+pub trait Schedule<C>: Send + Sync + 'static {
+    fn tick<'a>(&'a self, st: &'a C) -> BoxFuture<'a, AppResult<()>>;
 }
 
 /// A periodic job: `J` runs once per `interval` across any number of processes on one database.
@@ -189,13 +204,13 @@ pub fn slot_key(kind: &str, start: DateTime<Utc>) -> String {
     )
 }
 
-impl<J: Job> Schedule for Every<J>
+impl<J: Job> Schedule<J::Context> for Every<J>
 where
     J::Payload: Clone + Sync,
 {
-    fn tick<'a>(&'a self, st: &'a AppState) -> BoxFuture<'a, AppResult<()>> {
+    fn tick<'a>(&'a self, st: &'a J::Context) -> BoxFuture<'a, AppResult<()>> {
         Box::pin(async move {
-            let now = st.clock.now();
+            let now = st.clock().now();
             let (slot, start) = self.slot(now);
             if *self.last.lock().expect("slot memo") == Some(slot) {
                 return Ok(());
@@ -204,7 +219,7 @@ where
                 .unique(slot_key(J::KIND, start))
                 .max_attempts(1)
                 .run_at(start);
-            enqueue(&st.db, now, new).await?;
+            enqueue(st.db(), now, new).await?;
             *self.last.lock().expect("slot memo") = Some(slot);
             Ok(())
         })
@@ -213,25 +228,42 @@ where
 
 /// The kinds a runner knows, and what it schedules. A worker only claims jobs of these kinds, so
 /// processes of two versions on one database never take each other's unknown work.
-#[derive(Clone, Default)]
-pub struct Registry {
-    handlers: HashMap<&'static str, Arc<dyn Handler>>,
-    schedules: Vec<Arc<dyn Schedule>>,
+pub struct Registry<C> {
+    handlers: HashMap<&'static str, Arc<dyn Handler<C>>>,
+    schedules: Vec<Arc<dyn Schedule<C>>>,
 }
 
-impl Registry {
+impl<C> Clone for Registry<C> {
+    fn clone(&self) -> Self {
+        Registry {
+            handlers: self.handlers.clone(),
+            schedules: self.schedules.clone(),
+        }
+    }
+}
+
+impl<C> Default for Registry<C> {
+    fn default() -> Self {
+        Registry {
+            handlers: HashMap::new(),
+            schedules: Vec::new(),
+        }
+    }
+}
+
+impl<C: JobContext> Registry<C> {
     pub fn new() -> Self {
         Self::default()
     }
 
-    pub fn with<J: Job>(mut self, job: J) -> Self {
+    pub fn with<J: Job<Context = C>>(mut self, job: J) -> Self {
         self.handlers.insert(J::KIND, Arc::new(job));
         self
     }
 
     /// Registers `job` and runs it once per `interval` across every process on the database (see
     /// [`Every`]).
-    pub fn every<J: Job>(self, interval: Duration, job: J, payload: J::Payload) -> Self
+    pub fn every<J: Job<Context = C>>(self, interval: Duration, job: J, payload: J::Payload) -> Self
     where
         J::Payload: Clone + Sync,
     {
@@ -239,12 +271,12 @@ impl Registry {
     }
 
     /// [`Registry::every`] for a periodic job that takes no payload.
-    pub fn periodic<P: Periodic>(self, interval: Duration, job: P) -> Self {
+    pub fn periodic<P: Periodic<Context = C>>(self, interval: Duration, job: P) -> Self {
         self.every(interval, job, NoPayload {})
     }
 
     /// Ticks `schedule` on every poll of the runner.
-    pub fn schedule(mut self, schedule: impl Schedule) -> Self {
+    pub fn schedule(mut self, schedule: impl Schedule<C>) -> Self {
         self.schedules.push(Arc::new(schedule));
         self
     }
@@ -364,8 +396,8 @@ pub fn backoff(attempts: i32) -> Duration {
 /// Claims the oldest due job of one of `kinds` for `worker`, with a lease of `lease`: a queued or
 /// failed job whose `run_at` has come, or a running one whose lease has passed (its worker died).
 /// A job whose lease passed on its last allowed attempt is dead-lettered instead.
-pub async fn claim(
-    st: &AppState,
+pub async fn claim<C: JobContext>(
+    st: &C,
     worker: &str,
     kinds: &[&str],
     lease: Duration,
@@ -373,8 +405,8 @@ pub async fn claim(
     if kinds.is_empty() {
         return Ok(None);
     }
-    let now = st.clock.now();
-    let txn = begin_write(&st.db).await?;
+    let now = st.clock().now();
+    let txn = begin_write(st.db()).await?;
     let due = Condition::any()
         .add(
             Condition::all()
@@ -413,7 +445,7 @@ pub async fn claim(
             .exec(&txn)
             .await?;
         txn.commit().await?;
-        st.metrics
+        st.metrics()
             .jobs_dead
             .with_label_values(&[found.kind.as_str()])
             .inc();
@@ -450,15 +482,20 @@ fn unlocked(update: UpdateMany<job::Entity>) -> UpdateMany<job::Entity> {
 }
 
 /// Extends `worker`'s lease on job `id`; `false` when the worker no longer holds it.
-pub async fn renew(st: &AppState, id: i64, worker: &str, lease: Duration) -> AppResult<bool> {
-    let now = st.clock.now();
+pub async fn renew<C: JobContext>(
+    st: &C,
+    id: i64,
+    worker: &str,
+    lease: Duration,
+) -> AppResult<bool> {
+    let now = st.clock().now();
     let r = job::Entity::update_many()
         .col_expr(job::Column::LockedUntil, Expr::value(now + lease))
         .col_expr(job::Column::UpdatedAt, Expr::value(now))
         .filter(job::Column::Id.eq(id))
         .filter(job::Column::State.eq(JobState::Running))
         .filter(job::Column::LockedBy.eq(worker))
-        .exec(&st.db)
+        .exec(st.db())
         .await?;
     Ok(r.rows_affected == 1)
 }
@@ -467,13 +504,13 @@ pub async fn renew(st: &AppState, id: i64, worker: &str, lease: Duration) -> App
 /// `run_at` after a backoff; `failed` again shortly, with the attempt given back, when the database
 /// was unreachable; or `dead` after the last attempt or a fatal error. Returns the state written,
 /// or `None` when the lease was lost (another worker's outcome stands).
-pub async fn finish(
-    st: &AppState,
+pub async fn finish<C: JobContext>(
+    st: &C,
     claimed: &job::Model,
     worker: &str,
     outcome: &Result<(), JobError>,
 ) -> AppResult<Option<JobState>> {
-    let now = st.clock.now();
+    let now = st.clock().now();
     let mut update = unlocked(job::Entity::update_many())
         .col_expr(job::Column::UpdatedAt, Expr::value(now))
         .filter(job::Column::Id.eq(claimed.id))
@@ -507,16 +544,16 @@ pub async fn finish(
         let message: String = e.message().chars().take(ERROR_MAX_CHARS).collect();
         update = update.col_expr(job::Column::LastError, Expr::value(message));
     }
-    let r = update.exec(&st.db).await?;
+    let r = update.exec(st.db()).await?;
     if r.rows_affected != 1 {
         return Ok(None);
     }
     let kind = [claimed.kind.as_str()];
     match state {
-        JobState::Failed => st.metrics.jobs_failed.with_label_values(&kind).inc(),
+        JobState::Failed => st.metrics().jobs_failed.with_label_values(&kind).inc(),
         JobState::Dead => {
-            st.metrics.jobs_failed.with_label_values(&kind).inc();
-            st.metrics.jobs_dead.with_label_values(&kind).inc();
+            st.metrics().jobs_failed.with_label_values(&kind).inc();
+            st.metrics().jobs_dead.with_label_values(&kind).inc();
         }
         _ => {}
     }
@@ -530,7 +567,7 @@ pub async fn finish(
 /// this process dies first: the request enqueues it in its transaction and calls this after the
 /// commit. Returns the state written, or `None` when the job was not there to run.
 pub async fn run_now_by_key<J: Job>(
-    st: &AppState,
+    st: &J::Context,
     job: &J,
     key: &str,
 ) -> AppResult<Option<JobState>> {
@@ -546,17 +583,20 @@ pub async fn run_now_by_key<J: Job>(
 }
 
 /// [`run_now_by_key`] for a caller that does not know the job's kind: the queued job with unique
-/// key `key` runs through this build's [`registry`](crate::services::composition::registry) (a kind it does not know is left alone).
-pub async fn run_queued_now(st: &AppState, key: &str) -> AppResult<Option<JobState>> {
+/// key `key` runs through the context's registry, built once at start-up (a kind it does not know is
+/// left alone, for a runner of a version that knows it).
+pub async fn run_queued_now<C: JobContext>(st: &C, key: &str) -> AppResult<Option<JobState>> {
     let Some(queued) = job::Entity::find()
         .filter(job::Column::UniqueKey.eq(key))
-        .one(&st.db)
+        .one(st.db())
         .await?
     else {
         return Ok(None);
     };
-    let registry = crate::services::composition::registry(&st.config);
-    let Some(handler) = registry.handlers.get(queued.kind.as_str()).cloned() else {
+    let Some(handler) = st
+        .registry()
+        .and_then(|r| r.handlers.get(queued.kind.as_str()).cloned())
+    else {
         return Ok(None);
     };
     run_inline(st, &queued.kind, key, |payload| {
@@ -565,15 +605,15 @@ pub async fn run_queued_now(st: &AppState, key: &str) -> AppResult<Option<JobSta
     .await
 }
 
-async fn run_inline<'a>(
-    st: &'a AppState,
+async fn run_inline<'a, C: JobContext>(
+    st: &'a C,
     kind: &str,
     key: &str,
     start: impl FnOnce(Value) -> BoxFuture<'a, Result<(), JobError>>,
 ) -> AppResult<Option<JobState>> {
     let worker = format!("inline-{}", std::process::id());
-    let now = st.clock.now();
-    let lease = Duration::seconds(st.config.job_lease_seconds);
+    let now = st.clock().now();
+    let lease = Duration::seconds(st.config().job_lease_seconds);
     let claimed = job::Entity::update_many()
         .col_expr(job::Column::State, Expr::value(JobState::Running))
         .col_expr(
@@ -587,14 +627,14 @@ async fn run_inline<'a>(
         .filter(job::Column::Kind.eq(kind))
         .filter(job::Column::State.eq(JobState::Queued))
         .filter(job::Column::RunAt.lte(now))
-        .exec(&st.db)
+        .exec(st.db())
         .await?;
     if claimed.rows_affected != 1 {
         return Ok(None);
     }
     let Some(row) = job::Entity::find()
         .filter(job::Column::UniqueKey.eq(key))
-        .one(&st.db)
+        .one(st.db())
         .await?
     else {
         return Ok(None);
@@ -605,8 +645,8 @@ async fn run_inline<'a>(
     finish(st, &row, &worker, &outcome).await
 }
 
-fn observe_duration(st: &AppState, kind: &str, started: std::time::Instant) {
-    st.metrics
+fn observe_duration<C: JobContext>(st: &C, kind: &str, started: std::time::Instant) {
+    st.metrics()
         .job_duration
         .with_label_values(&[kind])
         .observe(started.elapsed().as_secs_f64());
@@ -619,8 +659,8 @@ pub const DEAD_RETENTION_DAYS: i64 = 30;
 
 /// Deletes done jobs older than [`DONE_RETENTION_DAYS`] and dead ones older than
 /// [`DEAD_RETENTION_DAYS`] (by their last update); how many.
-pub async fn purge_finished(st: &AppState) -> AppResult<u64> {
-    let now = st.clock.now();
+pub async fn purge_finished<C: JobContext>(st: &C) -> AppResult<u64> {
+    let now = st.clock().now();
     let old = |state: JobState, days: i64| {
         Condition::all()
             .add(job::Column::State.eq(state))
@@ -632,18 +672,14 @@ pub async fn purge_finished(st: &AppState) -> AppResult<u64> {
                 .add(old(JobState::Done, DONE_RETENTION_DAYS))
                 .add(old(JobState::Dead, DEAD_RETENTION_DAYS)),
         )
-        .exec(&st.db)
+        .exec(st.db())
         .await?
         .rows_affected)
 }
 
-/// An operator's retry: a dead or failed job runs again now, with a fresh set of attempts.
+/// Makes a dead or failed job due now, with a fresh set of attempts (an operator's retry);
 /// `conflict` for a job in any other state.
-pub async fn retry(st: &AppState, id: i64) -> AppResult<job::Model> {
-    retry_in(&st.db, st.clock.now(), id).await
-}
-
-async fn retry_in<C: ConnectionTrait>(
+pub async fn retry_in<C: ConnectionTrait>(
     conn: &C,
     now: DateTime<Utc>,
     id: i64,
@@ -671,82 +707,24 @@ async fn retry_in<C: ConnectionTrait>(
     Ok(found)
 }
 
-/// What operators filter jobs by.
-#[derive(Debug, Clone, Default)]
-pub struct JobFilter {
-    pub state: Option<JobState>,
-    pub kind: Option<String>,
-}
-
-/// Admin: jobs, newest first.
-pub async fn list(
-    st: &AppState,
-    ctx: &RequestCtx,
-    f: JobFilter,
-    page: Page,
-) -> AppResult<(Vec<job::Model>, u64)> {
-    ctx.require_admin()?;
-    let mut q = job::Entity::find();
-    if let Some(s) = f.state {
-        q = q.filter(job::Column::State.eq(s));
-    }
-    if let Some(k) = f.kind.as_deref().map(str::trim).filter(|k| !k.is_empty()) {
-        q = q.filter(job::Column::Kind.eq(k));
-    }
-    page.fetch(&st.db, q.order_by_desc(job::Column::Id)).await
-}
-
-/// Admin: one job.
-pub async fn get(st: &AppState, ctx: &RequestCtx, id: i64) -> AppResult<job::Model> {
-    ctx.require_admin()?;
-    job::Entity::find_by_id(id)
-        .one(&st.db)
-        .await?
-        .ok_or_else(|| AppError::not_found("Job"))
-}
-
-/// Admin: [`retry`], audited as `job.retried`.
-pub async fn retry_by(st: &AppState, ctx: &RequestCtx, id: i64) -> AppResult<job::Model> {
-    ctx.require_admin()?;
-    let before = job::Entity::find_by_id(id)
-        .one(&st.db)
-        .await?
-        .ok_or_else(|| AppError::not_found("Job"))?;
-    let txn = begin_write(&st.db).await?;
-    let retried = retry_in(&txn, st.clock.now(), id).await?;
-    events::record(
-        &txn,
-        st,
-        ctx,
-        DomainEvent::JobRetried {
-            id,
-            kind: before.kind,
-            from: before.state,
-        },
-    )
-    .await?;
-    txn.commit().await?;
-    Ok(retried)
-}
-
 /// How often a process that runs jobs refreshes `jobs_pending` and `jobs_running`.
 pub const GAUGE_REFRESH: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Sets `jobs_pending` and `jobs_running` from the queue (every process's jobs). The runner does
 /// it every [`GAUGE_REFRESH`]; `/metrics` itself never queries the database.
-pub async fn refresh_gauges(st: &AppState) -> AppResult<()> {
+pub async fn refresh_gauges<C: JobContext>(st: &C) -> AppResult<()> {
     let (pending, running) = counts(st).await?;
-    st.metrics.jobs_pending.set(pending);
-    st.metrics.jobs_running.set(running);
+    st.metrics().jobs_pending.set(pending);
+    st.metrics().jobs_running.set(running);
     Ok(())
 }
 
 /// Jobs waiting (queued or failed, whatever their `run_at`) and jobs running, across processes.
-pub async fn counts(st: &AppState) -> AppResult<(i64, i64)> {
+pub async fn counts<C: JobContext>(st: &C) -> AppResult<(i64, i64)> {
     let count = |states: Vec<JobState>| async move {
         job::Entity::find()
             .filter(job::Column::State.is_in(states))
-            .count(&st.db)
+            .count(st.db())
             .await
     };
     let pending = count(vec![JobState::Queued, JobState::Failed]).await?;
@@ -783,17 +761,27 @@ impl<T> Drop for AbortOnDrop<T> {
 }
 
 /// Workers of one process. Cloning is cheap (the registry is shared).
-#[derive(Clone)]
-pub struct Runner {
-    st: AppState,
-    registry: Arc<Registry>,
+pub struct Runner<C> {
+    st: C,
+    registry: Arc<Registry<C>>,
     opts: RunnerOptions,
     /// Names this process's workers (`<host>-<pid>-<random>#<n>`).
     id: String,
 }
 
-impl Runner {
-    pub fn new(st: AppState, registry: Registry, opts: RunnerOptions) -> Self {
+impl<C: Clone> Clone for Runner<C> {
+    fn clone(&self) -> Self {
+        Runner {
+            st: self.st.clone(),
+            registry: Arc::clone(&self.registry),
+            opts: self.opts.clone(),
+            id: self.id.clone(),
+        }
+    }
+}
+
+impl<C: JobContext> Runner<C> {
+    pub fn new(st: C, registry: Registry<C>, opts: RunnerOptions) -> Self {
         let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "host".into());
         let id = format!(
             "{host}-{}-{}",
@@ -927,7 +915,7 @@ impl Runner {
     }
 
     /// Starts the workers. Nothing runs when the registry is empty or `workers` is 0.
-    pub fn start(self) -> RunnerHandle {
+    pub fn start(self) -> RunnerHandle<C> {
         let token = CancellationToken::new();
         let mut tasks = Vec::new();
         if !self.registry.is_empty() {
@@ -992,13 +980,13 @@ impl Runner {
 }
 
 /// The running workers of a [`Runner`].
-pub struct RunnerHandle {
+pub struct RunnerHandle<C> {
     token: CancellationToken,
     tasks: Vec<JoinHandle<()>>,
-    runner: Runner,
+    runner: Runner<C>,
 }
 
-impl RunnerHandle {
+impl<C: JobContext> RunnerHandle<C> {
     /// Stops claiming, lets running attempts finish for up to `grace`, then stops the rest and
     /// hands their jobs back to the queue (the interrupted attempt is not counted). Returns how
     /// many jobs were handed back.
@@ -1012,7 +1000,7 @@ impl RunnerHandle {
             }
         }
         let st = &self.runner.st;
-        let now = st.clock.now();
+        let now = st.clock().now();
         let released = unlocked(job::Entity::update_many())
             .col_expr(job::Column::State, Expr::value(JobState::Queued))
             .col_expr(job::Column::RunAt, Expr::value(now))
@@ -1023,7 +1011,7 @@ impl RunnerHandle {
             .col_expr(job::Column::UpdatedAt, Expr::value(now))
             .filter(job::Column::State.eq(JobState::Running))
             .filter(job::Column::LockedBy.starts_with(format!("{}#", self.runner.id)))
-            .exec(&st.db)
+            .exec(st.db())
             .await?
             .rows_affected;
         if released > 0 {

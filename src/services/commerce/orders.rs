@@ -377,6 +377,7 @@ pub struct ExpireUnpaid;
 
 impl crate::services::platform::jobs::Periodic for ExpireUnpaid {
     const KIND: &'static str = "orders.expire_unpaid";
+    type Context = AppState;
 
     async fn run(&self, st: &AppState) -> Result<(), crate::services::platform::jobs::JobError> {
         let n = sweep_expired(st).await?;

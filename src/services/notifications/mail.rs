@@ -95,6 +95,7 @@ pub struct SendMail;
 
 impl Job for SendMail {
     const KIND: &'static str = "mail.send";
+    type Context = AppState;
     type Payload = MailPayload;
 
     async fn run(&self, st: &AppState, p: MailPayload) -> Result<(), JobError> {

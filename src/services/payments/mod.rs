@@ -628,6 +628,7 @@ pub struct RefundPayload {
 
 impl crate::services::platform::jobs::Job for RefundCancelled {
     const KIND: &'static str = "payments.refund";
+    type Context = AppState;
     type Payload = RefundPayload;
 
     async fn run(

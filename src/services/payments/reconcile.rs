@@ -144,6 +144,7 @@ pub struct Reconcile;
 
 impl crate::services::platform::jobs::Periodic for Reconcile {
     const KIND: &'static str = "payments.reconcile";
+    type Context = AppState;
 
     async fn run(&self, st: &AppState) -> Result<(), crate::services::platform::jobs::JobError> {
         run(st, &Scope::default()).await?;

@@ -408,6 +408,7 @@ pub struct ExportPayload {
 
 impl Job for PrepareExport {
     const KIND: &'static str = "privacy.export";
+    type Context = AppState;
     type Payload = ExportPayload;
 
     async fn run(&self, st: &AppState, p: ExportPayload) -> Result<(), JobError> {

@@ -435,6 +435,7 @@ pub struct ErasurePayload {
 
 impl Job for EraseAccount {
     const KIND: &'static str = "privacy.erasure";
+    type Context = AppState;
     type Payload = ErasurePayload;
 
     async fn run(&self, st: &AppState, p: ErasurePayload) -> Result<(), JobError> {

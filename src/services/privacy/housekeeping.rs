@@ -74,6 +74,7 @@ pub struct Purge;
 
 impl crate::services::platform::jobs::Periodic for Purge {
     const KIND: &'static str = "housekeeping.purge";
+    type Context = AppState;
 
     async fn run(&self, st: &AppState) -> Result<(), crate::services::platform::jobs::JobError> {
         let purged = purge_expired(st).await?;

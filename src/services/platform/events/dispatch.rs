@@ -150,6 +150,7 @@ pub struct Dispatch(pub Subscribers);
 
 impl Job for Dispatch {
     const KIND: &'static str = "outbox.dispatch";
+    type Context = AppState;
     type Payload = DispatchPayload;
 
     async fn run(&self, st: &AppState, p: DispatchPayload) -> Result<(), JobError> {
@@ -307,7 +308,7 @@ async fn taken(
 /// the dispatch job of each subscriber with events waiting and no job on the way.
 pub struct DispatchSchedule(pub Subscribers);
 
-impl Schedule for DispatchSchedule {
+impl Schedule<AppState> for DispatchSchedule {
     fn tick<'a>(&'a self, st: &'a AppState) -> BoxFuture<'a, AppResult<()>> {
         Box::pin(async move {
             let now = st.clock.now();
