@@ -238,6 +238,7 @@ pub fn routes() -> Vec<RestRoute> {
             .doc("orders", "One order (the owner's, or any for an admin; others are 404)")
             .returns::<OrderDoc>(),
         RestRoute::new(M::GET, "/api/orders/{id}/invoice", "OrderInvoice", doc!("commerce/order_invoice.graphql"), "orderInvoice")
+            .conflicts()
             .access(Access::Customer)
             .doc("orders", "The PDF receipt of a paid, shipped or delivered order (owner or admin; others 404; before payment 409 not_paid)")
             .binary("application/pdf", "receipt-{id}.pdf"),

@@ -56,6 +56,7 @@ pub fn routes() -> Vec<RestRoute> {
             doc!("auth/register.graphql", "user_fields.graphql"),
             "register",
         )
+        .rate_limited()
         .status(StatusCode::CREATED)
         .doc("auth", "Register a customer account and sign it in")
         .body(json_body::<RegisterInput>("input"))
@@ -67,6 +68,8 @@ pub fn routes() -> Vec<RestRoute> {
             doc!("auth/login.graphql", "user_fields.graphql"),
             "signIn",
         )
+        .credentials()
+        .rate_limited()
         .doc(
             "auth",
             "Sign in with email and password: the tokens, or for an account with two-factor authentication `{mfaRequired: true, mfaToken, expiresIn}` to complete with POST /api/auth/2fa/verify",
@@ -80,6 +83,8 @@ pub fn routes() -> Vec<RestRoute> {
             doc!("auth/verify_mfa.graphql", "user_fields.graphql"),
             "verifyMfa",
         )
+        .credentials()
+        .rate_limited()
         .doc(
             "auth",
             "Complete a two-factor sign-in with its mfaToken and a 6-digit code (each accepted once) or a recovery code (each works once); 400 on `code` / `recoveryCode` (`invalid`, `already_used`), 401 when the mfaToken is expired or used",
@@ -93,6 +98,8 @@ pub fn routes() -> Vec<RestRoute> {
             doc!("auth/refresh_token.graphql", "user_fields.graphql"),
             "refreshToken",
         )
+        .credentials()
+        .rate_limited()
         .doc("auth", "Rotate a refresh token into a new token pair")
         .body(json_body::<RefreshInput>("input"))
         .returns::<AuthPayload>(),
@@ -103,6 +110,7 @@ pub fn routes() -> Vec<RestRoute> {
             doc!("auth/logout.graphql"),
             "logout",
         )
+        .rate_limited()
         .status(StatusCode::NO_CONTENT)
         .access(Access::Customer)
         .doc(
@@ -117,6 +125,7 @@ pub fn routes() -> Vec<RestRoute> {
             doc!("auth/verify_email.graphql"),
             "verifyEmail",
         )
+        .rate_limited()
         .doc(
             "auth",
             "Use the link mailed to verify an address (or complete an email change); 400 on `token` when it is invalid, used or expired",
@@ -130,6 +139,7 @@ pub fn routes() -> Vec<RestRoute> {
             doc!("auth/resend_email_verification.graphql"),
             "resendEmailVerification",
         )
+        .rate_limited()
         .status(StatusCode::ACCEPTED)
         .access(Access::Customer)
         .doc(
@@ -144,6 +154,7 @@ pub fn routes() -> Vec<RestRoute> {
             doc!("auth/forgot_password.graphql"),
             "forgotPassword",
         )
+        .rate_limited()
         .status(StatusCode::ACCEPTED)
         .doc(
             "auth",
@@ -158,6 +169,7 @@ pub fn routes() -> Vec<RestRoute> {
             doc!("auth/reset_password.graphql"),
             "resetPassword",
         )
+        .rate_limited()
         .status(StatusCode::NO_CONTENT)
         .doc(
             "auth",
@@ -171,6 +183,7 @@ pub fn routes() -> Vec<RestRoute> {
             doc!("users/change_password.graphql"),
             "changePassword",
         )
+        .rate_limited()
         .status(StatusCode::NO_CONTENT)
         .access(Access::Customer)
         .doc(
@@ -232,6 +245,7 @@ pub fn routes() -> Vec<RestRoute> {
             doc!("users/enable_two_factor.graphql"),
             "enableTwoFactor",
         )
+        .rate_limited()
         .access(Access::Customer)
         .doc(
             "users",
@@ -246,6 +260,7 @@ pub fn routes() -> Vec<RestRoute> {
             doc!("users/disable_two_factor.graphql"),
             "disableTwoFactor",
         )
+        .rate_limited()
         .status(StatusCode::NO_CONTENT)
         .access(Access::Customer)
         .doc(
@@ -326,6 +341,7 @@ pub fn routes() -> Vec<RestRoute> {
             doc!("privacy/request_data_export.graphql"),
             "requestDataExport",
         )
+        .rate_limited()
         .status(StatusCode::ACCEPTED)
         .access(Access::Customer)
         .doc(
@@ -340,6 +356,7 @@ pub fn routes() -> Vec<RestRoute> {
             doc!("privacy/request_account_deletion.graphql"),
             "requestAccountDeletion",
         )
+        .rate_limited()
         .status(StatusCode::ACCEPTED)
         .access(Access::Customer)
         .doc(
@@ -355,6 +372,7 @@ pub fn routes() -> Vec<RestRoute> {
             doc!("privacy/cancel_account_deletion.graphql"),
             "cancelAccountDeletion",
         )
+        .rate_limited()
         .status(StatusCode::NO_CONTENT)
         .doc(
             "privacy",

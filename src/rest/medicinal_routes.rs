@@ -42,6 +42,7 @@ pub fn routes() -> Vec<RestRoute> {
             .query(query::<PageParams>())
             .returns::<MedicinalDocumentPage>(),
         RestRoute::new(M::POST, "/api/medicinal/me/docs", "SubmitMedicinalDocument", doc!("medicinal/submit_document.graphql", "medicinal_document_fields.graphql"), "submitMedicinalDocument")
+            .needs_consent()
             .status(StatusCode::CREATED)
             .access(Access::Customer)
             .doc("medicinal", "Submit a prescription or certificate for review: multipart `file` + `docType`, or JSON {docType, fileId}")

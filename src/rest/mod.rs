@@ -112,6 +112,23 @@ pub struct RestRoute {
     pub upload: Option<UploadSpec>,
     /// When set, the field is sent as a file download instead of JSON.
     pub raw_response: Option<RawFile>,
+    /// What the route may refuse beyond what its method, access and body imply.
+    pub refusals: Refusals,
+}
+
+/// Refusals a route row declares, which the OpenAPI document states from here (never guessed
+/// from a path): the default is none of them.
+#[derive(Clone, Copy, Default, Debug, PartialEq, Eq)]
+pub struct Refusals {
+    /// 401 for wrong credentials (a password, a refresh token, an mfaToken), not for a bad bearer.
+    pub credentials: bool,
+    /// 429 with `Retry-After`: the per-IP credential budget, or an allowance such as three data
+    /// exports a day.
+    pub rate_limited: bool,
+    /// 409 although the route is a GET (a receipt before payment); other methods always may.
+    pub conflict: bool,
+    /// 403 `consent_required` besides `forbidden` (no health-data consent recorded).
+    pub consent: bool,
 }
 
 /// A file download: the GraphQL field is a String holding the file (text as is, or base64 for
@@ -148,7 +165,32 @@ impl RestRoute {
             response: None,
             upload: None,
             raw_response: None,
+            refusals: Refusals::default(),
         }
+    }
+
+    /// Wrong credentials are a 401 (see [`Refusals::credentials`]).
+    pub fn credentials(mut self) -> Self {
+        self.refusals.credentials = true;
+        self
+    }
+
+    /// The route may answer 429 (see [`Refusals::rate_limited`]).
+    pub fn rate_limited(mut self) -> Self {
+        self.refusals.rate_limited = true;
+        self
+    }
+
+    /// The route may answer 409 although it is a GET (see [`Refusals::conflict`]).
+    pub fn conflicts(mut self) -> Self {
+        self.refusals.conflict = true;
+        self
+    }
+
+    /// The route may answer 403 `consent_required` (see [`Refusals::consent`]).
+    pub fn needs_consent(mut self) -> Self {
+        self.refusals.consent = true;
+        self
     }
 
     /// The field is a String sent as a file download (e.g. `text/csv`, `products.csv`).

@@ -300,10 +300,7 @@ fn operation(route: &RestRoute) -> utoipa::openapi::path::Operation {
         "400",
         error_response("validation_error: malformed or invalid input, with field details"),
     );
-    let credentials = matches!(
-        route.path,
-        "/api/auth/login" | "/api/auth/refresh" | "/api/auth/2fa/verify"
-    );
+    let credentials = route.refusals.credentials;
     if route.access != Access::Public {
         op = op
             .response(
@@ -336,7 +333,7 @@ fn operation(route: &RestRoute) -> utoipa::openapi::path::Operation {
     } else if route.access == Access::Customer {
         op = op.response(
             "403",
-            error_response(if route.operation == "SubmitMedicinalDocument" {
+            error_response(if route.refusals.consent {
                 "forbidden: this account may not do this; consent_required: no health-data consent is recorded (give it with POST /api/me/consents/health_data, or send acceptHealthDataProcessing: true)"
             } else {
                 "forbidden: this account may not do this (for example, reviewing a product it did not buy)"
@@ -349,8 +346,8 @@ fn operation(route: &RestRoute) -> utoipa::openapi::path::Operation {
             error_response("not_found: the resource, or one the body refers to, does not exist or is not yours"),
         );
     }
-    // A receipt is refused (409 not_paid) before payment, although it is a GET.
-    if route.method != axum::http::Method::GET || route.path.ends_with("/invoice") {
+    // Any write may conflict; a GET only when its row says so (a receipt before payment).
+    if route.method != axum::http::Method::GET || route.refusals.conflict {
         op = op.response("409", error_response("conflict"));
     }
     if has_body {
@@ -366,16 +363,7 @@ fn operation(route: &RestRoute) -> utoipa::openapi::path::Operation {
     }
     // The credential routes share a per-IP budget (`AUTH_RATE_LIMIT_PER_MINUTE`); a customer
     // may ask for three data exports a day.
-    if route.path.starts_with("/api/auth/")
-        || matches!(
-            route.path,
-            "/api/me/password"
-                | "/api/me/2fa/enable"
-                | "/api/me/2fa/disable"
-                | "/api/me/data-export"
-                | "/api/me/deletion-request"
-        )
-    {
+    if route.refusals.rate_limited {
         op = op.response("429", rate_limited_response());
     }
     op.response("500", error_response("internal_error"))
@@ -851,4 +839,49 @@ pub fn document() -> OpenApi {
 
 pub fn yaml() -> String {
     document().to_yaml().unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The status codes of an operation as the document states them.
+    fn statuses(route: &RestRoute) -> Vec<String> {
+        operation(route)
+            .responses
+            .responses
+            .keys()
+            .cloned()
+            .collect()
+    }
+
+    fn described(route: &RestRoute, status: &str) -> String {
+        match operation(route).responses.responses.get(status) {
+            Some(utoipa::openapi::RefOr::T(r)) => r.description.clone(),
+            _ => String::new(),
+        }
+    }
+
+    #[test]
+    fn refusals_come_from_the_route_row() {
+        use axum::http::Method;
+        let row = || RestRoute::new(Method::GET, "/api/auth/example", "Example", "{ x }", "x");
+        let plain = row();
+        let codes = statuses(&plain);
+        // Not guessed from the path: an /api/auth/ GET without flags may not answer 429 or 409.
+        assert!(!codes.contains(&"429".to_string()), "{codes:?}");
+        assert!(!codes.contains(&"409".to_string()), "{codes:?}");
+        assert!(!described(&plain, "401").contains("wrong credentials"));
+
+        let flagged = row().rate_limited().conflicts().credentials();
+        let codes = statuses(&flagged);
+        assert!(codes.contains(&"429".to_string()), "{codes:?}");
+        assert!(codes.contains(&"409".to_string()), "{codes:?}");
+        assert!(described(&flagged, "401").contains("wrong credentials"));
+
+        let customer = RestRoute::new(Method::POST, "/api/example", "Example", "{ x }", "x")
+            .access(crate::rest::Access::Customer);
+        assert!(!described(&customer, "403").contains("consent_required"));
+        assert!(described(&customer.needs_consent(), "403").contains("consent_required"));
+    }
 }
