@@ -29,6 +29,7 @@ use crate::services::platform::events::{self, DomainEvent};
 use crate::services::platform::files;
 use crate::services::platform::jobs::{self, Job, JobError, NewJob};
 use crate::services::platform::pagination::Page;
+use crate::services::privacy::requests;
 use crate::state::AppState;
 
 /// How long a ready export may be downloaded.
@@ -412,28 +413,15 @@ impl Job for PrepareExport {
     type Payload = ExportPayload;
 
     async fn run(&self, st: &AppState, p: ExportPayload) -> Result<(), JobError> {
-        let Some(r) = privacy_request::Entity::find_by_id(p.request_id)
-            .one(&st.db)
-            .await?
+        let Some(r) =
+            requests::open_for_work(&st.db, p.request_id, PrivacyRequestKind::Export).await?
         else {
             return Ok(());
         };
-        if !matches!(
-            r.state,
-            PrivacyRequestState::Pending | PrivacyRequestState::Processing
-        ) {
+        let now = st.clock.now();
+        if !requests::claim_for_processing(&st.db, r.id, now).await? {
             return Ok(());
         }
-        let now = st.clock.now();
-        privacy_request::Entity::update_many()
-            .col_expr(
-                privacy_request::Column::State,
-                Expr::value(PrivacyRequestState::Processing),
-            )
-            .col_expr(privacy_request::Column::UpdatedAt, Expr::value(now))
-            .filter(privacy_request::Column::Id.eq(r.id))
-            .exec(&st.db)
-            .await?;
         let data = gather(&st.db, r.user_id, now).await?;
         let attachments = data.files.clone();
         let dir = files::private_dir(st).join("exports");

@@ -44,6 +44,7 @@ use crate::services::accounts::{auth, erasing, lockout, sessions, two_factor};
 use crate::services::platform::events::{self, DomainEvent};
 use crate::services::platform::files;
 use crate::services::platform::jobs::{self, Job, JobError, NewJob};
+use crate::services::privacy::requests;
 use crate::state::AppState;
 
 /// `POST /api/me/deletion-request`: re-authentication for erasing the account.
@@ -440,16 +441,8 @@ impl Job for EraseAccount {
 
     async fn run(&self, st: &AppState, p: ErasurePayload) -> Result<(), JobError> {
         // Cancelled (the row is gone) or done: nothing to do.
-        let Some(r) = privacy_request::Entity::find_by_id(p.request_id)
-            .one(&st.db)
-            .await?
-            .filter(|r| r.kind == PrivacyRequestKind::Erasure)
-            .filter(|r| {
-                matches!(
-                    r.state,
-                    PrivacyRequestState::Pending | PrivacyRequestState::Processing
-                )
-            })
+        let Some(r) =
+            requests::open_for_work(&st.db, p.request_id, PrivacyRequestKind::Erasure).await?
         else {
             return Ok(());
         };
@@ -464,20 +457,7 @@ impl Job for EraseAccount {
             return Err(JobError::Retry(msg));
         }
         // From here on it can no longer be cancelled.
-        let claimed = privacy_request::Entity::update_many()
-            .col_expr(
-                privacy_request::Column::State,
-                Expr::value(PrivacyRequestState::Processing),
-            )
-            .col_expr(privacy_request::Column::UpdatedAt, Expr::value(now))
-            .filter(privacy_request::Column::Id.eq(r.id))
-            .filter(privacy_request::Column::State.is_in([
-                PrivacyRequestState::Pending,
-                PrivacyRequestState::Processing,
-            ]))
-            .exec(&st.db)
-            .await?;
-        if claimed.rows_affected != 1 {
+        if !requests::claim_for_processing(&st.db, r.id, now).await? {
             return Ok(());
         }
         if u.erased_at.is_none() {
