@@ -52,270 +52,170 @@ pub struct MetricHandles {
     pub persisted_queries: IntCounterVec,
 }
 
-fn register<T: prometheus::core::Collector + Clone + 'static>(r: &Registry, c: T) -> T {
-    // Names are static and unique, so registration cannot fail.
-    r.register(Box::new(c.clone()))
-        .expect("metric registration");
-    c
+/// Registers each metric on one registry as it is made. Names are static and unique, so
+/// construction and registration cannot fail.
+struct Maker<'r>(&'r Registry);
+
+impl Maker<'_> {
+    fn register<T: prometheus::core::Collector + Clone + 'static>(&self, c: T) -> T {
+        self.0
+            .register(Box::new(c.clone()))
+            .expect("metric registration");
+        c
+    }
+
+    fn counter(&self, name: &str, help: &str) -> IntCounter {
+        self.register(IntCounter::new(name, help).expect("metric"))
+    }
+
+    fn counters(&self, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+        self.register(IntCounterVec::new(Opts::new(name, help), labels).expect("metric"))
+    }
+
+    fn gauge(&self, name: &str, help: &str) -> IntGauge {
+        self.register(IntGauge::new(name, help).expect("metric"))
+    }
+
+    fn histogram(&self, name: &str, help: &str, buckets: &[f64]) -> Histogram {
+        let opts = HistogramOpts::new(name, help).buckets(buckets.to_vec());
+        self.register(Histogram::with_opts(opts).expect("metric"))
+    }
+
+    fn histograms(&self, name: &str, help: &str, buckets: &[f64], labels: &[&str]) -> HistogramVec {
+        let opts = HistogramOpts::new(name, help).buckets(buckets.to_vec());
+        self.register(HistogramVec::new(opts, labels).expect("metric"))
+    }
 }
+
+/// Latency buckets (seconds) of requests and statements.
+const LATENCY: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+];
+/// Duration buckets (seconds) of job attempts.
+const JOB_DURATION: &[f64] = &[
+    0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+];
 
 impl Metrics {
     pub fn new() -> Self {
-        let r = Registry::new();
-        let buckets = vec![
-            0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
-        ];
+        let registry = Registry::new();
+        let m = Maker(&registry);
+        let route = &["method", "route", "status"];
         Metrics(std::sync::Arc::new(MetricHandles {
-            http_requests: register(
-                &r,
-                IntCounterVec::new(
-                    Opts::new("http_requests_total", "HTTP requests by route and status"),
-                    &["method", "route", "status"],
-                )
-                .expect("metric"),
+            // HTTP and GraphQL
+            http_requests: m.counters("http_requests_total", "HTTP requests by route and status", route),
+            http_duration: m.histograms(
+                "http_request_duration_seconds",
+                "HTTP request latency by route and status",
+                LATENCY,
+                route,
             ),
-            http_duration: register(
-                &r,
-                HistogramVec::new(
-                    HistogramOpts::new(
-                        "http_request_duration_seconds",
-                        "HTTP request latency by route and status",
-                    )
-                    .buckets(buckets.clone()),
-                    &["method", "route", "status"],
-                )
-                .expect("metric"),
+            graphql_operations: m.counters(
+                "graphql_operations_total",
+                "GraphQL operations executed",
+                &["operation", "outcome"],
             ),
-            db_statements: register(
-                &r,
-                IntCounter::new("db_statements_total", "SQL statements executed").expect("metric"),
+            rate_limited: m.counters(
+                "rate_limited_requests_total",
+                "Requests refused by a rate limit",
+                &["limit"],
             ),
-            db_statement_failures: register(
-                &r,
-                IntCounter::new("db_statement_failures_total", "SQL statements that failed")
-                    .expect("metric"),
+            login_failures: m.counter("auth_login_failures_total", "Failed login attempts"),
+            // the database
+            db_statements: m.counter("db_statements_total", "SQL statements executed"),
+            db_statement_failures: m.counter("db_statement_failures_total", "SQL statements that failed"),
+            db_statement_duration: m.histogram("db_statement_duration_seconds", "SQL statement latency", LATENCY),
+            db_pool_size: m.gauge("db_pool_connections", "Open database connections"),
+            db_pool_idle: m.gauge("db_pool_idle_connections", "Idle database connections"),
+            db_contention: m.counters(
+                "db_contention_total",
+                "Transactions rolled back by a deadlock or serialization failure: retried (run again by the server) or given_up (answered 503)",
+                &["outcome"],
             ),
-            db_statement_duration: register(
-                &r,
-                Histogram::with_opts(
-                    HistogramOpts::new("db_statement_duration_seconds", "SQL statement latency")
-                        .buckets(buckets),
-                )
-                .expect("metric"),
+            // orders and payments
+            orders_created: m.counter("orders_created_total", "Orders created by checkout"),
+            order_transitions: m.counters(
+                "order_status_transitions_total",
+                "Order status changes",
+                &["from", "to"],
             ),
-            db_pool_size: register(
-                &r,
-                IntGauge::new("db_pool_connections", "Open database connections").expect("metric"),
+            payments: m.counters("payments_total", "Payment outcomes by provider", &["provider", "outcome"]),
+            webhooks: m.counters(
+                "payment_webhooks_total",
+                "Webhook deliveries by provider and outcome",
+                &["provider", "outcome"],
             ),
-            db_pool_idle: register(
-                &r,
-                IntGauge::new("db_pool_idle_connections", "Idle database connections")
-                    .expect("metric"),
+            refund_required: m.counter(
+                "payments_refund_required_total",
+                "Payments that need a manual refund",
             ),
-            graphql_operations: register(
-                &r,
-                IntCounterVec::new(
-                    Opts::new("graphql_operations_total", "GraphQL operations executed"),
-                    &["operation", "outcome"],
-                )
-                .expect("metric"),
+            // jobs
+            jobs_pending: m.gauge(
+                "jobs_pending",
+                "Jobs waiting to run (queued, or failed and waiting for their retry), read at scrape time",
             ),
-            login_failures: register(
-                &r,
-                IntCounter::new("auth_login_failures_total", "Failed login attempts")
-                    .expect("metric"),
+            jobs_running: m.gauge(
+                "jobs_running",
+                "Jobs leased by a worker (any process), read at scrape time",
             ),
-            rate_limited: register(
-                &r,
-                IntCounterVec::new(
-                    Opts::new(
-                        "rate_limited_requests_total",
-                        "Requests refused by a rate limit",
-                    ),
-                    &["limit"],
-                )
-                .expect("metric"),
+            jobs_failed: m.counters(
+                "jobs_failed_total",
+                "Job attempts that failed (then retried or dead-lettered), by kind",
+                &["kind"],
             ),
-            orders_created: register(
-                &r,
-                IntCounter::new("orders_created_total", "Orders created by checkout")
-                    .expect("metric"),
+            jobs_dead: m.counters(
+                "jobs_dead_total",
+                "Jobs dead-lettered (out of attempts or failed for good), by kind",
+                &["kind"],
             ),
-            order_transitions: register(
-                &r,
-                IntCounterVec::new(
-                    Opts::new("order_status_transitions_total", "Order status changes"),
-                    &["from", "to"],
-                )
-                .expect("metric"),
+            job_duration: m.histograms(
+                "job_duration_seconds",
+                "Job attempts' duration, by kind",
+                JOB_DURATION,
+                &["kind"],
             ),
-            payments: register(
-                &r,
-                IntCounterVec::new(
-                    Opts::new("payments_total", "Payment outcomes by provider"),
-                    &["provider", "outcome"],
-                )
-                .expect("metric"),
+            // the outbox and mail
+            outbox_events: m.counters(
+                "outbox_events_total",
+                "Domain events written to the outbox, by type (counted when written)",
+                &["type"],
             ),
-            webhooks: register(
-                &r,
-                IntCounterVec::new(
-                    Opts::new(
-                        "payment_webhooks_total",
-                        "Webhook deliveries by provider and outcome",
-                    ),
-                    &["provider", "outcome"],
-                )
-                .expect("metric"),
+            outbox_deliveries: m.counters(
+                "outbox_deliveries_total",
+                "Outbox events handed to subscribers, by subscriber and outcome (delivered, failed, skipped)",
+                &["subscriber", "outcome"],
             ),
-            db_contention: register(
-                &r,
-                IntCounterVec::new(
-                    Opts::new(
-                        "db_contention_total",
-                        "Transactions rolled back by a deadlock or serialization failure: retried (run again by the server) or given_up (answered 503)",
-                    ),
-                    &["outcome"],
-                )
-                .expect("metric"),
+            emails_sent: m.counters(
+                "emails_sent_total",
+                "Mail messages handed to SMTP (or written to MAIL_DIR), by template",
+                &["template"],
             ),
-            refund_required: register(
-                &r,
-                IntCounter::new(
-                    "payments_refund_required_total",
-                    "Payments that need a manual refund",
-                )
-                .expect("metric"),
+            emails_failed: m.counters(
+                "emails_failed_total",
+                "Mail attempts that failed (then retried or dead-lettered), by template",
+                &["template"],
             ),
-            jobs_pending: register(
-                &r,
-                IntGauge::new(
-                    "jobs_pending",
-                    "Jobs waiting to run (queued, or failed and waiting for their retry), read at scrape time",
-                )
-                .expect("metric"),
+            // the read path
+            response_cache_hits: m.counters(
+                "response_cache_hits_total",
+                "Catalogue reads answered from the response cache, by surface (rest, graphql)",
+                &["surface"],
             ),
-            jobs_running: register(
-                &r,
-                IntGauge::new(
-                    "jobs_running",
-                    "Jobs leased by a worker (any process), read at scrape time",
-                )
-                .expect("metric"),
+            response_cache_misses: m.counters(
+                "response_cache_misses_total",
+                "Cacheable catalogue reads that were executed, by surface (rest, graphql)",
+                &["surface"],
             ),
-            jobs_failed: register(
-                &r,
-                IntCounterVec::new(
-                    Opts::new(
-                        "jobs_failed_total",
-                        "Job attempts that failed (then retried or dead-lettered), by kind",
-                    ),
-                    &["kind"],
-                )
-                .expect("metric"),
+            response_cache_bytes: m.gauge(
+                "response_cache_bytes",
+                "Bytes the response cache holds (bodies and keys)",
             ),
-            jobs_dead: register(
-                &r,
-                IntCounterVec::new(
-                    Opts::new(
-                        "jobs_dead_total",
-                        "Jobs dead-lettered (out of attempts or failed for good), by kind",
-                    ),
-                    &["kind"],
-                )
-                .expect("metric"),
+            persisted_queries: m.counters(
+                "persisted_queries_total",
+                "Automatic persisted query lookups: hit, miss, registered",
+                &["outcome"],
             ),
-            job_duration: register(
-                &r,
-                HistogramVec::new(
-                    HistogramOpts::new("job_duration_seconds", "Job attempts' duration, by kind")
-                        .buckets(vec![
-                            0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
-                        ]),
-                    &["kind"],
-                )
-                .expect("metric"),
-            ),
-            outbox_events: register(
-                &r,
-                IntCounterVec::new(
-                    Opts::new(
-                        "outbox_events_total",
-                        "Domain events written to the outbox, by type (counted when written)",
-                    ),
-                    &["type"],
-                )
-                .expect("metric"),
-            ),
-            emails_sent: register(
-                &r,
-                IntCounterVec::new(
-                    Opts::new("emails_sent_total", "Mail messages handed to SMTP (or written to MAIL_DIR), by template"),
-                    &["template"],
-                )
-                .expect("metric"),
-            ),
-            emails_failed: register(
-                &r,
-                IntCounterVec::new(
-                    Opts::new("emails_failed_total", "Mail attempts that failed (then retried or dead-lettered), by template"),
-                    &["template"],
-                )
-                .expect("metric"),
-            ),
-            outbox_deliveries: register(
-                &r,
-                IntCounterVec::new(
-                    Opts::new(
-                        "outbox_deliveries_total",
-                        "Outbox events handed to subscribers, by subscriber and outcome (delivered, failed, skipped)",
-                    ),
-                    &["subscriber", "outcome"],
-                )
-                .expect("metric"),
-            ),
-            response_cache_hits: register(
-                &r,
-                IntCounterVec::new(
-                    Opts::new(
-                        "response_cache_hits_total",
-                        "Catalogue reads answered from the response cache, by surface (rest, graphql)",
-                    ),
-                    &["surface"],
-                )
-                .expect("metric"),
-            ),
-            response_cache_misses: register(
-                &r,
-                IntCounterVec::new(
-                    Opts::new(
-                        "response_cache_misses_total",
-                        "Cacheable catalogue reads that were executed, by surface (rest, graphql)",
-                    ),
-                    &["surface"],
-                )
-                .expect("metric"),
-            ),
-            response_cache_bytes: register(
-                &r,
-                IntGauge::new(
-                    "response_cache_bytes",
-                    "Bytes the response cache holds (bodies and keys)",
-                )
-                .expect("metric"),
-            ),
-            persisted_queries: register(
-                &r,
-                IntCounterVec::new(
-                    Opts::new(
-                        "persisted_queries_total",
-                        "Automatic persisted query lookups: hit, miss, registered",
-                    ),
-                    &["outcome"],
-                )
-                .expect("metric"),
-            ),
-            registry: r,
+            registry,
         }))
     }
 

@@ -31,6 +31,16 @@ pub enum PrivacyRequestKind {
     Erasure,
 }
 
+impl PrivacyRequestKind {
+    /// The kind of the job that answers a request of this kind.
+    pub const fn job_kind(self) -> &'static str {
+        match self {
+            PrivacyRequestKind::Export => "privacy.export",
+            PrivacyRequestKind::Erasure => "privacy.erasure",
+        }
+    }
+}
+
 #[derive(
     Clone,
     Copy,

@@ -11,8 +11,9 @@ use super::{parts, GqlResult};
 use crate::entities::privacy_request::{self, PrivacyRequestKind, PrivacyRequestState};
 use crate::entities::user::Role;
 use crate::services::platform::pagination::Page;
-use crate::services::privacy::data_export::{self, AdminRequest, ExportView, RequestFilter};
+use crate::services::privacy::data_export::{self, ExportView};
 use crate::services::privacy::erasure::{self, CancelDeletionInput, DeletionRequestInput};
+use crate::services::privacy::requests::{self, AdminRequest, RequestFilter};
 
 /// An export of the signed-in customer's data: its state and, once ready, where to download it.
 #[derive(SimpleObject, Serialize, ToSchema)]
@@ -182,7 +183,7 @@ impl PrivacyQuery {
             state,
             overdue,
         };
-        let (items, total) = data_export::list_admin(st, rc, filter, p).await?;
+        let (items, total) = requests::list_admin(st, rc, filter, p).await?;
         Ok(PrivacyRequestPage {
             items: items.into_iter().map(Into::into).collect(),
             total,
@@ -241,6 +242,6 @@ impl PrivacyMutation {
     ) -> GqlResult<PrivacyRequest> {
         let (st, rc) = parts(ctx);
         let r = erasure::process_now(st, rc, id).await?;
-        Ok(data_export::admin_view(st, r).await?.into())
+        Ok(requests::admin_view(st, r).await?.into())
     }
 }

@@ -76,6 +76,14 @@ pub struct ImportParams {
 }
 
 pub fn routes() -> Vec<RestRoute> {
+    [category_and_product_routes(), variant_and_file_routes()]
+        .into_iter()
+        .flatten()
+        .collect()
+}
+
+/// Categories and products.
+fn category_and_product_routes() -> Vec<RestRoute> {
     use Method as M;
     vec![
         RestRoute::new(
@@ -204,6 +212,13 @@ pub fn routes() -> Vec<RestRoute> {
         .status(StatusCode::NO_CONTENT)
         .access(Access::Admin)
         .doc("catalog", "Delete a product and its variants (admin)"),
+    ]
+}
+
+/// Variants, product images and the CSV import and export.
+fn variant_and_file_routes() -> Vec<RestRoute> {
+    use Method as M;
+    vec![
         RestRoute::new(
             M::GET,
             "/api/products/{id}/variants",

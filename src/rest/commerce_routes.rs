@@ -82,6 +82,18 @@ pub struct AdminPaymentsParams {
 }
 
 pub fn routes() -> Vec<RestRoute> {
+    [
+        address_routes(),
+        cart_and_checkout_routes(),
+        order_and_payment_routes(),
+    ]
+    .into_iter()
+    .flatten()
+    .collect()
+}
+
+/// Saved addresses.
+fn address_routes() -> Vec<RestRoute> {
     use Method as M;
     vec![
         RestRoute::new(
@@ -137,6 +149,13 @@ pub fn routes() -> Vec<RestRoute> {
         .status(StatusCode::NO_CONTENT)
         .access(Access::Customer)
         .doc("addresses", "Delete an address"),
+    ]
+}
+
+/// The cart, shipping quotes, checkout and coupons.
+fn cart_and_checkout_routes() -> Vec<RestRoute> {
+    use Method as M;
+    vec![
         RestRoute::new(
             M::GET,
             "/api/cart",
@@ -228,6 +247,13 @@ pub fn routes() -> Vec<RestRoute> {
             .status(StatusCode::NO_CONTENT)
             .access(Access::Admin)
             .doc("coupons", "Delete an unused coupon, or deactivate one that orders refer to (admin)"),
+    ]
+}
+
+/// Orders and payments.
+fn order_and_payment_routes() -> Vec<RestRoute> {
+    use Method as M;
+    vec![
         RestRoute::new(M::GET, "/api/orders", "Orders", doc!("commerce/orders.graphql", "order_fields.graphql"), "orders")
             .access(Access::Customer)
             .doc("orders", "The signed-in customer's orders, newest first")

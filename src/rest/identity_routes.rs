@@ -47,6 +47,19 @@ pub struct UsersParams {
 }
 
 pub fn routes() -> Vec<RestRoute> {
+    [
+        auth_routes(),
+        account_routes(),
+        privacy_routes(),
+        session_and_user_routes(),
+    ]
+    .into_iter()
+    .flatten()
+    .collect()
+}
+
+/// Sign-up, sign-in, tokens, email verification and password reset.
+fn auth_routes() -> Vec<RestRoute> {
     use Method as M;
     vec![
         RestRoute::new(
@@ -176,6 +189,13 @@ pub fn routes() -> Vec<RestRoute> {
             "Set a new password with a reset link's token (once, within 30 minutes); ends every session of the account. 400 on `token` when it is invalid, used or expired",
         )
         .body(json_body::<ResetPasswordInput>("input")),
+    ]
+}
+
+/// The signed-in user's profile, password and two-factor authentication.
+fn account_routes() -> Vec<RestRoute> {
+    use Method as M;
+    vec![
         RestRoute::new(
             M::PATCH,
             "/api/me/password",
@@ -268,6 +288,13 @@ pub fn routes() -> Vec<RestRoute> {
             "Turn two-factor sign-in off with the password and a code or a recovery code (400 on `password` / `code`, 409 when not on)",
         )
         .body(json_body::<DisableTwoFactorInput>("input")),
+    ]
+}
+
+/// Consents, the personal-data export and the deletion request.
+fn privacy_routes() -> Vec<RestRoute> {
+    use Method as M;
+    vec![
         RestRoute::new(
             M::GET,
             "/api/me/consents",
@@ -392,6 +419,13 @@ pub fn routes() -> Vec<RestRoute> {
             "One of your data exports: its state and, when ready, a download link valid for 24 hours (it works only with your bearer token)",
         )
         .returns::<DataExport>(),
+    ]
+}
+
+/// Sessions, and user administration.
+fn session_and_user_routes() -> Vec<RestRoute> {
+    use Method as M;
+    vec![
         RestRoute::new(
             M::GET,
             "/api/me/sessions",
