@@ -31,13 +31,13 @@ use crate::state::AppState;
 pub async fn build_app(config: Config, clock: Clock) -> anyhow::Result<(Router, AppState)> {
     let metrics = Metrics::new();
     let db = db::connect(
-        &config.database_url,
-        config.database_max_connections,
-        config.database_plan_cache_mode,
+        &config.database.url,
+        config.database.max_connections,
+        config.database.plan_cache_mode,
         &metrics,
     )
     .await?;
-    if config.auto_migrate {
+    if config.database.auto_migrate {
         db::migrate(&db).await?;
     }
     let state = AppState::new(db, config, clock, metrics);

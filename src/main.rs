@@ -136,9 +136,9 @@ fn main() -> ExitCode {
 async fn connect_one(config: &Config) -> anyhow::Result<dispensary::db::Db> {
     let metrics = dispensary::metrics::Metrics::new();
     let db = dispensary::db::connect(
-        &config.database_url,
+        &config.database.url,
         1,
-        config.database_plan_cache_mode,
+        config.database.plan_cache_mode,
         &metrics,
     )
     .await?;
@@ -153,7 +153,7 @@ async fn migrate(config: Config) -> anyhow::Result<()> {
 }
 
 async fn seed(mut config: Config) -> anyhow::Result<()> {
-    config.auto_migrate = true;
+    config.database.auto_migrate = true;
     let (_, state) = dispensary::build_app(config, Clock::default()).await?;
     let report = dispensary::seed::run(&state).await?;
     tracing::info!(
@@ -214,10 +214,13 @@ async fn reconcile(
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {
-    let addr = config.app_addr;
+    let addr = config.http.addr;
     let auto_seed = config.app_env == AppEnv::Development;
     let (router, state) = dispensary::build_app(config, Clock::default()).await?;
-    if auto_seed && state.config.auto_migrate && !dispensary::seed::has_users(&state).await? {
+    if auto_seed
+        && state.config.database.auto_migrate
+        && !dispensary::seed::has_users(&state).await?
+    {
         let report = dispensary::seed::run(&state).await?;
         tracing::info!(
             created = report.created,
@@ -231,7 +234,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         std::time::Duration::from_millis(500),
     );
     // Background jobs (JOBS=off leaves them to other processes on the same database).
-    let jobs = state.config.jobs_enabled.then(|| {
+    let jobs = state.config.jobs.enabled.then(|| {
         use dispensary::services::platform::jobs;
         jobs::Runner::new(
             state.clone(),

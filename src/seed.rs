@@ -43,9 +43,14 @@ pub async fn run(st: &AppState) -> anyhow::Result<SeedReport> {
     let mut report = SeedReport::default();
     let mut users = vec![SeedUser {
         name: "Administrador".into(),
-        email: st.config.seed_admin_email.clone(),
+        email: st.config.auth.seed_admin_email.clone(),
         rut: None,
-        password: st.config.seed_admin_password.expose_secret().to_string(),
+        password: st
+            .config
+            .auth
+            .seed_admin_password
+            .expose_secret()
+            .to_string(),
         role: Role::Admin,
         validated_medicinal: true,
         pending_document: None,

@@ -38,16 +38,17 @@ pub struct AppState {
 impl AppState {
     pub fn new(db: Db, config: Config, clock: Clock, metrics: Metrics) -> Self {
         let tokens = Arc::new(TokenKeys::new(&config));
-        let passwords = PasswordHasher::new(config.argon2_memory_kib, config.argon2_iterations);
-        let limits = Arc::new(RateLimits::new(config.auth_rate_limit_per_minute));
+        let passwords =
+            PasswordHasher::new(config.auth.argon2_memory_kib, config.auth.argon2_iterations);
+        let limits = Arc::new(RateLimits::new(config.auth.rate_limit_per_minute));
         let catalogue = Arc::new(Freshness::default());
         let url_signer = Arc::new(UrlSigner::new(&config));
         let mailer = Arc::new(
-            crate::infra::mail::Transport::new(config.smtp.as_ref(), config.mail_dir.clone())
+            crate::infra::mail::Transport::new(config.mail.smtp.as_ref(), config.mail.dir.clone())
                 .expect("SMTP_URL was checked with the configuration"),
         );
         let provider_timeout =
-            std::time::Duration::from_secs(config.provider_timeout_seconds as u64);
+            std::time::Duration::from_secs(config.payments.provider_timeout_seconds as u64);
         AppState {
             db,
             config: Arc::new(config),

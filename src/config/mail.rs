@@ -1,7 +1,41 @@
-//! The mail section of the configuration: `SMTP_URL`, parsed. The transport that uses it lives in
-//! `infra::mail`; this file only knows what the operator wrote.
+//! The mail section of the configuration: `SMTP_URL` parsed, the sender, and where messages go
+//! without SMTP. The transport that uses it lives in `infra::mail`; this file only knows what the
+//! operator wrote.
 
 use secrecy::SecretString;
+
+use super::reader::Reader;
+use super::ConfigError;
+
+#[derive(Debug, Clone)]
+pub struct MailConfig {
+    /// `SMTP_URL`: where mail goes; `None` writes `.eml` files under `dir`.
+    pub smtp: Option<SmtpSettings>,
+    /// `EMAIL_FROM`: the sender of every message (`Name <address>`).
+    pub from: String,
+    /// `MAIL_DIR`: where messages are written without `SMTP_URL`.
+    pub dir: std::path::PathBuf,
+}
+
+impl MailConfig {
+    pub(super) fn parse(r: &Reader<'_>) -> Result<Self, ConfigError> {
+        let from = r.text("EMAIL_FROM", "Dispensario <no-reply@dispensario.local>");
+        from.parse::<lettre::message::Mailbox>().map_err(|e| {
+            ConfigError(format!(
+                "EMAIL_FROM must be an address or \"Name <address>\" (got {from:?}: {e})"
+            ))
+        })?;
+        Ok(MailConfig {
+            smtp: r
+                .raw("SMTP_URL")
+                .map(|u| SmtpSettings::parse(&u))
+                .transpose()
+                .map_err(ConfigError)?,
+            from,
+            dir: r.text("MAIL_DIR", "data/mail").into(),
+        })
+    }
+}
 
 /// How an SMTP connection is secured: `smtps://` (TLS from the start), `?tls=starttls` (the
 /// default for `smtp://`: STARTTLS required), `?tls=opportunistic`, `?tls=none` (plain; for a

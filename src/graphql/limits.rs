@@ -157,9 +157,9 @@ pub struct Bounds {
 impl Bounds {
     pub fn of(config: &Config) -> Self {
         Bounds {
-            max_depth: config.graphql_max_depth,
-            max_aliases: config.graphql_max_aliases,
-            max_fields: config.graphql_max_complexity,
+            max_depth: config.graphql.max_depth,
+            max_aliases: config.graphql.max_aliases,
+            max_fields: config.graphql.max_complexity,
         }
     }
 
@@ -371,7 +371,7 @@ pub fn admit(
     config: &Config,
     rctx: &RequestCtx,
 ) -> (async_graphql::Request, Result<(), AppError>) {
-    let allowed = match config.graphql_introspection {
+    let allowed = match config.graphql.introspection {
         Introspection::Public => true,
         Introspection::Admin => rctx.is_admin(),
         Introspection::Off => false,
@@ -386,7 +386,7 @@ pub fn admit(
         return (request, Ok(()));
     };
     if !allowed && introspects(doc) {
-        let refusal = introspection_refused(config.graphql_introspection, rctx);
+        let refusal = introspection_refused(config.graphql.introspection, rctx);
         return (request, Err(refusal));
     }
     let verdict = inspect(doc, Bounds::of(config))

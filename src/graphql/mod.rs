@@ -95,10 +95,11 @@ pub fn build_schema(state: Option<AppState>) -> AppSchema {
         builder = builder
             .limit_depth(
                 st.config
-                    .graphql_max_depth
+                    .graphql
+                    .max_depth
                     .max(limits::INTROSPECTION_MAX_DEPTH),
             )
-            .limit_complexity(st.config.graphql_max_complexity)
+            .limit_complexity(st.config.graphql.max_complexity)
             .data(st);
     }
     builder.finish()
@@ -134,7 +135,7 @@ async fn execute_retrying(
         let loader: loaders::RequestLoader = async_graphql::dataloader::DataLoader::with_cache(
             loaders::CatalogLoader::new(
                 state.db.clone(),
-                state.config.privacy_policy_version.clone(),
+                state.config.privacy.policy_version.clone(),
             ),
             tokio::spawn,
             async_graphql::dataloader::HashMapCache::default(),
@@ -230,7 +231,7 @@ pub async fn execute(
                     &query,
                     variables,
                     operation.clone(),
-                    state.config.graphql_max_complexity,
+                    state.config.graphql.max_complexity,
                 )
                 .await;
             }

@@ -23,14 +23,14 @@ pub async fn middleware(State(st): State<AppState>, mut req: Request, next: Next
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0.ip())
         .unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST));
-    let ip = client_ip(peer, req.headers(), &st.config.trusted_proxies);
+    let ip = client_ip(peer, req.headers(), &st.config.http.trusted_proxies);
     let trace_id = req
         .extensions()
         .get::<TraceId>()
         .map(|t| t.0.clone())
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     let mut ctx = RequestCtx::anonymous(trace_id, ip);
-    ctx.admin_requires_mfa = st.config.admin_require_2fa;
+    ctx.admin_requires_mfa = st.config.auth.admin_require_2fa;
     if let Some(value) = req.headers().get(AUTHORIZATION) {
         let bearer = value
             .to_str()

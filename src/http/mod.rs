@@ -63,7 +63,7 @@ impl App {
             state.metrics.clone(),
         ));
         let persisted_queries = Arc::new(PersistedQueries::new(
-            config.persisted_queries_max_bytes,
+            config.graphql.persisted_queries_max_bytes,
             state.metrics.clone(),
         ));
         App {
@@ -189,7 +189,7 @@ pub fn router(app: App, api: Router<App>, openapi: utoipa::openapi::OpenApi) -> 
         .layer(from_fn(drain::middleware));
     // Outside CORS and the error normalizer, so preflights and every error get the headers too.
     security::with_headers(
-        routes.layer(cors(&st.config.cors_allowed_origins)),
+        routes.layer(cors(&st.config.http.cors_allowed_origins)),
         &st.config,
     )
     .layer(from_fn_with_state(st, observe::middleware))

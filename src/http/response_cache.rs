@@ -317,8 +317,8 @@ impl ResponseCache {
                 .response_cache_misses
                 .with_label_values(&[surface.label()]);
         }
-        let max = config.response_cache_max_bytes;
-        let store = config.response_cache.then(|| {
+        let max = config.http.response_cache_max_bytes;
+        let store = config.http.response_cache.then(|| {
             // quick_cache sizes its tables from an estimate of the item count (~4 KiB answers).
             let items = (max / 4096).clamp(16, 1 << 20) as usize;
             quick_cache::sync::Cache::with_weighter(items, max, Weight)
@@ -333,7 +333,7 @@ impl ResponseCache {
             freshness,
             held: AtomicU64::new(0),
             metrics,
-            s_maxage: config.http_cache_s_maxage_seconds,
+            s_maxage: config.http.cache_s_maxage_seconds,
         }
     }
 

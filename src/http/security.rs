@@ -19,8 +19,8 @@ pub fn with_headers<S: Clone + Send + Sync + 'static>(
     router: Router<S>,
     config: &Config,
 ) -> Router<S> {
-    let hsts = (config.hsts_max_age_seconds > 0)
-        .then(|| format!("max-age={}", config.hsts_max_age_seconds))
+    let hsts = (config.http.hsts_max_age_seconds > 0)
+        .then(|| format!("max-age={}", config.http.hsts_max_age_seconds))
         .and_then(|v| HeaderValue::from_str(&v).ok());
     router.layer(
         ServiceBuilder::new()

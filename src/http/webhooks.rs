@@ -28,7 +28,7 @@ pub async fn handle(
     let st = &app.state;
     let known = Provider::parse(&provider);
     let allowed = known
-        .and_then(|p| st.config.webhook_allowed_ips.get(&p))
+        .and_then(|p| st.config.payments.webhook_allowed_ips.get(&p))
         .is_none_or(|nets| nets.iter().any(|n| n.contains(&ctx.client_ip)));
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     let refused = known.and_then(|_| text_refused(query.as_deref(), &body));
@@ -250,14 +250,14 @@ async fn to_result_page(
                 .map_or(p.status, |p| p.status);
             format!(
                 "{}/checkout/result?orderId={}&status={}",
-                st.config.frontend_base_url,
+                st.config.http.frontend_base_url,
                 p.order_id,
                 status.as_str()
             )
         }
         None => format!(
             "{}/checkout/result?status=unknown",
-            st.config.frontend_base_url
+            st.config.http.frontend_base_url
         ),
     };
     (

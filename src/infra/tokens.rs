@@ -68,16 +68,16 @@ pub struct TokenKeys {
 impl TokenKeys {
     pub fn new(config: &Config) -> Self {
         let mut validation = Validation::new(Algorithm::HS256);
-        validation.set_issuer(&[config.jwt_issuer.as_str()]);
-        validation.set_audience(&[config.jwt_audience.as_str()]);
+        validation.set_issuer(&[config.auth.jwt_issuer.as_str()]);
+        validation.set_audience(&[config.auth.jwt_audience.as_str()]);
         validation.validate_exp = false;
         validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
         TokenKeys {
-            encoding: EncodingKey::from_secret(config.jwt_secret.expose_secret().as_bytes()),
-            decoding: DecodingKey::from_secret(config.jwt_secret.expose_secret().as_bytes()),
+            encoding: EncodingKey::from_secret(config.auth.jwt_secret.expose_secret().as_bytes()),
+            decoding: DecodingKey::from_secret(config.auth.jwt_secret.expose_secret().as_bytes()),
             validation,
-            issuer: config.jwt_issuer.clone(),
-            audience: config.jwt_audience.clone(),
+            issuer: config.auth.jwt_issuer.clone(),
+            audience: config.auth.jwt_audience.clone(),
         }
     }
 

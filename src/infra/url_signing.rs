@@ -24,9 +24,10 @@ impl UrlSigner {
         // Either secret goes through HKDF: a key of its own for signing URLs, 32 bytes whatever
         // the length of what the operator set.
         let secret = config
+            .auth
             .url_signing_key
             .as_ref()
-            .unwrap_or(&config.jwt_secret);
+            .unwrap_or(&config.auth.jwt_secret);
         let mut key = [0u8; 32];
         hkdf::Hkdf::<Sha256>::new(None, secret.expose_secret().as_bytes())
             .expand(HKDF_INFO, &mut key)

@@ -23,7 +23,7 @@ use crate::state::AppState;
 /// and the purge of expired rows every `SWEEP_INTERVAL_SECONDS`, the reconciliation of open
 /// payments every `RECONCILE_INTERVAL_SECONDS`.
 pub fn registry(cfg: &Config) -> Registry {
-    let sweep = Duration::seconds(cfg.sweep_interval_seconds);
+    let sweep = Duration::seconds(cfg.jobs.sweep_interval_seconds);
     let registry = Registry::new()
         .with(payments::RefundCancelled)
         .with(mail::SendMail)
@@ -32,7 +32,7 @@ pub fn registry(cfg: &Config) -> Registry {
         .periodic(sweep, orders::ExpireUnpaid)
         .periodic(sweep, housekeeping::Purge)
         .periodic(
-            Duration::seconds(cfg.reconcile_interval_seconds),
+            Duration::seconds(cfg.jobs.reconcile_interval_seconds),
             reconcile::Reconcile,
         );
     events::dispatch::register(registry, subscribers())

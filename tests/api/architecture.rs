@@ -495,3 +495,191 @@ fn the_checker_finds_each_kind_of_forbidden_path() {
     // A name merely ending in `crate` is not a crate path.
     assert!(violations_in("domain", "let subcrate::x = 1;").is_empty());
 }
+
+/// The code with comments, string and character literals blanked (newlines kept), so that its
+/// braces can be counted.
+fn code_only(text: &str) -> String {
+    let b: Vec<char> = text.chars().collect();
+    let ident = |k: usize| b[k].is_alphanumeric() || b[k] == '_';
+    let mut out = String::with_capacity(text.len());
+    let blank = |out: &mut String, from: usize, to: usize| {
+        for &c in &b[from..to.min(b.len())] {
+            out.push(if c == '\n' { '\n' } else { ' ' });
+        }
+    };
+    let mut i = 0;
+    while i < b.len() {
+        let (c, next) = (b[i], b.get(i + 1).copied());
+        // A raw string: r"…", r#"…"#, br"…" (an `r` that does not end an identifier).
+        let raw_start = c == 'r'
+            && matches!(next, Some('#' | '"'))
+            && (i == 0 || !ident(i - 1) || (b[i - 1] == 'b' && (i < 2 || !ident(i - 2))));
+        if c == '/' && next == Some('/') {
+            let end = (i..b.len()).find(|&k| b[k] == '\n').unwrap_or(b.len());
+            blank(&mut out, i, end);
+            i = end;
+        } else if c == '/' && next == Some('*') {
+            let (mut depth, mut j) = (0, i);
+            while j < b.len() {
+                if b[j] == '/' && b.get(j + 1) == Some(&'*') {
+                    depth += 1;
+                    j += 2;
+                } else if b[j] == '*' && b.get(j + 1) == Some(&'/') {
+                    depth -= 1;
+                    j += 2;
+                    if depth == 0 {
+                        break;
+                    }
+                } else {
+                    j += 1;
+                }
+            }
+            blank(&mut out, i, j);
+            i = j;
+        } else if raw_start {
+            let mut j = i + 1;
+            let hashes = b[j..].iter().take_while(|&&h| h == '#').count();
+            j += hashes;
+            if b.get(j) != Some(&'"') {
+                out.push(c);
+                i += 1;
+                continue;
+            }
+            j += 1;
+            while j < b.len() && !(b[j] == '"' && (1..=hashes).all(|k| b.get(j + k) == Some(&'#')))
+            {
+                j += 1;
+            }
+            blank(&mut out, i, j + 1 + hashes);
+            i = j + 1 + hashes;
+        } else if c == '"' {
+            let mut j = i + 1;
+            while j < b.len() && b[j] != '"' {
+                j += if b[j] == '\\' { 2 } else { 1 };
+            }
+            blank(&mut out, i, j + 1);
+            i = j + 1;
+        } else if c == '\'' {
+            // A character literal ('x', '\n', '\u{7f}', '\''); otherwise a lifetime.
+            let end = if next == Some('\\') {
+                (i + 3..b.len()).find(|&k| b[k] == '\'')
+            } else {
+                (b.get(i + 2) == Some(&'\'')).then_some(i + 2)
+            };
+            match end {
+                Some(e) => {
+                    blank(&mut out, i, e + 1);
+                    i = e + 1;
+                }
+                None => {
+                    out.push(c);
+                    i += 1;
+                }
+            }
+        } else {
+            out.push(c);
+            i += 1;
+        }
+    }
+    out
+}
+
+/// The functions of a file outside its tests (from `#[cfg(test)]` on), with their first line
+/// and their length in lines, signature and closing brace included.
+fn function_lengths(text: &str) -> Vec<(usize, String, usize)> {
+    let code = code_only(text);
+    let lines: Vec<&str> = code.lines().collect();
+    let end = lines
+        .iter()
+        .position(|l| l.trim() == "#[cfg(test)]")
+        .unwrap_or(lines.len());
+    let mut found = Vec::new();
+    for start in 0..end {
+        let mut words = lines[start].split_whitespace().skip_while(|w| {
+            w.starts_with("pub") || matches!(*w, "async" | "const" | "unsafe" | "default")
+        });
+        if words.next() != Some("fn") {
+            continue;
+        }
+        let name: String = words
+            .next()
+            .unwrap_or("")
+            .chars()
+            .take_while(|c| c.is_alphanumeric() || *c == '_')
+            .collect();
+        let mut depth = 0usize;
+        let mut closed = None;
+        'scan: for (n, line) in lines.iter().enumerate().skip(start) {
+            for c in line.chars() {
+                match c {
+                    ';' if depth == 0 => break 'scan,
+                    '{' => depth += 1,
+                    '}' => {
+                        depth -= 1;
+                        if depth == 0 {
+                            closed = Some(n);
+                            break 'scan;
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+        if let Some(last) = closed {
+            found.push((start + 1, name, last - start + 1));
+        }
+    }
+    found
+}
+
+/// The longest a function in `src/` may be (tests aside): longer ones hold several ideas.
+const MAX_FUNCTION_LINES: usize = 150;
+
+#[test]
+fn no_function_in_src_is_longer_than_150_lines() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    rust_files(&src, &mut files);
+    let mut measured = 0;
+    let mut too_long = Vec::new();
+    for file in &files {
+        let text = std::fs::read_to_string(file).expect("readable source");
+        for (line, name, length) in function_lengths(&text) {
+            measured += 1;
+            if length > MAX_FUNCTION_LINES {
+                let rel = file
+                    .strip_prefix(&src)
+                    .unwrap_or(file)
+                    .display()
+                    .to_string();
+                too_long.push(format!("src/{rel}:{line} {name}: {length} lines"));
+            }
+        }
+    }
+    assert!(
+        measured > 500,
+        "only {measured} functions found: the scanner is broken"
+    );
+    assert!(
+        too_long.is_empty(),
+        "functions over {MAX_FUNCTION_LINES} lines (split them by idea):\n{}",
+        too_long.join("\n")
+    );
+}
+
+#[test]
+fn function_lengths_count_code_not_literals_or_tests() {
+    let body = "    let x = 1;\n".repeat(150);
+    let text = format!(
+        "/// Doc with a brace {{\npub(crate) async fn long() {{\n{body}}}\n\
+         fn short<'a>(s: &'a str) -> char {{\n    let _ = \"}} {{ \\\" }}\";\n    let _ = r#\"}}\"#;\n    \
+         let _ = b'{{';\n    // }}\n    '}}'\n}}\n\
+         trait T {{\n    fn declared(&self);\n}}\n\
+         #[cfg(test)]\nmod tests {{\n    fn in_tests() {{\n{body}    }}\n}}\n"
+    );
+    let found = function_lengths(&text);
+    assert_eq!(
+        found,
+        [(2, "long".to_string(), 152), (154, "short".to_string(), 7),]
+    );
+}

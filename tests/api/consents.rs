@@ -240,7 +240,7 @@ async fn registration_records_the_policy_version_and_a_new_version_asks_again() 
 }
 
 fn private_files(app: &TestApp) -> usize {
-    std::fs::read_dir(app.state.config.upload_dir.join("private"))
+    std::fs::read_dir(app.state.config.storage.upload_dir.join("private"))
         .map(|d| d.count())
         .unwrap_or(0)
 }

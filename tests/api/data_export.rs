@@ -458,7 +458,13 @@ async fn the_export_holds_every_record_of_its_customer_and_nothing_of_others() {
         ))
         .await
         .unwrap();
-    let zip_path = app.state.config.upload_dir.join("private").join(&key);
+    let zip_path = app
+        .state
+        .config
+        .storage
+        .upload_dir
+        .join("private")
+        .join(&key);
     assert!(zip_path.exists());
     let purged = dispensary::services::privacy::housekeeping::purge_expired(&app.state)
         .await

@@ -473,7 +473,7 @@ async fn after_the_grace_nothing_personal_is_left_and_the_tax_records_stay_under
     let stored = app
         .state
         .config
-        .upload_dir
+        .storage.upload_dir
         .join("private")
         .join(
             app.scalar_string(&format!(

@@ -168,8 +168,8 @@ impl TestApp {
         }
         let mut config = Config::from_map(&vars).expect("test config");
         // Cheap hashing keeps the suite fast; production cost is covered by the config defaults.
-        config.argon2_memory_kib = 64;
-        config.argon2_iterations = 1;
+        config.auth.argon2_memory_kib = 64;
+        config.auth.argon2_iterations = 1;
         let clock = Clock::default();
         let (router, state) = dispensary::build_app(config, clock.clone())
             .await

@@ -498,7 +498,7 @@ async fn wrong_codes_where_two_factor_is_turned_off_or_an_erasure_asked_count_to
     // After the window: one wrong code asking for an erasure, and wrong passwords where the
     // password is asked again, count towards the same limit.
     app.clock.advance(chrono::Duration::seconds(
-        app.state.config.login_failure_window_seconds + 1,
+        app.state.config.auth.login_failure_window_seconds + 1,
     ));
     let r = app
         .post(

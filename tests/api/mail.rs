@@ -286,7 +286,7 @@ async fn without_smtp_url_messages_are_written_as_eml_files() {
         ("FRONTEND_BASE_URL", "https://tienda.example.cl"),
     ])
     .await;
-    let dir = app.state.config.mail_dir.clone();
+    let dir = app.state.config.mail.dir.clone();
     let (email, id) = customer_order(&app, "ana-files@example.cl").await;
     assert!(!dir.exists() || std::fs::read_dir(&dir).unwrap().count() == 0);
     run_jobs(&app).await;

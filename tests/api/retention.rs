@@ -27,7 +27,13 @@ async fn prescription(app: &TestApp, token: &str, marker: &str) -> (i64, std::pa
         ))
         .await
         .unwrap();
-    let path = app.state.config.upload_dir.join("private").join(key);
+    let path = app
+        .state
+        .config
+        .storage
+        .upload_dir
+        .join("private")
+        .join(key);
     assert!(path.exists());
     (id, path)
 }

@@ -558,7 +558,7 @@ async fn the_reconcile_command_reports_too_young_payments_and_min_age_settles_th
                 .current_dir(&workdir)
                 .env_clear()
                 .env("APP_ENV", "test")
-                .env("DATABASE_URL", &config.database_url)
+                .env("DATABASE_URL", &config.database.url)
                 .env("JWT_SECRET", "test-secret-that-is-long-enough-0123456789")
                 .env("WEBPAY_BASE_URL", &base_url)
                 .env("WEBPAY_COMMERCE_CODE", CODE)

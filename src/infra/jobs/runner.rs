@@ -57,7 +57,7 @@ async fn run_inline<'a, C: JobContext>(
 ) -> AppResult<Option<JobState>> {
     let worker = format!("inline-{}", std::process::id());
     let now = st.clock().now();
-    let lease = Duration::seconds(st.config().job_lease_seconds);
+    let lease = Duration::seconds(st.config().jobs.lease_seconds);
     let claimed = job::Entity::update_many()
         .col_expr(job::Column::State, Expr::value(JobState::Running))
         .col_expr(
@@ -108,9 +108,9 @@ pub struct RunnerOptions {
 impl RunnerOptions {
     pub fn from_config(cfg: &Config) -> Self {
         RunnerOptions {
-            workers: cfg.job_workers,
-            lease: Duration::seconds(cfg.job_lease_seconds),
-            poll: std::time::Duration::from_millis(cfg.job_poll_milliseconds),
+            workers: cfg.jobs.workers,
+            lease: Duration::seconds(cfg.jobs.lease_seconds),
+            poll: std::time::Duration::from_millis(cfg.jobs.poll_milliseconds),
         }
     }
 }

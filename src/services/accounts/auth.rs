@@ -452,7 +452,7 @@ async fn issue_session_with_jti<C: ConnectionTrait>(
         jti: Set(refresh_jti.clone()),
         family_id: Set(family.clone()),
         kind: Set(REFRESH.to_string()),
-        expires_at: Set(now + Duration::seconds(cfg.refresh_token_ttl_seconds)),
+        expires_at: Set(now + Duration::seconds(cfg.auth.refresh_token_ttl_seconds)),
         revoked_at: Set(None),
         replaced_by: Set(None),
         created_at: Set(now),
@@ -470,7 +470,7 @@ async fn issue_session_with_jti<C: ConnectionTrait>(
             &access_jti,
             &family,
             now,
-            cfg.access_token_ttl_seconds,
+            cfg.auth.access_token_ttl_seconds,
         )
         .map_err(AppError::internal)?;
     let refresh_token = st
@@ -482,7 +482,7 @@ async fn issue_session_with_jti<C: ConnectionTrait>(
             &refresh_jti,
             &family,
             now,
-            cfg.refresh_token_ttl_seconds,
+            cfg.auth.refresh_token_ttl_seconds,
         )
         .map_err(AppError::internal)?;
     let view = load_view(conn, user.id)
@@ -491,7 +491,7 @@ async fn issue_session_with_jti<C: ConnectionTrait>(
     Ok(AuthSession {
         access_token,
         refresh_token,
-        expires_in: cfg.access_token_ttl_seconds,
+        expires_in: cfg.auth.access_token_ttl_seconds,
         user: view,
     })
 }

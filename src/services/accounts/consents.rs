@@ -64,7 +64,7 @@ pub async fn has<C: ConnectionTrait>(
     user_id: i64,
     purpose: ConsentPurpose,
 ) -> AppResult<bool> {
-    Ok(live(user_id, purpose, &st.config.privacy_policy_version)
+    Ok(live(user_id, purpose, &st.config.privacy.policy_version)
         .count(conn)
         .await?
         > 0)
@@ -103,7 +103,7 @@ pub async fn grant<C: ConnectionTrait>(
     source: ConsentSource,
     explicit: bool,
 ) -> AppResult<consent::Model> {
-    let version = st.config.privacy_policy_version.clone();
+    let version = st.config.privacy.policy_version.clone();
     let now = st.clock.now();
     // Two grants at once queue on the user's row; the second finds the first's row in force.
     crate::services::accounts::users::lock(conn, user_id).await?;
@@ -202,7 +202,7 @@ async fn summary<C: ConnectionTrait>(conn: &C, st: &AppState, user_id: i64) -> A
         .order_by_desc(consent::Column::Id)
         .all(conn)
         .await?;
-    let version = st.config.privacy_policy_version.clone();
+    let version = st.config.privacy.policy_version.clone();
     let is_live = |purpose: ConsentPurpose| {
         items.iter().any(|c| {
             c.purpose == purpose
@@ -227,13 +227,13 @@ pub async fn give(
 ) -> AppResult<Consents> {
     let me = ctx.require_user()?.id;
     if let Some(v) = input.policy_version.as_deref().map(str::trim) {
-        if purpose == ConsentPurpose::PrivacyPolicy && v != st.config.privacy_policy_version {
+        if purpose == ConsentPurpose::PrivacyPolicy && v != st.config.privacy.policy_version {
             return Err(AppError::conflict_field(
                 "policyVersion",
                 "policy_changed",
                 format!(
                     "The privacy policy in force is version {}; read it and accept that one",
-                    st.config.privacy_policy_version
+                    st.config.privacy.policy_version
                 ),
             ));
         }

@@ -209,7 +209,7 @@ pub async fn mint_url(st: &AppState, id: i64) -> AppResult<Option<String>> {
     Ok((set.rows_affected == 1).then(|| {
         format!(
             "{}{}?token={token}",
-            st.config.frontend_base_url,
+            st.config.http.frontend_base_url,
             link.purpose.page()
         )
     }))

@@ -69,8 +69,8 @@ impl Attempt {
 /// oldest counted attempt leaves the window) when the window already holds the limit.
 pub async fn take(st: &AppState, user_id: i64, kind: Kind) -> AppResult<Attempt> {
     let now = st.clock.now();
-    let window = Duration::seconds(st.config.login_failure_window_seconds);
-    let limit = u64::from(st.config.login_failure_limit);
+    let window = Duration::seconds(st.config.auth.login_failure_window_seconds);
+    let limit = u64::from(st.config.auth.login_failure_limit);
     let mine = credential_attempt::ActiveModel {
         user_id: Set(user_id),
         kind: Set(kind.as_str().to_string()),
@@ -114,7 +114,7 @@ pub async fn take(st: &AppState, user_id: i64, kind: Kind) -> AppResult<Attempt>
 
 /// Attempts that left the window long ago, for the periodic purge.
 pub async fn purge(st: &AppState) -> AppResult<u64> {
-    let window = Duration::seconds(st.config.login_failure_window_seconds);
+    let window = Duration::seconds(st.config.auth.login_failure_window_seconds);
     Ok(Entity::delete_many()
         .filter(Column::CreatedAt.lt(st.clock.now() - window - Duration::days(1)))
         .exec(&st.db)

@@ -164,7 +164,7 @@ pub async fn is_enabled<C: ConnectionTrait>(conn: &C, user_id: i64) -> AppResult
 }
 
 fn secret_of(st: &AppState, row: &user_two_factor::Model) -> AppResult<Vec<u8>> {
-    DataKey::new(&st.config.data_encryption_key).open(&row.secret, &context(row.user_id))
+    DataKey::new(&st.config.auth.data_encryption_key).open(&row.secret, &context(row.user_id))
 }
 
 pub async fn status(st: &AppState, ctx: &RequestCtx) -> AppResult<Status> {
@@ -201,7 +201,8 @@ pub async fn setup(st: &AppState, ctx: &RequestCtx) -> AppResult<Setup> {
     }
     let mut secret = vec![0u8; SECRET_BYTES];
     rand::thread_rng().fill(&mut secret[..]);
-    let sealed = DataKey::new(&st.config.data_encryption_key).seal(&secret, &context(me.id))?;
+    let sealed =
+        DataKey::new(&st.config.auth.data_encryption_key).seal(&secret, &context(me.id))?;
     let now = st.clock.now();
     let txn = begin_write(&st.db).await?;
     user_two_factor::Entity::insert(user_two_factor::ActiveModel {
@@ -229,7 +230,7 @@ pub async fn setup(st: &AppState, ctx: &RequestCtx) -> AppResult<Setup> {
     .await?;
     events::record(&txn, st, ctx, DomainEvent::TwoFactorSetUp { id: me.id }).await?;
     txn.commit().await?;
-    let t = totp(secret, &st.config.store_name, &me.email);
+    let t = totp(secret, &st.config.store.name, &me.email);
     let otpauth_uri = t.get_url();
     let qr_svg = qrcode::QrCode::new(otpauth_uri.as_bytes())
         .map_err(AppError::internal)?

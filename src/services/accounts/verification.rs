@@ -205,7 +205,7 @@ pub async fn verify(
 /// With `REQUIRE_VERIFIED_EMAIL_FOR_CHECKOUT`, checkout confirmation refuses a user whose address
 /// is not verified (403 `email_not_verified`).
 pub async fn require_verified_for_checkout(st: &AppState, ctx: &RequestCtx) -> AppResult<()> {
-    if !st.config.require_verified_email_for_checkout {
+    if !st.config.store.require_verified_email_for_checkout {
         return Ok(());
     }
     let me = ctx.require_user()?;

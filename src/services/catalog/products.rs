@@ -189,7 +189,7 @@ pub async fn list(
     let access = gate::has_access(st, &st.db, ctx).await?;
     let admin = ctx.is_admin();
     let mut cond = Condition::all();
-    if let Some(f) = gate::visibility_filter(access, st.config.medicinal_catalog_mode) {
+    if let Some(f) = gate::visibility_filter(access, st.config.store.medicinal_catalog_mode) {
         cond = cond.add(f);
     }
     if !admin {
@@ -325,7 +325,8 @@ pub async fn get_row(
         return Err(AppError::not_found("Product"));
     }
     let access = gate::has_access(st, &st.db, ctx).await?;
-    if c.is_medicinal && gate::visibility_filter(access, st.config.medicinal_catalog_mode).is_some()
+    if c.is_medicinal
+        && gate::visibility_filter(access, st.config.store.medicinal_catalog_mode).is_some()
     {
         return Err(AppError::not_found("Product"));
     }

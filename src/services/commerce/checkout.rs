@@ -461,7 +461,7 @@ pub async fn confirm(
     }
     .insert(&txn)
     .await?;
-    let expires = now + Duration::seconds(st.config.reservation_ttl_seconds);
+    let expires = now + Duration::seconds(st.config.store.reservation_ttl_seconds);
     for l in &pricing.lines {
         order_item::ActiveModel {
             order_id: Set(created.id),

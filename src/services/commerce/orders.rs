@@ -275,7 +275,7 @@ pub async fn admin_update(
     let updated = transition(st, &txn, ctx, &current, input.status, &note).await?;
     txn.commit().await?;
     if (current.status, updated.status) == (OrderStatus::Paid, OrderStatus::Cancelled)
-        && st.config.jobs_enabled
+        && st.config.jobs.enabled
     {
         // The refund job committed with the cancellation; this process runs it at once, outside
         // any transaction. A failure leaves the payment refund_required (audited) and the job to
@@ -346,7 +346,7 @@ pub async fn set_tracking(
 /// Turns pending orders older than `PAYMENT_TIMEOUT_SECONDS` into `failed` and releases their
 /// reservations. Each order changes by compare-and-set, so several instances may sweep at once.
 pub async fn sweep_expired(st: &AppState) -> AppResult<u64> {
-    let cutoff = st.clock.now() - Duration::seconds(st.config.payment_timeout_seconds);
+    let cutoff = st.clock.now() - Duration::seconds(st.config.payments.timeout_seconds);
     let ctx = RequestCtx::anonymous("sweeper".into(), std::net::Ipv4Addr::LOCALHOST.into());
     let stale = order::Entity::find()
         .filter(order::Column::Status.eq(OrderStatus::Pending))

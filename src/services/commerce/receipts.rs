@@ -58,7 +58,7 @@ pub async fn pdf_of(st: &AppState, o: &order::Model) -> AppResult<Vec<u8>> {
         .one(&st.db)
         .await?;
     Ok(render(&Receipt {
-        store_name: &st.config.store_name,
+        store_name: &st.config.store.name,
         order: o,
         items: &items,
         paid_at: paid.as_ref().map(|p| p.updated_at),

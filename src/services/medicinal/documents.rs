@@ -468,7 +468,7 @@ async fn delete_file_record<C: ConnectionTrait>(
 /// at once. Audited as `medicinal_document.purged`.
 pub async fn purge_retained(st: &AppState) -> AppResult<u64> {
     let now = st.clock.now();
-    let cutoff = now - chrono::Duration::days(st.config.medicinal_doc_retention_days);
+    let cutoff = now - chrono::Duration::days(st.config.privacy.medicinal_doc_retention_days);
     let past_retention = || {
         Condition::any()
             .add(medicinal_document::Column::ExpiresAt.lt(cutoff))

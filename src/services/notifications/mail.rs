@@ -58,7 +58,7 @@ impl MailPayload {
             message_id: Some(format!(
                 "{}@{}",
                 uuid::Uuid::new_v4().simple(),
-                sender_domain(&st.config.email_from)
+                sender_domain(&st.config.mail.from)
             )),
         }
     }
@@ -84,7 +84,7 @@ fn message_id(st: &AppState, p: &MailPayload) -> String {
         format!(
             "{}@{}",
             hex::encode(&Sha256::digest(bytes)[..16]),
-            sender_domain(&st.config.email_from)
+            sender_domain(&st.config.mail.from)
         )
     });
     format!("<{id}>")
@@ -134,7 +134,7 @@ async fn build(st: &AppState, p: &MailPayload) -> Result<Option<Message>, JobErr
     if let Value::Object(o) = &mut context {
         o.insert(
             "store".into(),
-            json!({"name": st.config.store_name, "url": st.config.frontend_base_url}),
+            json!({"name": st.config.store.name, "url": st.config.http.frontend_base_url}),
         );
         o.insert("recipient".into(), json!(p.to));
         if let Some(id) = p.link_id {
@@ -147,7 +147,8 @@ async fn build(st: &AppState, p: &MailPayload) -> Result<Option<Message>, JobErr
     let r = templates::render(&p.template, &context).map_err(JobError::Fatal)?;
     let from: Mailbox = st
         .config
-        .email_from
+        .mail
+        .from
         .parse()
         .map_err(|e| JobError::Fatal(format!("EMAIL_FROM: {e}")))?;
     let to: Mailbox =
@@ -313,7 +314,7 @@ async fn messages_for(
                     "customer": {"name": u.name},
                     "requestedAt": r.requested_at.format("%d-%m-%Y %H:%M UTC").to_string(),
                     "expiresAt": expires.format("%d-%m-%Y %H:%M UTC").to_string(),
-                    "exportUrl": format!("{}/account/data-exports/{}", st.config.frontend_base_url, r.id),
+                    "exportUrl": format!("{}/account/data-exports/{}", st.config.http.frontend_base_url, r.id),
                 }),
                 receipt_order_id: None,
                 link_id: None,
@@ -341,8 +342,8 @@ async fn messages_for(
                     "customer": {"name": u.name},
                     "requestedAt": event.occurred_at.format("%d-%m-%Y %H:%M UTC").to_string(),
                     "scheduledFor": scheduled,
-                    "retentionYears": st.config.legal_retention_years,
-                    "cancelUrl": format!("{}/account/deletion", st.config.frontend_base_url),
+                    "retentionYears": st.config.privacy.legal_retention_years,
+                    "cancelUrl": format!("{}/account/deletion", st.config.http.frontend_base_url),
                 }),
                 receipt_order_id: None,
                 link_id: None,
@@ -558,8 +559,8 @@ async fn order_context(st: &AppState, o: &order::Model) -> Result<Value, JobErro
         },
         "courier": o.courier,
         "trackingNumber": o.tracking_number,
-        "url": format!("{}/orders/{}", st.config.frontend_base_url, o.id),
-        "payWithinMinutes": st.config.payment_timeout_seconds / 60,
+        "url": format!("{}/orders/{}", st.config.http.frontend_base_url, o.id),
+        "payWithinMinutes": st.config.payments.timeout_seconds / 60,
     }))
 }
 

@@ -23,7 +23,7 @@ use secrecy::ExposeSecret;
 pub const PROVIDER: Provider = Provider::Flow;
 
 fn config(st: &AppState) -> AppResult<&FlowConfig> {
-    st.config.flow.as_ref().ok_or_else(|| {
+    st.config.payments.flow.as_ref().ok_or_else(|| {
         AppError::invalid(
             "provider",
             "provider_unavailable",
@@ -75,7 +75,7 @@ pub async fn create(
     email: &str,
 ) -> AppResult<Created> {
     let c = config(st)?;
-    let base = &st.config.public_base_url;
+    let base = &st.config.http.public_base_url;
     let params = signed(
         c,
         BTreeMap::from([
@@ -177,7 +177,7 @@ pub async fn refund(st: &AppState, p: &payment::Model, email: &str) -> AppResult
                 "urlCallBack".into(),
                 format!(
                     "{}/webhooks/payments/flow/refund",
-                    st.config.public_base_url
+                    st.config.http.public_base_url
                 ),
             ),
             ("commerceTrxId".into(), p.provider_txn_id.clone()),

@@ -160,7 +160,7 @@ pub async fn start(
     payable(&o)?;
     if o.status == OrderStatus::Failed {
         coupons::hold_again(&txn, &o).await?;
-        let expires = now + chrono::Duration::seconds(st.config.reservation_ttl_seconds);
+        let expires = now + chrono::Duration::seconds(st.config.store.reservation_ttl_seconds);
         inventory::reserve_again(&txn, o.id, expires, now).await?;
         o = transition(st, &txn, ctx, &o, OrderStatus::Pending, "new_payment").await?;
     }

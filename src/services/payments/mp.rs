@@ -22,7 +22,7 @@ pub const PROVIDER: Provider = Provider::Mp;
 pub const WINDOW_SECONDS: i64 = 300;
 
 fn config(st: &AppState) -> AppResult<&MpConfig> {
-    st.config.mp.as_ref().ok_or_else(|| {
+    st.config.payments.mp.as_ref().ok_or_else(|| {
         AppError::invalid(
             "provider",
             "provider_unavailable",
@@ -113,11 +113,11 @@ pub async fn create(
     amount: i64,
 ) -> AppResult<Preference> {
     let c = config(st)?;
-    let front = &st.config.frontend_base_url;
+    let front = &st.config.http.frontend_base_url;
     let body = json!({
         "items": [{"title": format!("Pedido #{order_id}"), "quantity": 1, "unit_price": amount, "currency_id": "CLP"}],
         "external_reference": payment_ref,
-        "notification_url": format!("{}/webhooks/payments/mp?source_news=webhooks", st.config.public_base_url),
+        "notification_url": format!("{}/webhooks/payments/mp?source_news=webhooks", st.config.http.public_base_url),
         "back_urls": {
             "success": format!("{front}/checkout/result?orderId={order_id}&status=paid"),
             "failure": format!("{front}/checkout/result?orderId={order_id}&status=failed"),

@@ -14,10 +14,10 @@ impl Provider {
     /// Whether this server is configured to take payments with the provider.
     pub fn enabled(self, st: &AppState) -> bool {
         match self {
-            Provider::Webpay => st.config.webpay.is_some(),
-            Provider::Flow => st.config.flow.is_some(),
-            Provider::Mp => st.config.mp.is_some(),
-            Provider::Test => st.config.payments_test_enabled,
+            Provider::Webpay => st.config.payments.webpay.is_some(),
+            Provider::Flow => st.config.payments.flow.is_some(),
+            Provider::Mp => st.config.payments.mp.is_some(),
+            Provider::Test => st.config.payments.test_enabled,
         }
     }
 

@@ -26,7 +26,7 @@ pub fn start(st: &AppState, o: &order::Model, payment_ref: &str) -> Started {
         payment_ref: payment_ref.to_string(),
         redirect_url: Some(format!(
             "{}/checkout/success?mock=1&orderId={}",
-            st.config.frontend_base_url, o.id
+            st.config.http.frontend_base_url, o.id
         )),
         init_payload: None,
     }
@@ -53,7 +53,7 @@ pub async fn notification(
     body: &[u8],
 ) -> AppResult<&'static str> {
     verify(
-        st.config.test_payment_secret.expose_secret(),
+        st.config.payments.test_secret.expose_secret(),
         body,
         signature,
     )?;

@@ -58,7 +58,7 @@ impl Transaction {
 }
 
 fn config(st: &AppState) -> AppResult<&WebpayConfig> {
-    st.config.webpay.as_ref().ok_or_else(|| {
+    st.config.payments.webpay.as_ref().ok_or_else(|| {
         AppError::invalid(
             "provider",
             "provider_unavailable",
@@ -73,7 +73,7 @@ fn config(st: &AppState) -> AppResult<&WebpayConfig> {
 pub fn session_id(st: &AppState, order_id: i64, payment_ref: &str) -> String {
     use hmac::{Hmac, Mac};
     let mut mac =
-        Hmac::<sha2::Sha256>::new_from_slice(st.config.jwt_secret.expose_secret().as_bytes())
+        Hmac::<sha2::Sha256>::new_from_slice(st.config.auth.jwt_secret.expose_secret().as_bytes())
             .expect("any key length");
     mac.update(format!("webpay-session:{order_id}:{payment_ref}").as_bytes());
     format!("S{}", &hex::encode(mac.finalize().into_bytes())[..40])
@@ -94,7 +94,10 @@ pub async fn session_matches(
 
 /// Where Webpay sends the browser back (providers.md: `/webhooks/payments/webpay`).
 pub fn return_url(st: &AppState) -> String {
-    format!("{}/webhooks/payments/webpay", st.config.public_base_url)
+    format!(
+        "{}/webhooks/payments/webpay",
+        st.config.http.public_base_url
+    )
 }
 
 fn request(

@@ -101,12 +101,12 @@ pub fn sniff(
 
 /// Where public files live (served at `/uploads/<key>`).
 pub fn public_dir(st: &AppState) -> PathBuf {
-    st.config.upload_dir.join("public")
+    st.config.storage.upload_dir.join("public")
 }
 
 /// Where private files live (never served directly).
 pub fn private_dir(st: &AppState) -> PathBuf {
-    st.config.upload_dir.join("private")
+    st.config.storage.upload_dir.join("private")
 }
 
 struct Copied {

@@ -79,7 +79,7 @@ pub async fn request(st: &AppState, ctx: &RequestCtx) -> AppResult<privacy_reque
         kind: Set(PrivacyRequestKind::Export),
         state: Set(PrivacyRequestState::Pending),
         requested_at: Set(now),
-        due_at: Set(now + Duration::days(st.config.privacy_request_due_days)),
+        due_at: Set(now + Duration::days(st.config.privacy.request_due_days)),
         completed_at: Set(None),
         expires_at: Set(None),
         storage_key: Set(None),

@@ -104,7 +104,7 @@ async fn farewell(st: &AppState, u: &user::Model) -> Result<(), JobError> {
                     u.email.clone(),
                     serde_json::json!({
                         "customer": {"name": u.name},
-                        "retentionYears": st.config.legal_retention_years,
+                        "retentionYears": st.config.privacy.legal_retention_years,
                     }),
                 )
             },

@@ -185,13 +185,13 @@ async fn request_reauthenticated(
     if !unfinished.is_empty() {
         return Err(blocked_by(&unfinished));
     }
-    let scheduled = now + Duration::days(st.config.erasure_grace_days);
+    let scheduled = now + Duration::days(st.config.privacy.erasure_grace_days);
     let inserted = privacy_request::ActiveModel {
         user_id: Set(me.id),
         kind: Set(PrivacyRequestKind::Erasure),
         state: Set(PrivacyRequestState::Pending),
         requested_at: Set(now),
-        due_at: Set(now + Duration::days(st.config.privacy_request_due_days)),
+        due_at: Set(now + Duration::days(st.config.privacy.request_due_days)),
         completed_at: Set(None),
         // An erasure: when the grace period ends and it runs.
         expires_at: Set(Some(scheduled)),
