@@ -440,6 +440,15 @@ impl From<DbErr> for AppError {
     }
 }
 
+/// For `map_err`: a unique-index violation becomes `on_duplicate()` (a race the index decided);
+/// any other error converts as usual.
+pub fn unique_or(on_duplicate: impl FnOnce() -> AppError) -> impl FnOnce(DbErr) -> AppError {
+    move |e| match e.sql_err() {
+        Some(SqlErr::UniqueConstraintViolation(_)) => on_duplicate(),
+        _ => AppError::from(e),
+    }
+}
+
 /// Best-effort column name from a unique-violation message of SQLite
 /// (`UNIQUE constraint failed: users.email`) or PostgreSQL (`... constraint "users_email_key"`).
 fn unique_violation_field(msg: &str) -> String {

@@ -7,10 +7,9 @@ use axum::http::HeaderValue;
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
 
-use super::App;
+use super::{files, App};
 use crate::actor::RequestCtx;
 use crate::error::{AppError, AppResult};
-use crate::services::platform::files::Signature;
 use crate::services::privacy::data_export;
 
 pub async fn download(
@@ -28,23 +27,12 @@ pub async fn download(
 async fn serve(app: &App, ctx: &RequestCtx, id: &str, query: Option<&str>) -> AppResult<Response> {
     ctx.require_user()?;
     let id: i64 = id.parse().map_err(|_| AppError::not_found("Data export"))?;
-    let signed = serde_urlencoded::from_str::<Signature>(query.unwrap_or("")).map_err(|_| {
-        AppError::invalid(
-            "signature",
-            "invalid",
-            "A download link carries integer 'expires' and hex 'signature'",
-        )
-    })?;
+    let link = "A download link";
+    let signed = files::signature_in(query, link)?.ok_or_else(|| files::malformed(link))?;
     let (r, path) = data_export::downloadable(&app.state, ctx, id, signed).await?;
-    let file = tokio::fs::File::open(&path).await.map_err(|e| {
-        if e.kind() == std::io::ErrorKind::NotFound {
-            AppError::not_found("Data export")
-        } else {
-            AppError::internal(e)
-        }
-    })?;
+    let file = files::open(&path, "Data export").await?;
     let len = file.metadata().await.map_err(AppError::internal)?.len();
-    super::files::attachment(
+    files::attachment(
         file,
         len,
         HeaderValue::from_static("application/zip"),

@@ -27,24 +27,9 @@ pub async fn download(
 
 async fn serve(app: &App, ctx: &RequestCtx, id: &str, query: Option<&str>) -> AppResult<Response> {
     let id: i64 = id.parse().map_err(|_| AppError::not_found("File"))?;
-    let signed = match query.filter(|q| !q.is_empty()) {
-        None => None,
-        Some(q) => Some(serde_urlencoded::from_str::<Signature>(q).map_err(|_| {
-            AppError::invalid(
-                "signature",
-                "invalid",
-                "A signed URL carries integer 'expires' and hex 'signature'",
-            )
-        })?),
-    };
+    let signed = signature_in(query, "A signed URL")?;
     let (f, path) = files::readable(&app.state, ctx, id, signed).await?;
-    let file = tokio::fs::File::open(&path).await.map_err(|e| {
-        if e.kind() == std::io::ErrorKind::NotFound {
-            AppError::not_found("File")
-        } else {
-            AppError::internal(e)
-        }
-    })?;
+    let file = open(&path, "File").await?;
     let ext = std::path::Path::new(&f.storage_key)
         .extension()
         .and_then(|e| e.to_str())
@@ -57,6 +42,34 @@ async fn serve(app: &App, ctx: &RequestCtx, id: &str, query: Option<&str>) -> Ap
         content_type,
         &format!("file-{}.{ext}", f.id),
     )
+}
+
+/// The `expires` and `signature` of a signed `link`; `None` without a query string.
+pub(super) fn signature_in(query: Option<&str>, link: &str) -> AppResult<Option<Signature>> {
+    query
+        .filter(|q| !q.is_empty())
+        .map(|q| serde_urlencoded::from_str::<Signature>(q).map_err(|_| malformed(link)))
+        .transpose()
+}
+
+/// 400 for a link without integer `expires` and hex `signature`.
+pub(super) fn malformed(link: &str) -> AppError {
+    AppError::invalid(
+        "signature",
+        "invalid",
+        format!("{link} carries integer 'expires' and hex 'signature'"),
+    )
+}
+
+/// The stored file at `path`; 404 naming `what` when storage has lost it.
+pub(super) async fn open(path: &std::path::Path, what: &str) -> AppResult<tokio::fs::File> {
+    tokio::fs::File::open(path).await.map_err(|e| {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            AppError::not_found(what)
+        } else {
+            AppError::internal(e)
+        }
+    })
 }
 
 /// A private file streamed as an attachment named `filename`, never cached.

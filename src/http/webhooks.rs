@@ -86,10 +86,7 @@ pub async fn webpay_return(
 ) -> Response {
     use crate::services::payments::webpay;
     let st = &app.state;
-    if !webpay::PROVIDER.enabled(st) {
-        return AppError::not_found("Payment provider").into_response();
-    }
-    if let Some(e) = text_refused(query.as_deref(), &body) {
+    if let Err(e) = browser_return_admitted(st, webpay::PROVIDER, query.as_deref(), &body) {
         return e.into_response();
     }
     let mut params: std::collections::HashMap<String, String> = std::collections::HashMap::new();
@@ -167,6 +164,20 @@ pub async fn webpay_return(
     to_result_page(&app.state, payment).await
 }
 
+/// A browser's return from `provider`: 404 when it is not configured here, 400 for control
+/// characters.
+fn browser_return_admitted(
+    st: &crate::state::AppState,
+    provider: crate::entities::payment::Provider,
+    query: Option<&str>,
+    body: &[u8],
+) -> Result<(), AppError> {
+    if !provider.enabled(st) {
+        return Err(AppError::not_found("Payment provider"));
+    }
+    text_refused(query, body).map_or(Ok(()), Err)
+}
+
 /// What a provider's request says — its query string, its body as JSON or as a form — may hold no
 /// control character but tab and line breaks (`domain::check_text`), as every other input.
 fn text_refused(query: Option<&str>, body: &[u8]) -> Option<AppError> {
@@ -217,10 +228,7 @@ pub async fn flow_return(
 ) -> Response {
     use crate::services::payments::flow;
     let st = &app.state;
-    if !flow::PROVIDER.enabled(st) {
-        return AppError::not_found("Payment provider").into_response();
-    }
-    if let Some(e) = text_refused(query.as_deref(), &body) {
+    if let Err(e) = browser_return_admitted(st, flow::PROVIDER, query.as_deref(), &body) {
         return e.into_response();
     }
     let token = match flow_token(query.as_deref(), &body) {

@@ -201,11 +201,24 @@ pub(crate) async fn login_failed(
     Ok(AppError::unauthorized("Invalid email or password"))
 }
 
-pub async fn sign_in(st: &AppState, ctx: &RequestCtx, input: LoginInput) -> AppResult<SignIn> {
-    limit_ip(st, ctx)?;
-    let email = input.email.trim().to_lowercase();
+/// What an email and password prove: the account the email names (not an erased one) and
+/// whether the password is its password. The password is verified even for an unknown email (the
+/// answer takes as long), and a known account's lockout counts the attempt.
+pub(crate) struct Credentials {
+    email: String,
+    user: Option<user::Model>,
+    ok: bool,
+}
+
+pub(crate) async fn check_credentials(
+    st: &AppState,
+    email: &str,
+    password: &str,
+) -> AppResult<Credentials> {
+    let email = email.trim().to_lowercase();
     let user = user::Entity::find()
         .filter(user::Column::Email.eq(email.as_str()))
+        .filter(user::Column::ErasedAt.is_null())
         .one(&st.db)
         .await?;
     let attempt = match &user {
@@ -214,31 +227,54 @@ pub async fn sign_in(st: &AppState, ctx: &RequestCtx, input: LoginInput) -> AppR
     };
     let ok = st
         .passwords
-        .verify(
-            &input.password,
-            user.as_ref().map(|u| u.password_hash.as_str()),
-        )
+        .verify(password, user.as_ref().map(|u| u.password_hash.as_str()))
         .await?;
     if let Some(a) = attempt {
         a.settle(st, ok).await?;
     }
-    if let Some(u) = user
-        .as_ref()
-        .filter(|u| ok && u.erasure_requested_at.is_some())
-    {
+    Ok(Credentials { email, user, ok })
+}
+
+impl Credentials {
+    /// The account with an erasure pending, when the password matched.
+    pub(crate) fn erasing(&self) -> Option<&user::Model> {
+        self.user
+            .as_ref()
+            .filter(|u| self.ok && u.erasure_requested_at.is_some())
+    }
+
+    /// The account, when the password matched and `usable` accepts it; otherwise the audited 401
+    /// (`unknown_email`, `wrong_password`, `account_disabled`).
+    pub(crate) async fn accepted(
+        self,
+        st: &AppState,
+        ctx: &RequestCtx,
+        usable: impl Fn(&user::Model) -> bool,
+    ) -> AppResult<user::Model> {
+        match self.user {
+            Some(u) if self.ok && usable(&u) => Ok(u),
+            other => {
+                let reason = match &other {
+                    None => "unknown_email",
+                    Some(_) if !self.ok => "wrong_password",
+                    Some(_) => "account_disabled",
+                };
+                let id = other.map(|u| u.id);
+                Err(login_failed(st, ctx, &self.email, id, reason).await?)
+            }
+        }
+    }
+}
+
+pub async fn sign_in(st: &AppState, ctx: &RequestCtx, input: LoginInput) -> AppResult<SignIn> {
+    limit_ip(st, ctx)?;
+    let credentials = check_credentials(st, &input.email, &input.password).await?;
+    if let Some(u) = credentials.erasing() {
         return Err(crate::services::accounts::erasing::sign_in_refused(st, u).await?);
     }
-    let user = match user {
-        Some(u) if ok && u.is_usable() => u,
-        other => {
-            let reason = match &other {
-                None => "unknown_email",
-                Some(_) if !ok => "wrong_password",
-                Some(_) => "account_disabled",
-            };
-            return Err(login_failed(st, ctx, &email, other.map(|u| u.id), reason).await?);
-        }
-    };
+    let user = credentials
+        .accepted(st, ctx, user::Model::is_usable)
+        .await?;
     if crate::services::accounts::two_factor::is_enabled(&st.db, user.id).await? {
         return Ok(SignIn::MfaRequired {
             mfa_token: crate::services::accounts::two_factor::challenge(st, &user)?,

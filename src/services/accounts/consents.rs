@@ -135,21 +135,10 @@ pub async fn grant<C: ConnectionTrait>(
     }
     .insert(conn)
     .await;
-    let row = match inserted {
-        Ok(row) => row,
-        // Given at the same moment by a writer that did not queue on the user's row: the
-        // transaction is spoilt on PostgreSQL, so the whole change is run again (and then finds
-        // that consent in force).
-        Err(e)
-            if matches!(
-                e.sql_err(),
-                Some(sea_orm::SqlErr::UniqueConstraintViolation(_))
-            ) =>
-        {
-            return Err(AppError::contention());
-        }
-        Err(e) => return Err(e.into()),
-    };
+    // Given at the same moment by a writer that did not queue on the user's row: the transaction
+    // is spoilt on PostgreSQL, so the whole change is run again (and then finds that consent in
+    // force).
+    let row = inserted.map_err(crate::error::unique_or(AppError::contention))?;
     granted_event(conn, st, ctx, &row).await?;
     Ok(row)
 }

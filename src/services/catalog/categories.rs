@@ -7,7 +7,7 @@ use sea_orm::{
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::text::{parse_description, parse_slug, slugify};
+use super::text::{parse_description, parse_slug, slugify, Naming};
 use crate::actor::RequestCtx;
 use crate::domain::parse_text;
 use crate::entities::{category, product};
@@ -151,18 +151,17 @@ pub async fn update(
 ) -> AppResult<category::Model> {
     ctx.require_admin()?;
     let mut issues = Issues::default();
-    let name = input
-        .name
-        .as_deref()
-        .and_then(|n| issues.take(parse_text("name", n, NAME_MAX)));
-    let slug = input
-        .slug
-        .as_deref()
-        .and_then(|s| issues.take(parse_slug("slug", s)));
-    let description = input
-        .description
-        .as_deref()
-        .and_then(|d| issues.take(parse_description("description", Some(d))));
+    let Naming {
+        name,
+        slug,
+        description,
+    } = Naming::parse(
+        &mut issues,
+        input.name.as_deref(),
+        NAME_MAX,
+        input.slug.as_deref(),
+        input.description.as_deref(),
+    );
     issues.finish()?;
     let w = row_write::open::<category::Entity>(st, ctx, id, "Category", Cached::Catalogue).await?;
     let current = &w.current;

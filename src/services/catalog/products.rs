@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::text::{
-    fold, parse_description, parse_image_url, parse_slug, parse_text, search_text, slugify,
+    fold, parse_description, parse_image_url, parse_slug, parse_text, search_text, slugify, Naming,
 };
 use super::variants::{insert_variant, CreateVariantInput};
 use crate::actor::RequestCtx;
@@ -530,18 +530,17 @@ pub async fn update(
 ) -> AppResult<product::Model> {
     ctx.require_admin()?;
     let mut issues = Issues::default();
-    let name = input
-        .name
-        .as_deref()
-        .and_then(|n| issues.take(parse_text("name", n, NAME_MAX)));
-    let slug = input
-        .slug
-        .as_deref()
-        .and_then(|s| issues.take(parse_slug("slug", s)));
-    let description = input
-        .description
-        .as_deref()
-        .and_then(|d| issues.take(parse_description("description", Some(d))));
+    let Naming {
+        name,
+        slug,
+        description,
+    } = Naming::parse(
+        &mut issues,
+        input.name.as_deref(),
+        NAME_MAX,
+        input.slug.as_deref(),
+        input.description.as_deref(),
+    );
     let image_url = match &input.image_url {
         MaybeUndefined::Value(u) => issues
             .take(parse_image_url("imageUrl", u))

@@ -320,11 +320,8 @@ pub async fn create(
     }
     .insert(&txn)
     .await
-    .map_err(|e| match e.sql_err() {
-        // Two submissions racing: the unique index decides.
-        Some(sea_orm::SqlErr::UniqueConstraintViolation(_)) => duplicate(),
-        _ => AppError::from(e),
-    })?;
+    // Two submissions racing: the unique index decides.
+    .map_err(crate::error::unique_or(duplicate))?;
     events::record(
         &txn,
         st,

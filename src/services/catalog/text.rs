@@ -113,6 +113,31 @@ pub fn non_negative(field: &str, v: i64, max: i64) -> Result<i64, AppError> {
     Ok(v)
 }
 
+/// The name, slug and description an update changes: each validated when sent, its problems
+/// recorded in `issues`.
+pub struct Naming {
+    pub name: Option<String>,
+    pub slug: Option<String>,
+    pub description: Option<String>,
+}
+
+impl Naming {
+    pub fn parse(
+        issues: &mut crate::error::Issues,
+        name: Option<&str>,
+        name_max: usize,
+        slug: Option<&str>,
+        description: Option<&str>,
+    ) -> Self {
+        Naming {
+            name: name.and_then(|n| issues.take(parse_text("name", n, name_max))),
+            slug: slug.and_then(|s| issues.take(parse_slug("slug", s))),
+            description: description
+                .and_then(|d| issues.take(parse_description("description", Some(d)))),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -184,14 +184,13 @@ pub async fn submit(
         }
         .insert(&txn)
         .await
-        .map_err(|e| match e.sql_err() {
-            Some(sea_orm::SqlErr::UniqueConstraintViolation(_)) => AppError::conflict_field(
+        .map_err(crate::error::unique_or(|| {
+            AppError::conflict_field(
                 "fileId",
                 "already_used",
                 "This file already belongs to a document",
-            ),
-            _ => AppError::from(e),
-        })?;
+            )
+        }))?;
         events::record(
             &txn,
             st,

@@ -99,12 +99,7 @@ pub async fn create(
         .http
         .post(format!("{}/payment/create", c.base_url))
         .form(&params);
-    http::read(
-        PROVIDER.as_str(),
-        http::send_once(PROVIDER.as_str(), req).await?,
-        message_of,
-    )
-    .await
+    http::call_once(PROVIDER.as_str(), req, message_of).await
 }
 
 /// Starts a payment: Flow's payment page at `url?token=`.
@@ -187,12 +182,7 @@ pub async fn refund(st: &AppState, p: &payment::Model, email: &str) -> AppResult
         .http
         .post(format!("{}/refund/create", c.base_url))
         .form(&params);
-    let v: Value = http::read(
-        PROVIDER.as_str(),
-        http::send_once(PROVIDER.as_str(), req).await?,
-        message_of,
-    )
-    .await?;
+    let v: Value = http::call_once(PROVIDER.as_str(), req, message_of).await?;
     Ok(v["status"].as_str().unwrap_or("created").to_string())
 }
 

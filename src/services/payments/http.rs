@@ -38,8 +38,17 @@ pub async fn read<T: for<'de> Deserialize<'de>>(
         .map_err(|e| AppError::provider(provider, format!("unreadable answer: {e}")))
 }
 
+/// Sends a non-idempotent request once (a creation, a commit, a refund) and reads its answer.
+pub async fn call_once<T: for<'de> Deserialize<'de>>(
+    provider: &str,
+    request: reqwest::RequestBuilder,
+    message_of: fn(&Value) -> Option<String>,
+) -> AppResult<T> {
+    read(provider, send_once(provider, request).await?, message_of).await
+}
+
 /// Sends a non-idempotent request once (a creation, a commit, a refund).
-pub async fn send_once(
+async fn send_once(
     provider: &str,
     request: reqwest::RequestBuilder,
 ) -> AppResult<reqwest::Response> {

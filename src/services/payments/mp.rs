@@ -131,12 +131,7 @@ pub async fn create(
         .bearer_auth(c.access_token.expose_secret())
         .header("X-Idempotency-Key", format!("pref-{payment_ref}"))
         .json(&body);
-    http::read(
-        PROVIDER.as_str(),
-        http::send_once(PROVIDER.as_str(), req).await?,
-        message_of,
-    )
-    .await
+    http::call_once(PROVIDER.as_str(), req, message_of).await
 }
 
 /// Starts a payment: the Checkout Pro preference, and its `init_point` for the browser.
@@ -245,12 +240,7 @@ pub async fn refund(st: &AppState, p: &payment::Model) -> AppResult<String> {
         .bearer_auth(c.access_token.expose_secret())
         .header("X-Idempotency-Key", format!("refund-{}", p.id))
         .json(&json!({}));
-    let v: Value = http::read(
-        PROVIDER.as_str(),
-        http::send_once(PROVIDER.as_str(), req).await?,
-        message_of,
-    )
-    .await?;
+    let v: Value = http::call_once(PROVIDER.as_str(), req, message_of).await?;
     match v["status"].as_str() {
         Some(s @ ("approved" | "in_process")) => Ok(s.to_string()),
         _ => Err(AppError::provider(

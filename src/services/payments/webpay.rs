@@ -131,12 +131,7 @@ pub async fn create(
         "amount": amount,
         "return_url": return_url(st),
     }));
-    http::read(
-        PROVIDER.as_str(),
-        http::send_once(PROVIDER.as_str(), req).await?,
-        message_of,
-    )
-    .await
+    http::call_once(PROVIDER.as_str(), req, message_of).await
 }
 
 /// Starts a payment: the transaction, and where the browser goes (`url?token_ws=` for the GET
@@ -161,12 +156,7 @@ pub async fn start(st: &AppState, o: &order::Model, reference: &str) -> AppResul
 /// Commits a token (once: a second commit is a 422 at Webpay).
 pub async fn commit(st: &AppState, token: &str) -> AppResult<Transaction> {
     let req = request(st, reqwest::Method::PUT, &format!("/transactions/{token}"))?;
-    http::read(
-        PROVIDER.as_str(),
-        http::send_once(PROVIDER.as_str(), req).await?,
-        message_of,
-    )
-    .await
+    http::call_once(PROVIDER.as_str(), req, message_of).await
 }
 
 /// The transaction's status (idempotent: retried with backoff on transport errors and 5xx).
@@ -187,12 +177,7 @@ pub async fn refund(st: &AppState, token: &str, amount: i64) -> AppResult<String
         &format!("/transactions/{token}/refunds"),
     )?
     .json(&json!({ "amount": amount }));
-    let v: Value = http::read(
-        PROVIDER.as_str(),
-        http::send_once(PROVIDER.as_str(), req).await?,
-        message_of,
-    )
-    .await?;
+    let v: Value = http::call_once(PROVIDER.as_str(), req, message_of).await?;
     match v["type"].as_str() {
         Some(t @ ("REVERSED" | "NULLIFIED")) => Ok(t.to_string()),
         _ => Err(AppError::provider(

@@ -2,9 +2,9 @@
 //! request a job may still work on, the claim that moves it to `processing`, the failure of a job
 //! that gave up, and the admins' queue of both kinds.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Duration, Utc};
 use sea_orm::sea_query::Expr;
-use sea_orm::{ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder};
+use sea_orm::{ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set};
 
 use crate::actor::RequestCtx;
 use crate::entities::privacy_request::{self, PrivacyRequestKind, PrivacyRequestState};
@@ -18,6 +18,32 @@ const OPEN: [PrivacyRequestState; 2] = [
     PrivacyRequestState::Pending,
     PrivacyRequestState::Processing,
 ];
+
+/// A new request of `user_id`, pending, due within `PRIVACY_REQUEST_DUE_DAYS`; `expires_at` is an
+/// erasure's scheduled run (an export's download window is set once it is ready).
+pub fn new_request(
+    st: &AppState,
+    user_id: i64,
+    kind: PrivacyRequestKind,
+    expires_at: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> privacy_request::ActiveModel {
+    privacy_request::ActiveModel {
+        user_id: Set(user_id),
+        kind: Set(kind),
+        state: Set(PrivacyRequestState::Pending),
+        requested_at: Set(now),
+        due_at: Set(now + Duration::days(st.config.privacy.request_due_days)),
+        completed_at: Set(None),
+        expires_at: Set(expires_at),
+        storage_key: Set(None),
+        size_bytes: Set(None),
+        error: Set(None),
+        downloads: Set(0),
+        updated_at: Set(now),
+        ..Default::default()
+    }
+}
 
 /// Request `id` of `kind` when a job may still work on it (pending or processing); `None` when it
 /// is gone (cancelled), done, or of another kind.

@@ -18,7 +18,7 @@ pub use job::{ExportPayload, PrepareExport, README_ES};
 
 use chrono::{DateTime, Duration, Utc};
 use sea_orm::sea_query::{Expr, ExprTrait};
-use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, Set};
+use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
 
 use crate::actor::RequestCtx;
 use crate::db::begin_write;
@@ -74,28 +74,11 @@ pub async fn request(st: &AppState, ctx: &RequestCtx) -> AppResult<privacy_reque
             Ord::max((free_at - now).num_seconds(), 1) as u64,
         ));
     }
-    let inserted = privacy_request::ActiveModel {
-        user_id: Set(me),
-        kind: Set(PrivacyRequestKind::Export),
-        state: Set(PrivacyRequestState::Pending),
-        requested_at: Set(now),
-        due_at: Set(now + Duration::days(st.config.privacy.request_due_days)),
-        completed_at: Set(None),
-        expires_at: Set(None),
-        storage_key: Set(None),
-        size_bytes: Set(None),
-        error: Set(None),
-        downloads: Set(0),
-        updated_at: Set(now),
-        ..Default::default()
-    }
-    .insert(&txn)
-    .await
-    .map_err(|e| match e.sql_err() {
+    let inserted = requests::new_request(st, me, PrivacyRequestKind::Export, None, now)
+        .insert(&txn)
+        .await
         // Asked twice at once: the other request is the open one.
-        Some(sea_orm::SqlErr::UniqueConstraintViolation(_)) => in_progress(0),
-        _ => AppError::from(e),
-    })?;
+        .map_err(crate::error::unique_or(|| in_progress(0)))?;
     jobs::enqueue(
         &txn,
         now,

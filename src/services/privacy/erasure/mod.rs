@@ -27,7 +27,7 @@ use async_graphql::InputObject;
 use chrono::{DateTime, Duration, Utc};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
 };
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -186,28 +186,11 @@ async fn request_reauthenticated(
         return Err(blocked_by(&unfinished));
     }
     let scheduled = now + Duration::days(st.config.privacy.erasure_grace_days);
-    let inserted = privacy_request::ActiveModel {
-        user_id: Set(me.id),
-        kind: Set(PrivacyRequestKind::Erasure),
-        state: Set(PrivacyRequestState::Pending),
-        requested_at: Set(now),
-        due_at: Set(now + Duration::days(st.config.privacy.request_due_days)),
-        completed_at: Set(None),
-        // An erasure: when the grace period ends and it runs.
-        expires_at: Set(Some(scheduled)),
-        storage_key: Set(None),
-        size_bytes: Set(None),
-        error: Set(None),
-        downloads: Set(0),
-        updated_at: Set(now),
-        ..Default::default()
-    }
-    .insert(&txn)
-    .await
-    .map_err(|e| match e.sql_err() {
-        Some(sea_orm::SqlErr::UniqueConstraintViolation(_)) => already_requested(),
-        _ => AppError::from(e),
-    })?;
+    let inserted =
+        requests::new_request(st, me.id, PrivacyRequestKind::Erasure, Some(scheduled), now)
+            .insert(&txn)
+            .await
+            .map_err(crate::error::unique_or(already_requested))?;
     jobs::enqueue(
         &txn,
         now,
@@ -249,37 +232,10 @@ async fn request_reauthenticated(
 /// wrong credentials, 404 without a pending erasure, 409 once it is running.
 pub async fn cancel(st: &AppState, ctx: &RequestCtx, input: CancelDeletionInput) -> AppResult<()> {
     auth::limit_ip(st, ctx)?;
-    let email = input.email.trim().to_lowercase();
-    let found = user::Entity::find()
-        .filter(user::Column::Email.eq(email.as_str()))
-        .filter(user::Column::ErasedAt.is_null())
-        .one(&st.db)
+    let u = auth::check_credentials(st, &input.email, &input.password)
+        .await?
+        .accepted(st, ctx, |u| u.is_active && u.deleted_at.is_none())
         .await?;
-    let attempt = match &found {
-        Some(u) => Some(lockout::take(st, u.id, lockout::Kind::Password).await?),
-        None => None,
-    };
-    let ok = st
-        .passwords
-        .verify(
-            &input.password,
-            found.as_ref().map(|u| u.password_hash.as_str()),
-        )
-        .await?;
-    if let Some(a) = attempt {
-        a.settle(st, ok).await?;
-    }
-    let u = match found {
-        Some(u) if ok && u.is_active && u.deleted_at.is_none() => u,
-        other => {
-            let reason = match &other {
-                None => "unknown_email",
-                Some(_) if !ok => "wrong_password",
-                Some(_) => "account_disabled",
-            };
-            return Err(auth::login_failed(st, ctx, &email, other.map(|u| u.id), reason).await?);
-        }
-    };
     let attempt = lockout::take(st, u.id, lockout::Kind::SecondFactor).await?;
     let mut proved = false;
     let outcome = cancel_reauthenticated(st, ctx, &u, &input, &mut proved).await;
