@@ -42,6 +42,7 @@ pub async fn build_app(config: Config, clock: Clock) -> anyhow::Result<(Router, 
     }
     let state = AppState::new(db, config, clock, metrics);
     state.install_jobs(services::composition::registry(&state.config));
+    state.install_reactions(services::composition::reactions());
     let schema = graphql::build_schema(Some(state.clone()));
     let app = http::App::new(state.clone(), schema, rest::operation_names());
     let router = http::router(app, rest::router(), rest::openapi::document());

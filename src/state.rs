@@ -1,5 +1,6 @@
 //! Shared application state: one per running app (tests run many side by side).
 
+use std::any::Any;
 use std::sync::{Arc, OnceLock};
 
 use crate::clock::Clock;
@@ -33,6 +34,9 @@ pub struct AppState {
     /// The job kinds and schedules of this build, installed once at start-up by the composition
     /// root ([`crate::build_app`]) and shared by the runner and [`crate::infra::jobs::run_queued_now`].
     jobs: Arc<OnceLock<Registry<AppState>>>,
+    /// The in-transaction reactions to domain events (`services::platform::events::Reactions`,
+    /// a type this layer cannot name), installed once at start-up by the composition root.
+    reactions: Arc<OnceLock<Box<dyn Any + Send + Sync>>>,
 }
 
 impl AppState {
@@ -67,6 +71,7 @@ impl AppState {
             mailer,
             url_signer,
             jobs: Arc::default(),
+            reactions: Arc::default(),
         }
     }
 }
@@ -75,6 +80,16 @@ impl AppState {
     /// Installs the job registry (once; a second call is ignored).
     pub fn install_jobs(&self, registry: Registry<AppState>) {
         let _ = self.jobs.set(registry);
+    }
+
+    /// Installs the in-transaction reactions (once; a second call is ignored).
+    pub fn install_reactions<T: Any + Send + Sync>(&self, reactions: T) {
+        let _ = self.reactions.set(Box::new(reactions));
+    }
+
+    /// The installed reactions, when they are of type `T`.
+    pub fn reactions<T: Any>(&self) -> Option<&T> {
+        self.reactions.get()?.downcast_ref()
     }
 
     /// The installed job registry (empty before [`AppState::install_jobs`]).

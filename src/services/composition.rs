@@ -5,15 +5,17 @@
 //! registered here; its code lives in its context.
 
 use chrono::Duration;
-use sea_orm::ConnectionTrait;
+use sea_orm::DatabaseTransaction;
 
 use crate::actor::RequestCtx;
 use crate::config::Config;
-use crate::error::AppResult;
+use crate::entities::order::OrderStatus;
 use crate::services::commerce::orders;
 use crate::services::notifications::mail;
 use crate::services::payments::{self, reconcile};
-use crate::services::platform::events::{self, DomainEvent, Subscribers};
+use crate::services::platform::events::{
+    self, DomainEvent, Reaction, ReactionFuture, Reactions, Subscribers,
+};
 use crate::services::platform::jobs::Registry;
 use crate::services::privacy::{data_export, erasure, housekeeping};
 use crate::state::AppState;
@@ -44,23 +46,32 @@ pub fn subscribers() -> Subscribers {
     Subscribers::new().with(mail::MailSubscriber)
 }
 
-/// The reactions that must commit with the change itself, run by [`events::record_for`] in the
+/// The reactions that must commit with the change itself, run by [`events::record_in`] in the
 /// caller's transaction (the outbox's [`subscribers`] react after the commit): a paid order's
-/// cancellation (commerce) owes its buyer a refund (payments). A reaction writes rows but records
-/// no event of its own.
-pub async fn react_now<C: ConnectionTrait>(
-    conn: &C,
-    st: &AppState,
-    ctx: &RequestCtx,
-    event: &DomainEvent,
-) -> AppResult<()> {
-    use crate::entities::order::OrderStatus;
-    match event {
-        DomainEvent::OrderStatusChanged { id, from, to, .. }
-            if from == OrderStatus::Paid.as_str() && to == OrderStatus::Cancelled.as_str() =>
-        {
-            payments::owe_refund(conn, st, ctx, *id).await
+/// cancellation (commerce) owes its buyer a refund (payments).
+pub fn reactions() -> Reactions {
+    Reactions::new().with(Reaction {
+        name: "payments.owe_refund",
+        wants: |event| {
+            matches!(event, DomainEvent::OrderStatusChanged { from, to, .. }
+                if from == OrderStatus::Paid.as_str() && to == OrderStatus::Cancelled.as_str())
+        },
+        run: owe_refund,
+    })
+}
+
+fn owe_refund<'a>(
+    txn: &'a DatabaseTransaction,
+    st: &'a AppState,
+    ctx: &'a RequestCtx,
+    event: &'a DomainEvent,
+) -> ReactionFuture<'a> {
+    Box::pin(async move {
+        match event {
+            DomainEvent::OrderStatusChanged { id, .. } => {
+                payments::owe_refund(txn, st, ctx, *id).await
+            }
+            _ => Ok(()),
         }
-        _ => Ok(()),
-    }
+    })
 }

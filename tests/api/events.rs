@@ -292,3 +292,48 @@ async fn a_change_that_fails_after_recording_leaves_no_audit_or_outbox_row() {
         "counted when written (the rolled-back row included)"
     );
 }
+
+/// An event with an in-transaction reaction (a paid order cancelled owes a refund) is refused by
+/// `events::record`, which would skip the reaction: it must go through `record_in`, which runs it.
+#[tokio::test]
+async fn an_event_with_an_in_transaction_reaction_is_recorded_with_its_reaction_only() {
+    use dispensary::services::platform::events::{self, DomainEvent};
+    let app = TestApp::spawn().await;
+    let ctx = dispensary::actor::RequestCtx::anonymous(
+        "trace-reaction".into(),
+        std::net::Ipv4Addr::LOCALHOST.into(),
+    );
+    let cancelled = |from: &str| DomainEvent::OrderStatusChanged {
+        id: 424242,
+        from: from.into(),
+        to: "cancelled".into(),
+        reason: "test".into(),
+    };
+    let logs = app.scalar_i64("SELECT COUNT(*) FROM system_logs").await;
+    let txn = dispensary::db::begin_write(&app.state.db).await.unwrap();
+    let refused = events::record(&txn, &app.state, &ctx, cancelled("paid"))
+        .await
+        .expect_err("record skips reactions, so it refuses this event");
+    assert_eq!(refused.code.as_str(), "internal_error");
+    // Without a reaction (a pending order cancelled) `record` takes it.
+    events::record(&txn, &app.state, &ctx, cancelled("pending"))
+        .await
+        .unwrap();
+    // `record_in` writes the event and runs the reaction: with no paid payment for this order,
+    // it owes nothing and enqueues no refund job.
+    events::record_in(&txn, &app.state, &ctx, cancelled("paid"))
+        .await
+        .unwrap();
+    txn.commit().await.unwrap();
+    assert_eq!(
+        app.scalar_i64("SELECT COUNT(*) FROM system_logs").await,
+        logs + 2
+    );
+    assert_eq!(
+        app.scalar_i64(
+            "SELECT COUNT(*) FROM jobs WHERE unique_key = 'payments.refund:order:424242'"
+        )
+        .await,
+        0
+    );
+}

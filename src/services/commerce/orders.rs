@@ -5,8 +5,8 @@ use async_graphql::InputObject;
 use chrono::{DateTime, Duration, Utc};
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, EntityTrait, JoinType, QueryFilter,
-    QueryOrder, QuerySelect, RelationDef, Set,
+    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DatabaseTransaction, EntityTrait,
+    JoinType, QueryFilter, QueryOrder, QuerySelect, RelationDef, Set,
 };
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -69,9 +69,9 @@ fn invalid_transition(from: OrderStatus, to: OrderStatus) -> AppError {
 
 /// The one way an order changes status: checks the lifecycle, compare-and-sets the status (a
 /// concurrent change makes this a `conflict`), applies the side effects and writes the audit row.
-pub async fn transition<C: ConnectionTrait>(
+pub async fn transition(
     st: &AppState,
-    conn: &C,
+    conn: &DatabaseTransaction,
     ctx: &RequestCtx,
     current: &order::Model,
     to: OrderStatus,
@@ -105,11 +105,11 @@ pub async fn transition<C: ConnectionTrait>(
             crate::services::commerce::coupons::count_use(conn, current, -1).await?;
             inventory::restock(conn, current.id, now).await?;
             // The money was taken: the `order.status_changed` event recorded below owes the
-            // buyer a refund, in this transaction (see `composition::react_now`).
+            // buyer a refund, in this transaction (see `composition::reactions`).
         }
         _ => {}
     }
-    events::record(
+    events::record_in(
         conn,
         st,
         ctx,

@@ -16,7 +16,8 @@ use async_graphql::InputObject;
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter,
+    QueryOrder, Set,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -357,9 +358,9 @@ pub async fn apply_now(
 
 /// Applies a provider outcome to a payment inside the caller's write transaction. Idempotent: a
 /// payment already in a final state is left alone (`Duplicate`).
-pub async fn apply_outcome<C: ConnectionTrait>(
+pub async fn apply_outcome(
     st: &AppState,
-    conn: &C,
+    conn: &DatabaseTransaction,
     ctx: &RequestCtx,
     payment_id: i64,
     outcome: Outcome,
@@ -457,9 +458,9 @@ pub async fn apply_outcome<C: ConnectionTrait>(
 /// consumed, the coupon counted. When the stock is gone (a late payment) or the order can no longer
 /// be paid, the order fails and the payment becomes `refund_required`.
 #[allow(clippy::too_many_arguments)]
-async fn fulfil<C: ConnectionTrait>(
+async fn fulfil(
     st: &AppState,
-    conn: &C,
+    conn: &DatabaseTransaction,
     ctx: &RequestCtx,
     p: &payment::Model,
     o: &order::Model,

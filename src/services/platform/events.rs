@@ -11,9 +11,12 @@
 //! contents; personal values (names, RUT, phone) appear as changed field names only.
 
 use sea_orm::{
-    ActiveModelTrait, ActiveValue, ConnectionTrait, EntityTrait, IdenStatic, IntoActiveModel,
-    Iterable, ModelTrait, Set,
+    ActiveModelTrait, ActiveValue, ConnectionTrait, DatabaseTransaction, EntityTrait, IdenStatic,
+    IntoActiveModel, Iterable, ModelTrait, Set,
 };
+use std::future::Future;
+use std::pin::Pin;
+
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -390,6 +393,39 @@ pub async fn record<C: ConnectionTrait>(
     record_for(conn, st, ctx, None, event).await
 }
 
+/// What a reaction's run returns.
+pub type ReactionFuture<'a> = Pin<Box<dyn Future<Output = AppResult<()>> + Send + 'a>>;
+
+/// A reaction that must commit with the change that caused it, in the caller's transaction (the
+/// outbox's subscribers react after the commit). Events a reaction wants are recorded with
+/// [`record_in`]; [`record`] refuses them.
+#[derive(Clone, Copy)]
+pub struct Reaction {
+    pub name: &'static str,
+    pub wants: fn(&DomainEvent) -> bool,
+    pub run: for<'a> fn(
+        &'a DatabaseTransaction,
+        &'a AppState,
+        &'a RequestCtx,
+        &'a DomainEvent,
+    ) -> ReactionFuture<'a>,
+}
+
+/// The in-transaction reactions of this build (`services::composition::reactions`).
+#[derive(Clone, Default)]
+pub struct Reactions(Vec<Reaction>);
+
+impl Reactions {
+    pub fn new() -> Self {
+        Reactions::default()
+    }
+
+    pub fn with(mut self, reaction: Reaction) -> Self {
+        self.0.push(reaction);
+        self
+    }
+}
+
 /// [`record`] for work done on a user's behalf outside their request (a job an admin's action
 /// asked for): `on_behalf_of` is the audit row's actor when the event names none.
 pub async fn record_for<C: ConnectionTrait>(
@@ -398,6 +434,53 @@ pub async fn record_for<C: ConnectionTrait>(
     ctx: &RequestCtx,
     on_behalf_of: Option<i64>,
     event: DomainEvent,
+) -> AppResult<()> {
+    if let Some(r) = reactions_to(st, &event).next() {
+        return Err(AppError::internal(format!(
+            "{} has the in-transaction reaction {}: record it with events::record_in",
+            event.action(),
+            r.name
+        )));
+    }
+    write(conn, st, ctx, on_behalf_of, &event).await
+}
+
+/// [`record`] in a write transaction, with the reactions that must commit with the change (the
+/// composition root installs them: `services::composition::reactions`). A reaction writes rows
+/// but records no event of its own.
+pub async fn record_in(
+    txn: &DatabaseTransaction,
+    st: &AppState,
+    ctx: &RequestCtx,
+    event: DomainEvent,
+) -> AppResult<()> {
+    write(txn, st, ctx, None, &event).await?;
+    let reactions: Vec<Reaction> = reactions_to(st, &event).copied().collect();
+    for r in reactions {
+        (r.run)(txn, st, ctx, &event).await?;
+    }
+    Ok(())
+}
+
+/// The installed reactions that want `event`.
+fn reactions_to<'a>(
+    st: &'a AppState,
+    event: &'a DomainEvent,
+) -> impl Iterator<Item = &'a Reaction> + 'a {
+    st.reactions::<Reactions>()
+        .map(|r| r.0.as_slice())
+        .unwrap_or_default()
+        .iter()
+        .filter(move |r| (r.wants)(event))
+}
+
+/// The audit row and the outbox row of `event`.
+async fn write<C: ConnectionTrait>(
+    conn: &C,
+    st: &AppState,
+    ctx: &RequestCtx,
+    on_behalf_of: Option<i64>,
+    event: &DomainEvent,
 ) -> AppResult<()> {
     let (entity_id, meta) = event.audit_parts()?;
     let now = st.clock.now();
@@ -429,7 +512,6 @@ pub async fn record_for<C: ConnectionTrait>(
     }
     .insert(conn)
     .await?;
-    crate::services::composition::react_now(conn, st, ctx, &event).await?;
     st.metrics
         .outbox_events
         .with_label_values(&[event.action()])
