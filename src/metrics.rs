@@ -31,6 +31,7 @@ pub struct MetricHandles {
     pub graphql_operations: IntCounterVec,
     pub login_failures: IntCounter,
     pub rate_limited: IntCounterVec,
+    pub rate_limit_fallbacks: IntCounter,
     pub orders_created: IntCounter,
     pub order_transitions: IntCounterVec,
     pub payments: IntCounterVec,
@@ -119,6 +120,10 @@ impl Metrics {
                 "rate_limited_requests_total",
                 "Requests refused by a rate limit",
                 &["limit"],
+            ),
+            rate_limit_fallbacks: m.counter(
+                "rate_limit_fallbacks_total",
+                "Rate-limit decisions taken in process because Redis (REDIS_URL) could not be reached",
             ),
             login_failures: m.counter("auth_login_failures_total", "Failed login attempts"),
             // the database

@@ -44,7 +44,10 @@ impl AppState {
         let tokens = Arc::new(TokenKeys::new(&config));
         let passwords =
             PasswordHasher::new(config.auth.argon2_memory_kib, config.auth.argon2_iterations);
-        let limits = Arc::new(RateLimits::new(config.auth.rate_limit_per_minute));
+        let limits = Arc::new(RateLimits::new(
+            &config,
+            metrics.rate_limit_fallbacks.clone(),
+        ));
         let catalogue = Arc::new(Freshness::default());
         let url_signer = Arc::new(UrlSigner::new(&config));
         let mailer = Arc::new(

@@ -4,7 +4,7 @@
 //! variable, and production refuses weak secrets. One section per area, each in its own file and
 //! parsed by its own function: `config.database`, `config.http`, `config.graphql`, `config.auth`,
 //! `config.store`, `config.storage`, `config.jobs`, `config.mail`, `config.privacy`,
-//! `config.payments` (with `.webpay`, `.flow`, `.mp`).
+//! `config.payments` (with `.webpay`, `.flow`, `.mp`), `config.redis`.
 
 pub mod auth;
 pub mod database;
@@ -15,6 +15,7 @@ pub mod mail;
 pub mod payments;
 pub mod privacy;
 mod reader;
+pub mod shared;
 pub mod storage;
 pub mod store;
 
@@ -37,6 +38,7 @@ pub use payments::{
 };
 pub use privacy::{PrivacyConfig, DEFAULT_PRIVACY_POLICY_VERSION};
 use reader::Reader;
+pub use shared::RedisConfig;
 pub use storage::StorageConfig;
 pub use store::{CatalogMode, StoreConfig};
 
@@ -69,6 +71,7 @@ pub struct Config {
     pub mail: MailConfig,
     pub privacy: PrivacyConfig,
     pub payments: PaymentsConfig,
+    pub redis: RedisConfig,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -112,6 +115,7 @@ impl Config {
             mail: MailConfig::parse(&r)?,
             privacy: PrivacyConfig::parse(&r)?,
             payments: PaymentsConfig::parse(&r, production)?,
+            redis: RedisConfig::parse(&r)?,
         })
     }
 
@@ -407,6 +411,9 @@ mod tests {
             ("LOG_FORMAT", "xml"),
             ("CORS_ALLOWED_ORIGINS", "shop.example.cl"),
             ("MEDICINAL_CATALOG_MODE", "visible"),
+            ("REDIS_URL", "rediss://cache.example.cl:6380"),
+            ("REDIS_URL", "cache:6379"),
+            ("REDIS_KEY_PREFIX", "my store:"),
         ] {
             let e = Config::from_map(&map(&[(k, v)])).unwrap_err();
             assert!(e.0.contains(k), "{k}: {e}");

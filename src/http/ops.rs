@@ -26,7 +26,13 @@ pub async fn readyz(State(app): State<App>) -> Response {
         }
     };
     match tokio::time::timeout(std::time::Duration::from_secs(3), check).await {
-        Ok(Ok(())) => Json(json!({ "status": "ready" })).into_response(),
+        Ok(Ok(())) => Json(json!({
+            "status": "ready",
+            // Where the credential routes' limits are kept: a Redis outage does not make the
+            // process unready (it limits alone meanwhile), but says so here.
+            "rateLimits": app.state.limits.status(),
+        }))
+        .into_response(),
         Ok(Err(reason)) => not_ready(&reason),
         Err(_) => not_ready("database check timed out"),
     }

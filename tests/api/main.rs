@@ -36,6 +36,7 @@ mod payments;
 mod periodic;
 mod races;
 mod refunds;
+mod replicas;
 mod response_cache;
 mod restart;
 mod retention;

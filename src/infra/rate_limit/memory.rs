@@ -1,40 +1,37 @@
-//! In-process rate limits for the credential routes (register, login, refresh, password reset and
-//! change, email verification), keyed by client IP. Enforced in the services, so REST and GraphQL clients meet the same limit.
+//! The in-process limiter: each process's own budget per client address (GCRA, `governor`).
 
 use std::net::IpAddr;
 use std::num::NonZeroU32;
+use std::time::Duration;
 
 use governor::clock::{Clock as _, DefaultClock};
 use governor::{Quota, RateLimiter};
 
-use crate::error::AppError;
-
 type KeyedLimiter =
     RateLimiter<IpAddr, governor::state::keyed::HashMapStateStore<IpAddr>, DefaultClock>;
 
-pub struct RateLimits {
-    auth: KeyedLimiter,
+pub(super) struct MemoryLimiter {
+    limiter: KeyedLimiter,
     clock: DefaultClock,
 }
 
-impl RateLimits {
-    pub fn new(auth_per_minute: u32) -> Self {
-        let per_minute = NonZeroU32::new(auth_per_minute).unwrap_or(NonZeroU32::MIN);
-        RateLimits {
-            auth: RateLimiter::hashmap(Quota::per_minute(per_minute)),
+impl MemoryLimiter {
+    pub(super) fn new(per_minute: u32) -> Self {
+        let per_minute = NonZeroU32::new(per_minute).unwrap_or(NonZeroU32::MIN);
+        MemoryLimiter {
+            limiter: RateLimiter::hashmap(Quota::per_minute(per_minute)),
             clock: DefaultClock::default(),
         }
     }
 
-    /// Takes one request from `ip`'s credential-route budget, or answers `rate_limited` with the
-    /// seconds to wait.
-    pub fn check_auth(&self, ip: IpAddr) -> Result<(), AppError> {
-        if self.auth.len() > 50_000 {
-            self.auth.retain_recent();
+    /// Takes one request from `ip`'s budget: `Err(wait)` when it is spent.
+    pub(super) fn take(&self, ip: IpAddr) -> Result<(), Duration> {
+        // Forgotten once their budget is whole again: the map does not grow without bound.
+        if self.limiter.len() > 50_000 {
+            self.limiter.retain_recent();
         }
-        self.auth.check_key(&ip).map_err(|not_until| {
-            let wait = not_until.wait_time_from(self.clock.now());
-            AppError::rate_limited(wait.as_secs() + u64::from(wait.subsec_nanos() > 0))
-        })
+        self.limiter
+            .check_key(&ip)
+            .map_err(|not_until| not_until.wait_time_from(self.clock.now()))
     }
 }

@@ -83,7 +83,7 @@ pub async fn register(
     ctx: &RequestCtx,
     input: RegisterInput,
 ) -> AppResult<AuthSession> {
-    limit_ip(st, ctx)?;
+    limit_ip(st, ctx).await?;
     let mut issues: Vec<FieldIssue> = Vec::new();
     let name = parse_name("name", &input.name)
         .map_err(|e| issues.extend(e.details))
@@ -267,7 +267,7 @@ impl Credentials {
 }
 
 pub async fn sign_in(st: &AppState, ctx: &RequestCtx, input: LoginInput) -> AppResult<SignIn> {
-    limit_ip(st, ctx)?;
+    limit_ip(st, ctx).await?;
     let credentials = check_credentials(st, &input.email, &input.password).await?;
     if let Some(u) = credentials.erasing() {
         return Err(crate::services::accounts::erasing::sign_in_refused(st, u).await?);
@@ -292,7 +292,7 @@ pub async fn refresh(
     ctx: &RequestCtx,
     input: RefreshInput,
 ) -> AppResult<AuthSession> {
-    limit_ip(st, ctx)?;
+    limit_ip(st, ctx).await?;
     let now = st.clock.now();
     let claims = st
         .tokens
@@ -450,8 +450,8 @@ pub(crate) async fn check_own_password(
 }
 
 /// Takes one request from the client IP's credential-route budget.
-pub(crate) fn limit_ip(st: &AppState, ctx: &RequestCtx) -> AppResult<()> {
-    st.limits.check_auth(ctx.client_ip).inspect_err(|_| {
+pub(crate) async fn limit_ip(st: &AppState, ctx: &RequestCtx) -> AppResult<()> {
+    st.limits.check_auth(ctx.client_ip).await.inspect_err(|_| {
         st.metrics
             .rate_limited
             .with_label_values(&["auth_ip"])

@@ -66,7 +66,7 @@ pub struct ChangePasswordInput {
 /// a minute and three an hour per account). Rate limited per client IP; otherwise always the same
 /// answer.
 pub async fn forgot(st: &AppState, ctx: &RequestCtx, input: ForgotPasswordInput) -> AppResult<()> {
-    crate::services::accounts::auth::limit_ip(st, ctx)?;
+    crate::services::accounts::auth::limit_ip(st, ctx).await?;
     let email = Email::parse(&input.email)?;
     let started = tokio::time::Instant::now();
     let result = request_link(st, ctx, email.as_str()).await;
@@ -121,7 +121,7 @@ async fn request_link(st: &AppState, ctx: &RequestCtx, email: &str) -> AppResult
 /// of its mail) and ends every session of the account. Following the link also proves the
 /// address, which counts as verifying it.
 pub async fn reset(st: &AppState, ctx: &RequestCtx, input: ResetPasswordInput) -> AppResult<()> {
-    crate::services::accounts::auth::limit_ip(st, ctx)?;
+    crate::services::accounts::auth::limit_ip(st, ctx).await?;
     let password = Password::parse_field("newPassword", &input.new_password)?;
     // Hashing is slow: a token that cannot be used is refused before it, and it is done before
     // the write transaction (which takes the link for good, once).
@@ -164,7 +164,7 @@ pub async fn reset(st: &AppState, ctx: &RequestCtx, input: ResetPasswordInput) -
 /// every other session of the account ends (this one goes on).
 pub async fn change(st: &AppState, ctx: &RequestCtx, input: ChangePasswordInput) -> AppResult<()> {
     let me = ctx.require_user()?.clone();
-    crate::services::accounts::auth::limit_ip(st, ctx)?;
+    crate::services::accounts::auth::limit_ip(st, ctx).await?;
     let password = Password::parse_field("newPassword", &input.new_password)?;
     let u = crate::services::accounts::auth::check_own_password(
         st,

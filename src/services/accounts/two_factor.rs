@@ -352,7 +352,7 @@ pub async fn enable(
     input: EnableTwoFactorInput,
 ) -> AppResult<Vec<String>> {
     let me = ctx.require_user()?.clone();
-    auth::limit_ip(st, ctx)?;
+    auth::limit_ip(st, ctx).await?;
     let row = match row_of(&st.db, me.id).await? {
         None => {
             return Err(AppError::conflict(
@@ -423,7 +423,7 @@ pub async fn disable(
     input: DisableTwoFactorInput,
 ) -> AppResult<()> {
     let me = ctx.require_user()?.clone();
-    auth::limit_ip(st, ctx)?;
+    auth::limit_ip(st, ctx).await?;
     let row = row_of(&st.db, me.id)
         .await?
         .filter(|r| r.enabled_at.is_some())
@@ -473,7 +473,7 @@ pub async fn verify_login(
     ctx: &RequestCtx,
     input: VerifyMfaInput,
 ) -> AppResult<AuthSession> {
-    auth::limit_ip(st, ctx)?;
+    auth::limit_ip(st, ctx).await?;
     let now = st.clock.now();
     let expired = |p: TokenProblem| {
         AppError::unauthorized(match p {

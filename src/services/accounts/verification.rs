@@ -98,7 +98,7 @@ async fn pending_change<C: ConnectionTrait>(
 /// change, or else for their unverified address. Answers the address it goes to.
 pub async fn resend(st: &AppState, ctx: &RequestCtx) -> AppResult<String> {
     let me = ctx.require_user()?.clone();
-    crate::services::accounts::auth::limit_ip(st, ctx)?;
+    crate::services::accounts::auth::limit_ip(st, ctx).await?;
     let now = st.clock.now();
     let u = user::Entity::find_by_id(me.id)
         .one(&st.db)
@@ -148,7 +148,7 @@ pub async fn verify(
     ctx: &RequestCtx,
     input: VerifyEmailInput,
 ) -> AppResult<Verified> {
-    crate::services::accounts::auth::limit_ip(st, ctx)?;
+    crate::services::accounts::auth::limit_ip(st, ctx).await?;
     let now = st.clock.now();
     let txn = begin_write(&st.db).await?;
     let row = links::take(&txn, Purpose::VerifyEmail, &input.token, now).await?;

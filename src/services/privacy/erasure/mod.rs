@@ -153,7 +153,7 @@ pub async fn request(
             "Staff accounts are closed by another admin, not erased on request",
         ));
     }
-    auth::limit_ip(st, ctx)?;
+    auth::limit_ip(st, ctx).await?;
     auth::check_own_password(st, me.id, &input.password, "password").await?;
     // A wrong code counts towards the account's lockout (taken before the transaction, settled
     // after it: the code is spent inside it, so a refusal below spends nothing).
@@ -231,7 +231,7 @@ async fn request_reauthenticated(
 /// a code with two-factor on): the account is usable again, nothing having been deleted. 401 on
 /// wrong credentials, 404 without a pending erasure, 409 once it is running.
 pub async fn cancel(st: &AppState, ctx: &RequestCtx, input: CancelDeletionInput) -> AppResult<()> {
-    auth::limit_ip(st, ctx)?;
+    auth::limit_ip(st, ctx).await?;
     let u = auth::check_credentials(st, &input.email, &input.password)
         .await?
         .accepted(st, ctx, |u| u.is_active && u.deleted_at.is_none())
