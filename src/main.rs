@@ -1,3 +1,4 @@
+use std::future::IntoFuture;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 
@@ -247,18 +248,53 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {addr} (APP_ADDR): {e}"))?;
     tracing::info!(%addr, "listening");
-    axum::serve(
-        listener,
-        router.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown_signal())
-    .await?;
+    let grace = std::time::Duration::from_secs(state.config.http.shutdown_grace_seconds);
+    let delay = std::time::Duration::from_secs(state.config.http.shutdown_delay_seconds);
+    // SIGTERM: not ready at once (the balancer's health check takes this process out), still
+    // accepting for `delay`, then no new connections while requests under way finish.
+    let (signalled_tx, signalled) = tokio::sync::oneshot::channel();
+    let draining = state.clone();
+    let stop_accepting = async move {
+        shutdown_signal().await;
+        draining.begin_draining();
+        let _ = signalled_tx.send(std::time::Instant::now());
+        tokio::time::sleep(delay).await;
+        tracing::info!("no longer accepting connections; finishing the requests under way");
+    };
+    let mut server = tokio::spawn(
+        axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(stop_accepting)
+        .into_future(),
+    );
+    let deadline = tokio::select! {
+        ended = &mut server => {
+            ended??;
+            return Ok(());
+        }
+        at = signalled => at.unwrap_or_else(|_| std::time::Instant::now()) + grace,
+    };
+    let left = || deadline.saturating_duration_since(std::time::Instant::now());
+    match tokio::time::timeout(left(), &mut server).await {
+        Ok(ended) => ended??,
+        Err(_) => {
+            tracing::warn!(
+                grace_seconds = grace.as_secs(),
+                "requests still under way at the end of SHUTDOWN_GRACE_SECONDS: closing them"
+            );
+            server.abort();
+        }
+    }
     if let Some(jobs) = jobs {
-        // Running attempts get a few seconds; what is still held then goes back to the queue.
-        jobs.shutdown(std::time::Duration::from_secs(10))
+        // Running attempts get what is left of the grace (at least a second); what is still held
+        // then goes back to the queue for another process.
+        jobs.shutdown(left().max(std::time::Duration::from_secs(1)))
             .await
             .map_err(|e| anyhow::anyhow!("{}", e.message))?;
     }
+    tracing::info!("shut down");
     Ok(())
 }
 

@@ -37,6 +37,8 @@ pub struct AppState {
     /// The in-transaction reactions to domain events (`services::platform::events::Reactions`,
     /// a type this layer cannot name), installed once at start-up by the composition root.
     reactions: Arc<OnceLock<Box<dyn Any + Send + Sync>>>,
+    /// Set once SIGTERM arrived: `/readyz` answers 503 while the process finishes what it has.
+    draining: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl AppState {
@@ -75,6 +77,7 @@ impl AppState {
             url_signer,
             jobs: Arc::default(),
             reactions: Arc::default(),
+            draining: Arc::default(),
         }
     }
 }
@@ -83,6 +86,16 @@ impl AppState {
     /// Installs the job registry (once; a second call is ignored).
     pub fn install_jobs(&self, registry: Registry<AppState>) {
         let _ = self.jobs.set(registry);
+    }
+
+    /// The process is shutting down: it stops being ready (and never becomes ready again).
+    pub fn begin_draining(&self) {
+        self.draining
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Installs the in-transaction reactions (once; a second call is ignored).

@@ -29,6 +29,13 @@ pub struct HttpConfig {
     /// Where payment providers reach this server: webhooks, Webpay's browser return
     /// (`PUBLIC_BASE_URL`).
     pub public_base_url: String,
+    /// `SHUTDOWN_GRACE_SECONDS` (default 25): after SIGTERM, how long requests under way and
+    /// running jobs have to finish before the process exits anyway.
+    pub shutdown_grace_seconds: u64,
+    /// `SHUTDOWN_DELAY_SECONDS` (default 3, within the grace): after SIGTERM, how long the
+    /// process keeps accepting connections while `/readyz` answers 503, so that the balancer's
+    /// health check takes it out before connections are refused.
+    pub shutdown_delay_seconds: u64,
 }
 
 impl HttpConfig {
@@ -41,7 +48,16 @@ impl HttpConfig {
                 )));
             }
         }
+        let shutdown_grace_seconds = r.positive("SHUTDOWN_GRACE_SECONDS", 25)? as u64;
+        let shutdown_delay_seconds: u64 = r.parse("SHUTDOWN_DELAY_SECONDS", 3)?;
+        if shutdown_delay_seconds >= shutdown_grace_seconds {
+            return Err(ConfigError(format!(
+                "SHUTDOWN_DELAY_SECONDS ({shutdown_delay_seconds}) must be shorter than SHUTDOWN_GRACE_SECONDS ({shutdown_grace_seconds})"
+            )));
+        }
         Ok(HttpConfig {
+            shutdown_grace_seconds,
+            shutdown_delay_seconds,
             addr: r.parse("APP_ADDR", SocketAddr::from(([127, 0, 0, 1], 8080)))?,
             cors_allowed_origins,
             trusted_proxies: r.networks("TRUSTED_PROXIES")?,

@@ -414,6 +414,8 @@ mod tests {
             ("REDIS_URL", "rediss://cache.example.cl:6380"),
             ("REDIS_URL", "cache:6379"),
             ("REDIS_KEY_PREFIX", "my store:"),
+            ("SHUTDOWN_DELAY_SECONDS", "30"),
+            ("SHUTDOWN_GRACE_SECONDS", "0"),
         ] {
             let e = Config::from_map(&map(&[(k, v)])).unwrap_err();
             assert!(e.0.contains(k), "{k}: {e}");

@@ -14,6 +14,9 @@ pub async fn healthz() -> Json<serde_json::Value> {
 }
 
 pub async fn readyz(State(app): State<App>) -> Response {
+    if app.state.is_draining() {
+        return not_ready("shutting down");
+    }
     let db = &app.state.db;
     let check = async {
         db.ping()

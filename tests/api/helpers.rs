@@ -53,7 +53,7 @@ impl Resp {
     }
 }
 
-async fn fresh_database_url() -> (String, Option<std::path::PathBuf>) {
+pub async fn fresh_database_url() -> (String, Option<std::path::PathBuf>) {
     match std::env::var("TEST_DATABASE_URL")
         .ok()
         .filter(|u| !u.is_empty())

@@ -42,6 +42,7 @@ mod restart;
 mod retention;
 mod reviews;
 mod sessions;
+mod shutdown;
 mod sim_flow;
 mod sim_mp;
 mod sim_webpay;
