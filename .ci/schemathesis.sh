@@ -92,7 +92,9 @@ run() { # port database role email password
     --report junit --report-dir . \
     --output-truncate true) >"$work/schemathesis.log" 2>&1 || rc=1
   kill "$server_pid" 2>/dev/null || true
-  wait "$server_pid" 2>/dev/null || true
+  # Not this shell's child (serve.sh started it): wait until it is gone, so that the next run on
+  # this port can listen (a server finishes its requests under way before it exits).
+  for _ in $(seq 1 300); do kill -0 "$server_pid" 2>/dev/null || break; sleep 0.1; done
   if [ -n "$pg_db" ]; then
     psql "$pg_url/postgres" -qc "DROP DATABASE IF EXISTS \"$pg_db\"" >/dev/null 2>&1 || true
   fi

@@ -5,7 +5,8 @@
 #   PORT     loopback port to listen on
 #   WORKDIR  a fresh directory for the SQLite database, uploads and the server log (server.log)
 #   BINARY   the server binary (default target/debug/dispensary, built by `cargo test`)
-# Extra environment (e.g. GRAPHQL_INTROSPECTION, AUTH_RATE_LIMIT_PER_MINUTE) passes through.
+# Extra environment (e.g. GRAPHQL_INTROSPECTION, AUTH_RATE_LIMIT_PER_MINUTE) passes through. No balancer
+# is in front, so a stop does not wait for one to notice (SHUTDOWN_DELAY_SECONDS=0 unless set).
 set -euo pipefail
 port="$1"
 work="$2"
@@ -16,6 +17,7 @@ DATABASE_URL="${SERVE_DATABASE_URL:-sqlite://$work/dispensary.db?mode=rwc}" \
   APP_ENV="${APP_ENV:-development}" \
   UPLOAD_DIR="$work/uploads" \
   LOG_FORMAT=json \
+  SHUTDOWN_DELAY_SECONDS="${SHUTDOWN_DELAY_SECONDS:-0}" \
   RUST_LOG="${RUST_LOG:-warn}" \
   "$bin" serve >"$work/server.log" 2>&1 &
 pid=$!

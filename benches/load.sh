@@ -85,7 +85,7 @@ start_server() { # $1: cache mode (default | off | warm)
     JWT_SECRET=load-bench-secret-0123456789abcdef0123456789 SEED_ADMIN_PASSWORD=Load-Bench-Unused-9 \
     DATA_ENCRYPTION_KEY=bG9hZC1iZW5jaC1kYXRhLWtleS0zMi1ieXRlcy0hISE= ADMIN_REQUIRE_2FA=false \
     RUST_LOG="$BENCH_RUST_LOG" LOG_FORMAT=json UPLOAD_DIR="$OUT/uploads" \
-    SWEEP_INTERVAL_SECONDS=3600 RECONCILE_INTERVAL_SECONDS=3600 "${cache[@]}" \
+    SWEEP_INTERVAL_SECONDS=3600 RECONCILE_INTERVAL_SECONDS=3600 SHUTDOWN_DELAY_SECONDS=0 "${cache[@]}" \
     "$BIN" serve >"$RUN/server-$mode.log" 2>&1 &
   SERVER_PID=$!
   for _ in $(seq 1 300); do
