@@ -216,6 +216,17 @@ impl AppError {
         }
     }
 
+    /// The file store could not be reached: 503 `service_unavailable`, to be retried shortly.
+    pub fn storage_unavailable(retry_after_secs: u64) -> Self {
+        Self {
+            retry_after: Some(retry_after_secs),
+            ..Self::new(
+                ErrorCode::ServiceUnavailable,
+                "File storage is briefly unavailable; try again shortly",
+            )
+        }
+    }
+
     pub fn rate_limited(retry_after_secs: u64) -> Self {
         Self {
             retry_after: Some(retry_after_secs.max(1)),

@@ -40,7 +40,9 @@ pub async fn build_app(config: Config, clock: Clock) -> anyhow::Result<(Router, 
     if config.database.auto_migrate {
         db::migrate(&db).await?;
     }
-    let state = AppState::new(db, config, clock, metrics);
+    let storage = infra::storage::Storage::new(&config.storage)
+        .map_err(|e| anyhow::anyhow!("file storage: {e}"))?;
+    let state = AppState::new(db, config, clock, metrics, storage);
     state.install_jobs(services::composition::registry(&state.config));
     state.install_reactions(services::composition::reactions());
     let schema = graphql::build_schema(Some(state.clone()));

@@ -32,6 +32,10 @@ enum Command {
     /// Report stored rows that break a rule the API now enforces on input (an email that is not
     /// a bare address, ...): one line each, nothing rewritten. Exit status 1 when any is found.
     CheckData,
+    /// Copy the files under UPLOAD_DIR into the bucket STORAGE_URL names (idempotent and
+    /// resumable: a file already there with the same size is skipped). Prints the counts; exit
+    /// status 1 when any file could not be copied.
+    MigrateFiles,
     /// Ask the providers about payments still initiated or pending, and apply their answers.
     Reconcile {
         /// Only this provider (webpay, flow, mp).
@@ -115,6 +119,7 @@ fn main() -> ExitCode {
             Command::Migrate => migrate(config).await,
             Command::Seed => seed(config).await,
             Command::CheckData => check_data(config).await,
+            Command::MigrateFiles => migrate_files(config).await,
             Command::Reconcile {
                 provider,
                 since,
@@ -183,6 +188,31 @@ async fn check_data(config: Config) -> anyhow::Result<()> {
             findings.len()
         )
     }
+}
+
+async fn migrate_files(config: Config) -> anyhow::Result<()> {
+    use dispensary::infra::storage::Storage;
+    if config.storage.s3.is_none() {
+        anyhow::bail!("STORAGE_URL is not set: the files already live in UPLOAD_DIR");
+    }
+    let from = &config.storage.upload_dir;
+    if !from.is_dir() {
+        anyhow::bail!("UPLOAD_DIR {} is not a directory", from.display());
+    }
+    let source = Storage::local(from).map_err(|e| anyhow::anyhow!("UPLOAD_DIR: {e}"))?;
+    let bucket = Storage::new(&config.storage).map_err(|e| anyhow::anyhow!("STORAGE_URL: {e}"))?;
+    let report = source
+        .copy_into(&bucket)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    println!("migrate-files: {report}");
+    if report.failed > 0 {
+        anyhow::bail!(
+            "{} file(s) could not be copied; run migrate-files again",
+            report.failed
+        );
+    }
+    Ok(())
 }
 
 async fn reconcile(

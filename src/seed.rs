@@ -343,11 +343,11 @@ async fn seed_pending_document(
         return Ok(());
     }
     let bytes = demo_prescription_pdf();
-    let dir = files::private_dir(st);
-    tokio::fs::create_dir_all(&dir).await?;
-    let key = format!("{}.pdf", uuid::Uuid::new_v4().simple());
-    let path = dir.join(&key);
-    tokio::fs::write(&path, &bytes).await?;
+    let stored = files::Stored::private(format!("{}.pdf", uuid::Uuid::new_v4().simple()));
+    st.storage
+        .put_bytes(stored.area(), &stored.key, bytes.clone())
+        .await?;
+    let key = stored.key.clone();
     let now = st.clock.now();
     let ctx = RequestCtx::anonymous("seed".into(), std::net::Ipv4Addr::LOCALHOST.into());
     let result = async {
@@ -403,7 +403,7 @@ async fn seed_pending_document(
     }
     .await;
     if result.is_err() {
-        files::discard(&path).await;
+        files::discard(st, &stored).await;
     }
     result?;
     report.created += 1;

@@ -10,6 +10,7 @@ use crate::infra::freshness::Freshness;
 use crate::infra::jobs::{JobContext, Registry};
 use crate::infra::passwords::PasswordHasher;
 use crate::infra::rate_limit::RateLimits;
+use crate::infra::storage::Storage;
 use crate::infra::tokens::TokenKeys;
 use crate::infra::url_signing::UrlSigner;
 use crate::metrics::Metrics;
@@ -31,6 +32,8 @@ pub struct AppState {
     pub mailer: Arc<crate::infra::mail::Transport>,
     /// Signs and checks the download URLs of private files and data exports.
     pub url_signer: Arc<UrlSigner>,
+    /// Where stored files' bytes live (`UPLOAD_DIR`, or the bucket `STORAGE_URL` names).
+    pub storage: Storage,
     /// The job kinds and schedules of this build, installed once at start-up by the composition
     /// root ([`crate::build_app`]) and shared by the runner and [`crate::infra::jobs::run_queued_now`].
     jobs: Arc<OnceLock<Registry<AppState>>>,
@@ -42,7 +45,7 @@ pub struct AppState {
 }
 
 impl AppState {
-    pub fn new(db: Db, config: Config, clock: Clock, metrics: Metrics) -> Self {
+    pub fn new(db: Db, config: Config, clock: Clock, metrics: Metrics, storage: Storage) -> Self {
         let tokens = Arc::new(TokenKeys::new(&config));
         let passwords =
             PasswordHasher::new(config.auth.argon2_memory_kib, config.auth.argon2_iterations);
@@ -75,6 +78,7 @@ impl AppState {
             catalogue,
             mailer,
             url_signer,
+            storage,
             jobs: Arc::default(),
             reactions: Arc::default(),
             draining: Arc::default(),

@@ -110,7 +110,7 @@ impl Config {
             http: HttpConfig::parse(&r, production)?,
             graphql: GraphqlConfig::parse(&r, production)?,
             store: StoreConfig::parse(&r)?,
-            storage: StorageConfig::parse(&r),
+            storage: StorageConfig::parse(&r)?,
             jobs: JobsConfig::parse(&r)?,
             mail: MailConfig::parse(&r)?,
             privacy: PrivacyConfig::parse(&r)?,
@@ -416,10 +416,47 @@ mod tests {
             ("REDIS_KEY_PREFIX", "my store:"),
             ("SHUTDOWN_DELAY_SECONDS", "30"),
             ("SHUTDOWN_GRACE_SECONDS", "0"),
+            ("STORAGE_URL", "https://bucket.example.cl"),
+            ("STORAGE_URL", "s3://Bad_Bucket/x"),
+            ("STORAGE_URL", "s3://tienda/a//b"),
+            ("STORAGE_URL", "s3://key:secret@tienda/x"),
         ] {
             let e = Config::from_map(&map(&[(k, v)])).unwrap_err();
             assert!(e.0.contains(k), "{k}: {e}");
         }
+        for (k, v) in [
+            ("S3_ENDPOINT", "minio:9000"),
+            ("AWS_ACCESS_KEY_ID", "only-the-id"),
+            ("S3_FORCE_PATH_STYLE", "sometimes"),
+        ] {
+            let e = Config::from_map(&map(&[("STORAGE_URL", "s3://tienda"), (k, v)])).unwrap_err();
+            assert!(e.0.contains(k), "{k}: {e}");
+        }
+    }
+
+    #[test]
+    fn storage_is_a_directory_or_a_bucket() {
+        assert!(Config::from_map(&map(&[])).unwrap().storage.s3.is_none());
+        let c = Config::from_map(&map(&[
+            ("STORAGE_URL", "s3://tienda-archivos/prod/files/"),
+            ("S3_ENDPOINT", "http://127.0.0.1:9000/"),
+            ("AWS_ACCESS_KEY_ID", "id"),
+            ("AWS_SECRET_ACCESS_KEY", "s3cr3t-value"),
+        ]))
+        .unwrap();
+        let s3 = c.storage.s3.unwrap();
+        assert_eq!(s3.bucket, "tienda-archivos");
+        assert_eq!(s3.prefix, "prod/files");
+        assert_eq!(s3.endpoint.as_deref(), Some("http://127.0.0.1:9000"));
+        assert!(s3.force_path_style, "the default with an endpoint");
+        assert_eq!(s3.region, "us-east-1");
+        assert!(
+            !format!("{s3:?}").contains("s3cr3t"),
+            "the secret is never shown"
+        );
+        let aws = Config::from_map(&map(&[("STORAGE_URL", "s3://tienda")])).unwrap();
+        let aws = aws.storage.s3.unwrap();
+        assert!(!aws.force_path_style && aws.credentials.is_none() && aws.prefix.is_empty());
     }
 
     #[test]

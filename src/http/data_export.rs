@@ -29,12 +29,10 @@ async fn serve(app: &App, ctx: &RequestCtx, id: &str, query: Option<&str>) -> Ap
     let id: i64 = id.parse().map_err(|_| AppError::not_found("Data export"))?;
     let link = "A download link";
     let signed = files::signature_in(query, link)?.ok_or_else(|| files::malformed(link))?;
-    let (r, path) = data_export::downloadable(&app.state, ctx, id, signed).await?;
-    let file = files::open(&path, "Data export").await?;
-    let len = file.metadata().await.map_err(AppError::internal)?.len();
+    let (r, stored) = data_export::downloadable(&app.state, ctx, id, signed).await?;
+    let object = files::open(&app.state, &stored, "Data export").await?;
     files::attachment(
-        file,
-        len,
+        object,
         HeaderValue::from_static("application/zip"),
         &format!("datos-personales-{}.zip", r.id),
     )

@@ -103,38 +103,6 @@ fn cors(origins: &[String]) -> CorsLayer {
         .max_age(std::time::Duration::from_secs(600))
 }
 
-/// Public uploads (product images) at `/uploads/<random key>`: never-changing content, cached for a year.
-fn public_files(
-    st: &AppState,
-) -> impl tower::Service<
-    axum::extract::Request,
-    Response = axum::response::Response,
-    Error = std::convert::Infallible,
-    Future = impl Send,
-> + Clone
-       + Send
-       + Sync
-       + 'static {
-    use axum::response::IntoResponse;
-    let dir = crate::services::platform::files::public_dir(st);
-    tower::ServiceBuilder::new()
-        .map_response(
-            |res: axum::response::Response<
-                tower_http::services::fs::ServeFileSystemResponseBody,
-            >| {
-                let mut res = res.into_response();
-                if res.status().is_success() {
-                    res.headers_mut().insert(
-                        header::CACHE_CONTROL,
-                        HeaderValue::from_static("public, max-age=31536000, immutable"),
-                    );
-                }
-                res
-            },
-        )
-        .service(tower_http::services::ServeDir::new(dir).append_index_html_on_directories(false))
-}
-
 /// The whole app: `api` (the REST layer's `/api` routes) and its OpenAPI document are handed in
 /// by whoever assembles the app ([`crate::build_app`]), so this layer needs nothing from REST.
 pub fn router(app: App, api: Router<App>, openapi: utoipa::openapi::OpenApi) -> Router {
@@ -170,6 +138,7 @@ pub fn router(app: App, api: Router<App>, openapi: utoipa::openapi::OpenApi) -> 
             axum::routing::post(webhooks::handle),
         )
         .route("/api/files/{id}", get(files::download))
+        .route("/uploads/{key}", get(files::public))
         .route(
             "/api/me/data-exports/{id}/download",
             get(data_export::download),
@@ -178,7 +147,6 @@ pub fn router(app: App, api: Router<App>, openapi: utoipa::openapi::OpenApi) -> 
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
         .merge(SwaggerUi::new("/docs").url("/openapi.json", openapi))
-        .nest_service("/uploads", public_files(&st))
         .route_layer(from_fn(observe::route_label))
         .fallback(errors::not_found)
         .layer(DefaultBodyLimit::max(JSON_BODY_LIMIT))

@@ -34,6 +34,9 @@ pub async fn readyz(State(app): State<App>) -> Response {
             // Where the credential routes' limits are kept: a Redis outage does not make the
             // process unready (it limits alone meanwhile), but says so here.
             "rateLimits": app.state.limits.status(),
+            // Where files are kept (`local` or `s3`). Not probed: a store that is down makes
+            // uploads and downloads answer 503, not the whole process unready.
+            "storage": { "backend": app.state.storage.backend() },
         }))
         .into_response(),
         Ok(Err(reason)) => not_ready(&reason),

@@ -16,6 +16,7 @@ use crate::services::payments::{self, reconcile};
 use crate::services::platform::events::{
     self, DomainEvent, Reaction, ReactionFuture, Reactions, Subscribers,
 };
+use crate::services::platform::files;
 use crate::services::platform::jobs::Registry;
 use crate::services::privacy::{data_export, erasure, housekeeping};
 use crate::state::AppState;
@@ -31,6 +32,7 @@ pub fn registry(cfg: &Config) -> Registry {
         .with(mail::SendMail)
         .with(data_export::PrepareExport)
         .with(erasure::EraseAccount)
+        .with(files::DeleteStored)
         .periodic(sweep, orders::ExpireUnpaid)
         .periodic(sweep, housekeeping::Purge)
         .periodic(

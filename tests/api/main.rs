@@ -29,6 +29,7 @@ mod lean_reads;
 mod mail;
 mod medicinal;
 mod mp;
+mod object_store;
 mod orders;
 mod outage;
 mod password_reset;

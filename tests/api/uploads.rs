@@ -83,7 +83,107 @@ async fn image_upload_is_sniffed_stored_and_served_with_long_cache() {
         .unwrap()
         .contains("max-age=31536000"));
     assert_eq!(res.headers()["x-content-type-options"], "nosniff");
+    // Its content's SHA-256 is its ETag: a revalidation is a 304 without the bytes.
+    let etag = res.headers()["etag"].to_str().unwrap().to_string();
+    assert_eq!(etag, format!("\"{sha}\""));
     assert_eq!(res.bytes().await.unwrap().as_ref(), PNG_1X1);
+    let again = app
+        .send(app.client.get(app.url(url)).header("if-none-match", &etag))
+        .await;
+    assert_eq!(again.status, StatusCode::NOT_MODIFIED);
+    assert_eq!(again.header("etag"), Some(etag.as_str()));
+    assert!(again.text.is_empty());
+    let other = app
+        .send(
+            app.client
+                .get(app.url(url))
+                .header("if-none-match", "\"other\""),
+        )
+        .await;
+    assert_eq!(other.status, StatusCode::OK);
+}
+
+/// Whether the public file at `url` is still recorded and on disk.
+async fn kept(app: &TestApp, url: &str) -> bool {
+    let key = url.strip_prefix("/uploads/").unwrap();
+    let recorded = app
+        .scalar_i64(&format!(
+            "SELECT CAST(COUNT(*) AS BIGINT) FROM files WHERE storage_key = '{key}'"
+        ))
+        .await
+        == 1;
+    let on_disk = app.upload_dir.join("public").join(key).exists();
+    assert_eq!(
+        recorded, on_disk,
+        "{url}: the record and the bytes go together"
+    );
+    recorded
+}
+
+#[tokio::test]
+async fn a_product_image_no_product_shows_any_more_is_deleted_with_its_bytes() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin_token().await;
+    let mut urls = Vec::new();
+    for extra in [&b""[..], b"\0", b"\0\0"] {
+        let r = upload(
+            &app,
+            Some(&admin),
+            file_form("file", "foto.png", [PNG_1X1, extra].concat()),
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+        urls.push(r.body["url"].as_str().unwrap().to_string());
+    }
+    let category = app.scalar_i64("SELECT MIN(id) FROM categories").await;
+    let mut products = Vec::new();
+    for (name, url) in [("Uno", &urls[0]), ("Dos", &urls[0]), ("Tres", &urls[1])] {
+        let r = app
+            .post(
+                "/api/products",
+                Some(&admin),
+                json!({"categoryId": category, "name": format!("Maceta {name}"), "imageUrl": url}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+        products.push(r.body["id"].as_i64().unwrap());
+    }
+    // Shown by two products: one dropping it keeps it.
+    let r = app
+        .patch(
+            &format!("/api/products/{}", products[0]),
+            Some(&admin),
+            json!({"imageUrl": urls[2]}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert!(kept(&app, &urls[0]).await);
+    // The last one dropping it removes it, record and bytes.
+    let r = app
+        .patch(
+            &format!("/api/products/{}", products[1]),
+            Some(&admin),
+            json!({"imageUrl": null}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert!(!kept(&app, &urls[0]).await);
+    assert_eq!(app.get(&urls[0], None).await.status, StatusCode::NOT_FOUND);
+    // A deleted product's image goes with it.
+    assert!(kept(&app, &urls[1]).await);
+    let r = app
+        .delete(&format!("/api/products/{}", products[2]), Some(&admin))
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text);
+    assert!(!kept(&app, &urls[1]).await);
+    assert!(kept(&app, &urls[2]).await);
+    assert_eq!(
+        app.scalar_i64(
+            "SELECT CAST(COUNT(*) AS BIGINT) FROM jobs WHERE kind = 'file.delete' AND state = 'done'"
+        )
+        .await,
+        2
+    );
 }
 
 #[tokio::test]

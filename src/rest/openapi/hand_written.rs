@@ -207,6 +207,10 @@ fn param(name: &str, at: ParameterIn, ty: Type, required: bool, about: &str) -> 
         .build()
 }
 
+/// A download's 503.
+const STORE_UNAVAILABLE: &str =
+    "service_unavailable: the file store (or the database) could not be reached; retry after `Retry-After` seconds";
+
 /// `GET /api/me/data-exports/{id}/download`: a plain handler (the body is the ZIP).
 fn data_export_download() -> utoipa::openapi::path::Operation {
     OperationBuilder::new()
@@ -237,6 +241,7 @@ fn data_export_download() -> utoipa::openapi::path::Operation {
         .response("400", error_response("validation_error: a malformed link"))
         .response("401", error_response("unauthorized: missing, invalid, expired or revoked token"))
         .response("404", error_response("not_found: no such ready export of yours, a wrong signature or an expired link"))
+        .response("503", error_response(STORE_UNAVAILABLE))
         .security(SecurityRequirement::new("bearer", Vec::<String>::new()))
         .build()
 }
@@ -294,6 +299,7 @@ fn file_download() -> utoipa::openapi::path::Operation {
         .response("400", error_response("validation_error: a malformed signed URL"))
         .response("401", error_response("unauthorized: an invalid, expired or revoked token"))
         .response("404", error_response("not_found: no such file, not yours, or no valid signature"))
+        .response("503", error_response(STORE_UNAVAILABLE))
         // Signed URLs need no token, and an anonymous request for a private file is a 404.
         .security(SecurityRequirement::default())
         .security(SecurityRequirement::new("bearer", Vec::<String>::new()))

@@ -107,7 +107,7 @@ pub(super) fn operation(route: &RestRoute) -> Operation {
     op.response("500", error_response("internal_error"))
         .response(
             "503",
-            error_response("service_unavailable: the database could not be reached; retry after `Retry-After` seconds"),
+            error_response("service_unavailable: the database (or, for an upload, the file store) could not be reached; retry after `Retry-After` seconds"),
         )
         .build()
 }

@@ -3,9 +3,9 @@
 use async_graphql::{InputObject, MaybeUndefined};
 use sea_orm::sea_query::{Alias, Expr, ExprTrait, Func, LikeExpr, Order, Query, SimpleExpr};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, EntityTrait, FromQueryResult,
-    IdenStatic, JoinType, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait,
-    RelationTrait, SelectA, SelectB, Set,
+    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DatabaseTransaction, EntityTrait,
+    FromQueryResult, IdenStatic, JoinType, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
+    QueryTrait, RelationTrait, SelectA, SelectB, Set,
 };
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -460,7 +460,7 @@ pub async fn create(
     let txn = begin_write(&st.db).await?;
     let mut stored_image = None;
     if let Some(upload) = image {
-        let (f, path) = files::store(
+        let (f, stored) = files::store(
             st,
             &txn,
             ctx,
@@ -472,7 +472,7 @@ pub async fn create(
         .await
         .map_err(|e| rename_field(e, "file", "image"))?;
         new.image_url = Some(files::public_url(&f));
-        stored_image = Some(path);
+        stored_image = Some(stored);
     }
     let result = async {
         let created = insert_product(&txn, now, new).await?;
@@ -499,8 +499,8 @@ pub async fn create(
         Err(e) => Err(e),
     };
     if committed.is_err() {
-        if let Some(path) = &stored_image {
-            files::discard(path).await;
+        if let Some(stored) = &stored_image {
+            files::discard(st, stored).await;
         }
     }
     committed
@@ -575,11 +575,14 @@ pub async fn update(
         ensure_slug_free(txn, &s, Some(id)).await?;
         am.slug = Set(s);
     }
+    let mut released = None;
     match image_url {
         Some(MaybeUndefined::Value(u)) if current.image_url.as_deref() != Some(u.as_str()) => {
+            released = release_image(txn, st, current).await?;
             am.image_url = Set(Some(u));
         }
         Some(MaybeUndefined::Null) if current.image_url.is_some() => {
+            released = release_image(txn, st, current).await?;
             am.image_url = Set(None);
         }
         _ => {}
@@ -587,10 +590,39 @@ pub async fn update(
     if let Some(a) = input.is_active.filter(|a| *a != current.is_active) {
         am.is_active = Set(a);
     }
-    w.update(am, &["description"], &["search_text"], |changes, _| {
-        DomainEvent::ProductUpdated { id, changes }
-    })
-    .await
+    let updated = w
+        .update(am, &["description"], &["search_text"], |changes, _| {
+            DomainEvent::ProductUpdated { id, changes }
+        })
+        .await?;
+    files::delete_now(st, released.as_slice()).await;
+    Ok(updated)
+}
+
+/// The product's uploaded image (`/uploads/<key>`) when no other product shows it: its record
+/// goes in `txn` and its bytes once that commits (enqueued with it); what to remove at once after
+/// the commit. An image of an outside URL, or shown elsewhere, is left alone.
+async fn release_image(
+    txn: &DatabaseTransaction,
+    st: &AppState,
+    p: &product::Model,
+) -> AppResult<Option<files::Stored>> {
+    let Some(url) = p.image_url.as_deref() else {
+        return Ok(None);
+    };
+    let Some(key) = url.strip_prefix("/uploads/") else {
+        return Ok(None);
+    };
+    let shown_elsewhere = product::Entity::find()
+        .filter(product::Column::ImageUrl.eq(url))
+        .filter(product::Column::Id.ne(p.id))
+        .count(txn)
+        .await?
+        > 0;
+    if shown_elsewhere {
+        return Ok(None);
+    }
+    files::release_public(txn, st, key).await
 }
 
 /// Deletes the product and its variants, or — when orders hold it — deactivates it instead (the
@@ -620,13 +652,22 @@ pub async fn delete(st: &AppState, ctx: &RequestCtx, id: i64) -> AppResult<bool>
             .exec(txn)
             .await?;
     }
+    // A deleted product's image goes with it; a deactivated one keeps it.
+    let released = if ordered {
+        None
+    } else {
+        release_image(txn, st, &w.current).await?
+    };
     let slug = w.current.slug.clone();
-    w.remove(ordered, |outcome| DomainEvent::ProductDeleted {
-        id,
-        slug,
-        outcome,
-    })
-    .await
+    let removed = w
+        .remove(ordered, |outcome| DomainEvent::ProductDeleted {
+            id,
+            slug,
+            outcome,
+        })
+        .await?;
+    files::delete_now(st, released.as_slice()).await;
+    Ok(removed)
 }
 
 /// Whether the product's prices and variants are withheld from this viewer (teaser mode, no access).

@@ -136,9 +136,9 @@ pub async fn submit(
             ))
         }
         (Some(upload), None) => {
-            let (f, path) =
+            let (f, stored) =
                 files::store(st, &txn, ctx, upload, MEDICINAL_DOC, DOC_KINDS, false).await?;
-            (f.id, Some(path))
+            (f.id, Some(stored))
         }
         (None, Some(id)) => {
             let owned = file::Entity::find_by_id(id)
@@ -207,8 +207,8 @@ pub async fn submit(
     }
     .await;
     if result.is_err() {
-        if let Some(path) = stored {
-            files::discard(&path).await;
+        if let Some(stored) = stored {
+            files::discard(st, &stored).await;
         }
     }
     result
@@ -249,9 +249,7 @@ pub async fn delete_mine(st: &AppState, ctx: &RequestCtx, id: i64) -> AppResult<
     )
     .await?;
     txn.commit().await?;
-    if let Some(path) = stored {
-        files::discard(&path).await;
-    }
+    files::delete_now(st, stored.as_slice()).await;
     Ok(())
 }
 
@@ -449,16 +447,20 @@ pub async fn review(
     Ok(doc)
 }
 
-/// Deletes a document's file record, in the caller's transaction; where its bytes are, to
-/// discard once that commits.
+/// Deletes a document's file record, in the caller's transaction, and enqueues the removal of its
+/// bytes with it ([`files::forget`]); what to remove now once that commits.
 async fn delete_file_record<C: ConnectionTrait>(
     conn: &C,
     st: &AppState,
     file_id: i64,
-) -> AppResult<Option<std::path::PathBuf>> {
-    let stored = file::Entity::find_by_id(file_id).one(conn).await?;
+) -> AppResult<Option<files::Stored>> {
+    let Some(f) = file::Entity::find_by_id(file_id).one(conn).await? else {
+        return Ok(None);
+    };
     file::Entity::delete_by_id(file_id).exec(conn).await?;
-    Ok(stored.map(|f| files::private_dir(st).join(f.storage_key)))
+    let stored = files::Stored::of(&f);
+    files::forget(conn, st, &stored).await?;
+    Ok(Some(stored))
 }
 
 /// Deletes the documents kept past `MEDICINAL_DOC_RETENTION_DAYS` after they expired or were
@@ -509,9 +511,7 @@ pub async fn purge_retained(st: &AppState) -> AppResult<u64> {
         )
         .await?;
         txn.commit().await?;
-        if let Some(path) = stored {
-            files::discard(&path).await;
-        }
+        files::delete_now(st, stored.as_slice()).await;
         purged += 1;
     }
     Ok(purged)

@@ -1,19 +1,24 @@
 //! Stored uploads: type decided by magic bytes (and required to agree with the extension), size
-//! limited, stored under a random name, recorded in `files` with owner, purpose, size and SHA-256.
+//! limited, stored under a random name in the file store (`AppState::storage`: `UPLOAD_DIR` or a
+//! bucket), recorded in `files` with owner, purpose, size and SHA-256. Bytes whose record goes are
+//! removed by a job enqueued with the deletion ([`forget`]).
 
-use std::io::{Read, Seek, SeekFrom, Write};
-use std::path::{Path, PathBuf};
+use std::io::{Read, Seek, SeekFrom};
+use std::path::Path;
 
 use async_graphql::UploadValue;
 use chrono::{DateTime, Utc};
-use sea_orm::{ActiveModelTrait, ConnectionTrait, EntityTrait, Set};
-use serde::Deserialize;
+use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set};
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::actor::RequestCtx;
 use crate::entities::file;
 use crate::error::{AppError, AppResult};
+pub use crate::infra::storage::Area;
+use crate::infra::storage::StorageError;
 use crate::services::platform::events::{self, DomainEvent};
+use crate::services::platform::jobs::{self, Job, JobError, NewJob};
 use crate::state::AppState;
 
 /// The largest accepted file.
@@ -99,30 +104,45 @@ pub fn sniff(
     Ok(kind)
 }
 
-/// Where public files live (served at `/uploads/<key>`).
-pub fn public_dir(st: &AppState) -> PathBuf {
-    st.config.storage.upload_dir.join("public")
+/// Where a stored file's bytes are: its area and key in the store (`AppState::storage`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Stored {
+    pub public: bool,
+    pub key: String,
 }
 
-/// Where private files live (never served directly).
-pub fn private_dir(st: &AppState) -> PathBuf {
-    st.config.storage.upload_dir.join("private")
+impl Stored {
+    /// A recorded file's bytes.
+    pub fn of(f: &file::Model) -> Self {
+        Stored {
+            public: f.is_public,
+            key: f.storage_key.clone(),
+        }
+    }
+
+    /// A private object that is not a `files` row (a data-export ZIP).
+    pub fn private(key: impl Into<String>) -> Self {
+        Stored {
+            public: false,
+            key: key.into(),
+        }
+    }
+
+    pub fn area(&self) -> Area {
+        Area::of(self.public)
+    }
 }
 
-struct Copied {
+struct Checked {
     kind: FileKind,
     size: u64,
     sha256: String,
 }
 
-/// Checks and copies an upload into `dest_dir/<key>` (blocking I/O, run off the executor).
-fn copy_checked(
-    mut src: std::fs::File,
-    filename: &str,
-    allowed: &[FileKind],
-    dest_dir: &Path,
-    key_stem: &str,
-) -> AppResult<(Copied, PathBuf)> {
+/// Checks an upload — size, type by its first bytes, SHA-256 — and rewinds it (blocking I/O, run
+/// off the executor).
+fn check(src: &mut std::fs::File, filename: &str, allowed: &[FileKind]) -> AppResult<Checked> {
     let size = src.metadata().map_err(AppError::internal)?.len();
     if size == 0 {
         return Err(AppError::invalid("file", "empty", "The file is empty"));
@@ -135,34 +155,18 @@ fn copy_checked(
     let n = src.read(&mut head).map_err(AppError::internal)?;
     let kind = sniff("file", &head[..n], filename, allowed)?;
     src.seek(SeekFrom::Start(0)).map_err(AppError::internal)?;
-    std::fs::create_dir_all(dest_dir).map_err(AppError::internal)?;
-    let path = dest_dir.join(format!("{key_stem}.{}", kind.extension()));
-    let tmp = dest_dir.join(format!(".{key_stem}.part"));
-    let mut out = std::fs::File::create(&tmp).map_err(AppError::internal)?;
     let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 64 * 1024];
-    loop {
-        let read = src.read(&mut buf).map_err(AppError::internal)?;
-        if read == 0 {
-            break;
-        }
-        hasher.update(&buf[..read]);
-        out.write_all(&buf[..read]).map_err(AppError::internal)?;
-    }
-    out.sync_all().map_err(AppError::internal)?;
-    std::fs::rename(&tmp, &path).map_err(AppError::internal)?;
-    Ok((
-        Copied {
-            kind,
-            size,
-            sha256: hex::encode(hasher.finalize()),
-        },
-        path,
-    ))
+    std::io::copy(src, &mut hasher).map_err(AppError::internal)?;
+    src.seek(SeekFrom::Start(0)).map_err(AppError::internal)?;
+    Ok(Checked {
+        kind,
+        size,
+        sha256: hex::encode(hasher.finalize()),
+    })
 }
 
-/// Stores an upload and records it. The returned path is the stored file (for clean-up if the
-/// caller's transaction fails).
+/// Stores an upload — checked, then streamed to the store under a random key — and records it.
+/// The returned [`Stored`] is for clean-up ([`discard`]) if the caller's transaction fails.
 pub async fn store<C: ConnectionTrait>(
     st: &AppState,
     conn: &C,
@@ -171,32 +175,30 @@ pub async fn store<C: ConnectionTrait>(
     purpose: &'static str,
     allowed: &'static [FileKind],
     public: bool,
-) -> AppResult<(file::Model, PathBuf)> {
+) -> AppResult<(file::Model, Stored)> {
     let owner = ctx.require_user()?.id;
-    let dir = if public {
-        public_dir(st)
-    } else {
-        private_dir(st)
-    };
-    let stem = uuid::Uuid::new_v4().simple().to_string();
     let filename = upload.filename.clone();
-    let (copied, path) = tokio::task::spawn_blocking(move || {
-        copy_checked(upload.content, &filename, allowed, &dir, &stem)
+    let mut content = upload.content;
+    let (checked, content) = tokio::task::spawn_blocking(move || {
+        check(&mut content, &filename, allowed).map(|c| (c, content))
     })
     .await
     .map_err(AppError::internal)??;
-    let key = path
-        .file_name()
-        .and_then(|n| n.to_str())
-        .unwrap_or_default()
-        .to_string();
+    let stem = uuid::Uuid::new_v4().simple().to_string();
+    let stored = Stored {
+        public,
+        key: format!("{stem}.{}", checked.kind.extension()),
+    };
+    st.storage
+        .put_file(stored.area(), &stored.key, content)
+        .await?;
     let recorded = file::ActiveModel {
         owner_id: Set(owner),
         purpose: Set(purpose.to_string()),
-        storage_key: Set(key),
-        content_type: Set(copied.kind.mime().to_string()),
-        size_bytes: Set(copied.size as i64),
-        sha256: Set(copied.sha256),
+        storage_key: Set(stored.key.clone()),
+        content_type: Set(checked.kind.mime().to_string()),
+        size_bytes: Set(checked.size as i64),
+        sha256: Set(checked.sha256),
         is_public: Set(public),
         created_at: Set(st.clock.now()),
         ..Default::default()
@@ -206,7 +208,7 @@ pub async fn store<C: ConnectionTrait>(
     let recorded = match recorded {
         Ok(r) => r,
         Err(e) => {
-            discard(&path).await;
+            discard(st, &stored).await;
             return Err(e.into());
         }
     };
@@ -222,17 +224,102 @@ pub async fn store<C: ConnectionTrait>(
         },
     )
     .await?;
-    Ok((recorded, path))
+    Ok((recorded, stored))
 }
 
-/// Removes a stored file whose record did not commit.
-pub async fn discard(path: &Path) {
-    let _ = tokio::fs::remove_file(path).await;
+/// Removes stored bytes whose record did not commit (nothing points to them). A store that
+/// cannot be reached leaves them (logged): they are unreachable through the API.
+pub async fn discard(st: &AppState, stored: &Stored) {
+    if let Err(e) = st.storage.delete(stored.area(), &stored.key).await {
+        tracing::warn!(error = %e, "an uncommitted upload's bytes could not be removed");
+    }
+}
+
+/// The job that removes the bytes of a file whose record is gone (a product image replaced, a
+/// document purged, an account erased, an export expired). Enqueued by [`forget`] in the same
+/// transaction as the deletion, so the bytes go exactly when the deletion commits — through a
+/// crash or an outage of the store (retried with backoff).
+pub struct DeleteStored;
+
+impl Job for DeleteStored {
+    const KIND: &'static str = "file.delete";
+    type Context = AppState;
+    type Payload = Stored;
+
+    async fn run(&self, st: &AppState, p: Stored) -> Result<(), JobError> {
+        match st.storage.delete(p.area(), &p.key).await {
+            Ok(()) => Ok(()),
+            Err(e @ StorageError::BadKey(_)) => Err(JobError::Fatal(e.to_string())),
+            Err(e) => Err(JobError::Retry(e.to_string())),
+        }
+    }
+}
+
+/// The store may be down for hours: 20 attempts with backoff span more than a day.
+const DELETE_ATTEMPTS: i32 = 20;
+
+fn delete_job_key(stored: &Stored) -> String {
+    format!("file.delete:{}/{}", stored.area().dir(), stored.key)
+}
+
+/// Removes `stored`'s bytes once the caller's transaction commits: enqueues [`DeleteStored`] in
+/// it; [`delete_now`] after the commit runs it at once.
+pub async fn forget<C: ConnectionTrait>(conn: &C, st: &AppState, stored: &Stored) -> AppResult<()> {
+    let job = NewJob::of::<DeleteStored>(stored)?
+        .unique(delete_job_key(stored))
+        .max_attempts(DELETE_ATTEMPTS);
+    jobs::enqueue(conn, st.clock.now(), job).await?;
+    Ok(())
+}
+
+/// After the commit: runs the removals [`forget`] enqueued now; one the store refuses stays
+/// queued for the runner.
+pub async fn delete_now(st: &AppState, stored: &[Stored]) {
+    for s in stored {
+        if let Err(e) = jobs::run_now_by_key(st, &DeleteStored, &delete_job_key(s)).await {
+            tracing::warn!(error = %e.message, "removing stored bytes is left to the job runner");
+        }
+    }
 }
 
 /// The stable public URL of a public file.
 pub fn public_url(f: &file::Model) -> String {
     format!("/uploads/{}", f.storage_key)
+}
+
+/// The public file stored at `key` (what `/uploads/<key>` serves); `None` for any other key,
+/// private files' included.
+pub async fn public_file(st: &AppState, key: &str) -> AppResult<Option<file::Model>> {
+    if key.len() > 80 {
+        return Ok(None);
+    }
+    Ok(file::Entity::find()
+        .filter(file::Column::StorageKey.eq(key))
+        .filter(file::Column::IsPublic.eq(true))
+        .one(&st.db)
+        .await?)
+}
+
+/// Deletes the record of the public file at `key`, in the caller's transaction, and enqueues the
+/// removal of its bytes with it ([`forget`]); what to remove at once after the commit (`None`:
+/// no such file).
+pub async fn release_public<C: ConnectionTrait>(
+    conn: &C,
+    st: &AppState,
+    key: &str,
+) -> AppResult<Option<Stored>> {
+    let Some(f) = file::Entity::find()
+        .filter(file::Column::StorageKey.eq(key))
+        .filter(file::Column::IsPublic.eq(true))
+        .one(conn)
+        .await?
+    else {
+        return Ok(None);
+    };
+    file::Entity::delete_by_id(f.id).exec(conn).await?;
+    let stored = Stored::of(&f);
+    forget(conn, st, &stored).await?;
+    Ok(Some(stored))
 }
 
 /// `POST /api/uploads/image`: an admin's product image.
@@ -243,9 +330,9 @@ pub async fn upload_image(
 ) -> AppResult<file::Model> {
     ctx.require_admin()?;
     let txn = crate::db::begin_write(&st.db).await?;
-    let (f, path) = store(st, &txn, ctx, upload, "product_image", IMAGE_KINDS, true).await?;
+    let (f, stored) = store(st, &txn, ctx, upload, "product_image", IMAGE_KINDS, true).await?;
     if let Err(e) = txn.commit().await {
-        discard(&path).await;
+        discard(st, &stored).await;
         return Err(e.into());
     }
     Ok(f)
@@ -267,9 +354,9 @@ pub async fn upload_document(
 ) -> AppResult<file::Model> {
     ctx.require_writable_user()?;
     let txn = crate::db::begin_write(&st.db).await?;
-    let (f, path) = store(st, &txn, ctx, upload, MEDICINAL_DOC, DOC_KINDS, false).await?;
+    let (f, stored) = store(st, &txn, ctx, upload, MEDICINAL_DOC, DOC_KINDS, false).await?;
     if let Err(e) = txn.commit().await {
-        discard(&path).await;
+        discard(st, &stored).await;
         return Err(e.into());
     }
     Ok(f)
@@ -297,7 +384,7 @@ pub struct Signature {
     pub signature: String,
 }
 
-/// A stored file the requester may read, and its path on disk. Public files are anyone's;
+/// A stored file the requester may read. Public files are anyone's;
 /// private ones their owner's and admins', or anyone's with a valid, unexpired signature.
 /// Everyone else gets `not_found`, as if the file did not exist.
 pub async fn readable(
@@ -305,29 +392,27 @@ pub async fn readable(
     ctx: &RequestCtx,
     id: i64,
     signed: Option<Signature>,
-) -> AppResult<(file::Model, PathBuf)> {
+) -> AppResult<file::Model> {
     let missing = || AppError::not_found("File");
     let f = file::Entity::find_by_id(id)
         .one(&st.db)
         .await?
         .ok_or_else(missing)?;
     if f.is_public {
-        let path = public_dir(st).join(&f.storage_key);
-        return Ok((f, path));
+        return Ok(f);
     }
-    let path = private_dir(st).join(&f.storage_key);
     if let Some(s) = signed {
         let subject = format!("file:{id}");
         if st
             .url_signer
             .valid(&subject, s.expires, &s.signature, st.clock.now())
         {
-            return Ok((f, path));
+            return Ok(f);
         }
         return Err(missing());
     }
     match ctx.user() {
-        Some(u) if u.id == f.owner_id => Ok((f, path)),
+        Some(u) if u.id == f.owner_id => Ok(f),
         Some(u) if u.role == crate::entities::user::Role::Admin => {
             // An admin reading someone's health data leaves a trace.
             let txn = crate::db::begin_write(&st.db).await?;
@@ -343,7 +428,7 @@ pub async fn readable(
             )
             .await?;
             txn.commit().await?;
-            Ok((f, path))
+            Ok(f)
         }
         Some(_) => Err(missing()),
         None => match ctx.auth_problem {

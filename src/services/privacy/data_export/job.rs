@@ -1,5 +1,5 @@
 //! The job that prepares an export: it gathers `data.json`, writes the ZIP (with the customer's
-//! own files and a `README.txt`) under the private upload directory and marks the request ready.
+//! own files and a `README.txt`) to the private area of the file store and marks the request ready.
 
 use std::io::Write;
 
@@ -13,6 +13,7 @@ use super::DOWNLOAD_TTL_HOURS;
 use crate::actor::RequestCtx;
 use crate::db::begin_write;
 use crate::entities::privacy_request::{self, PrivacyRequestKind, PrivacyRequestState};
+use crate::infra::storage::StorageError;
 use crate::services::platform::events::{self, DomainEvent};
 use crate::services::platform::files;
 use crate::services::platform::jobs::{Job, JobError};
@@ -47,18 +48,20 @@ impl Job for PrepareExport {
         }
         let data = gather(&st.db, r.user_id, now).await?;
         let attachments = data.files.clone();
-        let dir = files::private_dir(st).join("exports");
         let key = format!("exports/data-export-{}.zip", r.id);
-        let path = files::private_dir(st).join(&key);
-        let src_dir = files::private_dir(st);
-        let public_dir = files::public_dir(st);
-        let size = tokio::task::spawn_blocking(move || -> Result<u64, String> {
-            std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-            write_zip(&path, &data, &attachments, &src_dir, &public_dir)
+        let storage = st.storage.clone();
+        let runtime = tokio::runtime::Handle::current();
+        let (zip, size) = tokio::task::spawn_blocking(move || {
+            write_zip(&data, &attachments, |f| {
+                runtime.block_on(storage.read(files::Area::of(f.is_public), &f.storage_key))
+            })
         })
         .await
-        .map_err(|e| JobError::Retry(format!("export task: {e}")))?
-        .map_err(|e| JobError::Retry(format!("writing the export: {e}")))?;
+        .map_err(|e| JobError::Retry(format!("export task: {e}")))??;
+        st.storage
+            .put_file(files::Area::Private, &key, zip)
+            .await
+            .map_err(|e| JobError::Retry(format!("storing the export: {e}")))?;
         let ctx = RequestCtx::anonymous(p.trace_id, std::net::Ipv4Addr::LOCALHOST.into());
         let done = st.clock.now();
         let txn = begin_write(&st.db).await?;
@@ -98,37 +101,37 @@ impl Job for PrepareExport {
     }
 }
 
+/// The export's ZIP, in a temporary file (rewound) and its size. `read` fetches an attachment's
+/// bytes from the store (`None`: gone, listed in `data.json` but left out).
 fn write_zip(
-    path: &std::path::Path,
     data: &DataExport,
     attachments: &[ExportFile],
-    private_dir: &std::path::Path,
-    public_dir: &std::path::Path,
-) -> Result<u64, String> {
+    read: impl Fn(&ExportFile) -> Result<Option<Vec<u8>>, StorageError>,
+) -> Result<(std::fs::File, u64), JobError> {
+    use std::io::Seek;
     use zip::write::SimpleFileOptions;
-    let tmp = path.with_extension("zip.part");
-    let out = std::fs::File::create(&tmp).map_err(|e| e.to_string())?;
+    let failed = |e: &dyn std::fmt::Display| JobError::Retry(format!("writing the export: {e}"));
+    let out = tempfile::tempfile().map_err(|e| failed(&e))?;
     let mut zip = zip::ZipWriter::new(out);
     let opts = SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated);
-    let err = |e: zip::result::ZipError| e.to_string();
-    zip.start_file("data.json", opts).map_err(err)?;
-    let json = serde_json::to_vec_pretty(data).map_err(|e| e.to_string())?;
-    zip.write_all(&json).map_err(|e| e.to_string())?;
-    zip.start_file("README.txt", opts).map_err(err)?;
+    zip.start_file("data.json", opts).map_err(|e| failed(&e))?;
+    let json = serde_json::to_vec_pretty(data).map_err(|e| failed(&e))?;
+    zip.write_all(&json).map_err(|e| failed(&e))?;
+    zip.start_file("README.txt", opts).map_err(|e| failed(&e))?;
     zip.write_all(README_ES.as_bytes())
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| failed(&e))?;
     for f in attachments {
-        let dir = if f.is_public { public_dir } else { private_dir };
-        // A file missing on disk is listed in data.json but cannot be included.
-        let Ok(bytes) = std::fs::read(dir.join(&f.storage_key)) else {
+        let Some(bytes) = read(f).map_err(|e| JobError::Retry(format!("reading a file: {e}")))?
+        else {
             continue;
         };
-        zip.start_file(&f.path, opts).map_err(err)?;
-        zip.write_all(&bytes).map_err(|e| e.to_string())?;
+        zip.start_file(&f.path, opts).map_err(|e| failed(&e))?;
+        zip.write_all(&bytes).map_err(|e| failed(&e))?;
     }
-    zip.finish().map_err(err)?;
-    std::fs::rename(&tmp, path).map_err(|e| e.to_string())?;
-    Ok(std::fs::metadata(path).map_err(|e| e.to_string())?.len())
+    let mut out = zip.finish().map_err(|e| failed(&e))?;
+    let size = out.stream_position().map_err(|e| failed(&e))?;
+    out.rewind().map_err(|e| failed(&e))?;
+    Ok((out, size))
 }
 
 /// `README.txt` in every export (Spanish, for the customer).

@@ -152,14 +152,14 @@ fn signed_url(st: &AppState, r: &privacy_request::Model, expires: DateTime<Utc>)
     st.url_signer.url(&path, &url_subject(r), expires)
 }
 
-/// The ZIP of a ready export, for its owner with a valid, unexpired link: the path on disk and
-/// the request. Anyone else, a bad signature or an expired link: 404 (401 without a token).
+/// The ZIP of a ready export, for its owner with a valid, unexpired link: the request and where
+/// its ZIP is stored. Anyone else, a bad signature or an expired link: 404 (401 without a token).
 pub async fn downloadable(
     st: &AppState,
     ctx: &RequestCtx,
     id: i64,
     signed: files::Signature,
-) -> AppResult<(privacy_request::Model, std::path::PathBuf)> {
+) -> AppResult<(privacy_request::Model, files::Stored)> {
     let me = ctx.require_user()?.id;
     let missing = || AppError::not_found("Data export");
     let r = privacy_request::Entity::find_by_id(id)
@@ -198,7 +198,7 @@ pub async fn downloadable(
     )
     .await?;
     txn.commit().await?;
-    Ok((r, files::private_dir(st).join(key)))
+    Ok((r, files::Stored::private(key)))
 }
 
 /// Deletes the ZIPs of exports whose download window has passed (the request rows stay, without
@@ -213,6 +213,10 @@ pub async fn purge_expired(st: &AppState) -> AppResult<u64> {
     let mut purged = 0;
     for r in expired {
         // Conditional on the key: a second instance purging at once deletes nothing twice.
+        let Some(stored) = r.storage_key.clone().map(files::Stored::private) else {
+            continue;
+        };
+        let txn = begin_write(&st.db).await?;
         let cleared = privacy_request::Entity::update_many()
             .col_expr(
                 privacy_request::Column::StorageKey,
@@ -220,13 +224,13 @@ pub async fn purge_expired(st: &AppState) -> AppResult<u64> {
             )
             .col_expr(privacy_request::Column::UpdatedAt, Expr::value(now))
             .filter(privacy_request::Column::Id.eq(r.id))
-            .filter(privacy_request::Column::StorageKey.eq(r.storage_key.clone()))
-            .exec(&st.db)
+            .filter(privacy_request::Column::StorageKey.eq(stored.key.as_str()))
+            .exec(&txn)
             .await?;
         if cleared.rows_affected == 1 {
-            if let Some(key) = &r.storage_key {
-                files::discard(&files::private_dir(st).join(key)).await;
-            }
+            files::forget(&txn, st, &stored).await?;
+            txn.commit().await?;
+            files::delete_now(st, std::slice::from_ref(&stored)).await;
             purged += 1;
         }
     }

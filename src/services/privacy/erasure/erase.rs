@@ -3,7 +3,6 @@
 //! and private files are deleted, and the user row becomes a tombstone.
 
 use std::collections::BTreeSet;
-use std::path::PathBuf;
 
 use chrono::{DateTime, Utc};
 use rand::RngCore;
@@ -116,14 +115,14 @@ fn mentions(col: impl sea_orm::sea_query::IntoColumnRef + Clone, needles: &[Stri
     })
 }
 
-/// Deletes and pseudonymizes the customer's data in one transaction; the paths of the files to
-/// remove from storage once it committed. Each phase is a function, in this order.
+/// Deletes and pseudonymizes the customer's data in one transaction; the stored files whose
+/// removal it enqueued, to run at once after the commit. Each phase is a function, in this order.
 pub(super) async fn erase(
     st: &AppState,
     ctx: &RequestCtx,
     u: &user::Model,
     r: &privacy_request::Model,
-) -> AppResult<Vec<PathBuf>> {
+) -> AppResult<Vec<files::Stored>> {
     let now = st.clock.now();
     let alias = pseudonym();
     let txn = begin_write(&st.db).await?;
@@ -135,7 +134,7 @@ pub(super) async fn erase(
     let orders_kept = keep_orders_under_pseudonym(&txn, u.id, &scrub).await?;
     scrub_records(&txn, u.id, &scrub, &found.emails).await?;
     delete_personal_rows(&txn, u.id, now).await?;
-    let (paths, files_deleted) = delete_files(&txn, st, u.id).await?;
+    let (stored, files_deleted) = delete_files(&txn, st, u.id).await?;
     tombstone(&txn, u, &alias, now).await?;
     privacy_request::Entity::update_many()
         .col_expr(
@@ -165,7 +164,7 @@ pub(super) async fn erase(
     )
     .await?;
     txn.commit().await?;
-    Ok(paths)
+    Ok(stored)
 }
 
 /// What identifies the customer, wherever it was copied: every address they used, name, RUT,
@@ -380,12 +379,13 @@ async fn delete_personal_rows(
 }
 
 /// Medicinal documents, every private file of the customer and earlier exports' ZIPs: their rows
-/// go now, their stored bytes once the transaction committed (the paths). How many files.
+/// go now, their stored bytes once the transaction committed (a removal enqueued with it, each
+/// returned to be run at once after the commit). How many files.
 async fn delete_files(
     txn: &DatabaseTransaction,
     st: &AppState,
     uid: i64,
-) -> AppResult<(Vec<PathBuf>, u64)> {
+) -> AppResult<(Vec<files::Stored>, u64)> {
     delete_rows::<medicinal_document::Entity>(txn, medicinal_document::Column::UserId, uid).await?;
     let private = file::Entity::find()
         .filter(file::Column::OwnerId.eq(uid))
@@ -396,19 +396,21 @@ async fn delete_files(
         .filter(file::Column::Id.is_in(private.iter().map(|f| f.id)))
         .exec(txn)
         .await?;
-    let dir = files::private_dir(st);
-    let mut paths: Vec<PathBuf> = private.iter().map(|f| dir.join(&f.storage_key)).collect();
+    let mut stored: Vec<files::Stored> = private.iter().map(files::Stored::of).collect();
     let exports = privacy_request::Entity::find()
         .filter(privacy_request::Column::UserId.eq(uid))
         .filter(privacy_request::Column::StorageKey.is_not_null())
         .all(txn)
         .await?;
-    paths.extend(
+    stored.extend(
         exports
             .iter()
             .filter_map(|e| e.storage_key.as_ref())
-            .map(|k| dir.join(k)),
+            .map(files::Stored::private),
     );
+    for s in &stored {
+        files::forget(txn, st, s).await?;
+    }
     privacy_request::Entity::update_many()
         .col_expr(
             privacy_request::Column::StorageKey,
@@ -417,7 +419,7 @@ async fn delete_files(
         .filter(privacy_request::Column::UserId.eq(uid))
         .exec(txn)
         .await?;
-    Ok((paths, private.len() as u64))
+    Ok((stored, private.len() as u64))
 }
 
 /// The tombstone: the id that kept orders and audit rows point to, nothing personal.

@@ -59,9 +59,7 @@ impl Job for EraseAccount {
         }
         let ctx = RequestCtx::anonymous(p.trace_id, std::net::Ipv4Addr::LOCALHOST.into());
         let removed = erase(st, &ctx, &u, &r).await?;
-        for path in removed {
-            files::discard(&path).await;
-        }
+        files::delete_now(st, &removed).await;
         Ok(())
     }
 }
