@@ -621,3 +621,70 @@ async fn idempotency_key_returns_the_original_order() {
         0
     );
 }
+
+#[tokio::test]
+async fn a_key_whose_request_died_mid_way_is_taken_over_once_its_lease_has_passed() {
+    use dispensary::entities::idempotency_key;
+    use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set};
+    let app = TestApp::spawn().await;
+    let (token, user_id, _) = app.register("caida@example.cl").await;
+    let nl1 = variant_id(&app, "NL-AUTO-1G").await;
+    let body = json!({"items": [{"variantId": nl1, "quantity": 1}], "address": rm_address(), "shippingMethod": "chilexpress"});
+    // A request that claimed "died-1" and was killed before its order committed: the claim is
+    // there, without an answer (the same request as "probe", so the same hash).
+    let probe = confirm(&app, &token, body.clone(), Some("probe")).await;
+    assert_eq!(probe.status, StatusCode::CREATED, "{}", probe.text);
+    let hash = idempotency_key::Entity::find()
+        .filter(idempotency_key::Column::Key.eq("probe"))
+        .one(&app.state.db)
+        .await
+        .unwrap()
+        .unwrap()
+        .request_hash;
+    let now = app.clock.now();
+    idempotency_key::ActiveModel {
+        user_id: Set(user_id),
+        key: Set("died-1".into()),
+        scope: Set("checkout.confirm".into()),
+        request_hash: Set(hash),
+        response_status: Set(None),
+        response_body: Set(None),
+        expires_at: Set(now + Duration::hours(24)),
+        created_at: Set(now),
+        ..Default::default()
+    }
+    .insert(&app.state.db)
+    .await
+    .unwrap();
+    let orders = || app.scalar_i64("SELECT COUNT(*) FROM orders");
+    assert_eq!(orders().await, 1);
+
+    // Within its lease the claim is still someone's: 409, retry when the lease ends.
+    app.clock.advance(Duration::seconds(10));
+    let r = confirm(&app, &token, body.clone(), Some("died-1")).await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.text);
+    assert!(r.has_detail("Idempotency-Key", "in_progress"), "{}", r.text);
+    let wait: i64 = r.header("retry-after").unwrap().parse().unwrap();
+    assert!(
+        (20..=21).contains(&wait),
+        "the lease's remaining 20 s: {wait}"
+    );
+    assert_eq!(orders().await, 1);
+
+    // Past it, the retry takes the key over and places the order, once.
+    app.clock.advance(Duration::seconds(wait));
+    let taken = confirm(&app, &token, body.clone(), Some("died-1")).await;
+    assert_eq!(taken.status, StatusCode::CREATED, "{}", taken.text);
+    assert_eq!(orders().await, 2);
+    let again = confirm(&app, &token, body, Some("died-1")).await;
+    assert_eq!(again.status, StatusCode::CREATED, "{}", again.text);
+    assert_eq!(again.body["id"], taken.body["id"]);
+    assert_eq!(orders().await, 2);
+    // The answer was stored with the order, in its transaction.
+    assert_eq!(
+        app.scalar_string("SELECT response_body FROM idempotency_keys WHERE key = 'died-1'")
+            .await
+            .unwrap(),
+        taken.body["id"].to_string()
+    );
+}

@@ -23,6 +23,7 @@ use crate::services::commerce::shipping::{self, ShippingOption};
 use crate::services::commerce::{coupons, inventory};
 use crate::services::medicinal::gate;
 use crate::services::platform::events::{self, DomainEvent};
+use crate::services::platform::idempotency;
 use crate::state::AppState;
 
 #[derive(InputObject, Deserialize, Serialize, ToSchema, Clone)]
@@ -366,12 +367,12 @@ pub async fn confirm_checkout(
 ) -> AppResult<order::Model> {
     ctx.require_writable_user()?;
     crate::services::accounts::verification::require_verified_for_checkout(st, ctx).await?;
-    let id = crate::services::platform::idempotency::once(
+    let id = idempotency::once_settled(
         st,
         ctx,
         "checkout.confirm",
         input,
-        |input| async { confirm(st, ctx, input).await.map(|o| o.id) },
+        |input, claim| async move { place(st, ctx, input, claim).await.map(|o| o.id) },
     )
     .await?;
     order::Entity::find_by_id(id)
@@ -385,6 +386,17 @@ pub async fn confirm(
     st: &AppState,
     ctx: &RequestCtx,
     input: CheckoutInput,
+) -> AppResult<order::Model> {
+    place(st, ctx, input, None).await
+}
+
+/// [`confirm`], storing the order's id under the request's `Idempotency-Key` claim in the same
+/// transaction as the order.
+async fn place(
+    st: &AppState,
+    ctx: &RequestCtx,
+    input: CheckoutInput,
+    claim: Option<idempotency::Claimed>,
 ) -> AppResult<order::Model> {
     let me = ctx.require_writable_user()?.clone();
     let now = st.clock.now();
@@ -500,6 +512,9 @@ pub async fn confirm(
         },
     )
     .await?;
+    if let Some(claim) = claim {
+        idempotency::settle_in(&txn, claim, &created.id).await?;
+    }
     txn.commit().await?;
     st.metrics.orders_created.inc();
     Ok(created)

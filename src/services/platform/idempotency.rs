@@ -15,6 +15,10 @@ use crate::error::{AppError, AppResult};
 use crate::state::AppState;
 
 pub const TTL_HOURS: i64 = 24;
+/// A claim whose request has given no answer this long after it was made is taken to have died
+/// with its process (killed mid-request): the next retry with the key takes it over. Longer than
+/// any request runs (a provider call times out after `PROVIDER_TIMEOUT_SECONDS`, 15 by default).
+pub const IN_PROGRESS_LEASE_SECONDS: i64 = 30;
 
 pub enum Claim {
     /// First use: run the operation, then `complete` (or `abandon` on failure).
@@ -59,6 +63,7 @@ pub async fn claim(
         .one(&txn)
         .await?;
     if let Some(row) = existing {
+        let lease_end = row.created_at + Duration::seconds(IN_PROGRESS_LEASE_SECONDS);
         if row.expires_at > now {
             if row.scope != scope || row.request_hash != hash {
                 return Err(AppError::conflict_field(
@@ -67,10 +72,15 @@ pub async fn claim(
                     "This Idempotency-Key was already used with a different request",
                 ));
             }
-            return match row.response_body {
-                Some(body) => Ok(Claim::Replay(body)),
-                None => Err(in_progress()),
-            };
+            match row.response_body {
+                Some(body) => return Ok(Claim::Replay(body)),
+                None if lease_end > now => {
+                    return Err(in_progress((lease_end - now).num_seconds() + 1))
+                }
+                // Its request died without an answer, and without its change (which stores the
+                // answer in its own transaction, `settle_in`): this retry takes the key over.
+                None => {}
+            }
         }
         idempotency_key::Entity::delete_by_id(row.id)
             .exec(&txn)
@@ -97,29 +107,72 @@ pub async fn claim(
         // The same key sent again while the first is being claimed: that one is in progress.
         Err(e) if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
             txn.rollback().await?;
-            Err(in_progress())
+            Err(in_progress(1))
         }
         Err(e) => Err(e.into()),
     }
 }
 
-fn in_progress() -> AppError {
-    AppError::conflict_field(
-        "Idempotency-Key",
-        "in_progress",
-        "A request with this Idempotency-Key is still being processed",
-    )
+/// 409 `in_progress`, to be retried after `retry_after` seconds (when the claim's lease ends).
+fn in_progress(retry_after: i64) -> AppError {
+    AppError {
+        retry_after: Some(retry_after.max(1) as u64),
+        ..AppError::conflict_field(
+            "Idempotency-Key",
+            "in_progress",
+            "A request with this Idempotency-Key is still being processed",
+        )
+    }
+}
+
+/// The claim a request holds on its `Idempotency-Key` while its operation runs.
+#[derive(Debug, Clone, Copy)]
+pub struct Claimed(i64);
+
+/// Stores the operation's answer under its claim in the operation's own transaction `conn`, so the
+/// answer commits exactly when the change does: a process killed before the commit leaves neither
+/// (a retry takes the key over once the lease passes), one killed after leaves both (a retry gets
+/// the answer). A claim taken over meanwhile (this request outlived its lease) refuses, and the
+/// change must roll back: the retry that took it over makes it.
+pub async fn settle_in<C: sea_orm::ConnectionTrait, T: Serialize>(
+    conn: &C,
+    claim: Claimed,
+    answer: &T,
+) -> AppResult<()> {
+    let body = serde_json::to_string(answer).map_err(AppError::internal)?;
+    if settle(conn, claim.0, 200, body).await? {
+        Ok(())
+    } else {
+        Err(in_progress(1))
+    }
+}
+
+/// Writes the answer under claim `id` unless it has one or is gone; whether it wrote.
+async fn settle<C: sea_orm::ConnectionTrait>(
+    conn: &C,
+    id: i64,
+    status: u16,
+    body: String,
+) -> AppResult<bool> {
+    use sea_orm::sea_query::Expr;
+    let updated = idempotency_key::Entity::update_many()
+        .col_expr(
+            idempotency_key::Column::ResponseStatus,
+            Expr::value(Some(i32::from(status))),
+        )
+        .col_expr(
+            idempotency_key::Column::ResponseBody,
+            Expr::value(Some(body)),
+        )
+        .filter(idempotency_key::Column::Id.eq(id))
+        .filter(idempotency_key::Column::ResponseBody.is_null())
+        .exec(conn)
+        .await?;
+    Ok(updated.rows_affected == 1)
 }
 
 pub async fn complete(st: &AppState, id: i64, status: u16, body: String) -> AppResult<()> {
-    let Some(row) = idempotency_key::Entity::find_by_id(id).one(&st.db).await? else {
-        return Ok(());
-    };
-    let mut am: idempotency_key::ActiveModel = row.into();
-    am.response_status = Set(Some(i32::from(status)));
-    am.response_body = Set(Some(body));
-    am.update(&st.db).await?;
-    Ok(())
+    settle(&st.db, id, status, body).await.map(|_| ())
 }
 
 /// The operation failed: forget the key so that a corrected retry can use it.
@@ -146,13 +199,32 @@ where
     F: FnOnce(I) -> Fut,
     Fut: Future<Output = AppResult<T>>,
 {
+    once_settled(st, ctx, scope, input, |input, _| op(input)).await
+}
+
+/// [`once`] for an operation that stores its answer in its own transaction ([`settle_in`] with
+/// the claim it is handed, `None` without a key): a crash between its commit and the answer's can
+/// then neither lose the answer nor let a retry run the change twice.
+pub async fn once_settled<I, T, F, Fut>(
+    st: &AppState,
+    ctx: &RequestCtx,
+    scope: &str,
+    input: I,
+    op: F,
+) -> AppResult<T>
+where
+    I: Serialize,
+    T: Serialize + DeserializeOwned,
+    F: FnOnce(I, Option<Claimed>) -> Fut,
+    Fut: Future<Output = AppResult<T>>,
+{
     let (Some(key), Some(me)) = (ctx.idempotency_key.as_deref(), ctx.user()) else {
-        return op(input).await;
+        return op(input, None).await;
     };
     let hash = request_hash(scope, &input)?;
     match claim(st, me.id, scope, key, &hash).await? {
         Claim::Replay(body) => serde_json::from_str(&body).map_err(AppError::internal),
-        Claim::Fresh(claim_id) => match op(input).await {
+        Claim::Fresh(claim_id) => match op(input, Some(Claimed(claim_id))).await {
             Ok(out) => {
                 let body = serde_json::to_string(&out).map_err(AppError::internal)?;
                 complete(st, claim_id, 200, body).await?;
