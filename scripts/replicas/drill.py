@@ -16,11 +16,13 @@ import socket
 import threading
 import hashlib
 import hmac
+import http.client
 import json
 import subprocess
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 import uuid
 
@@ -254,22 +256,36 @@ def logout_everywhere(shop, lb, db):
 
 def per_ip_limit(shop, lb, db):
     client = "10.250.0.7"
-    # Sent at once (a barrier), so that the budget cannot refill meanwhile (one a second).
+    # Sent at once, so that the budget cannot refill meanwhile (one a second): every connection
+    # is open before a barrier releases the requests.
     gate = threading.Barrier(61)
     sent = []
+    host = urllib.parse.urlsplit(lb.base)
 
     def attempt(i):
+        conn = http.client.HTTPConnection(host.hostname, host.port, timeout=30)
+        conn.connect()
+        body = json.dumps({"email": f"nadie{i}@example.cl", "password": "nope12345"})
         gate.wait()
         sent.append(time.time())
-        return lb.post("/api/auth/login", body={"email": f"nadie{i}@example.cl",
-                                                "password": "nope12345"}, ip=client)
+        conn.request("POST", "/api/auth/login", body=body, headers={
+            "Content-Type": "application/json", "X-Forwarded-For": client})
+        r = conn.getresponse()
+        out = Resp(r.status, r.headers, r.read())
+        conn.close()
+        return out
     with cf.ThreadPoolExecutor(61) as pool:
         answers = list(pool.map(attempt, range(61)))
     span = max(sent) - min(sent)
     counts = {s: sum(1 for r in answers if r.status == s) for s in {r.status for r in answers}}
     servers = sorted({r.server for r in answers if r.status == 401})
+    # GCRA at 60 a minute: a burst of 60, then one more each second — sent within a second, the
+    # 61st is refused (a slower send, rare, earns one more per second it took).
+    passed, refused = counts.get(401, 0), counts.get(429, 0)
+    most = 60 + int(span + 0.1)
     check("61 credential attempts from one IP at once over three replicas: 60 let through, 1 is 429",
-          counts.get(401) == 60 and counts.get(429) == 1 and len(servers) == 3,
+          60 <= passed <= most and passed + refused == 61 and (span >= 0.9 or refused == 1)
+          and len(servers) == 3,
           f"{counts}, the 401s from {servers}, sent within {span * 1000:.0f} ms")
     other = lb.post("/api/auth/login", body={"email": "nadie@example.cl", "password": "x1234567"},
                     ip="10.250.0.8")
@@ -411,7 +427,10 @@ class Load:
                 r = self.shop.checkout(token, self.variant, key, client)
                 if time.time() - started > 25:
                     r.status = -1  # hung: no answer within 25 s
-                self.count(r.status)
+                if r.status == 503 and not r.headers.get("Retry-After"):
+                    self.count(-2)  # a 503 that does not say when to retry is not clean
+                else:
+                    self.count(r.status)
                 if r.status == 201:
                     with self.lock:
                         self.keys.setdefault(key, set()).add(r.json["id"])
@@ -493,8 +512,13 @@ def restart_postgres(load, lb, seconds):
     w = threading.Thread(target=watch, daemon=True)
     load.phase = "restart PostgreSQL"
     w.start()
+    # Stopped, held down three seconds (a restart long enough for the health checks to see it),
+    # then started again.
     began = time.time()
-    subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", version, name, "restart"],
+    subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", version, name, "stop"],
+                   check=True)
+    time.sleep(3)
+    subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", version, name, "start"],
                    check=True)
     restarted = time.time() - began
     recovered = None
@@ -511,7 +535,8 @@ def restart_postgres(load, lb, seconds):
     slowest = max((d for _, _, d in seen), default=0)
     check("PostgreSQL restarted: /readyz turned 503 within seconds, then 200 again by itself",
           bool(unready) and unready[0] < 5 and recovered is not None,
-          f"restart took {restarted:.1f} s; first 503 at {unready[0] if unready else None}, "
+          f"down and up again in {restarted:.1f} s; first 503 after "
+          f"{round(unready[0], 2) if unready else None} s, "
           f"recovered after {recovered if recovered is None else round(recovered, 1)} s; "
           f"slowest /readyz {slowest:.1f} s")
 
@@ -644,7 +669,8 @@ def fault_drills(shop, lb, db, args):
         total = sum(t.values())
         clean = sum(n for s, n in t.items() if s in (503, 409, 429))
         lost = sum(n for s, n in t.items() if s in (0, 502))
-        other = sum(n for s, n in t.items() if s >= 500 and s not in (502, 503)) + t.get(-1, 0)
+        other = (sum(n for s, n in t.items() if s >= 500 and s not in (502, 503))
+                 + t.get(-1, 0) + t.get(-2, 0))
         if ph is None:
             other5xx_total = other
         rows.append((ph or "all", total, t.get(201, 0), clean, lost, other))
@@ -652,6 +678,8 @@ def fault_drills(shop, lb, db, args):
     print(f"{'phase':<22}{'requests':>9}{'completed':>10}{'clean failures':>15}"
           f"{'lost in flight':>15}{'other 5xx':>10}")
     print(f"{'':<22}{'':>9}{'(201)':>10}{'(503/409/429)':>15}{'(502, retried)':>15}{'or hung':>10}")
+    print("(a 503 counts as clean only with Retry-After; 409 here is in_progress on a key whose "
+          "first request died)")
     for r in rows:
         print(f"{r[0]:<22}{r[1]:>9}{r[2]:>10}{r[3]:>15}{r[4]:>15}{r[5]:>10}")
     print()
