@@ -541,24 +541,26 @@ def restart_postgres(load, lb, seconds):
           f"slowest /readyz {slowest:.1f} s")
 
 
-def lose_redis(load, lb, hp, seconds):
-    def backend():
-        r = lb.get("/readyz")
-        return ((r.json or {}).get("rateLimits") or {}).get("backend")
+def rate_limit_backends(lb, want, seconds, probe_ip):
+    """Waits until all three replicas' /readyz name `want` as their limits' backend (each notices
+    a Redis change at its next limited request: one is sent each round); the last states seen."""
+    deadline = time.time() + seconds
+    states = {}
+    while time.time() < deadline:
+        lb.post("/api/auth/login", body={"email": "nadie@example.cl", "password": "x1234567"},
+                ip=probe_ip)
+        states = {s: ((r.json or {}).get("rateLimits") or {}).get("backend")
+                  for s, r in each_replica(lambda: lb.get("/readyz")).items()}
+        if len(states) == 3 and all(v == want for v in states.values()):
+            break
+        time.sleep(0.2)
+    return states
 
+
+def lose_redis(load, lb, hp, seconds):
     def away():
         hp.take_away("redis", "redis")
-        deadline = time.time() + 15
-        while time.time() < deadline:
-            # Every replica must notice: it does at its next limited request.
-            lb.post("/api/auth/login", body={"email": "nadie@example.cl", "password": "x1234567"},
-                    ip="10.251.0.1")
-            states = {s: (r.json or {}).get("rateLimits", {}).get("backend")
-                      for s, r in each_replica(lambda: lb.get("/readyz")).items()}
-            if len(states) == 3 and all(v == "memory_fallback" for v in states.values()):
-                return states
-            time.sleep(0.2)
-        return states
+        return rate_limit_backends(lb, "memory_fallback", 15, "10.251.0.1")
     states = run_phase(load, "Redis unreachable", seconds, away)
     # Each replica keeps its own budget of 60 a minute: more than 60 pass in all, at most three
     # budgets (and what they refill meanwhile, one a second each), and the rest are refused.
@@ -576,17 +578,8 @@ def lose_redis(load, lb, hp, seconds):
           f"{states}; 200 logins from one IP in {took:.1f} s: {passed} let through, "
           f"{refused} refused")
     hp.bring_back("redis", "redis")
-    deadline = time.time() + 20
-    back = None
-    while time.time() < deadline:
-        lb.post("/api/auth/login", body={"email": "nadie@example.cl", "password": "x1234567"},
-                ip="10.251.0.3")
-        states = {s: (r.json or {}).get("rateLimits", {}).get("backend")
-                  for s, r in each_replica(lambda: lb.get("/readyz")).items()}
-        if len(states) == 3 and all(v == "redis" for v in states.values()):
-            back = states
-            break
-        time.sleep(0.5)
+    states = rate_limit_backends(lb, "redis", 20, "10.251.0.3")
+    back = states if len(states) == 3 and all(v == "redis" for v in states.values()) else None
     check("Redis back: every replica shares the limit in Redis again", back is not None, str(back))
 
 

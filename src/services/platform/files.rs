@@ -293,10 +293,14 @@ pub async fn public_file(st: &AppState, key: &str) -> AppResult<Option<file::Mod
     if key.len() > 80 {
         return Ok(None);
     }
+    public_at(&st.db, key).await
+}
+
+async fn public_at<C: ConnectionTrait>(conn: &C, key: &str) -> AppResult<Option<file::Model>> {
     Ok(file::Entity::find()
         .filter(file::Column::StorageKey.eq(key))
         .filter(file::Column::IsPublic.eq(true))
-        .one(&st.db)
+        .one(conn)
         .await?)
 }
 
@@ -308,12 +312,7 @@ pub async fn release_public<C: ConnectionTrait>(
     st: &AppState,
     key: &str,
 ) -> AppResult<Option<Stored>> {
-    let Some(f) = file::Entity::find()
-        .filter(file::Column::StorageKey.eq(key))
-        .filter(file::Column::IsPublic.eq(true))
-        .one(conn)
-        .await?
-    else {
+    let Some(f) = public_at(conn, key).await? else {
         return Ok(None);
     };
     file::Entity::delete_by_id(f.id).exec(conn).await?;
