@@ -2,8 +2,9 @@
 
 use std::net::IpAddr;
 
+use crate::domain::Scope;
 use crate::entities::user::Role;
-use crate::error::AppError;
+use crate::error::{AppError, FieldIssue};
 
 #[derive(Debug, Clone)]
 pub struct AuthUser {
@@ -26,10 +27,27 @@ pub struct AuthUser {
     pub processing_blocked: bool,
 }
 
+/// A store system calling with an API key: it may do what its scopes allow and nothing else —
+/// never a customer's operations (cart, checkout, `my*`), never medicinal documents or health data.
+#[derive(Debug, Clone)]
+pub struct ApiKeyPrincipal {
+    pub id: i64,
+    /// The key's public id (`ak_…`), for logs.
+    pub public_id: String,
+    pub scopes: Vec<Scope>,
+}
+
+impl ApiKeyPrincipal {
+    pub fn holds(&self, scope: Scope) -> bool {
+        self.scopes.contains(&scope)
+    }
+}
+
 #[derive(Debug, Clone)]
 pub enum Actor {
     Anonymous,
     User(AuthUser),
+    ApiKey(ApiKeyPrincipal),
 }
 
 /// Per-request facts every resolver and service may need.
@@ -68,7 +86,15 @@ impl RequestCtx {
     pub fn user(&self) -> Option<&AuthUser> {
         match &self.actor {
             Actor::User(u) => Some(u),
-            Actor::Anonymous => None,
+            Actor::Anonymous | Actor::ApiKey(_) => None,
+        }
+    }
+
+    /// The API key the request came with, if it came with one.
+    pub fn api_key(&self) -> Option<&ApiKeyPrincipal> {
+        match &self.actor {
+            Actor::ApiKey(k) => Some(k),
+            _ => None,
         }
     }
 
@@ -76,8 +102,12 @@ impl RequestCtx {
         self.user().map(|u| u.id)
     }
 
-    /// The signed-in user, or `unauthorized`.
+    /// The signed-in user, or `unauthorized` (`forbidden` for an API key: keys never act as a
+    /// customer).
     pub fn require_user(&self) -> Result<&AuthUser, AppError> {
+        if self.api_key().is_some() {
+            return Err(key_refused());
+        }
         self.user().ok_or_else(|| {
             AppError::unauthorized(
                 self.auth_problem
@@ -106,6 +136,10 @@ impl RequestCtx {
     /// `ADMIN_REQUIRE_2FA` is on and the admin has not enabled two-factor authentication.
     pub fn require_admin(&self) -> Result<&AuthUser, AppError> {
         let u = self.require_user()?;
+        self.require_human_admin(u)
+    }
+
+    fn require_human_admin<'a>(&self, u: &'a AuthUser) -> Result<&'a AuthUser, AppError> {
         if u.role != Role::Admin {
             return Err(AppError::forbidden("This action requires an administrator"));
         }
@@ -118,9 +152,44 @@ impl RequestCtx {
         Ok(u)
     }
 
+    /// An administrator, or an API key holding `scope` (403 naming the scope when it does not).
+    /// What a key may reach is decided here and by the GraphQL layer's scope table, which
+    /// refuses a key's request before anything runs; this is the check services keep.
+    pub fn require_scope(&self, scope: Scope) -> Result<(), AppError> {
+        match &self.actor {
+            Actor::ApiKey(k) if k.holds(scope) => Ok(()),
+            Actor::ApiKey(_) => Err(missing_scope(scope)),
+            _ => self.require_admin().map(|_| ()),
+        }
+    }
+
+    /// Whether the request sees the catalogue as an administrator does — inactive and medicinal
+    /// products included: an admin, or an API key holding `products:read` (a store system
+    /// keeping its own copy of the catalogue).
+    pub fn sees_whole_catalogue(&self) -> bool {
+        match &self.actor {
+            Actor::ApiKey(k) => k.holds(Scope::ProductsRead),
+            _ => self.is_admin(),
+        }
+    }
+
     /// Whether the request may act as an administrator (see [`require_admin`](Self::require_admin)):
     /// an admin held back by `ADMIN_REQUIRE_2FA` sees what a customer sees.
     pub fn is_admin(&self) -> bool {
         self.require_admin().is_ok()
     }
+}
+
+/// An API key asked for something no scope opens.
+pub fn key_refused() -> AppError {
+    AppError::forbidden(
+        "API keys cannot do this: customer operations (cart, checkout, my-*), medicinal documents, health data and account administration need a person's access token",
+    )
+    .with_details(vec![FieldIssue::new("credentials", "api_key_not_allowed")])
+}
+
+/// An API key without the scope an operation needs.
+pub fn missing_scope(scope: Scope) -> AppError {
+    AppError::forbidden(format!("This API key lacks the scope {scope}"))
+        .with_details(vec![FieldIssue::new(scope.as_str(), "missing_scope")])
 }

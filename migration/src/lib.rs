@@ -22,6 +22,7 @@ mod m20261203_000014_consents;
 mod m20261203_000015_privacy_requests;
 mod m20261203_000016_erasure;
 mod m20261207_000017_credential_attempts;
+mod m20261208_000018_api_keys;
 mod util;
 
 pub struct Migrator;
@@ -47,6 +48,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000015_privacy_requests::Migration),
             Box::new(m20261203_000016_erasure::Migration),
             Box::new(m20261207_000017_credential_attempts::Migration),
+            Box::new(m20261208_000018_api_keys::Migration),
         ]
     }
 }

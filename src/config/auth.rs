@@ -26,6 +26,9 @@ pub struct AuthConfig {
     pub refresh_token_ttl_seconds: i64,
     /// `AUTH_RATE_LIMIT_PER_MINUTE`: the credential routes' budget per client address.
     pub rate_limit_per_minute: u32,
+    /// `API_KEY_RATE_LIMIT_PER_MINUTE` (default 600): each API key's budget of requests, whatever
+    /// address it calls from.
+    pub api_key_rate_limit_per_minute: u32,
     pub login_failure_limit: u32,
     pub login_failure_window_seconds: i64,
     /// Argon2id cost (memory KiB, iterations). Defaults follow OWASP's argon2id minimum; tests lower it.
@@ -55,6 +58,7 @@ impl AuthConfig {
             access_token_ttl_seconds: r.positive("ACCESS_TOKEN_TTL_SECONDS", 900)?,
             refresh_token_ttl_seconds: r.positive("REFRESH_TOKEN_TTL_SECONDS", 2_592_000)?,
             rate_limit_per_minute: r.positive("AUTH_RATE_LIMIT_PER_MINUTE", 60)? as u32,
+            api_key_rate_limit_per_minute: r.positive("API_KEY_RATE_LIMIT_PER_MINUTE", 600)? as u32,
             login_failure_limit: r.positive("LOGIN_FAILURE_LIMIT", 10)? as u32,
             login_failure_window_seconds: r.positive("LOGIN_FAILURE_WINDOW_SECONDS", 900)?,
             argon2_memory_kib: 19 * 1024,

@@ -6,6 +6,7 @@ mod invalid;
 mod password;
 mod region;
 mod rut;
+mod scope;
 mod text;
 mod timestamp;
 
@@ -14,6 +15,7 @@ pub use invalid::{FieldIssue, Invalid};
 pub use password::{Password, PASSWORD_MAX, PASSWORD_MIN};
 pub use region::{parse_region, REGIONS};
 pub use rut::Rut;
+pub use scope::Scope;
 pub use text::{
     check_text, check_tree, control_character, fold, forbidden_control, is_forbidden_control,
     parse_text, Shape, Shaped,

@@ -2,6 +2,7 @@
 
 pub mod account_link;
 pub mod address;
+pub mod api_key;
 pub mod auth_token;
 pub mod cart;
 pub mod cart_item;

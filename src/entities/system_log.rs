@@ -8,6 +8,8 @@ pub struct Model {
     #[sea_orm(primary_key)]
     pub id: i64,
     pub actor_user_id: Option<i64>,
+    /// The API key the change was made with (`api_keys.id`), when a key made it.
+    pub actor_api_key_id: Option<i64>,
     pub action: String,
     pub entity: String,
     pub entity_id: Option<i64>,

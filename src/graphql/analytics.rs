@@ -4,8 +4,9 @@ use async_graphql::{Context, Object, SimpleObject};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::guards::RoleGuard;
+use super::guards::{RoleGuard, ScopeGuard};
 use super::{parts, GqlResult};
+use crate::domain::Scope;
 use crate::entities::order::OrderStatus;
 use crate::entities::user::Role;
 use crate::services::commerce::analytics;
@@ -153,7 +154,7 @@ impl AnalyticsQuery {
 
     /// Admin: active variants with `stock <= threshold` (default 5), fewest first.
     #[graphql(
-        guard = "RoleGuard(Role::Admin)",
+        guard = "ScopeGuard(Scope::ProductsRead)",
         complexity = "crate::graphql::limits::list(crate::graphql::limits::UNPAGINATED_LIST_SIZE, child_complexity)"
     )]
     async fn low_stock(&self, ctx: &Context<'_>, threshold: Option<i64>) -> GqlResult<LowStock> {

@@ -7,10 +7,11 @@ use async_graphql::{ComplexObject, Context, Object, SimpleObject};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::guards::RoleGuard;
+use super::guards::{RoleGuard, ScopeGuard};
 use super::loaders::{CategoryId, RatingOf, RequestLoader, VariantsOf};
 use super::scalars::Timestamp;
 use super::{parts, GqlResult};
+use crate::domain::Scope;
 use crate::entities::user::Role;
 use crate::entities::{category, product, product_variant};
 use crate::error::AppError;
@@ -182,7 +183,7 @@ impl Product {
             return Ok(Vec::new());
         }
         let (_, rc) = parts(ctx);
-        let admin = rc.is_admin();
+        let admin = rc.sees_whole_catalogue();
         let all = loader(ctx)
             .load_one(VariantsOf(self.id))
             .await?
@@ -403,7 +404,7 @@ impl CatalogQuery {
     }
 
     /// Admin: the whole catalogue as CSV (one row per variant).
-    #[graphql(guard = "RoleGuard(Role::Admin)")]
+    #[graphql(guard = "ScopeGuard(Scope::ProductsRead)")]
     async fn export_products(&self, ctx: &Context<'_>) -> GqlResult<String> {
         let (st, rc) = parts(ctx);
         csv_io::export(st, rc).await
@@ -444,7 +445,7 @@ impl CatalogMutation {
     }
 
     /// Creates a product; `image` (optional) is stored as its main image.
-    #[graphql(guard = "RoleGuard(Role::Admin)")]
+    #[graphql(guard = "ScopeGuard(Scope::ProductsWrite)")]
     async fn create_product(
         &self,
         ctx: &Context<'_>,
@@ -458,7 +459,7 @@ impl CatalogMutation {
         Ok(products::create(st, rc, input, image).await?.into())
     }
 
-    #[graphql(guard = "RoleGuard(Role::Admin)")]
+    #[graphql(guard = "ScopeGuard(Scope::ProductsWrite)")]
     async fn update_product(
         &self,
         ctx: &Context<'_>,
@@ -469,13 +470,13 @@ impl CatalogMutation {
         Ok(products::update(st, rc, id, input).await?.into())
     }
 
-    #[graphql(guard = "RoleGuard(Role::Admin)")]
+    #[graphql(guard = "ScopeGuard(Scope::ProductsWrite)")]
     async fn delete_product(&self, ctx: &Context<'_>, id: i64) -> GqlResult<bool> {
         let (st, rc) = parts(ctx);
         products::delete(st, rc, id).await
     }
 
-    #[graphql(guard = "RoleGuard(Role::Admin)")]
+    #[graphql(guard = "ScopeGuard(Scope::ProductsWrite)")]
     async fn create_variant(
         &self,
         ctx: &Context<'_>,
@@ -486,7 +487,7 @@ impl CatalogMutation {
         Ok(variants::create(st, rc, product_id, input).await?.into())
     }
 
-    #[graphql(guard = "RoleGuard(Role::Admin)")]
+    #[graphql(guard = "ScopeGuard(Scope::ProductsWrite)")]
     async fn update_variant(
         &self,
         ctx: &Context<'_>,
@@ -497,7 +498,7 @@ impl CatalogMutation {
         Ok(variants::update(st, rc, id, input).await?.into())
     }
 
-    #[graphql(guard = "RoleGuard(Role::Admin)")]
+    #[graphql(guard = "ScopeGuard(Scope::ProductsWrite)")]
     async fn delete_variant(&self, ctx: &Context<'_>, id: i64) -> GqlResult<bool> {
         let (st, rc) = parts(ctx);
         variants::delete(st, rc, id).await
@@ -505,7 +506,7 @@ impl CatalogMutation {
 
     /// Admin: imports products and variants from CSV. `dryRun` reports every row's problems and
     /// writes nothing; a real import with any problem is refused as a whole.
-    #[graphql(guard = "RoleGuard(Role::Admin)")]
+    #[graphql(guard = "ScopeGuard(Scope::ProductsWrite)")]
     async fn import_products(
         &self,
         ctx: &Context<'_>,

@@ -364,7 +364,8 @@ impl<'a> Walk<'a> {
 }
 
 /// Decides, before execution, whether a request may run: introspection per
-/// `GRAPHQL_INTROSPECTION` and the caller, then aliases and depth. Turns introspection off in
+/// `GRAPHQL_INTROSPECTION` and the caller, an API key's scopes (`scopes::admit_key`), then
+/// aliases and depth. Turns introspection off in
 /// the request itself for callers who may not introspect, so nothing this walk misses can reach it.
 pub fn admit(
     request: async_graphql::Request,
@@ -385,6 +386,11 @@ pub fn admit(
     let Ok(doc) = request.parsed_query() else {
         return (request, Ok(()));
     };
+    if let Some(key) = rctx.api_key() {
+        if let Err(refusal) = super::scopes::admit_key(doc, key) {
+            return (request, Err(refusal));
+        }
+    }
     if !allowed && introspects(doc) {
         let refusal = introspection_refused(config.graphql.introspection, rctx);
         return (request, Err(refusal));
@@ -398,8 +404,8 @@ pub fn admit(
 fn introspection_refused(mode: Introspection, rctx: &RequestCtx) -> AppError {
     let details = vec![FieldIssue::new("query", "introspection_not_allowed")];
     let offline = "the schema is published as schema.graphql";
-    match (mode, rctx.user()) {
-        (Introspection::Admin, None) => AppError::new(
+    match (mode, rctx.user().is_some() || rctx.api_key().is_some()) {
+        (Introspection::Admin, false) => AppError::new(
             ErrorCode::Unauthorized,
             match rctx.auth_problem {
                 // A token was sent but not accepted: say why, as every other 401 does.
@@ -411,7 +417,7 @@ fn introspection_refused(mode: Introspection, rctx: &RequestCtx) -> AppError {
                 ),
             },
         ),
-        (Introspection::Admin, Some(_)) => AppError::new(
+        (Introspection::Admin, true) => AppError::new(
             ErrorCode::Forbidden,
             format!("Introspection (__schema, __type) is for administrators ({offline})"),
         ),

@@ -18,6 +18,8 @@ pub struct LogEntry {
     /// Who acted (none: anonymous, a provider, or the system).
     pub actor_user_id: Option<i64>,
     pub actor_email: Option<String>,
+    /// The API key the change was made with (`apiKeys`' `id`), when a store system made it.
+    pub actor_api_key_id: Option<i64>,
     /// `<entity or area>.<verb>`, e.g. `order.status_changed`.
     pub action: String,
     pub entity: String,
@@ -83,6 +85,7 @@ impl LogsQuery {
                     id: r.id,
                     actor_email: r.actor_user_id.and_then(|id| emails.get(&id).cloned()),
                     actor_user_id: r.actor_user_id,
+                    actor_api_key_id: r.actor_api_key_id,
                     action: r.action,
                     entity: r.entity,
                     entity_id: r.entity_id,

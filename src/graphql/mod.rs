@@ -2,6 +2,7 @@
 
 pub mod addresses;
 pub mod analytics;
+pub mod api_keys;
 pub mod auth;
 pub mod cart;
 pub mod catalog;
@@ -23,6 +24,7 @@ pub mod persisted;
 pub mod privacy;
 pub mod reviews;
 pub mod scalars;
+pub mod scopes;
 pub mod sessions;
 pub mod two_factor;
 pub mod users;
@@ -41,6 +43,7 @@ pub type GqlResult<T> = Result<T, AppError>;
 #[graphql(name = "Query")]
 pub struct QueryRoot(
     users::UsersQuery,
+    api_keys::ApiKeysQuery,
     sessions::SessionsQuery,
     two_factor::TwoFactorQuery,
     consents::ConsentsQuery,
@@ -64,6 +67,7 @@ pub struct QueryRoot(
 pub struct MutationRoot(
     auth::AuthMutation,
     users::UsersMutation,
+    api_keys::ApiKeysMutation,
     sessions::SessionsMutation,
     two_factor::TwoFactorMutation,
     consents::ConsentsMutation,

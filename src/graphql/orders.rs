@@ -5,9 +5,10 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::checkout::{Order, OrderDoc};
-use super::guards::RoleGuard;
+use super::guards::{CustomerOrScope, RoleGuard, ScopeGuard};
 use super::scalars::Timestamp;
 use super::{parts, GqlResult};
+use crate::domain::Scope;
 use crate::entities::order::OrderStatus;
 use crate::entities::user::Role;
 use crate::services::commerce::orders::{
@@ -66,7 +67,7 @@ impl OrdersQuery {
     }
 
     /// One order: the owner's or, for admins, anyone's.
-    #[graphql(guard = "RoleGuard(Role::Customer)")]
+    #[graphql(guard = "CustomerOrScope(Scope::OrdersRead)")]
     async fn order(&self, ctx: &Context<'_>, id: i64) -> GqlResult<Order> {
         let (st, rc) = parts(ctx);
         Ok(orders::visible(&st.db, rc, id).await?.into())
@@ -74,7 +75,7 @@ impl OrdersQuery {
 
     /// The PDF receipt of a paid (or shipped, delivered) order, base64-encoded; the owner's or,
     /// for admins, anyone's. Before payment it is a `conflict` with `issue: "not_paid"`.
-    #[graphql(guard = "RoleGuard(Role::Customer)")]
+    #[graphql(guard = "CustomerOrScope(Scope::OrdersRead)")]
     async fn order_invoice(&self, ctx: &Context<'_>, id: i64) -> GqlResult<String> {
         use base64::Engine;
         let (st, rc) = parts(ctx);
@@ -84,7 +85,7 @@ impl OrdersQuery {
 
     /// Admin: every order, by status, provider, creation date range, or `q` (email, order id, payment ref).
     #[graphql(
-        guard = "RoleGuard(Role::Admin)",
+        guard = "ScopeGuard(Scope::OrdersRead)",
         complexity = "crate::graphql::limits::paged(page_size, child_complexity)"
     )]
     #[allow(clippy::too_many_arguments)]
@@ -126,7 +127,7 @@ impl OrdersMutation {
     }
 
     /// Admin: moves an order along its lifecycle (invalid transitions are `conflict`).
-    #[graphql(guard = "RoleGuard(Role::Admin)")]
+    #[graphql(guard = "ScopeGuard(Scope::OrdersWrite)")]
     async fn update_order_status(
         &self,
         ctx: &Context<'_>,
@@ -138,7 +139,7 @@ impl OrdersMutation {
     }
 
     /// Admin: courier, tracking number and estimated delivery.
-    #[graphql(guard = "RoleGuard(Role::Admin)")]
+    #[graphql(guard = "ScopeGuard(Scope::OrdersWrite)")]
     async fn update_order_tracking(
         &self,
         ctx: &Context<'_>,

@@ -4,9 +4,10 @@ use async_graphql::{Context, Json, Object, SimpleObject};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::guards::RoleGuard;
+use super::guards::{RoleGuard, ScopeGuard};
 use super::scalars::Timestamp;
 use super::{parts, GqlResult};
+use crate::domain::Scope;
 use crate::entities::payment;
 use crate::entities::user::Role;
 use crate::services::payments::{self, ConfirmPaymentInput, PaymentFilter, StartPaymentInput};
@@ -126,7 +127,7 @@ pub struct PaymentsQuery;
 impl PaymentsQuery {
     /// Admin: payments by provider, status and creation date range.
     #[graphql(
-        guard = "RoleGuard(Role::Admin)",
+        guard = "ScopeGuard(Scope::OrdersRead)",
         complexity = "crate::graphql::limits::paged(page_size, child_complexity)"
     )]
     #[allow(clippy::too_many_arguments)]

@@ -5,9 +5,10 @@ use chrono::NaiveDate;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::guards::RoleGuard;
+use super::guards::{RoleGuard, ScopeGuard};
 use super::scalars::Timestamp;
 use super::{parts, GqlResult};
+use crate::domain::Scope;
 use crate::entities::user::Role;
 use crate::services::accounts::users::{
     self, BlockProcessingInput, UpdateMeInput, UpdateUserInput, UserFilter, UserView,
@@ -39,6 +40,8 @@ pub struct User {
     pub rut: Option<String>,
     pub role: Role,
     pub is_active: bool,
+    /// Whether an admin validated the customer for medicinal products. Health data: always
+    /// `false` to an API key, which never sees it.
     pub validated_medicinal: bool,
     pub profile: UserProfile,
     pub created_at: Timestamp,
@@ -148,7 +151,7 @@ impl UsersQuery {
     /// Admin: users, filtered by free text (name, email, RUT), role and active flag.
     #[allow(clippy::too_many_arguments)]
     #[graphql(
-        guard = "RoleGuard(Role::Admin)",
+        guard = "ScopeGuard(Scope::CustomersRead)",
         complexity = "crate::graphql::limits::paged(page_size, child_complexity)"
     )]
     async fn users(
@@ -172,7 +175,7 @@ impl UsersQuery {
     }
 
     /// Admin: one user by id.
-    #[graphql(guard = "RoleGuard(Role::Admin)")]
+    #[graphql(guard = "ScopeGuard(Scope::CustomersRead)")]
     async fn user(&self, ctx: &Context<'_>, id: i64) -> GqlResult<User> {
         let (st, rc) = parts(ctx);
         Ok(users::get(st, rc, id).await?.into())

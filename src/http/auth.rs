@@ -1,4 +1,6 @@
-//! Establishes the request context (actor, client IP, trace id) once per request.
+//! Establishes the request context (actor, client IP, trace id) once per request: the actor is
+//! a user (a bearer access token), a store system (an API key, as `X-API-Key` or a bearer
+//! credential starting `dsp_live_`, held to its own rate limit) or anonymous.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
@@ -10,12 +12,17 @@ use axum::response::Response;
 use super::client_ip::client_ip;
 use super::trace::TraceId;
 use crate::actor::{Actor, RequestCtx};
+use crate::services::accounts::api_keys;
 use crate::services::accounts::auth::authenticate;
 use crate::state::AppState;
 
 /// Put on the response so the access log can name the user.
 #[derive(Clone, Copy, Debug)]
 pub struct LoggedUser(pub i64);
+
+/// Put on the response so the access log can name the API key (its id, never the key).
+#[derive(Clone, Copy, Debug)]
+pub struct LoggedApiKey(pub i64);
 
 pub async fn middleware(State(st): State<AppState>, mut req: Request, next: Next) -> Response {
     let peer = req
@@ -31,16 +38,42 @@ pub async fn middleware(State(st): State<AppState>, mut req: Request, next: Next
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     let mut ctx = RequestCtx::anonymous(trace_id, ip);
     ctx.admin_requires_mfa = st.config.auth.admin_require_2fa;
-    if let Some(value) = req.headers().get(AUTHORIZATION) {
-        let bearer = value
+    let api_key = req
+        .headers()
+        .get(super::API_KEY)
+        .map(|v| v.to_str().unwrap_or_default().trim().to_string());
+    let bearer = req.headers().get(AUTHORIZATION).map(|value| {
+        value
             .to_str()
             .ok()
             .and_then(|v| {
                 v.strip_prefix("Bearer ")
                     .or_else(|| v.strip_prefix("bearer "))
             })
-            .map(str::trim);
-        match bearer {
+            .map(|t| t.trim().to_string())
+    });
+    let key = match (api_key, &bearer) {
+        (Some(key), _) => Some(key),
+        (None, Some(Some(token))) if api_keys::looks_like_key(token) => Some(token.clone()),
+        _ => None,
+    };
+    if let Some(key) = key {
+        match api_keys::authenticate(&st, &key).await {
+            Ok(principal) => {
+                if let Err(e) = st.limits.check_api_key(principal.id).await {
+                    return axum::response::IntoResponse::into_response(e);
+                }
+                ctx.actor = Actor::ApiKey(principal);
+            }
+            Err(crate::services::accounts::auth::DATABASE_UNREACHABLE) => {
+                return axum::response::IntoResponse::into_response(
+                    crate::error::AppError::database_unavailable(),
+                )
+            }
+            Err(problem) => ctx.auth_problem = Some(problem),
+        }
+    } else if let Some(bearer) = bearer {
+        match bearer.as_deref() {
             Some(token) => match authenticate(&st, token).await {
                 Ok(user) => ctx.actor = Actor::User(user),
                 Err(crate::services::accounts::auth::DATABASE_UNREACHABLE) => {
@@ -66,10 +99,14 @@ pub async fn middleware(State(st): State<AppState>, mut req: Request, next: Next
         .get("idempotency-key")
         .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
     let user_id = ctx.user_id();
+    let api_key_id = ctx.api_key().map(|k| k.id);
     req.extensions_mut().insert(ctx);
     let mut res = next.run(req).await;
     if let Some(id) = user_id {
         res.extensions_mut().insert(LoggedUser(id));
+    }
+    if let Some(id) = api_key_id {
+        res.extensions_mut().insert(LoggedApiKey(id));
     }
     res
 }

@@ -33,6 +33,15 @@ use crate::graphql::AppSchema;
 use crate::state::AppState;
 use response_cache::ResponseCache;
 
+/// The header an API key may travel in (else `Authorization: Bearer <key>`).
+pub const API_KEY: HeaderName = HeaderName::from_static("x-api-key");
+
+/// Whether a request carries credentials (a bearer token or an API key): its answer may be
+/// personal or privileged, so no shared cache may keep it.
+pub fn carries_credentials(headers: &axum::http::HeaderMap) -> bool {
+    headers.contains_key(header::AUTHORIZATION) || headers.contains_key(API_KEY)
+}
+
 /// JSON bodies above this are refused with 413.
 pub const JSON_BODY_LIMIT: usize = 1024 * 1024;
 
@@ -94,6 +103,7 @@ fn cors(origins: &[String]) -> CorsLayer {
         ])
         .allow_headers([
             header::AUTHORIZATION,
+            API_KEY,
             header::CONTENT_TYPE,
             header::ACCEPT,
             HeaderName::from_static("idempotency-key"),

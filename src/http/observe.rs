@@ -6,7 +6,7 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
 
-use super::auth::LoggedUser;
+use super::auth::{LoggedApiKey, LoggedUser};
 use crate::state::AppState;
 
 /// The matched route template, copied onto the response by a route layer (routing happens inside
@@ -43,10 +43,12 @@ pub async fn middleware(State(st): State<AppState>, req: Request, next: Next) ->
         .with_label_values(&labels)
         .observe(elapsed.as_secs_f64());
     let user_id = res.extensions().get::<LoggedUser>().map(|u| u.0);
+    let api_key_id = res.extensions().get::<LoggedApiKey>().map(|k| k.0);
     crate::trace_id::with_trace_id(|trace_id| {
         tracing::info!(
             traceId = trace_id,
             userId = user_id,
+            apiKeyId = api_key_id,
             method = method.as_str(),
             route = route,
             status = status.as_u16(),

@@ -43,12 +43,13 @@ pub fn with_headers<S: Clone + Send + Sync + 'static>(
     )
 }
 
-/// Whether a response may carry someone's data or credentials: anything sent with a bearer token,
+/// Whether a response may carry someone's data or credentials: anything sent with a bearer token
+/// or an API key,
 /// every write (token-issuing auth routes, checkout, GraphQL POSTs), signed downloads and payment
 /// returns. Anonymous reads of the catalogue, docs and probes are the same for everyone.
 fn is_personal(req: &Request) -> bool {
     let path = req.uri().path();
-    req.headers().contains_key(header::AUTHORIZATION)
+    super::carries_credentials(req.headers())
         || !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS)
         || path.starts_with("/api/files/")
         || path.starts_with("/webhooks/")

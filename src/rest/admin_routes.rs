@@ -1,18 +1,21 @@
 //! REST rows for the audit log and admin analytics.
 
-use axum::http::Method;
+use axum::http::{Method, StatusCode};
 use serde::{Deserialize, Serialize};
 use utoipa::IntoParams;
 
+use super::catalog_routes::PageParams;
 use super::{json_body, query, Access, RestRoute};
 use crate::entities::job::JobState;
 use crate::entities::privacy_request::{PrivacyRequestKind, PrivacyRequestState};
 use crate::graphql::analytics::{LowStock, OrdersByStatus, SalesByDay, TopProducts};
+use crate::graphql::api_keys::{ApiKey, ApiKeyPage, IssuedApiKey};
 use crate::graphql::jobs::{JobPage, JobView};
 use crate::graphql::logs::LogPage;
 use crate::graphql::privacy::{PrivacyRequest, PrivacyRequestPage};
 use crate::graphql::scalars::Timestamp;
 use crate::graphql::users::User;
+use crate::services::accounts::api_keys::NewApiKey;
 use crate::services::accounts::users::BlockProcessingInput;
 
 /// Query parameters of `GET /api/admin/privacy-requests`.
@@ -163,5 +166,20 @@ pub fn routes() -> Vec<RestRoute> {
             .doc("admin", "Active variants at or below a stock threshold, fewest first (admin)")
             .query(query::<ThresholdParams>())
             .returns::<LowStock>(),
+        RestRoute::new(M::POST, "/api/admin/api-keys", "CreateApiKey", doc!("admin/create_api_key.graphql"), "createApiKey")
+            .status(StatusCode::CREATED)
+            .access(Access::Admin)
+            .doc("admin", "Create an API key for a store system: name, scopes (products:read, products:write, orders:read, orders:write, customers:read, webhooks:manage), expiresAt; the answer's `key` is shown this once (admin)")
+            .body(json_body::<NewApiKey>("input"))
+            .returns::<IssuedApiKey>(),
+        RestRoute::new(M::GET, "/api/admin/api-keys", "ApiKeys", doc!("admin/api_keys.graphql", "api_key_fields.graphql"), "apiKeys")
+            .access(Access::Admin)
+            .doc("admin", "API keys, newest first, revoked and expired ones included; never the key itself (admin)")
+            .query(query::<PageParams>())
+            .returns::<ApiKeyPage>(),
+        RestRoute::new(M::DELETE, "/api/admin/api-keys/{id}", "RevokeApiKey", doc!("admin/revoke_api_key.graphql", "api_key_fields.graphql"), "revokeApiKey")
+            .access(Access::Admin)
+            .doc("admin", "Revoke an API key: refused from its next request on; revoking it again changes nothing (admin)")
+            .returns::<ApiKey>(),
     ]
 }

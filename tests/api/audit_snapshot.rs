@@ -45,6 +45,8 @@ async fn audit_rows(app: &TestApp) -> Vec<Value> {
 fn masked(v: &Value) -> Value {
     match v {
         Value::String(s) if chrono::DateTime::parse_from_rfc3339(s).is_ok() => json!("<time>"),
+        // An API key's public id is random.
+        Value::String(s) if s.starts_with("ak_") => json!("ak_<random>"),
         Value::String(s) if s.starts_with("ORD-") => {
             let id = s.split('-').nth(1).unwrap_or_default();
             json!(format!("ORD-{id}-<time>"))
@@ -580,6 +582,33 @@ async fn scenario(app: &TestApp, sim: &WebpaySim) {
         .await,
         StatusCode::OK,
     );
+    // A store system's API key: created, used for a write (audited as the key), revoked.
+    let r = app
+        .post(
+            "/api/admin/api-keys",
+            Some(&admin),
+            json!({"name": "ERP", "scopes": ["products:write"]}),
+        )
+        .await;
+    ok(&r, StatusCode::CREATED);
+    let (key, key_id) = (
+        r.body["key"].as_str().unwrap().to_string(),
+        r.body["id"].as_i64().unwrap(),
+    );
+    ok(
+        &app.patch(
+            "/api/products/1",
+            Some(&key),
+            json!({"description": "Sincronizado por el ERP"}),
+        )
+        .await,
+        StatusCode::OK,
+    );
+    ok(
+        &app.delete(&format!("/api/admin/api-keys/{key_id}"), Some(&admin))
+            .await,
+        StatusCode::OK,
+    );
     // Admin changes to the user, then the user's deletion.
     ok(
         &app.patch(
@@ -684,6 +713,7 @@ async fn audit_log_rows_match_the_snapshot() {
                 "entity": r["entity"],
                 "entityId": entity_id,
                 "actor": r["actorEmail"],
+                "actorApiKey": r["actorApiKeyId"],
                 "meta": meta,
             })
         })

@@ -226,6 +226,7 @@ fn plausible_variables(operation: &str) -> Option<Value> {
         "DisableTwoFactor" => json!({"input": {"password": CUSTOMER_PASSWORD, "code": "123456"}}),
         "RequestAccountDeletion" => json!({"input": {"password": CUSTOMER_PASSWORD}}),
         "BlockProcessing" => json!({"id": 2, "input": {"reason": "Edge"}}),
+        "CreateApiKey" => json!({"input": {"name": "Edge", "scopes": ["orders:read"]}}),
         "UpdateMe" => json!({"input": {"name": "Edge Case"}}),
         "ChangePassword" => {
             json!({"input": {"currentPassword": CUSTOMER_PASSWORD, "newPassword": "edgeCase123"}})
@@ -240,6 +241,7 @@ fn plausible_variables(operation: &str) -> Option<Value> {
         | "CancelOrder"
         | "DeleteMedicinalDocument"
         | "RetryJob"
+        | "RevokeApiKey"
         | "ProcessPrivacyRequest"
         | "UnblockProcessing"
         | "RevokeSession"

@@ -3,6 +3,7 @@
 
 mod addresses;
 mod admin;
+mod api_keys;
 mod architecture;
 mod audit_snapshot;
 mod auth;

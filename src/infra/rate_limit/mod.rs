@@ -1,6 +1,7 @@
 //! Rate limits for the credential routes (register, login, refresh, password reset and change,
-//! email verification), keyed by client IP. Enforced in the services, so REST and GraphQL clients
-//! meet the same limit.
+//! email verification), keyed by client IP — enforced in the services, so REST and GraphQL
+//! clients meet the same limit —, and each API key's own budget, keyed by the key and taken by
+//! the authentication middleware on every request the key makes.
 //!
 //! With `REDIS_URL` every replica takes from one budget per address, kept in Redis (`shared`);
 //! without it, or while Redis cannot be reached, each process keeps its own (`memory`): the
@@ -21,8 +22,11 @@ use memory::MemoryLimiter;
 use shared::SharedLimiter;
 
 pub struct RateLimits {
-    memory: MemoryLimiter,
+    memory: MemoryLimiter<IpAddr>,
     shared: Option<SharedLimiter>,
+    /// Each API key's own budget (`API_KEY_RATE_LIMIT_PER_MINUTE`), by key id.
+    keys_memory: MemoryLimiter<i64>,
+    keys_shared: Option<SharedLimiter>,
     /// Decisions taken in process because Redis could not be reached.
     fallbacks: IntCounter,
 }
@@ -49,6 +53,14 @@ impl RateLimits {
                     config.auth.rate_limit_per_minute,
                 )
             }),
+            keys_memory: MemoryLimiter::new(config.auth.api_key_rate_limit_per_minute),
+            keys_shared: config.redis.url.as_ref().map(|url| {
+                SharedLimiter::new(
+                    url,
+                    &config.redis.key_prefix,
+                    config.auth.api_key_rate_limit_per_minute,
+                )
+            }),
             fallbacks,
         }
     }
@@ -57,12 +69,27 @@ impl RateLimits {
     /// seconds to wait.
     pub async fn check_auth(&self, ip: IpAddr) -> Result<(), AppError> {
         let decision = match &self.shared {
-            None => self.memory.take(ip),
+            None => self.memory.take(&ip),
             Some(shared) => match shared.take("auth", ip).await {
                 Some(decision) => decision,
                 None => {
                     self.fallbacks.inc();
-                    self.memory.take(ip)
+                    self.memory.take(&ip)
+                }
+            },
+        };
+        decision.map_err(|wait| AppError::rate_limited(whole_seconds(wait)))
+    }
+
+    /// Takes one request from API key `id`'s budget, or answers `rate_limited`.
+    pub async fn check_api_key(&self, id: i64) -> Result<(), AppError> {
+        let decision = match &self.keys_shared {
+            None => self.keys_memory.take(&id),
+            Some(shared) => match shared.take("apikey", id).await {
+                Some(decision) => decision,
+                None => {
+                    self.fallbacks.inc();
+                    self.keys_memory.take(&id)
                 }
             },
         };

@@ -6,7 +6,6 @@
 //! logged once when it starts and once when it ends, and Redis is tried again at most once a
 //! second meanwhile, so a dead Redis costs requests no waiting.
 
-use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -65,13 +64,17 @@ impl SharedLimiter {
         }
     }
 
-    /// Takes one request from `ip`'s budget in `scope`: `Some(Err(wait))` when it is spent,
+    /// Takes one request from `who`'s budget in `scope`: `Some(Err(wait))` when it is spent,
     /// `None` when Redis could not decide.
-    pub(super) async fn take(&self, scope: &str, ip: IpAddr) -> Option<Result<(), Duration>> {
+    pub(super) async fn take(
+        &self,
+        scope: &str,
+        who: impl std::fmt::Display,
+    ) -> Option<Result<(), Duration>> {
         if self.waiting_to_retry() {
             return None;
         }
-        let key = format!("{}ratelimit:{scope}:{ip}", self.prefix);
+        let key = format!("{}ratelimit:{scope}:{who}", self.prefix);
         match tokio::time::timeout(CALL_TIMEOUT, self.decide(&key)).await {
             Ok(Ok(wait_ms)) => {
                 self.reachable();

@@ -1,9 +1,11 @@
-//! Accounts: who a customer or an admin is and how they prove it — registration and sign-in
+//! Accounts: who a customer, an admin or a store system (`api_keys`) is and how they prove it —
+//! registration and sign-in
 //! (`auth`), users, sessions, two-factor, email verification, password reset, mailed links, the
 //! lockout, addresses, consents, the refusals owed to an account whose erasure is pending
 //! (`erasing`) and the stored-data check.
 
 pub mod addresses;
+pub mod api_keys;
 pub mod auth;
 pub mod consents;
 pub mod data_check;

@@ -27,6 +27,17 @@ pub struct UserView {
     pub profile: Option<user_profile::Model>,
 }
 
+impl UserView {
+    /// What `ctx` may see of the user: an API key never sees health data, so whether the customer
+    /// holds a medicinal validation reads `false` to it.
+    fn seen_by(mut self, ctx: &RequestCtx) -> Self {
+        if ctx.api_key().is_some() {
+            self.user.validated_medicinal = false;
+        }
+        self
+    }
+}
+
 #[derive(InputObject, Deserialize, Serialize, ToSchema, Default)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[schema(example = json!({"name": "Ana María Pérez", "phone": "+56 9 1234 5678"}))]
@@ -247,7 +258,7 @@ pub async fn list(
     filter: UserFilter,
     page: Page,
 ) -> AppResult<(Vec<UserView>, u64)> {
-    ctx.require_admin()?;
+    ctx.require_scope(crate::domain::Scope::CustomersRead)?;
     let mut cond = Condition::all();
     if let Some(q) = filter.q.as_deref().map(str::trim).filter(|q| !q.is_empty()) {
         let pattern = like_pattern(q);
@@ -279,16 +290,17 @@ pub async fn list(
         .await?;
     Ok((
         rows.into_iter()
-            .map(|(user, profile)| UserView { user, profile })
+            .map(|(user, profile)| UserView { user, profile }.seen_by(ctx))
             .collect(),
         total,
     ))
 }
 
 pub async fn get(st: &AppState, ctx: &RequestCtx, id: i64) -> AppResult<UserView> {
-    ctx.require_admin()?;
+    ctx.require_scope(crate::domain::Scope::CustomersRead)?;
     load_view(&st.db, id)
         .await?
+        .map(|v| v.seen_by(ctx))
         .ok_or_else(|| AppError::not_found("User"))
 }
 

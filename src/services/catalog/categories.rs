@@ -62,7 +62,7 @@ pub async fn list(
     page: Page,
 ) -> AppResult<(Vec<category::Model>, u64)> {
     let mut cond = Condition::all();
-    if !ctx.is_admin() {
+    if !ctx.sees_whole_catalogue() {
         cond = cond.add(category::Column::IsActive.eq(true));
     }
     if let Some(m) = is_medicinal {
@@ -163,7 +163,8 @@ pub async fn update(
         input.description.as_deref(),
     );
     issues.finish()?;
-    let w = row_write::open::<category::Entity>(st, ctx, id, "Category", Cached::Catalogue).await?;
+    let w = row_write::open::<category::Entity>(st, ctx, id, "Category", Cached::Catalogue, None)
+        .await?;
     let current = &w.current;
     let mut am: category::ActiveModel = current.clone().into();
     if let Some(n) = name.filter(|n| *n != current.name) {
@@ -190,9 +191,15 @@ pub async fn update(
 
 /// Refused with `conflict` while the category still has products.
 pub async fn delete(st: &AppState, ctx: &RequestCtx, id: i64) -> AppResult<bool> {
-    let w =
-        row_write::open_to_remove::<category::Entity>(st, ctx, id, "Category", Cached::Catalogue)
-            .await?;
+    let w = row_write::open_to_remove::<category::Entity>(
+        st,
+        ctx,
+        id,
+        "Category",
+        Cached::Catalogue,
+        None,
+    )
+    .await?;
     let products = product::Entity::find()
         .filter(product::Column::CategoryId.eq(id))
         .count(&w.txn)

@@ -109,7 +109,7 @@ pub async fn import(
     csv_text: &str,
     dry_run: bool,
 ) -> AppResult<ImportReport> {
-    ctx.require_admin()?;
+    ctx.require_scope(crate::domain::Scope::ProductsWrite)?;
     let (index, records, mut errors) = match read_csv(csv_text)? {
         Ok(read) => read,
         Err(header_errors) => return finish(dry_run, 0, 0, 0, 0, header_errors),
@@ -526,7 +526,7 @@ fn finish(
 
 /// Every product and variant, one row per variant (a product without variants gets one row).
 pub async fn export(st: &AppState, ctx: &RequestCtx) -> AppResult<String> {
-    ctx.require_admin()?;
+    ctx.require_scope(crate::domain::Scope::ProductsRead)?;
     let categories: HashMap<i64, String> = category::Entity::find()
         .all(&st.db)
         .await?

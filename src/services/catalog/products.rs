@@ -187,7 +187,7 @@ pub async fn list(
     let sort = sort.unwrap_or_default();
 
     let access = gate::has_access(st, &st.db, ctx).await?;
-    let admin = ctx.is_admin();
+    let admin = ctx.sees_whole_catalogue();
     let mut cond = Condition::all();
     if let Some(f) = gate::visibility_filter(access, st.config.store.medicinal_catalog_mode) {
         cond = cond.add(f);
@@ -321,7 +321,7 @@ pub async fn get_row(
     };
     let (p, c) = (&found.product, &found.category);
     let visible = p.is_active && c.is_active;
-    if !ctx.is_admin() && !visible {
+    if !ctx.sees_whole_catalogue() && !visible {
         return Err(AppError::not_found("Product"));
     }
     let access = gate::has_access(st, &st.db, ctx).await?;
@@ -420,7 +420,7 @@ pub async fn create(
     input: CreateProductInput,
     image: Option<async_graphql::UploadValue>,
 ) -> AppResult<product::Model> {
-    ctx.require_admin()?;
+    ctx.require_scope(crate::domain::Scope::ProductsWrite)?;
     let mut issues = Issues::default();
     let new = validate_new(&input, &mut issues);
     let variants: Vec<_> = input
@@ -528,7 +528,7 @@ pub async fn update(
     id: i64,
     input: UpdateProductInput,
 ) -> AppResult<product::Model> {
-    ctx.require_admin()?;
+    ctx.require_scope(crate::domain::Scope::ProductsWrite)?;
     let mut issues = Issues::default();
     let Naming {
         name,
@@ -549,7 +549,15 @@ pub async fn update(
         MaybeUndefined::Undefined => Some(MaybeUndefined::Undefined),
     };
     issues.finish()?;
-    let w = row_write::open::<product::Entity>(st, ctx, id, "Product", Cached::Catalogue).await?;
+    let w = row_write::open::<product::Entity>(
+        st,
+        ctx,
+        id,
+        "Product",
+        Cached::Catalogue,
+        Some(crate::domain::Scope::ProductsWrite),
+    )
+    .await?;
     let (txn, current) = (&w.txn, &w.current);
     let mut am: product::ActiveModel = current.clone().into();
     if let Some(c) = input.category_id.filter(|c| *c != current.category_id) {
@@ -628,8 +636,15 @@ async fn release_image(
 /// Deletes the product and its variants, or — when orders hold it — deactivates it instead (the
 /// order history must keep pointing at it). Either way 204; the audit row says which.
 pub async fn delete(st: &AppState, ctx: &RequestCtx, id: i64) -> AppResult<bool> {
-    let w = row_write::open_to_remove::<product::Entity>(st, ctx, id, "Product", Cached::Catalogue)
-        .await?;
+    let w = row_write::open_to_remove::<product::Entity>(
+        st,
+        ctx,
+        id,
+        "Product",
+        Cached::Catalogue,
+        Some(crate::domain::Scope::ProductsWrite),
+    )
+    .await?;
     let txn = &w.txn;
     let ordered = order_item::Entity::find()
         .filter(order_item::Column::ProductId.eq(id))

@@ -149,7 +149,7 @@ pub async fn list_for_product(
     }
     let mut q =
         product_variant::Entity::find().filter(product_variant::Column::ProductId.eq(product_id));
-    if !ctx.is_admin() {
+    if !ctx.sees_whole_catalogue() {
         q = q.filter(product_variant::Column::IsActive.eq(true));
     }
     let total = q.clone().count(&st.db).await?;
@@ -169,7 +169,7 @@ pub async fn create(
     product_id: i64,
     input: CreateVariantInput,
 ) -> AppResult<product_variant::Model> {
-    ctx.require_admin()?;
+    ctx.require_scope(crate::domain::Scope::ProductsWrite)?;
     let mut issues = Issues::default();
     let v = input.validate(&mut issues);
     issues.finish()?;
@@ -195,7 +195,7 @@ pub async fn update(
     id: i64,
     input: UpdateVariantInput,
 ) -> AppResult<product_variant::Model> {
-    ctx.require_admin()?;
+    ctx.require_scope(crate::domain::Scope::ProductsWrite)?;
     let mut issues = Issues::default();
     let sku = input
         .sku
@@ -215,8 +215,15 @@ pub async fn update(
         .weight_grams
         .and_then(|p| issues.take(non_negative("weightGrams", p, MAX_QUANTITY)));
     issues.finish()?;
-    let w = row_write::open::<product_variant::Entity>(st, ctx, id, "Variant", Cached::Catalogue)
-        .await?;
+    let w = row_write::open::<product_variant::Entity>(
+        st,
+        ctx,
+        id,
+        "Variant",
+        Cached::Catalogue,
+        Some(crate::domain::Scope::ProductsWrite),
+    )
+    .await?;
     let mut am: product_variant::ActiveModel = w.current.clone().into();
     if let Some(s) = sku.filter(|s| *s != w.current.sku) {
         ensure_sku_free(&w.txn, &s, Some(id)).await?;
@@ -253,6 +260,7 @@ pub async fn delete(st: &AppState, ctx: &RequestCtx, id: i64) -> AppResult<bool>
         id,
         "Variant",
         Cached::Catalogue,
+        Some(crate::domain::Scope::ProductsWrite),
     )
     .await?;
     let ordered = order_item::Entity::find()

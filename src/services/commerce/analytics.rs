@@ -178,7 +178,7 @@ pub async fn low_stock(
     ctx: &RequestCtx,
     threshold: Option<i64>,
 ) -> AppResult<Vec<LowStock>> {
-    ctx.require_admin()?;
+    ctx.require_scope(crate::domain::Scope::ProductsRead)?;
     let threshold = bounded(
         "threshold",
         threshold,

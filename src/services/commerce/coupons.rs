@@ -440,7 +440,7 @@ pub async fn update(
     id: i64,
     input: UpdateCouponInput,
 ) -> AppResult<coupon::Model> {
-    let w = row_write::open::<coupon::Entity>(st, ctx, id, "Coupon", Cached::Nothing).await?;
+    let w = row_write::open::<coupon::Entity>(st, ctx, id, "Coupon", Cached::Nothing, None).await?;
     let current = &w.current;
     let mut issues = Issues::default();
     let mut am: coupon::ActiveModel = current.clone().into();
@@ -500,7 +500,8 @@ pub async fn update(
 /// Deletes an unused coupon; one that orders refer to is deactivated instead (204 either way).
 pub async fn delete(st: &AppState, ctx: &RequestCtx, id: i64) -> AppResult<bool> {
     let w =
-        row_write::open_to_remove::<coupon::Entity>(st, ctx, id, "Coupon", Cached::Nothing).await?;
+        row_write::open_to_remove::<coupon::Entity>(st, ctx, id, "Coupon", Cached::Nothing, None)
+            .await?;
     let used = order::Entity::find()
         .filter(order::Column::CouponId.eq(id))
         .count(&w.txn)

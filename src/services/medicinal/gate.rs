@@ -12,7 +12,8 @@ use crate::state::AppState;
 
 pub use crate::config::CatalogMode;
 
-/// Whether the viewer may access medicinal products: admins always; customers when validated
+/// Whether the viewer may access medicinal products: admins always (and API keys holding
+/// `products:read`, which see the catalogue as admins do); customers when validated
 /// (`validated_medicinal`) or holding an approved document that has not expired, unless they
 /// withdrew the health-data consent (Ley 21.719) and have not given it again. Computed once
 /// per request, on `conn` (pass the open transaction when there is one: a second pooled
@@ -24,6 +25,9 @@ pub async fn has_access<C: sea_orm::ConnectionTrait>(
 ) -> AppResult<bool> {
     ctx.medicinal_access
         .get_or_try_init(|| async {
+            if ctx.api_key().is_some() {
+                return Ok(ctx.sees_whole_catalogue());
+            }
             Ok(match ctx.user() {
                 Some(u) if u.role == Role::Admin => true,
                 Some(u) if u.health_data_withdrawn => false,

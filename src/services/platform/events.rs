@@ -305,6 +305,13 @@ domain_events! {
     /// A provider's notification, forged ones included (provider and outcome only, never the payload).
     WebhookReceived = ("webhook.received", "payment") { provider: String, outcome: String }
 
+    // API keys (the key itself is never recorded).
+    ApiKeyCreated = ("api_key.created", "api_key") {
+        id: i64, public_id: String, name: String, scopes: Vec<String>,
+        expires_at: Option<chrono::DateTime<chrono::Utc>>,
+    }
+    ApiKeyRevoked = ("api_key.revoked", "api_key") { id: i64, public_id: String }
+
     // Background jobs.
     /// An operator sent a dead or failed job back to the queue.
     JobRetried = ("job.retried", "job") { id: i64, kind: String, from: JobState }
@@ -487,6 +494,7 @@ async fn write<C: ConnectionTrait>(
     let actor = event.actor().or(on_behalf_of).or(ctx.user_id());
     let log = system_log::ActiveModel {
         actor_user_id: Set(actor),
+        actor_api_key_id: Set(ctx.api_key().map(|k| k.id)),
         action: Set(event.action().to_string()),
         entity: Set(event.entity().to_string()),
         entity_id: Set(entity_id),

@@ -13,6 +13,7 @@ use sea_orm::{
 
 use crate::actor::RequestCtx;
 use crate::db::begin_write;
+use crate::domain::Scope;
 use crate::error::{AppError, AppResult};
 use crate::infra::freshness::WriteGuard;
 use crate::services::platform::events::{self, Changes, DomainEvent, Removal};
@@ -36,7 +37,8 @@ pub(crate) struct RowWrite<'a, M> {
     _catalogue: Option<WriteGuard<'a>>,
 }
 
-/// Checks the caller is an admin, opens the write transaction and loads row `id` of `E` locked
+/// Checks the caller is an admin (or an API key holding `key_scope`, when the row's writes are
+/// open to one), opens the write transaction and loads row `id` of `E` locked
 /// for the update (`not_found` naming `what` when there is none — also when a deletion committed
 /// while this waited for the row).
 pub(crate) async fn open<'a, E>(
@@ -45,12 +47,13 @@ pub(crate) async fn open<'a, E>(
     id: i64,
     what: &'static str,
     cached: Cached,
+    key_scope: Option<Scope>,
 ) -> AppResult<RowWrite<'a, E::Model>>
 where
     E: EntityTrait,
     <E::PrimaryKey as PrimaryKeyTrait>::ValueType: From<i64>,
 {
-    open_locked::<E>(st, ctx, id, what, cached, LockType::NoKeyUpdate).await
+    open_locked::<E>(st, ctx, id, what, cached, key_scope, LockType::NoKeyUpdate).await
 }
 
 /// [`open`] for a removal: the row is locked `FOR UPDATE` (PostgreSQL), the one lock that also
@@ -63,27 +66,35 @@ pub(crate) async fn open_to_remove<'a, E>(
     id: i64,
     what: &'static str,
     cached: Cached,
+    key_scope: Option<Scope>,
 ) -> AppResult<RowWrite<'a, E::Model>>
 where
     E: EntityTrait,
     <E::PrimaryKey as PrimaryKeyTrait>::ValueType: From<i64>,
 {
-    open_locked::<E>(st, ctx, id, what, cached, LockType::Update).await
+    open_locked::<E>(st, ctx, id, what, cached, key_scope, LockType::Update).await
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn open_locked<'a, E>(
     st: &'a AppState,
     ctx: &'a RequestCtx,
     id: i64,
     what: &'static str,
     cached: Cached,
+    key_scope: Option<Scope>,
     lock: LockType,
 ) -> AppResult<RowWrite<'a, E::Model>>
 where
     E: EntityTrait,
     <E::PrimaryKey as PrimaryKeyTrait>::ValueType: From<i64>,
 {
-    ctx.require_admin()?;
+    match key_scope {
+        Some(scope) => ctx.require_scope(scope)?,
+        None => {
+            ctx.require_admin()?;
+        }
+    }
     let catalogue = (cached == Cached::Catalogue).then(|| st.catalogue.writing());
     let txn = begin_write(&st.db).await?;
     let mut q = E::find_by_id(id);
