@@ -40,6 +40,8 @@ pub struct MetricHandles {
     pub db_contention: IntCounterVec,
     pub outbox_events: IntCounterVec,
     pub outbox_deliveries: IntCounterVec,
+    pub webhook_deliveries: IntCounterVec,
+    pub webhook_delivery_seconds: Histogram,
     pub emails_sent: IntCounterVec,
     pub emails_failed: IntCounterVec,
     pub jobs_pending: IntGauge,
@@ -189,6 +191,16 @@ impl Metrics {
                 "outbox_deliveries_total",
                 "Outbox events handed to subscribers, by subscriber and outcome (delivered, failed, skipped)",
                 &["subscriber", "outcome"],
+            ),
+            webhook_deliveries: m.counters(
+                "webhook_deliveries_total",
+                "Outbound webhook attempts, by outcome (delivered, failed, refused, gone, gave_up)",
+                &["outcome"],
+            ),
+            webhook_delivery_seconds: m.histogram(
+                "webhook_delivery_seconds",
+                "Outbound webhook attempts' duration, request and answer",
+                JOB_DURATION,
             ),
             emails_sent: m.counters(
                 "emails_sent_total",

@@ -23,6 +23,7 @@ mod m20261203_000015_privacy_requests;
 mod m20261203_000016_erasure;
 mod m20261207_000017_credential_attempts;
 mod m20261208_000018_api_keys;
+mod m20261208_000019_webhooks;
 mod util;
 
 pub struct Migrator;
@@ -49,6 +50,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000016_erasure::Migration),
             Box::new(m20261207_000017_credential_attempts::Migration),
             Box::new(m20261208_000018_api_keys::Migration),
+            Box::new(m20261208_000019_webhooks::Migration),
         ]
     }
 }

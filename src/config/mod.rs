@@ -18,6 +18,7 @@ mod reader;
 pub mod shared;
 pub mod storage;
 pub mod store;
+pub mod webhooks;
 
 use std::collections::HashMap;
 
@@ -41,6 +42,7 @@ use reader::Reader;
 pub use shared::RedisConfig;
 pub use storage::StorageConfig;
 pub use store::{CatalogMode, StoreConfig};
+pub use webhooks::WebhooksConfig;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AppEnv {
@@ -72,6 +74,7 @@ pub struct Config {
     pub privacy: PrivacyConfig,
     pub payments: PaymentsConfig,
     pub redis: RedisConfig,
+    pub webhooks: WebhooksConfig,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -116,6 +119,7 @@ impl Config {
             privacy: PrivacyConfig::parse(&r)?,
             payments: PaymentsConfig::parse(&r, production)?,
             redis: RedisConfig::parse(&r)?,
+            webhooks: WebhooksConfig::parse(&r, production)?,
         })
     }
 

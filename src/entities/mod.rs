@@ -33,3 +33,6 @@ pub mod system_log;
 pub mod user;
 pub mod user_profile;
 pub mod user_two_factor;
+pub mod webhook_attempt;
+pub mod webhook_delivery;
+pub mod webhook_endpoint;

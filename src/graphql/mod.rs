@@ -28,6 +28,7 @@ pub mod scopes;
 pub mod sessions;
 pub mod two_factor;
 pub mod users;
+pub mod webhooks;
 
 use async_graphql::{Context, EmptySubscription, MergedObject, Schema};
 
@@ -60,6 +61,7 @@ pub struct QueryRoot(
     jobs::JobsQuery,
     analytics::AnalyticsQuery,
     reviews::ReviewsQuery,
+    webhooks::WebhooksQuery,
 );
 
 #[derive(MergedObject, Default)]
@@ -83,6 +85,7 @@ pub struct MutationRoot(
     medicinal::MedicinalMutation,
     reviews::ReviewsMutation,
     jobs::JobsMutation,
+    webhooks::WebhooksMutation,
 );
 
 /// Builds the schema. `state` is absent only when printing the SDL.

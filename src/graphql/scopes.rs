@@ -37,6 +37,14 @@ pub const OPEN_TO_KEYS: &[(&str, Scope)] = &[
     ("updateOrderTracking", Scope::OrdersWrite),
     ("users", Scope::CustomersRead),
     ("user", Scope::CustomersRead),
+    ("webhooks", Scope::WebhooksManage),
+    ("webhook", Scope::WebhooksManage),
+    ("webhookDeliveries", Scope::WebhooksManage),
+    ("createWebhook", Scope::WebhooksManage),
+    ("updateWebhook", Scope::WebhooksManage),
+    ("deleteWebhook", Scope::WebhooksManage),
+    ("rotateWebhookSecret", Scope::WebhooksManage),
+    ("redeliverWebhook", Scope::WebhooksManage),
 ];
 
 /// The scope that opens root field `name` to a key, if one does.

@@ -15,8 +15,13 @@ use crate::graphql::logs::LogPage;
 use crate::graphql::privacy::{PrivacyRequest, PrivacyRequestPage};
 use crate::graphql::scalars::Timestamp;
 use crate::graphql::users::User;
+use crate::graphql::webhooks::{
+    WebhookDelivery, WebhookDeliveryPage, WebhookEndpoint, WebhookEndpointPage,
+    WebhookEndpointWithSecret,
+};
 use crate::services::accounts::api_keys::NewApiKey;
 use crate::services::accounts::users::BlockProcessingInput;
+use crate::services::integrations::endpoints::{NewWebhookEndpoint, WebhookEndpointPatch};
 
 /// Query parameters of `GET /api/admin/privacy-requests`.
 #[derive(Deserialize, Serialize, IntoParams)]
@@ -107,6 +112,19 @@ pub struct AdminJobsParams {
     pub kind: Option<String>,
 }
 
+#[derive(Deserialize, Serialize, IntoParams)]
+#[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
+pub struct DeliveriesParams {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub page: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub page_size: Option<i64>,
+    /// pending, delivered or failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<String>,
+}
+
 #[rustfmt::skip]
 pub fn routes() -> Vec<RestRoute> {
     use Method as M;
@@ -181,5 +199,42 @@ pub fn routes() -> Vec<RestRoute> {
             .access(Access::Admin)
             .doc("admin", "Revoke an API key: refused from its next request on; revoking it again changes nothing (admin)")
             .returns::<ApiKey>(),
+        RestRoute::new(M::GET, "/api/admin/webhooks", "Webhooks", doc!("webhooks/webhooks.graphql", "webhook_fields.graphql"), "webhooks")
+            .access(Access::Admin)
+            .doc("webhooks", "Outbound webhook endpoints, newest first (admin, or an API key with webhooks:manage)")
+            .query(query::<PageParams>())
+            .returns::<WebhookEndpointPage>(),
+        RestRoute::new(M::POST, "/api/admin/webhooks", "CreateWebhook", doc!("webhooks/create_webhook.graphql"), "createWebhook")
+            .status(StatusCode::CREATED)
+            .access(Access::Admin)
+            .doc("webhooks", "Register an endpoint: url, eventTypes, description, isActive; the answer's `secret` (whsec_…) is shown this once (admin, or webhooks:manage)")
+            .body(json_body::<NewWebhookEndpoint>("input"))
+            .returns::<WebhookEndpointWithSecret>(),
+        RestRoute::new(M::GET, "/api/admin/webhooks/{id}", "Webhook", doc!("webhooks/webhook.graphql", "webhook_fields.graphql"), "webhook")
+            .access(Access::Admin)
+            .doc("webhooks", "One endpoint, without its secret (admin, or webhooks:manage)")
+            .returns::<WebhookEndpoint>(),
+        RestRoute::new(M::PATCH, "/api/admin/webhooks/{id}", "UpdateWebhook", doc!("webhooks/update_webhook.graphql", "webhook_fields.graphql"), "updateWebhook")
+            .access(Access::Admin)
+            .doc("webhooks", "Change an endpoint; isActive: true turns a disabled one on again and resumes its pending deliveries (admin, or webhooks:manage)")
+            .body(json_body::<WebhookEndpointPatch>("input"))
+            .returns::<WebhookEndpoint>(),
+        RestRoute::new(M::DELETE, "/api/admin/webhooks/{id}", "DeleteWebhook", doc!("webhooks/delete_webhook.graphql"), "deleteWebhook")
+            .status(StatusCode::NO_CONTENT)
+            .access(Access::Admin)
+            .doc("webhooks", "Remove an endpoint and its deliveries (admin, or webhooks:manage)"),
+        RestRoute::new(M::POST, "/api/admin/webhooks/{id}/rotate-secret", "RotateWebhookSecret", doc!("webhooks/rotate_webhook_secret.graphql"), "rotateWebhookSecret")
+            .access(Access::Admin)
+            .doc("webhooks", "A new signing secret, shown this once; the previous one keeps signing alongside it for 24 h (two signatures in webhook-signature) (admin, or webhooks:manage)")
+            .returns::<WebhookEndpointWithSecret>(),
+        RestRoute::new(M::GET, "/api/admin/webhooks/{id}/deliveries", "WebhookDeliveries", doc!("webhooks/webhook_deliveries.graphql", "webhook_delivery_fields.graphql"), "webhookDeliveries")
+            .access(Access::Admin)
+            .doc("webhooks", "An endpoint's deliveries, newest first, each with its attempt log (status, latency, the answer's first KB): state (admin, or webhooks:manage)")
+            .query(query::<DeliveriesParams>())
+            .returns::<WebhookDeliveryPage>(),
+        RestRoute::new(M::POST, "/api/admin/webhook-deliveries/{id}/redeliver", "RedeliverWebhook", doc!("webhooks/redeliver_webhook.graphql", "webhook_delivery_fields.graphql"), "redeliverWebhook")
+            .access(Access::Admin)
+            .doc("webhooks", "Send a delivery again now with a fresh set of attempts (409 endpoint_disabled while its endpoint is off) (admin, or webhooks:manage)")
+            .returns::<WebhookDelivery>(),
     ]
 }

@@ -11,6 +11,7 @@ use crate::actor::RequestCtx;
 use crate::config::Config;
 use crate::entities::order::OrderStatus;
 use crate::services::commerce::orders;
+use crate::services::integrations::delivery;
 use crate::services::notifications::mail;
 use crate::services::payments::{self, reconcile};
 use crate::services::platform::events::{
@@ -33,6 +34,7 @@ pub fn registry(cfg: &Config) -> Registry {
         .with(data_export::PrepareExport)
         .with(erasure::EraseAccount)
         .with(files::DeleteStored)
+        .with(delivery::DeliverWebhook)
         .periodic(sweep, orders::ExpireUnpaid)
         .periodic(sweep, housekeeping::Purge)
         .periodic(
@@ -42,10 +44,12 @@ pub fn registry(cfg: &Config) -> Registry {
     events::dispatch::register(registry, subscribers())
 }
 
-/// The reactions to domain events in this build: transactional email. Events no subscriber
+/// The reactions to domain events in this build: transactional email and outbound webhooks. Events no subscriber
 /// takes are marked dispatched as soon as the runner sees them.
 pub fn subscribers() -> Subscribers {
-    Subscribers::new().with(mail::MailSubscriber)
+    Subscribers::new()
+        .with(mail::MailSubscriber)
+        .with(delivery::WebhookSubscriber)
 }
 
 /// The reactions that must commit with the change itself, run by [`events::record_in`] in the

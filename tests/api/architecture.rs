@@ -165,7 +165,7 @@ fn violations_in(layer: &str, text: &str) -> Vec<String> {
 
 /// The contexts of `src/services/`, from low to high: a context may name only itself and those
 /// ranked below it (ARCHITECTURE.md).
-const CONTEXTS: [&str; 8] = [
+const CONTEXTS: [&str; 9] = [
     "platform",
     "accounts",
     "medicinal",
@@ -174,6 +174,7 @@ const CONTEXTS: [&str; 8] = [
     "payments",
     "notifications",
     "privacy",
+    "integrations",
 ];
 
 /// The one file of `src/services/` outside the ranks: it assembles the contexts (job kinds,

@@ -356,6 +356,16 @@ async fn documented_query_bounds_are_the_enforced_bounds() {
     let product = app.get("/api/products", None).await.body["items"][0]["id"]
         .as_i64()
         .expect("a seeded product");
+    let webhook = app
+        .post(
+            "/api/admin/webhooks",
+            Some(&admin),
+            serde_json::json!({"url": "https://erp.example.cl/hooks", "eventTypes": ["order.paid"]}),
+        )
+        .await
+        .body["id"]
+        .as_i64()
+        .expect("a webhook endpoint");
     let mut checked = std::collections::BTreeSet::new();
     let mut page_size_routes = 0;
     for route in dispensary::rest::routes() {
@@ -363,7 +373,11 @@ async fn documented_query_bounds_are_the_enforced_bounds() {
             continue;
         }
         let op = &doc["paths"][route.path]["get"];
-        let path = route.path.replace("{id}", &product.to_string());
+        let path = if route.path.starts_with("/api/admin/webhooks/") {
+            route.path.replace("{id}", &webhook.to_string())
+        } else {
+            route.path.replace("{id}", &product.to_string())
+        };
         for p in op["parameters"].as_array().unwrap() {
             let name = p["name"].as_str().unwrap();
             if p["in"] != "query" || !p["schema"]["minimum"].is_i64() {

@@ -227,6 +227,10 @@ fn plausible_variables(operation: &str) -> Option<Value> {
         "RequestAccountDeletion" => json!({"input": {"password": CUSTOMER_PASSWORD}}),
         "BlockProcessing" => json!({"id": 2, "input": {"reason": "Edge"}}),
         "CreateApiKey" => json!({"input": {"name": "Edge", "scopes": ["orders:read"]}}),
+        "CreateWebhook" => {
+            json!({"input": {"url": "https://erp.example.cl/h", "eventTypes": ["order.paid"]}})
+        }
+        "UpdateWebhook" => json!({"id": 1, "input": {"isActive": false}}),
         "UpdateMe" => json!({"input": {"name": "Edge Case"}}),
         "ChangePassword" => {
             json!({"input": {"currentPassword": CUSTOMER_PASSWORD, "newPassword": "edgeCase123"}})
@@ -242,6 +246,9 @@ fn plausible_variables(operation: &str) -> Option<Value> {
         | "DeleteMedicinalDocument"
         | "RetryJob"
         | "RevokeApiKey"
+        | "DeleteWebhook"
+        | "RotateWebhookSecret"
+        | "RedeliverWebhook"
         | "ProcessPrivacyRequest"
         | "UnblockProcessing"
         | "RevokeSession"

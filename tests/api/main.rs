@@ -54,4 +54,5 @@ mod two_factor;
 mod uploads;
 mod users;
 mod verify_email;
+mod webhooks;
 mod webpay;

@@ -312,6 +312,19 @@ domain_events! {
     }
     ApiKeyRevoked = ("api_key.revoked", "api_key") { id: i64, public_id: String }
 
+    // Outbound webhooks (never the URL's query or the secret).
+    WebhookEndpointCreated = ("webhook_endpoint.created", "webhook_endpoint") {
+        id: i64, event_types: Vec<String>,
+    }
+    WebhookEndpointUpdated = ("webhook_endpoint.updated", "webhook_endpoint") { id: i64, fields: Vec<String> }
+    WebhookEndpointDeleted = ("webhook_endpoint.deleted", "webhook_endpoint") { id: i64 }
+    WebhookSecretRotated = ("webhook_endpoint.secret_rotated", "webhook_endpoint") {
+        id: i64, previous_valid_until: chrono::DateTime<chrono::Utc>,
+    }
+    /// The server disabled an endpoint: `gone` (it answered 410) or `failing` (24 h of failures).
+    WebhookEndpointDisabled = ("webhook_endpoint.disabled", "webhook_endpoint") { id: i64, reason: String }
+    WebhookRedelivered = ("webhook_delivery.redelivered", "webhook_delivery") { id: i64, endpoint_id: i64 }
+
     // Background jobs.
     /// An operator sent a dead or failed job back to the queue.
     JobRetried = ("job.retried", "job") { id: i64, kind: String, from: JobState }
