@@ -23,6 +23,9 @@ pub struct StoreConfig {
     /// `REQUIRE_VERIFIED_EMAIL_FOR_CHECKOUT` (default false): checkout confirmation refuses users
     /// whose address is not verified (403 `email_not_verified`).
     pub require_verified_email_for_checkout: bool,
+    /// `LOW_STOCK_THRESHOLD` (default 5): a variant whose stock falls from above it to it or
+    /// below records `variant.stock_low` (the `stock.low` webhook).
+    pub low_stock_threshold: i32,
 }
 
 impl StoreConfig {
@@ -40,6 +43,7 @@ impl StoreConfig {
             reservation_ttl_seconds: r.positive("RESERVATION_TTL_SECONDS", 900)?,
             require_verified_email_for_checkout: r
                 .parse("REQUIRE_VERIFIED_EMAIL_FOR_CHECKOUT", false)?,
+            low_stock_threshold: r.parse("LOW_STOCK_THRESHOLD", 5)?,
         })
     }
 }

@@ -575,3 +575,107 @@ async fn endpoints_are_managed_by_admins_or_a_webhooks_manage_key_only() {
         0
     );
 }
+
+#[tokio::test]
+async fn stock_falling_low_is_an_event_from_a_sale_or_an_edit_and_24h_of_failures_disable() {
+    let app = spawn().await;
+    let receiver = Receiver::start().await;
+    let admin = app.admin_token().await;
+    let (id, secret) = endpoint(&app, &admin, &receiver.url, &["stock.low"]).await;
+    let variant = variant_id(&app, "WW-FEM-1G").await;
+    let set_stock = |stock: i64| {
+        let (app, admin) = (&app, admin.clone());
+        async move {
+            let r = app
+                .patch(
+                    &format!("/api/variants/{variant}"),
+                    Some(&admin),
+                    json!({"stock": stock}),
+                )
+                .await;
+            assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        }
+    };
+    set_stock(6).await;
+    let customer = app.customer_token().await;
+    paid_order(&app, &customer, "WW-FEM-1G", 1).await;
+    deliver(&app).await;
+    set_stock(20).await;
+    set_stock(3).await;
+    set_stock(2).await;
+    deliver(&app).await;
+    let got = receiver.got();
+    assert_eq!(receiver.types(), ["stock.low", "stock.low"], "{got:?}");
+    assert!(got.iter().all(|r| r.signed_by(&secret)));
+    let data: Vec<Value> = got.iter().map(|r| r.json()["data"].clone()).collect();
+    assert_eq!(data[0]["variantId"], variant);
+    assert_eq!(data[0]["stock"], 5);
+    assert_eq!(data[0]["threshold"], 5);
+    assert_eq!(data[1]["stock"], 3);
+
+    // A receiver that fails every attempt for a day is disabled (and audited).
+    receiver.status.store(503, Ordering::SeqCst);
+    set_stock(20).await;
+    set_stock(1).await;
+    deliver(&app).await;
+    app.clock.advance(Duration::hours(25));
+    run_jobs(&app).await;
+    let admin = app.admin_token().await;
+    let one = app
+        .get(&format!("/api/admin/webhooks/{id}"), Some(&admin))
+        .await;
+    assert_eq!(one.body["isActive"], false, "{}", one.text);
+    assert_eq!(one.body["disabledReason"], "failing", "{}", one.text);
+    assert!(one.body["failingSince"].is_string());
+    let audit = app
+        .get(
+            "/api/admin/logs?action=webhook_endpoint.disabled",
+            Some(&admin),
+        )
+        .await;
+    assert_eq!(
+        audit.body["items"][0]["meta"]["reason"], "failing",
+        "{}",
+        audit.text
+    );
+}
+
+#[tokio::test]
+async fn an_endpoint_the_server_disables_is_mailed_to_every_admin() {
+    let smtp = crate::smtp::SmtpSim::start().await;
+    let mut vars = crate::mail::smtp_env(&smtp);
+    vars.push(("WEBHOOK_ALLOW_PRIVATE_TARGETS", "true".into()));
+    let app = crate::mail::spawn_with_owned(&vars).await;
+    let receiver = Receiver::start().await;
+    receiver.status.store(410, Ordering::SeqCst);
+    let admin = app.admin_token().await;
+    let (id, secret) = endpoint(&app, &admin, &receiver.url, &["product.updated"]).await;
+    app.patch(
+        "/api/products/1",
+        Some(&admin),
+        json!({"description": "410"}),
+    )
+    .await;
+    deliver(&app).await;
+    deliver(&app).await;
+    let notices: Vec<_> = smtp
+        .messages()
+        .into_iter()
+        .filter(|m| m.subject().is_some_and(|s| s.contains("desactivado")))
+        .collect();
+    assert_eq!(notices.len(), 1, "one admin, one notice");
+    let text = notices[0].body_text(0).unwrap().to_string();
+    assert!(
+        text.contains(&format!("endpoint de webhooks {id} (127.0.0.1)")),
+        "{text}"
+    );
+    assert!(text.contains("410 Gone"), "{text}");
+    assert!(!text.contains(&secret[6..]));
+    let to: Vec<String> = smtp
+        .received()
+        .iter()
+        .filter(|r| String::from_utf8_lossy(&r.data).contains("desactivado"))
+        .flat_map(|r| r.to.clone())
+        .collect();
+    assert_eq!(to, vec![ADMIN_EMAIL.to_string()]);
+}

@@ -214,13 +214,70 @@ pub fn document() -> OpenApi {
         .paths(paths)
         .components(Some(components))
         .tags(Some(
-            ["auth", "users", "privacy", "catalog", "uploads", "addresses", "cart", "checkout", "coupons", "orders", "payments", "medicinal", "reviews", "admin", "operations", "graphql"]
+            ["auth", "users", "privacy", "catalog", "uploads", "addresses", "cart", "checkout", "coupons", "orders", "payments", "medicinal", "reviews", "admin", "webhooks", "operations", "graphql"]
                 .map(|t| TagBuilder::new().name(t).build())
                 .to_vec(),
         ))
         .build()
 }
 
+/// The document as `openapi.yaml` holds it: the paths and, under `webhooks` (OpenAPI 3.1), what
+/// the store POSTs to integrators' endpoints — one entry per event type.
 pub fn yaml() -> String {
-    document().to_yaml().unwrap_or_default()
+    let mut doc = serde_json::to_value(document()).unwrap_or_default();
+    doc["webhooks"] = webhooks();
+    serde_norway::to_string(&doc).unwrap_or_default()
+}
+
+/// One webhook per event type: the signed POST's headers and its body's schema.
+fn webhooks() -> serde_json::Value {
+    use crate::services::integrations::DATA_FIELDS;
+    use serde_json::json;
+    let header = |name: &str, description: &str, example: &str| {
+        json!({"name": name, "in": "header", "required": true, "description": description,
+               "schema": {"type": "string"}, "example": example})
+    };
+    let mut out = serde_json::Map::new();
+    for (kind, fields) in DATA_FIELDS {
+        let properties: serde_json::Map<String, serde_json::Value> = fields
+            .iter()
+            .map(|(name, t)| {
+                let schema = if *t == "array" {
+                    json!({"type": "array", "items": {"type": "string"}})
+                } else {
+                    json!({"type": t})
+                };
+                ((*name).to_string(), schema)
+            })
+            .collect();
+        let required: Vec<&str> = fields.iter().map(|(n, _)| *n).collect();
+        out.insert(
+            (*kind).to_string(),
+            json!({"post": {
+                "tags": ["webhooks"],
+                "summary": format!("{kind}: signed per Standard Webhooks (README, \"Outbound webhooks\")"),
+                "parameters": [
+                    header("webhook-id", "msg_<event id>: the same on every attempt; de-duplicate by it", "msg_812"),
+                    header("webhook-timestamp", "Unix seconds of this attempt", "1765188000"),
+                    header("webhook-signature", "v1,<base64 HMAC-SHA256 of id.timestamp.body> — two, space-separated, for 24 h after a rotation", "v1,K5oZfzN95Z9UVu1EsfQmfVNQhnkZ2pj9o9NDN/H/pI4="),
+                ],
+                "requestBody": {"required": true, "content": {"application/json": {"schema": {
+                    "type": "object",
+                    "required": ["type", "timestamp", "data", "version"],
+                    "properties": {
+                        "type": {"type": "string", "const": kind},
+                        "timestamp": {"type": "string", "format": "date-time"},
+                        "data": {"type": "object", "required": required, "properties": properties},
+                        "version": {"type": "integer", "const": crate::services::integrations::PAYLOAD_VERSION},
+                    },
+                }}}},
+                "responses": {
+                    "2XX": {"description": "Delivered"},
+                    "410": {"description": "Gone: the store disables the endpoint"},
+                    "default": {"description": "Tried again later (8 attempts over about a day)"},
+                },
+            }}),
+        );
+    }
+    serde_json::Value::Object(out)
 }

@@ -15,7 +15,7 @@ use crate::domain::parse_text;
 use crate::entities::{cart_item, order_item, product, product_variant};
 use crate::error::Issues;
 use crate::error::{AppError, AppResult};
-use crate::services::platform::events::DomainEvent;
+use crate::services::platform::events::{self, DomainEvent};
 use crate::services::platform::pagination::Page;
 use crate::services::platform::row_write::{self, Cached};
 use crate::services::platform::unique::ensure_free;
@@ -189,6 +189,12 @@ pub async fn create(
     w.created(created, event).await
 }
 
+/// Whether a stock change from `before` to `after` falls to `threshold` or below from above it
+/// (`variant.stock_low`, the `stock.low` webhook).
+pub fn falls_low(before: i32, after: i32, threshold: i32) -> bool {
+    before > threshold && after <= threshold
+}
+
 pub async fn update(
     st: &AppState,
     ctx: &RequestCtx,
@@ -237,6 +243,21 @@ pub async fn update(
     }
     if let Some(s) = stock {
         am.stock = Set(s as i32);
+        let threshold = st.config.store.low_stock_threshold;
+        if falls_low(w.current.stock, s as i32, threshold) {
+            events::record(
+                &w.txn,
+                st,
+                ctx,
+                DomainEvent::StockLow {
+                    id,
+                    product_id: w.current.product_id,
+                    stock: s as i32,
+                    threshold,
+                },
+            )
+            .await?;
+        }
     }
     if let Some(w) = weight {
         am.weight_grams = Set(w as i32);

@@ -22,6 +22,7 @@ use crate::db::for_update;
 use crate::entities::stock_reservation::ReservationState;
 use crate::entities::{order_item, product_variant, stock_reservation};
 use crate::error::{AppError, AppResult};
+use crate::services::catalog::variants::falls_low;
 
 /// Units held by live reservations, per variant.
 pub async fn reserved<C: ConnectionTrait>(
@@ -179,19 +180,44 @@ pub async fn hold_for_payment<C: ConnectionTrait>(
         let others = held.get(&i.variant_id).copied().unwrap_or(0) - mine;
         v.is_some_and(|v| i64::from(v.stock) - others >= i64::from(i.quantity))
     });
-    Ok(enough.then_some(Taking { order_id, items }))
+    let before = variants
+        .iter()
+        .map(|v| (v.id, (v.product_id, v.stock)))
+        .collect();
+    Ok(enough.then_some(Taking {
+        order_id,
+        items,
+        before,
+    }))
 }
 
 /// A paid order's units, locked and known to be there (see [`hold_for_payment`]).
 pub struct Taking {
     order_id: i64,
     items: Vec<order_item::Model>,
+    /// Each variant's product and stock before the decrement.
+    before: HashMap<i64, (i64, i32)>,
+}
+
+/// A variant whose stock fell from above the low-stock threshold to it or below.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LowStock {
+    pub variant_id: i64,
+    pub product_id: i64,
+    pub stock: i32,
 }
 
 impl Taking {
     /// The guarded decrement: each line's stock goes down (never below zero, else an internal
-    /// error rolls the payment back) and the order's reservations are consumed.
-    pub async fn take<C: ConnectionTrait>(self, conn: &C, now: DateTime<Utc>) -> AppResult<()> {
+    /// error rolls the payment back) and the order's reservations are consumed. Answers the
+    /// variants that fell to `threshold` or below.
+    pub async fn take<C: ConnectionTrait>(
+        self,
+        conn: &C,
+        now: DateTime<Utc>,
+        threshold: i32,
+    ) -> AppResult<Vec<LowStock>> {
+        let mut stock = self.before.clone();
         for i in &self.items {
             let r = product_variant::Entity::update_many()
                 .col_expr(
@@ -209,9 +235,26 @@ impl Taking {
                     i.variant_id
                 )));
             }
+            if let Some((_, s)) = stock.get_mut(&i.variant_id) {
+                *s -= i.quantity;
+            }
         }
         set_reservations(conn, self.order_id, ReservationState::Consumed, now).await?;
-        Ok(())
+        let mut low: Vec<LowStock> = stock
+            .into_iter()
+            .filter(|(id, (_, after))| {
+                self.before
+                    .get(id)
+                    .is_some_and(|(_, before)| falls_low(*before, *after, threshold))
+            })
+            .map(|(variant_id, (product_id, stock))| LowStock {
+                variant_id,
+                product_id,
+                stock,
+            })
+            .collect();
+        low.sort_by_key(|l| l.variant_id);
+        Ok(low)
     }
 }
 

@@ -27,6 +27,7 @@ pub const EVENT_TYPES: &[&str] = &[
     "product.created",
     "product.updated",
     "product.deleted",
+    "stock.low",
     "medicinal_document.reviewed",
     "review.created",
 ];
@@ -41,6 +42,7 @@ pub const SOURCES: &[&str] = &[
     "product.created",
     "product.updated",
     "product.deleted",
+    "variant.stock_low",
     "medicinal_document.reviewed",
     "review.created",
 ];
@@ -118,6 +120,15 @@ pub fn webhook_event(e: &outbox_event::Model) -> Option<(&'static str, Value)> {
                 ("outcome", "outcome"),
             ]),
         ),
+        "variant.stock_low" => (
+            "stock.low",
+            pick(&[
+                ("variantId", "id"),
+                ("productId", "productId"),
+                ("stock", "stock"),
+                ("threshold", "threshold"),
+            ]),
+        ),
         "medicinal_document.reviewed" => (
             "medicinal_document.reviewed",
             pick(&[("documentId", "id"), ("userId", "userId"), ("status", "to")]),
@@ -134,6 +145,87 @@ pub fn webhook_event(e: &outbox_event::Model) -> Option<(&'static str, Value)> {
     })
 }
 
+/// Each webhook event type's `data` fields and their JSON types, for the documentation
+/// (`openapi.yaml`'s `webhooks`); a test checks them against what [`webhook_event`] produces.
+pub const DATA_FIELDS: &[(&str, &[(&str, &str)])] = &[
+    (
+        "order.created",
+        &[
+            ("orderId", "integer"),
+            ("totalCents", "integer"),
+            ("lines", "integer"),
+        ],
+    ),
+    ("order.paid", ORDER_STATUS),
+    ("order.shipped", ORDER_STATUS),
+    ("order.delivered", ORDER_STATUS),
+    ("order.cancelled", ORDER_STATUS),
+    (
+        "payment.failed",
+        &[("paymentId", "integer"), ("orderId", "integer")],
+    ),
+    (
+        "payment.refunded",
+        &[
+            ("paymentId", "integer"),
+            ("orderId", "integer"),
+            ("amountCents", "integer"),
+        ],
+    ),
+    (
+        "payment.refund_required",
+        &[
+            ("paymentId", "integer"),
+            ("orderId", "integer"),
+            ("reason", "string"),
+        ],
+    ),
+    (
+        "product.created",
+        &[("productId", "integer"), ("slug", "string")],
+    ),
+    (
+        "product.updated",
+        &[("productId", "integer"), ("fields", "array")],
+    ),
+    (
+        "product.deleted",
+        &[
+            ("productId", "integer"),
+            ("slug", "string"),
+            ("outcome", "string"),
+        ],
+    ),
+    (
+        "stock.low",
+        &[
+            ("variantId", "integer"),
+            ("productId", "integer"),
+            ("stock", "integer"),
+            ("threshold", "integer"),
+        ],
+    ),
+    (
+        "medicinal_document.reviewed",
+        &[
+            ("documentId", "integer"),
+            ("userId", "integer"),
+            ("status", "string"),
+        ],
+    ),
+    (
+        "review.created",
+        &[
+            ("reviewId", "integer"),
+            ("productId", "integer"),
+            ("rating", "integer"),
+        ],
+    ),
+];
+
+const ORDER_STATUS: &[(&str, &str)] =
+    &[("orderId", "integer"), ("from", "string"), ("to", "string")];
+
 /// The body sent for a webhook event: `{type, timestamp, data, version}`.
 pub fn body(kind: &str, e: &outbox_event::Model, data: Value) -> String {
     json!({
@@ -143,4 +235,113 @@ pub fn body(kind: &str, e: &outbox_event::Model, data: Value) -> String {
         "version": PAYLOAD_VERSION,
     })
     .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(event_type: &str, payload: Value) -> outbox_event::Model {
+        outbox_event::Model {
+            id: 1,
+            event_type: event_type.into(),
+            payload,
+            aggregate_type: "order".into(),
+            aggregate_id: Some(7),
+            audit_log_id: None,
+            actor_user_id: None,
+            trace_id: None,
+            occurred_at: chrono::Utc::now(),
+            dispatched_at: None,
+        }
+    }
+
+    #[test]
+    fn every_webhook_type_is_produced_with_its_documented_fields_only() {
+        let samples = [
+            (
+                "order.created",
+                json!({"id": 7, "totalCents": 1, "lines": 1, "coupon": "X", "reservedUntil": "t"}),
+            ),
+            (
+                "order.status_changed",
+                json!({"id": 7, "from": "pending", "to": "paid", "reason": "payment"}),
+            ),
+            (
+                "order.status_changed",
+                json!({"id": 7, "from": "paid", "to": "shipped", "reason": "admin"}),
+            ),
+            (
+                "order.status_changed",
+                json!({"id": 7, "from": "shipped", "to": "delivered", "reason": "admin"}),
+            ),
+            (
+                "order.status_changed",
+                json!({"id": 7, "from": "paid", "to": "cancelled", "reason": "admin"}),
+            ),
+            (
+                "payment.outcome",
+                json!({"id": 3, "orderId": 7, "outcome": "failed"}),
+            ),
+            (
+                "payment.refunded",
+                json!({"id": 3, "orderId": 7, "amountCents": 100, "type": "full"}),
+            ),
+            (
+                "payment.refund_required",
+                json!({"id": 3, "orderId": 7, "reason": "stock_gone"}),
+            ),
+            ("product.created", json!({"id": 1, "slug": "a"})),
+            (
+                "product.updated",
+                json!({"id": 1, "fields": ["name"], "changes": {}}),
+            ),
+            (
+                "product.deleted",
+                json!({"id": 1, "slug": "a", "outcome": "deleted"}),
+            ),
+            (
+                "variant.stock_low",
+                json!({"id": 2, "productId": 1, "stock": 4, "threshold": 5}),
+            ),
+            (
+                "medicinal_document.reviewed",
+                json!({"id": 9, "from": "pending", "to": "approved", "userId": 4, "expiresAt": null}),
+            ),
+            (
+                "review.created",
+                json!({"id": 5, "productId": 1, "rating": 4}),
+            ),
+        ];
+        let mut produced = Vec::new();
+        for (source, payload) in samples {
+            let (kind, data) = webhook_event(&event(source, payload)).expect(source);
+            let documented = DATA_FIELDS.iter().find(|(t, _)| *t == kind).expect(kind).1;
+            let keys: Vec<&str> = data
+                .as_object()
+                .unwrap()
+                .keys()
+                .map(String::as_str)
+                .collect();
+            let names: Vec<&str> = documented.iter().map(|(n, _)| *n).collect();
+            assert_eq!(keys, names, "{kind}");
+            assert!(
+                data.as_object().unwrap().values().all(|v| !v.is_null()),
+                "{kind}: {data}"
+            );
+            produced.push(kind);
+        }
+        assert_eq!(produced, EVENT_TYPES);
+        // Payments that did not fail, and other status changes, are no webhook event.
+        assert!(webhook_event(&event(
+            "payment.outcome",
+            json!({"id": 3, "orderId": 7, "outcome": "applied"})
+        ))
+        .is_none());
+        assert!(webhook_event(&event(
+            "order.status_changed",
+            json!({"id": 7, "from": "pending", "to": "failed"})
+        ))
+        .is_none());
+    }
 }

@@ -15,7 +15,9 @@ use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use crate::entities::{account_link, order, order_item, outbox_event, privacy_request, user};
+use crate::entities::{
+    account_link, order, order_item, outbox_event, privacy_request, user, webhook_endpoint,
+};
 use crate::services::accounts::links::Purpose;
 use crate::services::commerce::receipts::clp;
 use crate::services::platform::events::{Interest, Subscriber};
@@ -193,6 +195,7 @@ const MAILED: &[&str] = &[
     "auth.recovery_code_used",
     "privacy.export_ready",
     "privacy.erasure_requested",
+    "webhook_endpoint.disabled",
 ];
 
 /// Turns events into `mail.send` jobs.
@@ -208,14 +211,18 @@ impl Subscriber for MailSubscriber {
     }
 
     async fn deliver(&self, st: &AppState, event: &outbox_event::Model) -> Result<(), JobError> {
-        for m in messages_for(st, event).await? {
+        for (n, m) in messages_for(st, event).await?.into_iter().enumerate() {
             let template = m.template;
             let job = NewJob::of::<SendMail>(&MailPayload {
                 receipt_order_id: m.receipt_order_id,
                 link_id: m.link_id,
                 ..MailPayload::new(st, template, m.to, m.context)
             })?
-            .unique(format!("mail:{}:{template}", event.id));
+            .unique(match n {
+                0 => format!("mail:{}:{template}", event.id),
+                // One event mailed to several people (every admin).
+                n => format!("mail:{}:{template}:{n}", event.id),
+            });
             jobs::enqueue(&st.db, st.clock.now(), job).await?;
         }
         Ok(())
@@ -349,8 +356,51 @@ async fn messages_for(
                 link_id: None,
             }])
         }
+        "webhook_endpoint.disabled" => admin_notices(st, event).await,
         _ => Ok(message_for(st, event).await?.into_iter().collect()),
     }
+}
+
+/// An outbound webhook endpoint the server disabled: a notice to every active admin (the
+/// endpoint's host only: its path or query may hold an integrator's token).
+async fn admin_notices(
+    st: &AppState,
+    event: &outbox_event::Model,
+) -> Result<Vec<Outgoing>, JobError> {
+    let Some(endpoint) =
+        webhook_endpoint::Entity::find_by_id(event.aggregate_id.unwrap_or_default())
+            .one(&st.db)
+            .await?
+    else {
+        return Ok(Vec::new());
+    };
+    let host = url::Url::parse(&endpoint.url)
+        .ok()
+        .and_then(|u| u.host_str().map(String::from))
+        .unwrap_or_default();
+    let reason = event.payload.get("reason").cloned().unwrap_or(Value::Null);
+    let admins = user::Entity::find()
+        .filter(user::Column::Role.eq(user::Role::Admin))
+        .order_by_asc(user::Column::Id)
+        .all(&st.db)
+        .await?;
+    Ok(admins
+        .into_iter()
+        .filter(user::Model::is_usable)
+        .map(|a| Outgoing {
+            template: "webhook_disabled",
+            to: a.email,
+            context: json!({
+                "admin": {"name": a.name},
+                "endpointId": endpoint.id,
+                "host": host,
+                "reason": reason,
+                "disabledAt": event.occurred_at.format("%d-%m-%Y %H:%M UTC").to_string(),
+            }),
+            receipt_order_id: None,
+            link_id: None,
+        })
+        .collect())
 }
 
 async fn user_of(st: &AppState, id: Option<i64>) -> Result<Option<user::Model>, JobError> {

@@ -524,7 +524,21 @@ async fn fulfil(
         o.clone()
     };
     transition(st, conn, ctx, &o, OrderStatus::Paid, "payment").await?;
-    taking.take(conn, now).await?;
+    let threshold = st.config.store.low_stock_threshold;
+    for low in taking.take(conn, now, threshold).await? {
+        events::record(
+            conn,
+            st,
+            ctx,
+            DomainEvent::StockLow {
+                id: low.variant_id,
+                product_id: low.product_id,
+                stock: low.stock,
+                threshold,
+            },
+        )
+        .await?;
+    }
     coupons::count_use(conn, &o, 1).await?;
     Ok(Applied::Paid)
 }

@@ -281,6 +281,9 @@ domain_events! {
         expires_at: Option<chrono::DateTime<chrono::Utc>>,
     }
 
+    /// A variant's stock fell from above `LOW_STOCK_THRESHOLD` to it or below (a sale or an edit).
+    StockLow = ("variant.stock_low", "variant") { id: i64, product_id: i64, stock: i32, threshold: i32 }
+
     // Reviews.
     ReviewCreated = ("review.created", "review") { id: i64, product_id: i64, rating: i16 }
     ReviewModerated = ("review.moderated", "review") { id: i64, is_visible: FromTo<bool> }

@@ -59,6 +59,7 @@ templates![
     "data_export_ready",
     "erasure_scheduled",
     "account_erased",
+    "webhook_disabled",
 ];
 
 fn env() -> &'static Environment<'static> {
@@ -164,6 +165,8 @@ mod tests {
                 "exportUrl": "https://tienda.example.cl/account/data-exports/4",
                 "scheduledFor": "10-12-2026 12:00 UTC", "retentionYears": 6,
                 "cancelUrl": "https://tienda.example.cl/account/deletion",
+                "admin": {"name": name}, "endpointId": 4, "host": "erp.example.cl",
+                "disabledAt": "08-12-2026 12:00 UTC",
             });
             for (k, v) in extra.as_object().unwrap() {
                 c[k] = v.clone();
