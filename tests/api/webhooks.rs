@@ -54,6 +54,8 @@ struct Receiver {
     url: String,
     status: Arc<AtomicU16>,
     got: Arc<Mutex<Vec<Received>>>,
+    /// Requests that followed a redirect.
+    redirected: Arc<AtomicUsize>,
 }
 
 impl Receiver {
@@ -79,8 +81,22 @@ impl Receiver {
                         body,
                     });
                     let code = s.load(Ordering::SeqCst);
-                    (StatusCode::from_u16(code).unwrap(), "thanks")
+                    // A redirect points at a path that records what reaches it.
+                    (
+                        StatusCode::from_u16(code).unwrap(),
+                        [(axum::http::header::LOCATION, "/redirected")],
+                        "thanks",
+                    )
                 }
+            }),
+        );
+        let redirected = Arc::new(AtomicUsize::new(0));
+        let r = redirected.clone();
+        let app = app.route(
+            "/redirected",
+            axum::routing::post(move || {
+                r.fetch_add(1, Ordering::SeqCst);
+                async { "followed" }
             }),
         );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -90,6 +106,7 @@ impl Receiver {
             url: format!("http://{addr}/hook"),
             status,
             got,
+            redirected,
         }
     }
 
@@ -394,6 +411,34 @@ async fn a_rotated_secret_keeps_signing_alongside_the_new_one_for_a_day() {
     let receiver = Receiver::start().await;
     let admin = app.admin_token().await;
     let (id, old) = endpoint(&app, &admin, &receiver.url, &["product.updated"]).await;
+    // A redirect is an answer like any other that is not 2xx: not followed, tried again later.
+    receiver.status.store(307, Ordering::SeqCst);
+    app.patch(
+        "/api/products/1",
+        Some(&admin),
+        json!({"description": "Redirigida"}),
+    )
+    .await;
+    deliver(&app).await;
+    assert_eq!(receiver.got().len(), 1);
+    assert_eq!(
+        receiver.redirected.load(Ordering::SeqCst),
+        0,
+        "a redirect was followed"
+    );
+    let r = app
+        .get(
+            &format!("/api/admin/webhooks/{id}/deliveries"),
+            Some(&admin),
+        )
+        .await;
+    assert_eq!(r.body["items"][0]["state"], "pending", "{}", r.text);
+    assert_eq!(r.body["items"][0]["lastStatus"], 307, "{}", r.text);
+    receiver.status.store(200, Ordering::SeqCst);
+    app.clock.advance(Duration::seconds(75));
+    run_jobs(&app).await;
+    assert_eq!(receiver.got().len(), 2);
+    receiver.got.lock().unwrap().clear();
     let r = app
         .post(
             &format!("/api/admin/webhooks/{id}/rotate-secret"),
