@@ -62,8 +62,16 @@ BEYOND_SCHEMA = {
     # Uniqueness of one field across list items (uniqueItems compares whole items).
     ("items[].variantId", "duplicate"),
     ("variants[].sku", "duplicate"),
-    # The server's configuration: a provider without credentials.
+    ("scopes[]", "duplicate"),
+    ("eventTypes[]", "duplicate"),
+    # The server's configuration: a provider without credentials; a webhook URL whose name
+    # resolves where webhooks may not go (checked at delivery) or, in production, plain http.
     ("provider", "provider_unavailable"),
+    ("url", "address_not_allowed"),
+    ("url", "insecure_scheme"),
+    # A URL as the WHATWG parser reads it (no JSON Schema pattern states it), without credentials.
+    ("url", "invalid_format"),
+    ("url", "credentials_in_url"),
     # A file's contents (its type is decided by its bytes).
     ("file", "*"),
     ("image", "*"),

@@ -7,12 +7,14 @@ use utoipa::openapi::path::{Parameter, ParameterIn};
 use utoipa::openapi::schema::{Object, SchemaFormat, SchemaType, Type};
 use utoipa::openapi::{KnownFormat, RefOr, Schema};
 
+use crate::domain::Scope;
 use crate::domain::{EMAIL_MAX, NAME_MAX, PASSWORD_MAX, PASSWORD_MIN, PHONE_DIGITS, REGIONS};
-use crate::services::accounts::addresses;
+use crate::services::accounts::{addresses, api_keys};
 use crate::services::catalog::text::{DESCRIPTION_MAX, IMAGE_URL_MAX, SKU_MAX, SLUG_MAX};
 use crate::services::catalog::variants::{MAX_PRICE, MAX_QUANTITY, OPTION_LABEL_MAX};
 use crate::services::catalog::{self, reviews};
 use crate::services::commerce::{analytics, cart, coupons, orders};
+use crate::services::integrations::{self, delivery, endpoints};
 use crate::services::medicinal::documents as medicinal;
 use crate::services::platform::pagination::MAX_PAGE_SIZE;
 
@@ -258,6 +260,15 @@ pub fn param_rules() -> Vec<(&'static str, &'static str, Rule)> {
         ("Products", "priceMax", int(price_min, i64::MAX)),
         ("Products", "sort", sort()),
         (
+            "WebhookDeliveries",
+            "state",
+            one_of(
+                [delivery::PENDING, delivery::DELIVERED, delivery::FAILED]
+                    .iter()
+                    .copied(),
+            ),
+        ),
+        (
             "AdminPayments",
             "status",
             blank_or(&crate::entities::payment::PaymentStatus::ALL.map(|s| s.as_str())),
@@ -402,7 +413,45 @@ pub fn body_rules() -> Vec<(&'static str, &'static str, Rule)> {
     for s in ["CouponInput", "UpdateCouponInput"] {
         rules.extend(coupon(s));
     }
+    rules.extend(integration_rules());
     rules
+}
+
+/// API keys' and webhook endpoints' fields.
+fn integration_rules() -> Vec<(&'static str, &'static str, Rule)> {
+    let mut rules = Vec::new();
+    rules.push(("NewApiKey", "name", plain(api_keys::NAME_MAX)));
+    rules.push((
+        "NewApiKey",
+        "scopes",
+        one_of(Scope::ALL.iter().map(|s| s.as_str())),
+    ));
+    for s in ["NewWebhookEndpoint", "WebhookEndpointPatch"] {
+        rules.push((s, "url", webhook_url()));
+        rules.push((
+            s,
+            "eventTypes",
+            one_of(integrations::EVENT_TYPES.iter().copied()),
+        ));
+        rules.push((s, "description", blank_or_plain(endpoints::DESCRIPTION_MAX)));
+    }
+    rules
+}
+
+fn one_of<'a>(values: impl Iterator<Item = &'a str>) -> Rule {
+    Rule::OneOf(values.map(str::to_string).collect())
+}
+
+/// A webhook URL: at most 2048 characters without control characters; what the WHATWG URL
+/// parser accepts, its scheme and its address are the server's checks (400 `invalid_format`,
+/// `insecure_scheme`, `credentials_in_url`, `address_not_allowed`), beyond what a pattern states.
+fn webhook_url() -> Rule {
+    Rule::Str {
+        min: None,
+        max: Some(integrations::targets::URL_MAX),
+        pattern: Some(edge_text_pattern()),
+        format: None,
+    }
 }
 
 fn is_nullable(o: &Object) -> bool {

@@ -118,6 +118,14 @@ pub fn constrain(schemas: &mut [(String, RefOr<Schema>)]) -> Vec<String> {
             });
         let applied = match target {
             Some(RefOr::T(Schema::Object(p))) => constraints::apply(p, &rule),
+            // A list: the rule is its items'.
+            Some(RefOr::T(Schema::Array(a))) => match &mut a.items {
+                utoipa::openapi::schema::ArrayItems::RefOrSchema(item) => match item.as_mut() {
+                    RefOr::T(Schema::Object(o)) => constraints::apply(o, &rule),
+                    _ => false,
+                },
+                _ => false,
+            },
             // A narrower choice than the referenced enum: stated inline.
             Some(target @ RefOr::Ref(_)) if matches!(rule, constraints::Rule::OneOf(_)) => {
                 let mut o = ObjectBuilder::new().schema_type(Type::String).build();

@@ -43,6 +43,7 @@ pub struct NewApiKey {
     pub name: String,
     /// `products:read`, `products:write`, `orders:read`, `orders:write` (status and tracking),
     /// `customers:read`, `webhooks:manage`.
+    #[schema(min_items = 1)]
     pub scopes: Vec<String>,
     /// When the key stops working (in the future); none: until revoked.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -75,7 +76,7 @@ pub async fn create(st: &AppState, ctx: &RequestCtx, input: NewApiKey) -> AppRes
     let scopes = issues.take(Scope::parse_list("scopes", &input.scopes));
     let expires_at = input.expires_at.map(|t| t.0);
     if expires_at.is_some_and(|t| t <= now) {
-        issues.push("expiresAt", "not_in_future");
+        issues.push("expiresAt", "in_past");
     }
     issues.finish()?;
     let (Some(name), Some(scopes)) = (name, scopes) else {

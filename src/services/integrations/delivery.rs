@@ -20,7 +20,7 @@ use sea_orm::{
 };
 use serde::{Deserialize, Serialize};
 
-use super::{body, endpoints, signing, targets, webhook_event, SOURCES};
+use super::{body, signing, targets, webhook_event, SOURCES};
 use crate::actor::RequestCtx;
 use crate::db::begin_write;
 use crate::domain::Scope;
@@ -196,7 +196,7 @@ async fn attempt(
         Err(reason) => return Ok(failed(reason, true)),
     };
     let now = st.clock.now();
-    let secrets = endpoints::signing_secrets(st, endpoint, now)?;
+    let secrets = signing::signing_secrets(st, endpoint, now)?;
     let id = format!("msg_{}", d.event_id);
     let timestamp = now.timestamp();
     let signature = signing::signature_header(&secrets, &id, timestamp, d.payload.as_bytes())?;
@@ -441,7 +441,11 @@ pub async fn list(
     state: Option<String>,
     page: Page,
 ) -> AppResult<(Vec<DeliveryView>, u64)> {
-    endpoints::get(st, ctx, endpoint_id).await?;
+    ctx.require_scope(Scope::WebhooksManage)?;
+    webhook_endpoint::Entity::find_by_id(endpoint_id)
+        .one(&st.db)
+        .await?
+        .ok_or_else(|| AppError::not_found("Webhook endpoint"))?;
     let mut q = webhook_delivery::Entity::find()
         .filter(webhook_delivery::Column::EndpointId.eq(endpoint_id));
     if let Some(s) = state {

@@ -3,7 +3,7 @@
 //! again; it is stored sealed (signing needs it back).
 
 use async_graphql::InputObject;
-use chrono::{DateTime, Duration, Utc};
+use chrono::Duration;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, PaginatorTrait,
     QueryFilter, QueryOrder, QuerySelect, Set,
@@ -17,14 +17,14 @@ use crate::db::{begin_write, for_update};
 use crate::domain::{parse_text, Invalid, Scope};
 use crate::entities::{webhook_delivery, webhook_endpoint};
 use crate::error::{AppError, AppResult, Issues};
-use crate::infra::crypto::DataKey;
 use crate::services::platform::events::{self, DomainEvent};
 use crate::services::platform::pagination::Page;
 use crate::state::AppState;
 
 /// How long a rotated-out secret keeps signing alongside the new one.
 pub const ROTATION_OVERLAP: Duration = Duration::hours(24);
-const DESCRIPTION_MAX: usize = 500;
+/// An endpoint's description, in characters.
+pub const DESCRIPTION_MAX: usize = 500;
 
 #[derive(InputObject, Deserialize, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -34,6 +34,7 @@ pub struct NewWebhookEndpoint {
     /// `https` (also `http` outside production); no credentials in it.
     pub url: String,
     /// One or more of the webhook event types (README, "Outbound webhooks").
+    #[schema(min_items = 1)]
     pub event_types: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
@@ -49,6 +50,7 @@ pub struct WebhookEndpointPatch {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(min_items = 1)]
     pub event_types: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
@@ -61,32 +63,6 @@ pub struct WebhookEndpointPatch {
 pub struct WithSecret {
     pub endpoint: webhook_endpoint::Model,
     pub secret: String,
-}
-
-fn key(st: &AppState) -> DataKey {
-    DataKey::new(&st.config.auth.data_encryption_key)
-}
-
-fn context(id: i64) -> String {
-    format!("webhook_endpoint:{id}")
-}
-
-/// The secrets that sign now: the current one, and the previous one during its overlap.
-pub fn signing_secrets(
-    st: &AppState,
-    e: &webhook_endpoint::Model,
-    now: DateTime<Utc>,
-) -> AppResult<Vec<String>> {
-    let open = |sealed: &str| -> AppResult<String> {
-        String::from_utf8(key(st).open(sealed, &context(e.id))?).map_err(AppError::internal)
-    };
-    let mut secrets = vec![open(&e.secret)?];
-    if let (Some(previous), Some(until)) = (&e.previous_secret, e.previous_secret_until) {
-        if until > now {
-            secrets.push(open(previous)?);
-        }
-    }
-    Ok(secrets)
 }
 
 fn parse_event_types(field: &str, names: &[String]) -> Result<String, Invalid> {
@@ -167,7 +143,7 @@ pub async fn create(
     .insert(&txn)
     .await?;
     let mut am = row.clone().into_active_model();
-    am.secret = Set(key(st).seal(secret.as_bytes(), &context(row.id))?);
+    am.secret = Set(signing::seal(st, row.id, &secret)?);
     let row = am.update(&txn).await?;
     events::record(
         &txn,
@@ -322,7 +298,7 @@ pub async fn rotate_secret(st: &AppState, ctx: &RequestCtx, id: i64) -> AppResul
     let mut am = current.clone().into_active_model();
     am.previous_secret = Set(Some(current.secret.clone()));
     am.previous_secret_until = Set(Some(until));
-    am.secret = Set(key(st).seal(secret.as_bytes(), &context(id))?);
+    am.secret = Set(signing::seal(st, id, &secret)?);
     am.updated_at = Set(now);
     let row = am.update(&txn).await?;
     events::record(

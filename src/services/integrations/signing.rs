@@ -1,7 +1,8 @@
 //! Standard Webhooks signing (<https://www.standardwebhooks.com>): a secret `whsec_<base64>`,
 //! and per message `webhook-id`, `webhook-timestamp` and `webhook-signature: v1,<base64 of
 //! HMAC-SHA256(key, "<id>.<timestamp>.<body>")>` — several space-separated while a rotated
-//! secret still signs.
+//! secret still signs. Secrets are stored sealed under `DATA_ENCRYPTION_KEY` (`seal`) and opened
+//! to sign (`signing_secrets`).
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
@@ -9,7 +10,12 @@ use hmac::{Hmac, Mac};
 use rand::RngCore;
 use sha2::Sha256;
 
+use chrono::{DateTime, Utc};
+
+use crate::entities::webhook_endpoint;
 use crate::error::{AppError, AppResult};
+use crate::infra::crypto::DataKey;
+use crate::state::AppState;
 
 pub const SECRET_PREFIX: &str = "whsec_";
 /// Random bytes in a new secret (Standard Webhooks suggests 24 to 64).
@@ -20,6 +26,37 @@ pub fn new_secret() -> String {
     let mut bytes = [0u8; SECRET_BYTES];
     rand::thread_rng().fill_bytes(&mut bytes);
     format!("{SECRET_PREFIX}{}", STANDARD.encode(bytes))
+}
+
+fn key(st: &AppState) -> DataKey {
+    DataKey::new(&st.config.auth.data_encryption_key)
+}
+
+fn context(endpoint_id: i64) -> String {
+    format!("webhook_endpoint:{endpoint_id}")
+}
+
+/// A secret as stored: sealed under `DATA_ENCRYPTION_KEY`, bound to its endpoint.
+pub fn seal(st: &AppState, endpoint_id: i64, secret: &str) -> AppResult<String> {
+    key(st).seal(secret.as_bytes(), &context(endpoint_id))
+}
+
+/// The secrets that sign now: the current one, and the previous one during its overlap.
+pub fn signing_secrets(
+    st: &AppState,
+    e: &webhook_endpoint::Model,
+    now: DateTime<Utc>,
+) -> AppResult<Vec<String>> {
+    let open = |sealed: &str| -> AppResult<String> {
+        String::from_utf8(key(st).open(sealed, &context(e.id))?).map_err(AppError::internal)
+    };
+    let mut secrets = vec![open(&e.secret)?];
+    if let (Some(previous), Some(until)) = (&e.previous_secret, e.previous_secret_until) {
+        if until > now {
+            secrets.push(open(previous)?);
+        }
+    }
+    Ok(secrets)
 }
 
 /// One `v1,<base64>` signature of a message under `secret`.
